@@ -1,0 +1,309 @@
+"""Configuration: a typed schema, an embedded default, and clear errors.
+
+The schema lives in ``SCHEMA`` (one entry per key: type, default, check, help). The embedded
+default file ``miragen/data/default.toml`` is generated from it and shown by
+``miragen config show``. Every problem is reported with its dotted key and the reason; a file
+with problems is refused as a whole (``ConfigError`` lists them all).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (JetPack 6)
+    import tomli as tomllib
+
+DEFAULT_CONFIG_PATHS = ("/etc/miragen/miragen.toml",)
+ENV_CONFIG = "MIRAGEN_CONFIG"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key."""
+
+    type: type | tuple[type, ...]
+    default: Any
+    help: str
+    check: Callable[[Any], str | None] | None = None  # returns a reason when bad
+    choices: tuple[Any, ...] | None = None
+
+
+def _range(lo: float | None = None, hi: float | None = None) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if isinstance(v, float) and not math.isfinite(v):
+            return "must be a finite number"
+        if lo is not None and v < lo:
+            return f"must be ≥ {lo} (got {v})"
+        if hi is not None and v > hi:
+            return f"must be ≤ {hi} (got {v})"
+        return None
+
+    return check
+
+
+def _transport(v: str) -> str | None:
+    if v == "sim" or v == "" or any(v.startswith(p) and len(v) > len(p) for p in ("midi:", "serial:", "raw:")):
+        return None
+    return "must be 'sim', 'midi:<port name part>', 'serial:<device or pyserial URL>' or 'raw:/dev/snd/midiC*D*'"
+
+
+def _midi_input(v: str) -> str | None:
+    if v == "":
+        return None
+    return _transport(v) if v != "sim" else None
+
+
+def _hex_pattern(v: str) -> str | None:
+    parts = v.replace(",", " ").split()
+    if not parts:
+        return "must list hex bytes, e.g. 'F0 7D 01 * F7' (* matches any byte)"
+    for p in parts:
+        if p == "*":
+            continue
+        try:
+            b = int(p, 16)
+        except ValueError:
+            return f"'{p}' is not a hex byte"
+        if not 0 <= b <= 255:
+            return f"'{p}' is not a byte"
+    return None
+
+
+SOUNDS = ("lower1", "upper1", "lower2", "upper2", "lower3", "upper3")
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "paths": {
+        "state": Key(str, "/var/lib/miragen", "state folder: inbox/, requests/, rejected/, corpus/, models/, out/, miragen.db"),
+        "usb_stick": Key(str, "", "folder of a mounted Gotek USB stick; disk images and IMG.CFG are copied there (empty: off)"),
+    },
+    "audio": {
+        "rate": Key(int, 29411, "target sample rate in Hz (Mirage default 1 MHz / 34)", _range(4000, 50000)),
+        "raw_rate": Key(int, 29411, "rate assumed for headerless .pcm/.raw input", _range(1000, 200000)),
+        "max_bytes": Key(int, 65536, "longest output in bytes; longer input is cut with a fade-out (or refused with strict)", _range(256, 65536)),
+        "dither": Key(str, "tpdf", "dither when quantising to 8 bits", choices=("tpdf", "none")),
+        "strict": Key(bool, False, "refuse input longer than max_bytes instead of cutting it"),
+        "max_input_mb": Key(int, 64, "refuse input files larger than this many MB", _range(1, 4096)),
+        "fade_ms": Key(float, 10.0, "fade-out applied when cutting a long input", _range(0, 1000)),
+    },
+    "train": {
+        "engine": Key(str, "wavegan", "generative engine", choices=("wavegan", "pygan")),
+        "mode": Key(str, "cycle", "what a class holds: single cycles or one-shots", choices=("cycle", "oneshot")),
+        "seconds": Key(int, 300, "time budget per training run", _range(1, 7 * 86400)),
+        "device": Key(str, "auto", "torch device: auto (CUDA when present), cpu or cuda", choices=("auto", "cpu", "cuda")),
+        "debounce_s": Key(float, 30.0, "wait this long after new material before retraining a class", _range(0, 86400)),
+        "checkpoint_every": Key(int, 200, "write a checkpoint every N steps", _range(1, 10**7)),
+        "threads": Key(int, 0, "CPU threads for torch (0: all cores)", _range(0, 256)),
+    },
+    "generate": {
+        "count": Key(int, 4, "candidates written per request", _range(1, 64)),
+        "oversample": Key(int, 4, "draw this many times more candidates than asked, for the gate to choose from", _range(1, 64)),
+        "gate": Key(bool, True, "drop silent, duplicate and copied candidates"),
+        "copy_factor": Key(float, 0.5, "a candidate nearer to a training sample than this × the corpus's median nearest-neighbour distance is a copy", _range(0, 10)),
+        "duplicate_factor": Key(float, 0.25, "candidates nearer to each other than this × the same distance are duplicates", _range(0, 10)),
+    },
+    "deliver": {
+        "route": Key(str, "disk", "where generated sounds go", choices=("sysex", "disk", "both")),
+        "transport": Key(str, "sim", "SysEx transport: sim, midi:<port name part>, serial:<device or URL>, raw:/dev/snd/midiCxDy", _transport),
+        "template": Key(str, "", "disk image made on a real Mirage, used as the template for disk delivery (empty: the synthetic, non-booting template)"),
+        "sound": Key(str, "lower1", "sound of the disk image that receives deliveries", choices=SOUNDS),
+        "half": Key(str, "lower", "memory half for SysEx delivery", choices=("lower", "upper")),
+        "wavesample": Key(int, 1, "wavesample number 1..8 that receives a delivery", _range(1, 8)),
+        "baud": Key(int, 31250, "serial speed (MIDI is 31,250)", _range(300, 4_000_000)),
+        "chunk_size": Key(int, 256, "bytes written per chunk when pacing a dump", _range(1, 65536)),
+        "chunk_gap_ms": Key(float, 0.0, "pause after each chunk (0: none beyond the wire speed)", _range(0, 10000)),
+        "tries": Key(int, 3, "attempts per dump (NAK or timeout → retry with backoff)", _range(1, 20)),
+        "ack_margin_s": Key(float, 2.0, "extra seconds beyond the wire time to wait for ACK/NAK", _range(0.1, 600)),
+        "verify": Key(bool, False, "read each delivered wavesample back and compare"),
+    },
+    "midi": {
+        "input": Key(str, "", "where triggers arrive: midi:<port name part>, serial:<device or URL>, raw:/dev/snd/midiCxDy (empty: no MIDI input)", _midi_input),
+        "max_message_bytes": Key(int, 4096, "longest SysEx accepted as a trigger; longer input is dropped", _range(16, 1 << 20)),
+    },
+    "daemon": {
+        "rescan_s": Key(float, 60.0, "full rescan of the inbox (catches missed events)", _range(1, 86400)),
+        "settle_s": Key(float, 1.0, "a dropped file must keep its size and mtime this long before ingest", _range(0, 3600)),
+        "max_file_mb": Key(int, 64, "files larger than this are rejected", _range(1, 4096)),
+        "watchdog_s": Key(float, 30.0, "systemd watchdog interval expected (WatchdogSec)", _range(1, 3600)),
+        "polling": Key(bool, False, "use the polling observer (network shares)"),
+    },
+    "logging": {
+        "level": Key(str, "INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    },
+}
+
+TRIGGER_SCHEMA: dict[str, Key] = {
+    "message": Key(str, "note_on", "MIDI message that fires", choices=("note_on", "program_change", "control_change", "sysex")),
+    "channel": Key(int, 0, "MIDI channel 1..16 (0: any)", _range(0, 16)),
+    "note": Key(int, -1, "note number for note_on (-1: any)", _range(-1, 127)),
+    "program": Key(int, -1, "program number for program_change (-1: any)", _range(-1, 127)),
+    "control": Key(int, -1, "controller number for control_change (-1: any)", _range(-1, 127)),
+    "value": Key(int, -1, "controller value for control_change (-1: any)", _range(-1, 127)),
+    "pattern": Key(str, "F0 7D * F7", "hex bytes of a SysEx message, * matches one byte", _hex_pattern),
+    "class": Key(str, "", "class to generate from (empty: the first class)"),
+    "count": Key(int, 1, "candidates to make", _range(1, 64)),
+    "half": Key(str, "lower", "memory half", choices=("lower", "upper")),
+    "wavesample": Key(int, 1, "wavesample 1..8", _range(1, 8)),
+    "route": Key(str, "", "sysex, disk or both (empty: deliver.route)", choices=("", "sysex", "disk", "both")),
+}
+
+
+def _check_value(dotted: str, spec: Key, value: Any) -> str | None:
+    want = spec.type
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if want is int and isinstance(value, bool) or not isinstance(value, want):
+        tname = want.__name__ if isinstance(want, type) else "/".join(t.__name__ for t in want)
+        return f"{dotted}: must be a {tname} (got {type(value).__name__} {value!r})"
+    if spec.choices is not None and value not in spec.choices:
+        return f"{dotted}: must be one of {', '.join(repr(c) for c in spec.choices)} (got {value!r})"
+    if spec.check is not None:
+        reason = spec.check(value)
+        if reason:
+            return f"{dotted}: {reason}"
+    return None
+
+
+def defaults() -> dict[str, Any]:
+    """The effective configuration when no file is given."""
+    cfg: dict[str, Any] = {s: {k: copy.deepcopy(v.default) for k, v in keys.items()} for s, keys in SCHEMA.items()}
+    cfg["trigger"] = []
+    return cfg
+
+
+def validate(data: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """Merge ``data`` over the defaults; raise ConfigError listing every problem."""
+    problems: list[str] = []
+    cfg = defaults()
+    for section, body in data.items():
+        if section == "trigger":
+            if not isinstance(body, list) or not all(isinstance(t, dict) for t in body):
+                problems.append("trigger: must be an array of tables ([[trigger]])")
+                continue
+            for i, table in enumerate(body):
+                trig = {k: copy.deepcopy(v.default) for k, v in TRIGGER_SCHEMA.items()}
+                for key, value in table.items():
+                    dotted = f"trigger[{i}].{key}"
+                    spec = TRIGGER_SCHEMA.get(key)
+                    if spec is None:
+                        problems.append(f"{dotted}: unknown key")
+                        continue
+                    reason = _check_value(dotted, spec, value)
+                    if reason:
+                        problems.append(reason)
+                    else:
+                        trig[key] = float(value) if spec.type is float else value
+                cfg["trigger"].append(trig)
+            continue
+        keys = SCHEMA.get(section)
+        if keys is None:
+            problems.append(f"{section}: unknown section")
+            continue
+        if not isinstance(body, dict):
+            problems.append(f"{section}: must be a table ([{section}])")
+            continue
+        for key, value in body.items():
+            dotted = f"{section}.{key}"
+            spec = keys.get(key)
+            if spec is None:
+                problems.append(f"{dotted}: unknown key")
+                continue
+            reason = _check_value(dotted, spec, value)
+            if reason:
+                problems.append(reason)
+            else:
+                cfg[section][key] = float(value) if spec.type is float else value
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def parse_text(text: str, source: str = "config") -> dict[str, Any]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], source) from None
+    return validate(data, source)
+
+
+def load(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Load the effective configuration.
+
+    ``path`` given: that file. Otherwise ``$MIRAGEN_CONFIG``, then ``/etc/miragen/miragen.toml``
+    when present, else the embedded default.
+    """
+    if path is None:
+        env = os.environ.get(ENV_CONFIG)
+        if env:
+            path = env
+        else:
+            for p in DEFAULT_CONFIG_PATHS:
+                if Path(p).is_file():
+                    path = p
+                    break
+    if path is None:
+        return parse_text(default_text(), "embedded default")
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(["file not found"], str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read: {exc}"], str(p)) from None
+    return parse_text(text, str(p))
+
+
+def default_text() -> str:
+    """The embedded default configuration file, with comments."""
+    return resources.files("miragen").joinpath("data/default.toml").read_text(encoding="utf-8")
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(v)
+
+
+def render(cfg: dict[str, Any]) -> str:
+    """Render a configuration as TOML, one comment line of help per key."""
+    lines: list[str] = []
+    for section, keys in SCHEMA.items():
+        lines.append(f"[{section}]")
+        for key, spec in keys.items():
+            lines.append(f"# {spec.help}" + (f" ({' | '.join(map(str, spec.choices))})" if spec.choices else ""))
+            lines.append(f"{key} = {_toml_value(cfg[section][key])}")
+        lines.append("")
+    for trig in cfg.get("trigger", []):
+        lines.append("[[trigger]]")
+        for key in TRIGGER_SCHEMA:
+            lines.append(f"{key} = {_toml_value(trig[key])}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def generate_default_text() -> str:
+    """Text of ``data/default.toml`` (regenerate with ``python -m miragen.config``)."""
+    example = (
+        "# Example trigger: note C3 on channel 10 makes one new sound of class 'default'\n"
+        "# and delivers it to wavesample 1 of the lower half.\n"
+        "# [[trigger]]\n# message = \"note_on\"\n# channel = 10\n# note = 48\n"
+        "# class = \"default\"\n# count = 1\n# half = \"lower\"\n# wavesample = 1\n"
+    )
+    head = "# Miragen configuration (embedded default). Unknown keys are refused.\n\n"
+    return head + render(defaults()) + "\n" + example
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.stdout.write(generate_default_text())

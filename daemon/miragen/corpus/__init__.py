@@ -1,0 +1,1 @@
+"""The training library: datasets (folders of classes), synthetic corpus, clustering."""

@@ -1,0 +1,137 @@
+"""A dataset: named classes of float32 waves, loaded from a folder.
+
+Files directly in the folder form one class (named after the folder); each subfolder is a
+class of its own. Every file the audio core accepts can be used (WAV, AIFF, FLAC, raw 8-bit
+``.pcm``/``.raw``). In ``cycle`` mode each file is one single cycle, resampled (band-limited,
+periodic) to ``cycle_len`` points; in ``oneshot`` mode each file is resampled to the target
+rate and cut at ``max_len`` samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, MiragenError
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = {".wav", ".wave", ".aif", ".aiff", ".aifc", ".flac", ".pcm", ".raw"}
+
+
+@dataclass
+class Dataset:
+    mode: str  # "cycle" | "oneshot"
+    rate: int
+    classes: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    names: dict[str, list[str]] = field(default_factory=dict)
+    cycle_len: int = 256
+
+    @property
+    def class_names(self) -> list[str]:
+        return sorted(self.classes)
+
+    def all_waves(self) -> list[np.ndarray]:
+        return [w for c in self.class_names for w in self.classes[c]]
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.classes.values())
+
+    def subset(self, cls: str) -> "Dataset":
+        if cls not in self.classes:
+            raise MiragenError(f"class '{cls}' not found (classes: {', '.join(self.class_names) or 'none'})")
+        return Dataset(self.mode, self.rate, {cls: self.classes[cls]}, {cls: self.names[cls]}, self.cycle_len)
+
+    def split(self, train_fraction: float = 0.8, seed: int = 0) -> tuple["Dataset", "Dataset"]:
+        """Split every class into train / held-out parts (at least one item in each when ≥ 2)."""
+        rng = random.Random(seed)
+        train = Dataset(self.mode, self.rate, cycle_len=self.cycle_len)
+        held = Dataset(self.mode, self.rate, cycle_len=self.cycle_len)
+        for c in self.class_names:
+            idx = list(range(len(self.classes[c])))
+            rng.shuffle(idx)
+            k = int(round(train_fraction * len(idx)))
+            if len(idx) >= 2:
+                k = min(max(k, 1), len(idx) - 1)
+            for part, sel in ((train, idx[:k]), (held, idx[k:])):
+                part.classes[c] = [self.classes[c][i] for i in sel]
+                part.names[c] = [self.names[c][i] for i in sel]
+        return train, held
+
+
+def cycle_from_wave(x: np.ndarray, cycle_len: int) -> np.ndarray:
+    """One single cycle → exactly ``cycle_len`` points, DC removed, peak 1 (periodic resampling)."""
+    from scipy.signal import resample
+
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) != cycle_len:
+        x = resample(x, cycle_len)
+    x = x - x.mean()
+    peak = np.max(np.abs(x)) if len(x) else 0.0
+    if peak > 1e-9:
+        x = x / peak
+    return x.astype(np.float32)
+
+
+def list_audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
+
+
+def load_dataset(
+    folder: str | Path,
+    mode: str = "cycle",
+    *,
+    rate: int = 29411,
+    raw_rate: int = 29411,
+    cycle_len: int = 256,
+    max_len: int = 65536,
+    only_class: str | None = None,
+) -> Dataset:
+    """Load ``folder`` as a dataset; unreadable files are skipped with a warning naming them."""
+    from ..audio.io import read_audio
+    from ..audio.resample import resample
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MiragenError(f"{folder}: not a folder of training sounds")
+    groups: dict[str, list[Path]] = {}
+    top = list_audio_files(folder)
+    if top:
+        groups[folder.name or "default"] = top
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = list_audio_files(sub)
+        if files:
+            groups[sub.name] = files
+    if only_class is not None:
+        if only_class not in groups:
+            raise MiragenError(f"{folder}: no class '{only_class}' (classes: {', '.join(sorted(groups)) or 'none'})")
+        groups = {only_class: groups[only_class]}
+    ds = Dataset(mode, rate, cycle_len=cycle_len)
+    for cls, files in groups.items():
+        waves, names = [], []
+        for f in files:
+            try:
+                audio = read_audio(f, raw_rate=raw_rate)
+            except InputError as exc:
+                log.warning("skipped %s", exc)
+                continue
+            x = audio.samples
+            if len(x) < 2 or not np.all(np.isfinite(x)):
+                log.warning("skipped %s: no usable samples", f)
+                continue
+            if mode == "cycle":
+                w = cycle_from_wave(x, cycle_len)
+            else:
+                w = resample(x, audio.rate, rate)[:max_len].astype(np.float32)
+            waves.append(w)
+            names.append(f.name)
+        if waves:
+            ds.classes[cls] = waves
+            ds.names[cls] = names
+    if len(ds) == 0:
+        raise MiragenError(f"{folder}: no usable training sounds found")
+    return ds
