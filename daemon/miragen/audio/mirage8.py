@@ -1,0 +1,187 @@
+"""Float audio → Mirage 8-bit wave data. The one quantiser of the project.
+
+Rules (``shared/mirage/FORMAT.md`` §1):
+
+- 8-bit unsigned, 0x80 is the centre line; **no 0x00 byte** (the ES5503 stops on it), so the
+  scale is built to reach 0x01..0xFF only and any 0 left would become 1;
+- DC removed (the mean of the kept part is subtracted);
+- peak-normalised without clipping and without wraparound: the peak maps to ±127 LSB (±126
+  with TPDF dither, whose ±1 LSB must not push a sample out of range);
+- optional TPDF dither (the sum of two uniform ±½ LSB noises, triangular on ±1 LSB);
+- silence stays silence: a signal whose peak (after DC removal) is below
+  :data:`SILENCE_PEAK` (−80 dBFS, under half an LSB of 12-bit audio) is written as a flat
+  0x80 with a warning, instead of normalising its noise up to full scale. Quiet but real
+  content above that threshold is normalised like anything else;
+- length padded to whole 256-byte pages with 0x80; longer than ``max_bytes`` is cut (with a
+  short fade-out and a warning) or refused (``strict``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import FormatError, InputError
+from .resample import resample
+
+log = logging.getLogger(__name__)
+
+PAGE = 256
+CENTRE = 0x80
+MAX_WAVESAMPLE_BYTES = 65536  # one 64 KB memory half
+SILENCE_PEAK = 1e-4  # −80 dBFS
+
+
+@dataclass
+class Prepared:
+    """Mirage-ready wave data."""
+
+    data: bytes  # whole pages, no 0x00, ≤ max_bytes
+    warnings: list[str] = field(default_factory=list)
+    cut: bool = False  # the input was longer than max_bytes and was cut
+    rate: int = 29411  # sample rate of ``data``
+    samples: int = 0  # samples before page padding
+    silent: bool = False  # the input was (near) silence, written as flat 0x80
+
+    @property
+    def pages(self) -> int:
+        return len(self.data) // PAGE
+
+
+def _tpdf(n: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.random(n) - rng.random(n)  # triangular on (−1, 1) LSB
+
+
+def to_mirage8(x: np.ndarray, *, dither: str = "tpdf", rng: np.random.Generator | None = None) -> np.ndarray:
+    """Quantise float samples to Mirage 8-bit: DC removed, peak-normalised, values 1..255.
+
+    No padding. A (near) silent input (peak < :data:`SILENCE_PEAK` after DC removal) gives a
+    flat 0x80. ``rng`` drives the dither; without one, a fixed seed makes the result
+    reproducible.
+    """
+    if dither not in ("tpdf", "none"):
+        raise ValueError(f"dither must be 'tpdf' or 'none' (got {dither!r})")
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint8)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("samples contain NaN or infinite values")
+    x = x - x.mean()
+    peak = float(np.max(np.abs(x)))
+    if peak < SILENCE_PEAK:
+        return np.full(n, CENTRE, dtype=np.uint8)
+    if dither == "tpdf":
+        rng = rng if rng is not None else np.random.default_rng(0)
+        y = x * (126.0 / peak) + _tpdf(n, rng)  # |y| < 127
+    else:
+        y = x * (127.0 / peak)  # |y| ≤ 127
+    q = np.rint(y)
+    np.clip(q, -127.0, 127.0, out=q)  # a no-op by construction; guards rounding at the edges
+    u8 = (q + CENTRE).astype(np.uint8)
+    u8[u8 == 0] = 1
+    return u8
+
+
+def pad_to_pages(u8: np.ndarray | bytes) -> np.ndarray:
+    """Pad to a whole number of 256-byte pages with 0x80 (the centre line)."""
+    a = np.frombuffer(u8, dtype=np.uint8) if isinstance(u8, (bytes, bytearray, memoryview)) else np.asarray(u8, dtype=np.uint8)
+    rest = (-len(a)) % PAGE
+    if rest == 0:
+        return a.copy()
+    return np.concatenate([a, np.full(rest, CENTRE, dtype=np.uint8)])
+
+
+def check_mirage8(data: bytes, *, max_bytes: int = MAX_WAVESAMPLE_BYTES) -> None:
+    """Raise :class:`FormatError` unless ``data`` is valid Mirage wave data.
+
+    Valid: at least one page, whole 256-byte pages, at most ``max_bytes`` (one 64 KB half),
+    no 0x00 byte.
+    """
+    n = len(data)
+    if n == 0:
+        raise FormatError("wave data is empty (at least one 256-byte page is needed)")
+    if n % PAGE:
+        raise FormatError(f"wave data is {n} bytes, not a whole number of 256-byte pages")
+    if n > max_bytes:
+        raise FormatError(f"wave data is {n} bytes, more than the {max_bytes}-byte limit")
+    a = np.frombuffer(bytes(data), dtype=np.uint8)
+    zeros = np.flatnonzero(a == 0)
+    if len(zeros):
+        raise FormatError(f"wave data holds {len(zeros)} 0x00 byte(s) (the Mirage stops on 0x00)", offset=int(zeros[0]))
+
+
+def _fade_out(x: np.ndarray, rate: int, fade_ms: float) -> np.ndarray:
+    n = min(len(x), int(round(rate * fade_ms / 1000.0)))
+    if n <= 0:
+        return x
+    x = x.copy()
+    # raised-cosine from 1 down to 0, the last sample exactly 0
+    ramp = 0.5 * (1.0 + np.cos(np.pi * np.arange(1, n + 1) / n))
+    x[-n:] *= ramp
+    return x
+
+
+def prepare(
+    x: np.ndarray,
+    rate: int,
+    *,
+    target_rate: int = 29411,
+    max_bytes: int = 65536,
+    dither: str = "tpdf",
+    strict: bool = False,
+    fade_ms: float = 10.0,
+    rng: np.random.Generator | None = None,
+    source: str = "input",
+) -> Prepared:
+    """Everything between decoded audio and the Mirage: mono, resample, cut, quantise, pad.
+
+    ``x`` is float audio (1-D, or 2-D frames × channels, mixed to mono) at ``rate`` Hz.
+    Input longer than ``max_bytes`` (rounded down to whole pages) after resampling is cut with
+    a ``fade_ms`` fade-out and a warning, or refused with ``strict`` (:class:`InputError`
+    naming ``source``). The result always passes :func:`check_mirage8`.
+    """
+    limit = (min(int(max_bytes), MAX_WAVESAMPLE_BYTES) // PAGE) * PAGE
+    if limit < PAGE:
+        raise InputError(source, f"max_bytes {max_bytes} is below one 256-byte page")
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    elif x.ndim != 1:
+        raise InputError(source, f"audio must be 1-D or frames × channels (got shape {x.shape})")
+    if len(x) == 0:
+        raise InputError(source, "no audio: 0 samples")
+    if not np.all(np.isfinite(x)):
+        raise InputError(source, "the audio contains invalid (NaN or infinite) sample values")
+    warnings: list[str] = []
+    y = resample(x, int(rate), int(target_rate)).astype(np.float64) if int(rate) != int(target_rate) else x
+    if len(y) == 0:
+        y = x[:1]
+    cut = False
+    if len(y) > limit:
+        secs = len(y) / target_rate
+        if strict:
+            raise InputError(
+                source,
+                f"too long: {len(y)} samples ({secs:.2f} s at {target_rate} Hz) exceed the "
+                f"{limit}-byte limit ({limit / target_rate:.2f} s); refused (strict)",
+            )
+        y = y[:limit]
+        y = y - y.mean()
+        y = _fade_out(y, int(target_rate), fade_ms)
+        cut = True
+        warnings.append(
+            f"{source}: cut from {secs:.2f} s to {limit / target_rate:.2f} s "
+            f"({limit} bytes at {target_rate} Hz) with a {fade_ms:g} ms fade-out"
+        )
+    u8 = to_mirage8(y, dither=dither, rng=rng)
+    silent = float(np.max(np.abs(y - y.mean()))) < SILENCE_PEAK
+    if silent:
+        warnings.append(f"{source}: the audio is silent (peak below −80 dBFS); written as flat 0x80")
+    data = pad_to_pages(u8).tobytes()
+    check_mirage8(data, max_bytes=limit)
+    for w in warnings:
+        log.info("%s", w)  # callers decide how to show them (the CLI prints them)
+    return Prepared(data=data, warnings=warnings, cut=cut, rate=int(target_rate), samples=len(u8), silent=silent)
