@@ -1,0 +1,187 @@
+"""Deliver one wavesample to a Mirage over any transport: select, dump, handshake, verify.
+
+1. Select the wavesample with front-panel key presses (MASOS: 0x15 / 0x14 + digit).
+2. Send the 0x06 dump paced (chunks, optional gaps, never faster than the wire).
+3. Wait for 0x09 (ACK) or 0x0A (NAK) with a timeout of the wire time plus a margin; on NAK or
+   timeout, retry with exponential backoff, ``tries`` attempts in all. A lost link ends at once.
+4. ``verify``: ask for the wavesample back (0x04) and compare the bytes; a read-back that
+   is missing or fails its checksum is asked for again (``tries`` times).
+
+Success is reported only after an ACK (and, with ``verify``, identical bytes read back).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from ..errors import InputError
+from ..mirage import sysex as S
+from .base import LinkLost, Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class DeliveryResult:
+    ok: bool
+    bytes_sent: int  # every byte written, all tries (keys, dumps, requests)
+    wire_floor_s: float  # wire time of one dump message at 31,250 baud
+    elapsed_s: float
+    tries: int
+    verified: bool
+    error: str | None = None
+    naks: int = 0
+    timeouts: int = 0
+    dump_bytes: int = 0  # length of one 0x06 message
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["wire_floor_s"] = round(self.wire_floor_s, 4)
+        d["elapsed_s"] = round(self.elapsed_s, 4)
+        return d
+
+
+def check_wavesample(data: bytes) -> None:
+    """Refuse data a 0x06 dump cannot carry, before any byte is sent."""
+    if not data or len(data) % 256:
+        raise InputError("wavesample", f"{len(data)} bytes; a dump carries whole pages of 256 bytes (1..255 pages)")
+    if len(data) > S.MAX_DUMP_PAGES * 256:
+        raise InputError("wavesample", f"{len(data) // 256} pages; one SysEx dump carries at most {S.MAX_DUMP_PAGES} pages "
+                         f"({S.MAX_DUMP_PAGES * 256} bytes); shorten it or deliver it on a disk image")
+    zero = data.find(b"\x00")
+    if zero >= 0:
+        raise InputError("wavesample", f"byte {zero} is 0x00, which stops the Mirage's sound chip; "
+                         "wave data must be 1..255 (convert it with `miragen convert`)")
+
+
+def _wait_for(transport: Transport, kinds: tuple[str, ...], timeout: float) -> tuple[str, Any] | None:
+    """Wait for a Mirage message of one of ``kinds``; other messages are skipped.
+
+    Returns (kind, decoded message), ("bad", SysexError) for a Mirage message of the wanted
+    command that fails its checks, or None on timeout.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        msg = transport.receive_message(remaining)
+        if msg is None:
+            return None
+        if len(msg) < 5 or msg[0] != 0xF0 or msg[1:3] != b"\x0f\x01":
+            log.debug("skipping a message that is not from a Mirage: %s", msg[:8].hex())
+            continue
+        try:
+            m = S.decode(msg)
+        except S.SysexError as exc:
+            if msg[3] == S.CMD_WAVESAMPLE_DUMP and "wavesample_dump" in kinds:
+                return ("bad", exc)
+            log.info("skipping a malformed message from the Mirage: %s", exc)
+            continue
+        if m.kind in kinds:
+            return (m.kind, m)
+        log.debug("skipping %s while waiting for %s", m.kind, "/".join(kinds))
+
+
+def deliver_wavesample(
+    transport: Transport,
+    data: bytes,
+    *,
+    half: str,
+    number: int,
+    tries: int = 3,
+    verify: bool = False,
+    chunk_size: int = 256,
+    chunk_gap_s: float = 0.0,
+    ack_margin_s: float = 2.0,
+    progress: Progress | None = None,
+    backoff_s: float = 0.5,
+    select_settle_s: float = 0.05,
+) -> DeliveryResult:
+    """Put ``data`` (whole pages, 1..255 of them, no 0x00) into wavesample ``number`` of
+    ``half``. Raises InputError for data no dump can carry; every other failure comes back as
+    ``DeliveryResult(ok=False, error=...)``."""
+    data = bytes(data)
+    check_wavesample(data)
+    keys = S.encode_keys(S.select_wavesample_keys(half, number))
+    dump = S.encode_wavesample_dump(data)
+    floor = S.wire_seconds(len(dump))
+    transport.chunk_size = int(chunk_size)
+    transport.chunk_gap_s = float(chunk_gap_s)
+    tries = max(1, int(tries))
+    t0 = time.monotonic()
+    start_written = transport.bytes_written
+    result = DeliveryResult(False, 0, floor, 0.0, 0, False, dump_bytes=len(dump))
+    # paced sends return when the last byte has left the wire; add what may still travel
+    ack_timeout = ack_margin_s + transport.in_flight_s(len(dump))
+    total = len(keys) + len(dump)
+
+    def finish(ok: bool, error: str | None = None) -> DeliveryResult:
+        result.ok = ok
+        result.error = error
+        result.bytes_sent = transport.bytes_written - start_written
+        result.elapsed_s = time.monotonic() - t0
+        if error:
+            log.warning("delivery to %s wavesample %d over %s failed: %s", half, number, transport.name, error)
+        return result
+
+    try:
+        acked = False
+        for attempt in range(1, tries + 1):
+            result.tries = attempt
+            if attempt > 1:
+                time.sleep(backoff_s * 2 ** (attempt - 2))
+            transport.drain()
+            transport.send(keys, progress=progress, done=0, total=total)
+            if select_settle_s > 0:
+                time.sleep(select_settle_s)
+            transport.send(dump, progress=progress, done=len(keys), total=total)
+            answer = _wait_for(transport, ("ack", "nak"), ack_timeout)
+            if answer is None:
+                result.timeouts += 1
+                log.info("try %d/%d: no ACK/NAK within %.1f s", attempt, tries, ack_timeout)
+                continue
+            if answer[0] == "nak":
+                result.naks += 1
+                log.info("try %d/%d: NAK", attempt, tries)
+                continue
+            acked = True
+            break
+        if not acked:
+            return finish(False, f"no ACK after {tries} tries ({result.naks} NAK, {result.timeouts} timed out)")
+        if not verify:
+            return finish(True)
+        # read back
+        read_timeout = ack_margin_s + transport.reply_s(len(dump))
+        for attempt in range(1, tries + 1):
+            if attempt > 1:
+                time.sleep(backoff_s * 2 ** (attempt - 2))
+            transport.drain()
+            transport.send(S.encode_wavesample_request())
+            answer = _wait_for(transport, ("wavesample_dump",), read_timeout)
+            if answer is None:
+                log.info("read-back %d/%d: no dump within %.1f s", attempt, tries, read_timeout)
+                continue
+            if answer[0] == "bad":
+                log.info("read-back %d/%d: %s", attempt, tries, answer[1])
+                transport.send(S.encode_nak())
+                continue
+            transport.send(S.encode_ack())
+            back = answer[1].data or b""
+            if back == data:
+                result.verified = True
+                return finish(True)
+            if len(back) != len(data):
+                return finish(False, f"ACK received, but the read-back is {len(back)} bytes, not {len(data)}")
+            first = next(i for i in range(len(data)) if back[i] != data[i])
+            return finish(False, f"ACK received, but the read-back differs from byte {first} on")
+        return finish(False, f"ACK received, but no good read-back after {tries} requests")
+    except LinkLost as exc:
+        return finish(False, f"link lost: {exc}")
+    except TransportError as exc:
+        return finish(False, str(exc))
