@@ -1,0 +1,85 @@
+"""``miragen convert IN... -o DIR``: any accepted audio → Mirage 8-bit .pcm, .wav and .png."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert audio files to Mirage 8-bit wave data (.pcm, .wav, .png)",
+        description=(
+            "Convert WAV (8/16/24/32-bit, float), AIFF/AIFC, FLAC or raw unsigned 8-bit .pcm/.raw "
+            "files to Mirage wave data: mono, resampled with an anti-aliasing filter, DC removed, "
+            "peak-normalised, 8-bit unsigned with no 0x00 byte, padded to whole 256-byte pages. "
+            "Writes DIR/<stem>.pcm, DIR/<stem>.wav and DIR/<stem>.png for each input. A bad input "
+            "is reported on one line and skipped; the exit code is then 2."
+        ),
+    )
+    p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created when missing)")
+    p.add_argument("--rate", type=int, metavar="HZ", help="target sample rate (default: config [audio] rate, 29411)")
+    p.add_argument("--max-bytes", type=int, metavar="N", help="longest output in bytes (default: config [audio] max_bytes, 65536)")
+    p.add_argument("--dither", choices=("tpdf", "none"), help="dither when quantising (default: config [audio] dither)")
+    p.add_argument("--strict", action="store_true", default=None, help="refuse inputs longer than --max-bytes instead of cutting them")
+    p.add_argument("--config", metavar="FILE", help="configuration file")
+    p.set_defaults(func=_convert)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .. import config as configmod
+    from ..audio.convert import convert_file, write_outputs
+    from ..errors import MiragenError
+
+    audio = configmod.load(args.config)["audio"]
+    rate = args.rate if args.rate is not None else audio["rate"]
+    max_bytes = args.max_bytes if args.max_bytes is not None else audio["max_bytes"]
+    dither = args.dither or audio["dither"]
+    strict = audio["strict"] if args.strict is None else True
+    if not 1000 <= rate <= 200000:
+        print(f"miragen: error: --rate {rate}: must be between 1000 and 200000 Hz", file=sys.stderr)
+        return 2
+    if not 256 <= max_bytes <= 65536:
+        print(f"miragen: error: --max-bytes {max_bytes}: must be between 256 and 65536", file=sys.stderr)
+        return 2
+
+    out = Path(args.out)
+    failed = 0
+    used: set[str] = set()
+    for src in args.inputs:
+        try:
+            prepared = convert_file(
+                src,
+                rate=rate,
+                max_bytes=max_bytes,
+                dither=dither,
+                strict=strict,
+                raw_rate=audio["raw_rate"],
+                fade_ms=audio["fade_ms"],
+                max_file_bytes=audio["max_input_mb"] * 2**20,
+            )
+        except MiragenError as exc:
+            print(f"miragen: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        stem = Path(src).stem
+        n = 2
+        while stem in used:  # two inputs with the same name: keep both
+            stem = f"{Path(src).stem}-{n}"
+            n += 1
+        used.add(stem)
+        for w in prepared.warnings:
+            print(f"miragen: warning: {w}", file=sys.stderr)
+        try:
+            files = write_outputs(prepared, out, stem, rate)
+        except OSError as exc:
+            print(f"miragen: error: {out}: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        print(f"{src} → {files[0].with_suffix('.{pcm,wav,png}')}  ({len(prepared.data)} bytes, {prepared.pages} pages at {rate} Hz)")
+    if failed:
+        print(f"miragen: {failed} of {len(args.inputs)} input(s) not converted", file=sys.stderr)
+        return 2
+    return 0
