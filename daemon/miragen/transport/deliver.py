@@ -127,7 +127,7 @@ def deliver_wavesample(
         result.bytes_sent = transport.bytes_written - start_written
         result.elapsed_s = time.monotonic() - t0
         if error:
-            log.warning("delivery to %s wavesample %d over %s failed: %s", half, number, transport.name, error)
+            log.info("delivery to %s wavesample %d over %s failed: %s", half, number, transport.name, error)
         return result
 
     try:

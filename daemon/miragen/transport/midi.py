@@ -14,6 +14,7 @@ import glob
 import logging
 import os
 import select
+import sys
 import time
 from typing import Any
 
@@ -60,6 +61,9 @@ class MidoTransport(Transport):
                  output_port: Any = None, chunk_size: int = 256, chunk_gap_s: float = 0.0, **kw: Any):
         super().__init__(f"midi:{name_part}", rate=None, chunk_size=chunk_size, chunk_gap_s=chunk_gap_s, **kw)
         if input_port is None or output_port is None:
+            if backend is None and sys.platform.startswith("linux") and not os.path.exists(SEQ_DEVICE):
+                raise TransportError(f"MIDI port {name_part!r}: {SEQ_DEVICE} is missing, so there is no ALSA sequencer "
+                                     "for mido/rtmidi (load snd-seq, or use raw:/dev/snd/midiC*D* or serial:)")
             be = _backend(backend)
             try:
                 out_names = be.get_output_names()
