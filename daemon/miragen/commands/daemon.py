@@ -1,0 +1,37 @@
+"""``miragen daemon``: the long-running service (systemd unit ``miragen.service``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .. import config as configmod
+from ..errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("daemon", help="run the service: drop folder, job queue, MIDI triggers, delivery",
+                       description="Run the Miragen service on the state folder of the configuration "
+                                   "(see docs/daemon.md). Stops cleanly on SIGTERM.")
+    p.add_argument("--config", metavar="FILE", help="configuration file (default: $MIRAGEN_CONFIG, /etc/miragen/miragen.toml, or the embedded default)")
+    p.add_argument("--state", metavar="DIR", help="state folder (overrides paths.state)")
+    p.add_argument("--until-idle", action="store_true", help="process the drop folders and the queue, then exit")
+    p.add_argument("--max-seconds", type=float, metavar="S", help="stop after S seconds whatever is left (queue kept)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        cfg = configmod.load(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"miragen daemon: {exc.source}: {problem}", file=sys.stderr)
+        return 2
+    if args.state:
+        cfg["paths"]["state"] = args.state
+    if args.verbose == 0 and not args.quiet:
+        logging.getLogger().setLevel(cfg["logging"]["level"])
+    from ..service.daemon import Daemon
+
+    return Daemon(cfg).run(until_idle=args.until_idle, max_seconds=args.max_seconds)

@@ -1,0 +1,335 @@
+"""The heavy stages of the daemon: request → generate → deliver, and train.
+
+Each function runs one job to its end (done, failed, or put back for later) and is idempotent:
+it records where it is in the job's payload before each step that cannot be undone, so a
+restart after kill -9 finishes the job without repeating a delivery.
+
+Training policy (one model line per class, ``models/<class>/vNNNN``):
+- new material schedules a retrain of its class ``train.debounce_s`` after the latest file;
+- the run gets ``train.seconds`` (a run stopped by SIGTERM checkpoints and resumes with the rest
+  of its budget);
+- the class is split into training and held-out material (when it has at least
+  ``MIN_JUDGE_CLASS`` sounds) and the new model is judged by ``judge.metrics.evaluate``;
+- the new model becomes *current* when it passes, or when the class has no current model yet
+  (a first model serves even when it fails or the class is too small to judge: the candidate
+  gate still filters what it makes, and its status shows the verdict);
+- otherwise the previous model keeps serving and the new one is kept beside it, judged failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import MiragenError
+from ..fsutil import atomic_copy, atomic_write_bytes, atomic_write_text
+from .jobs import Job
+from .requests import RequestError, parse_request_file, unique_name, write_record
+from .state import printable, reject_file, safe_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .daemon import Daemon
+
+log = logging.getLogger(__name__)
+
+MIN_JUDGE_CLASS = 8  # fewer sounds than this: no held-out split, the model is not judged
+JUDGE_SAMPLES = 64
+MODEL_WAIT_S = 2.0  # a request whose class is still training is looked at again after this
+
+IMG_CFG = """# FlashFloppy (Gotek) ≥ v3.39: Ensoniq Mirage disk images (450,560 bytes)
+[::450560]
+cyls = 80
+heads = 1
+secs = 6
+bps = 1024,1024,1024,1024,1024,512
+id = 0
+rate = 250
+"""
+
+
+class Stopping(Exception):
+    """Raised inside a long step when the daemon is asked to stop (checkpoint and put back)."""
+
+
+# ------------------------------------------------------------------------------ requests
+def run_request(d: "Daemon", job: Job) -> None:
+    """A claimed request file (or a trigger's request) → result record + generate job."""
+    p = job.payload
+    state, queue = d.state, d.queue
+    if "name" not in p:
+        src = state.root / p["path"]
+        original = p.get("original") or src.name
+        try:
+            if src.is_symlink() or not src.is_file():
+                raise RequestError(f"{printable(Path(original).name)}: not a regular file (links are not followed)")
+            request = parse_request_file(src)
+        except RequestError as exc:
+            name = unique_name(state, Path(original).stem)
+            dest = state.unique_in(state.rejected, safe_name(Path(original).name))
+            write_record(state, name, state="failed", reason=str(exc), source=f"file {printable(original)}", request={})
+            reject_file(state, src, original, str(exc), dest)
+            queue.finish(job)
+            log.info("rejected request %s: %s", printable(original), exc)
+            return
+        p["name"] = unique_name(state, request["name"] or Path(original).stem)
+        p["request"] = request
+        p["source"] = f"file {printable(original)}"
+        queue.save_payload(job)
+    name = p["name"]
+    record = {"state": "queued", "request": p["request"], "source": p.get("source", "")}
+    if p.get("path"):
+        src = state.root / p["path"]
+        kept = state.records / f"{name}.request{Path(p['path']).suffix.lower()}"
+        if src.exists():
+            os.replace(src, kept)
+        record["request_file"] = str(kept.relative_to(state.root))
+    write_record(state, name, **record)
+    with queue.transaction() as c:
+        queue.add("generate", {"name": name, "request": p["request"]}, key=f"generate:{name}", subject=name, conn=c)
+        queue.finish(job, conn=c)
+    log.info("request %s queued (%s)", name, record["source"])
+
+
+# ------------------------------------------------------------------------------ training
+def _dataset(d: "Daemon", cls: str):
+    from ..corpus.dataset import load_dataset
+
+    a = d.cfg["audio"]
+    return load_dataset(d.state.corpus, d.cfg["train"]["mode"], rate=a["rate"], raw_rate=a["raw_rate"],
+                        max_len=a["max_bytes"], only_class=cls)
+
+
+def run_train(d: "Daemon", job: Job) -> None:
+    from ..engines.base import Budget, Progress, engine_class
+
+    cls = job.subject
+    p = job.payload
+    t = d.cfg["train"]
+    try:
+        ds = _dataset(d, cls)
+    except MiragenError as exc:
+        d.queue.fail(job, f"class {cls}: {exc}")
+        return
+    if "version" not in p:
+        folder = d.state.models / cls
+        existing = sorted(folder.glob("v[0-9][0-9][0-9][0-9]")) if folder.is_dir() else []
+        p["version"] = f"v{len(existing) + 1:04d}"
+        p["elapsed"] = 0.0
+        p["files"] = len(ds)
+        d.queue.save_payload(job)
+    version = p["version"]
+    model_dir = d.state.models / cls / version
+    ckpt_dir = d.state.models / cls / f"checkpoint-{version}"
+    remaining = max(1.0, float(t["seconds"]) - float(p.get("elapsed", 0.0)))
+
+    stop = d.stopping
+
+    class StoppableBudget(Budget):
+        def done(self, step: int) -> bool:  # noqa: D401 - ends on budget or on shutdown
+            return stop.is_set() or super().done(step)
+
+    def progress(pr: Progress) -> None:
+        d.beat("train")
+        d.set_activity("train", f"{cls} step {pr.step} ({pr.elapsed_s:.0f}/{remaining:.0f} s)")
+
+    options = {"device": t["device"], "threads": t["threads"], "checkpoint_every": t["checkpoint_every"]}
+    engine = engine_class(t["engine"])(**options)
+    train_ds, held_ds = (ds.split(0.8, seed=0) if len(ds) >= MIN_JUDGE_CLASS else (ds, None))
+    budget = StoppableBudget(seconds=remaining)
+    if (model_dir / "model.json").is_file():  # saved before a kill: judge it, do not train again
+        from ..engines.base import load_model
+
+        model = load_model(model_dir)
+    else:
+        log.info("training class %s (%d sounds, %s, %.0f s)", cls, len(ds), version, remaining)
+        try:
+            model = engine.fit(train_ds, budget, progress, ckpt_dir)
+        except MiragenError as exc:
+            d.queue.fail(job, f"training class {cls} failed: {exc}")
+            return
+        if stop.is_set():
+            p["elapsed"] = float(p.get("elapsed", 0.0)) + budget.elapsed()
+            d.queue.requeue(job, error="stopped by shutdown; resumes from its checkpoint", uncount=True)
+            log.info("training of %s checkpointed at shutdown (%.0f s done)", cls, p["elapsed"])
+            return
+        part = model_dir.with_name(version + ".part")
+        if part.exists():
+            shutil.rmtree(part)  # our own half-saved model folder from a killed run (never user data)
+        model.save(part)
+        os.replace(part, model_dir)
+    report: dict[str, Any] = {"files": len(ds), "seconds": t["seconds"]}
+    passed = False
+    if held_ds is not None and len(held_ds):
+        from ..judge.metrics import evaluate
+
+        gen = model.sample(JUDGE_SAMPLES, cls, seed=0)
+        rep = evaluate(gen, train_ds.classes[cls], held_ds.classes[cls], t["mode"], rate=d.cfg["audio"]["rate"])
+        passed = bool(rep.passed)
+        report.update(judged=True, passed=passed, reasons=list(rep.reasons), metrics=rep.to_dict().get("metrics", {}))
+    else:
+        report.update(judged=False, passed=False, reasons=[f"class has {len(ds)} sounds; {MIN_JUDGE_CLASS} needed to judge"])
+    current = d.queue.current_model(cls)
+    make_current = passed or current is None
+    rel = str(model_dir.relative_to(d.state.root))
+    if not any(m["path"] == rel for m in d.queue.models()):  # not recorded before a kill
+        d.queue.add_model(cls, rel, passed, report, make_current)
+    d.queue.finish(job)
+    log.info("class %s: model %s %s%s", cls, version, "passed" if passed else "not passed",
+             " and serves now" if make_current else "; the previous model keeps serving")
+
+
+# ------------------------------------------------------------------------------ generation
+def _pick_class(d: "Daemon", wanted: str) -> str | None:
+    if wanted:
+        return wanted
+    classes = sorted(m["class"] for m in d.queue.models() if m["current"])
+    if classes:
+        return classes[0]
+    counts = d.queue.class_counts()
+    return sorted(counts)[0] if counts else None
+
+
+def run_generate(d: "Daemon", job: Job) -> None:
+    from ..engines.base import load_model
+    from ..engines.generate import generate_to_folder
+
+    p = job.payload
+    name, req = p["name"], p["request"]
+    cls = _pick_class(d, req.get("class", ""))
+    if cls is None:
+        _fail_request(d, job, name, "no class to generate from: the corpus is empty (drop sounds into inbox/)")
+        return
+    current = d.queue.current_model(cls)
+    if current is None:
+        training = [j for j in d.queue.jobs(kind="train") if j.subject == cls and j.state in ("queued", "running")]
+        if training:
+            d.set_activity("generate", f"{name} waits for class {cls} to train")
+            d.queue.requeue(job, delay_s=MODEL_WAIT_S, uncount=True)
+            return
+        known = sorted(d.queue.class_counts())
+        why = (f"class '{cls}' has no trained model" + (f" (classes: {', '.join(known)})" if known else " (the corpus is empty)"))
+        _fail_request(d, job, name, why)
+        return
+    write_record(d.state, name, state="running", **{"class": cls})
+    d.set_activity("generate", f"{name}: {req['count']} of {cls}")
+    model = load_model(d.state.root / current["path"])
+    out_dir = d.state.out / name
+    g = d.cfg["generate"]
+    try:
+        train_waves = _dataset(d, cls).classes.get(cls)
+    except MiragenError:
+        train_waves = None
+    result = generate_to_folder(model, int(req["count"]), out_dir, cls=cls, cfg=d.cfg, gate=g["gate"],
+                                train_waves=train_waves, seed=job.id)
+    files = [str(Path(f).relative_to(d.state.root)) if Path(f).is_absolute() else str(f) for f in result.files]
+    pcms = [f for f in files if f.endswith(".pcm")]
+    if not pcms:
+        _fail_request(d, job, name, "the generator made no candidate that passed the gate", files=files)
+        return
+    route = req.get("route") or d.cfg["deliver"]["route"]
+    deliver = {"name": name, "pcm": pcms[0], "route": route, "half": req["half"], "wavesample": req["wavesample"],
+               "sound": req.get("sound") or d.cfg["deliver"]["sound"]}
+    write_record(d.state, name, state="running", files=files, model=current["path"])
+    with d.queue.transaction() as c:
+        d.queue.add("deliver", deliver, key=f"deliver:{name}", subject=name, conn=c)
+        d.queue.finish(job, conn=c)
+
+
+def _fail_request(d: "Daemon", job: Job, name: str, reason: str, **fields: Any) -> None:
+    write_record(d.state, name, state="failed", reason=reason, **fields)
+    d.queue.fail(job, reason)
+    log.warning("request %s failed: %s", name, reason)
+
+
+# ------------------------------------------------------------------------------ delivery
+def run_deliver(d: "Daemon", job: Job) -> None:
+    p = job.payload
+    name = p["name"]
+    data = (d.state.root / p["pcm"]).read_bytes()
+    parts = ["sysex", "disk"] if p["route"] == "both" else [p["route"]]
+    results: dict[str, Any] = dict(p.get("results", {}))
+    for part in parts:
+        delivery_id = f"{name}:{part}"
+        if results.get(part, {}).get("ok"):
+            continue  # delivered before a restart: counted once
+        d.queue.delivery_start(delivery_id, job.id, name, part)
+        if part == "sysex":
+            res = _deliver_sysex(d, data, p)
+        else:
+            res = _deliver_disk(d, data, p)
+        d.queue.delivery_end(delivery_id, bool(res.get("ok")), res)
+        results[part] = res
+        p["results"] = results
+        d.queue.save_payload(job)
+    ok = all(results[k].get("ok") for k in parts)
+    reason = "; ".join(f"{k}: {results[k].get('error')}" for k in parts if not results[k].get("ok"))
+    write_record(d.state, name, state="done" if ok else "failed", delivery=results, reason=reason)
+    if ok:
+        d.queue.finish(job)
+        log.info("request %s delivered (%s)", name, ", ".join(parts))
+    else:
+        d.queue.fail(job, reason)
+        log.warning("request %s: delivery failed: %s", name, reason)
+
+
+def _deliver_sysex(d: "Daemon", data: bytes, p: dict[str, Any]) -> dict[str, Any]:
+    from ..transport.deliver import deliver_wavesample
+
+    c = d.cfg["deliver"]
+
+    def progress(done: int, total: int) -> None:
+        d.beat("deliver")
+        d.set_activity("deliver", f"{p['name']}: {done}/{total} bytes")
+        if d.stopping.is_set():
+            raise Stopping()
+
+    try:
+        transport = d.transport()
+        res = deliver_wavesample(transport, data, half=p["half"], number=int(p["wavesample"]), tries=c["tries"],
+                                 verify=c["verify"], chunk_size=c["chunk_size"], chunk_gap_s=c["chunk_gap_ms"] / 1000.0,
+                                 ack_margin_s=c["ack_margin_s"], progress=progress)
+    except MiragenError as exc:
+        d.transport_failed(str(exc))
+        return {"ok": False, "error": str(exc), "transport": c["transport"]}
+    out = res.to_dict() if hasattr(res, "to_dict") else dict(vars(res))
+    out["transport"] = c["transport"]
+    out["half"], out["wavesample"] = p["half"], int(p["wavesample"])
+    if res.ok:
+        d.transport_ok()
+    else:
+        d.transport_failed(str(res.error))
+    return out
+
+
+def _deliver_disk(d: "Daemon", data: bytes, p: dict[str, Any]) -> dict[str, Any]:
+    from ..mirage import disk
+
+    c = d.cfg["deliver"]
+    try:
+        if c["template"]:
+            template = Path(c["template"]).read_bytes()
+        else:
+            template = disk.synthetic_template()
+        image, report = disk.write_wavesample(template, p["sound"], int(p["wavesample"]), data)
+    except (OSError, MiragenError) as exc:
+        return {"ok": False, "error": f"disk image: {exc}"}
+    out_dir = d.state.out / p["name"]
+    img = atomic_write_bytes(out_dir / f"{p['name']}.img", image)
+    atomic_write_text(out_dir / "IMG.CFG", IMG_CFG)
+    res: dict[str, Any] = {"ok": True, "image": str(img.relative_to(d.state.root)), "sound": p["sound"],
+                           "wavesample": int(p["wavesample"]), "report": json.loads(json.dumps(report, default=str))}
+    stick = d.cfg["paths"]["usb_stick"]
+    if stick:
+        try:
+            atomic_copy(img, Path(stick) / img.name)
+            if not (Path(stick) / "IMG.CFG").exists():
+                atomic_write_text(Path(stick) / "IMG.CFG", IMG_CFG)
+            res["usb_stick"] = str(Path(stick) / img.name)
+        except OSError as exc:
+            res.update(ok=False, error=f"cannot copy to the USB stick {stick}: {exc.strerror or exc}")
+    return res

@@ -1,0 +1,134 @@
+"""Requests: "make COUNT new sounds of CLASS and deliver the best to HALF/WAVESAMPLE".
+
+A request comes from a request file dropped in ``requests/`` (TOML or JSON) or from a MIDI
+trigger. Request file keys (all optional)::
+
+    name = "bass-01"        # names the result record out/requests/<name>.json (default: file name)
+    class = "bass"          # class to generate from (default: the first class with a model)
+    count = 4               # candidates to make (1..64)
+    half = "lower"          # memory half for SysEx delivery
+    wavesample = 1          # wavesample 1..8
+    route = "sysex"         # sysex, disk or both (default: deliver.route)
+    sound = "lower1"        # sound of the disk image for disk delivery (default: deliver.sound)
+
+Unknown keys and bad values reject the file (into ``rejected/`` with the reason, and a result
+record in state ``failed``). No key names a path: every output lands inside the state folder.
+
+Each request has a result record ``out/requests/<name>.json``: ``state`` (``queued``,
+``running``, ``done`` or ``failed``), the request, the produced files (relative to the state
+folder), the delivery results and, when failed, the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import SOUNDS, TRIGGER_SCHEMA, Key, _check_value
+from ..errors import MiragenError
+from ..fsutil import atomic_write_text
+from .state import StateDir, safe_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MAX_REQUEST_BYTES = 64 * 1024
+REQUEST_KEYS: dict[str, Key] = {
+    "name": Key(str, "", "name of the request and its result record"),
+    "class": TRIGGER_SCHEMA["class"],
+    "count": TRIGGER_SCHEMA["count"],
+    "half": TRIGGER_SCHEMA["half"],
+    "wavesample": TRIGGER_SCHEMA["wavesample"],
+    "route": TRIGGER_SCHEMA["route"],
+    "sound": Key(str, "", "sound of the disk image (empty: deliver.sound)", choices=("",) + SOUNDS),
+}
+
+
+class RequestError(MiragenError):
+    """A request file or trigger cannot be turned into a request."""
+
+
+def normalise(data: Any, source: str) -> dict[str, Any]:
+    """Check a request mapping; returns it with every key filled (defaults)."""
+    if not isinstance(data, dict):
+        raise RequestError(f"{source}: a request must be a table of keys (got {type(data).__name__})")
+    problems: list[str] = []
+    out = {k: v.default for k, v in REQUEST_KEYS.items()}
+    for key, value in data.items():
+        spec = REQUEST_KEYS.get(str(key))
+        if spec is None:
+            problems.append(f"{key!s:.40}: unknown key (known: {', '.join(REQUEST_KEYS)})")
+            continue
+        reason = _check_value(key, spec, value)
+        if reason:
+            problems.append(reason[:300])
+        else:
+            out[key] = value
+    if out["class"] and safe_name(out["class"], max_len=40) != out["class"]:
+        problems.append(f"class: {out['class']!r:.60} is not a class name (letters, digits, '_', '-')")
+    if problems:
+        raise RequestError(f"{source}: " + "; ".join(problems))
+    return out
+
+
+def parse_request_file(path: Path) -> dict[str, Any]:
+    """Read a request file (``.toml`` or ``.json``); raises RequestError with the reason."""
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise RequestError(f"{path.name}: a request file must be named .toml or .json")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RequestError(f"{path.name}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_REQUEST_BYTES:
+        raise RequestError(f"{path.name}: larger than {MAX_REQUEST_BYTES // 1024} KB; a request is a few lines")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        data = json.loads(text) if suffix == ".json" else tomllib.loads(text)
+    except (ValueError, RecursionError) as exc:
+        kind = "JSON" if suffix == ".json" else "TOML"
+        raise RequestError(f"{path.name}: not valid {kind} ({str(exc)[:200]})") from None
+    return normalise(data, path.name)
+
+
+def from_trigger(trigger: dict[str, Any]) -> dict[str, Any]:
+    """The request a matched ``[[trigger]]`` table asks for."""
+    return normalise({k: trigger[k] for k in ("class", "count", "half", "wavesample", "route")}, "trigger")
+
+
+def unique_name(state: StateDir, wanted: str) -> str:
+    """A request name whose record does not exist yet (``name``, ``name-2``, …)."""
+    base = safe_name(wanted, max_len=60, fallback="request")
+    name, n = base, 1
+    while state.record_path(name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def write_record(state: StateDir, name: str, **fields: Any) -> dict[str, Any]:
+    """Create or update the result record of request ``name`` (atomic)."""
+    path = state.record_path(name)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        record = {"name": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": [], "delivery": {}, "reason": ""}
+    record.update(fields)
+    record["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    return record
+
+
+def read_record(state: StateDir, name: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(state.record_path(name).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None

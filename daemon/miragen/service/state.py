@@ -1,0 +1,139 @@
+"""The state folder's layout and the rules for names that come from outside.
+
+```
+<paths.state>/
+  inbox/            drop training sounds here (a subfolder is a class)
+  requests/         drop request files here (TOML or JSON)
+  processing/       inputs claimed by atomic rename, waiting for their job
+  rejected/         bad inputs, each with NAME.reason.txt
+  corpus/<class>/   accepted material, content-addressed (<sha256 prefix>.<ext>)
+  models/<class>/   trained models (v0001, v0002, …) and the engine's checkpoint
+  out/<request>/    generated candidates (.pcm/.wav/.png) and disk images
+  out/requests/     one result record per request (<name>.json)
+  miragen.db        the job queue (SQLite, WAL)
+  status.json       the running daemon's health (transport, workers), for `miragen status`
+```
+
+Nothing in it is ever deleted by the daemon.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..fsutil import atomic_write_text
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+DEFAULT_CLASS = "default"
+REQUEST_CLASS = "_requests"  # internal marker for claimed request files
+
+
+def safe_name(name: str, *, max_len: int = 80, fallback: str = "file") -> str:
+    """A file name that is safe anywhere: [A-Za-z0-9._-], no leading dot, bounded length.
+
+    Control characters, path separators, ``..`` and bytes that are not UTF-8 (surrogate
+    escapes) all become ``_``.
+    """
+    s = _UNSAFE.sub("_", name).lstrip(".")
+    s = s.replace("..", "_")
+    if len(s) > max_len:
+        stem, dot, ext = s.rpartition(".")
+        if dot and 0 < len(ext) <= 8:
+            s = stem[: max_len - len(ext) - 1] + "." + ext
+        else:
+            s = s[:max_len]
+    return s or fallback
+
+
+def class_name(name: str) -> str:
+    """A class name from a folder name (same rules, no dots, ≤ 40 characters)."""
+    return safe_name(name.replace(".", "_"), max_len=40, fallback=DEFAULT_CLASS)
+
+
+def printable(name: str) -> str:
+    """How an untrusted name is shown in logs and reason files (escapes everything odd)."""
+    return ascii(name)[1:-1]
+
+
+@dataclass(frozen=True)
+class StateDir:
+    root: Path
+
+    @property
+    def inbox(self) -> Path:
+        return self.root / "inbox"
+
+    @property
+    def requests(self) -> Path:
+        return self.root / "requests"
+
+    @property
+    def processing(self) -> Path:
+        return self.root / "processing"
+
+    @property
+    def rejected(self) -> Path:
+        return self.root / "rejected"
+
+    @property
+    def corpus(self) -> Path:
+        return self.root / "corpus"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def out(self) -> Path:
+        return self.root / "out"
+
+    @property
+    def records(self) -> Path:
+        return self.root / "out" / "requests"
+
+    @property
+    def db(self) -> Path:
+        return self.root / "miragen.db"
+
+    @property
+    def status_file(self) -> Path:
+        return self.root / "status.json"
+
+    def create(self) -> None:
+        for p in (self.inbox, self.requests, self.processing, self.rejected, self.corpus, self.models, self.out, self.records):
+            p.mkdir(parents=True, exist_ok=True)
+
+    def record_path(self, request: str) -> Path:
+        return self.records / f"{safe_name(request, fallback='request')}.json"
+
+    def unique_in(self, folder: Path, name: str) -> Path:
+        """``folder/name``, or ``folder/stem-2.ext`` … when taken (with a reason file beside it)."""
+        p = folder / name
+        stem, ext = os.path.splitext(name)
+        n = 1
+        while p.exists() or p.is_symlink() or Path(str(p) + ".reason.txt").exists():
+            n += 1
+            p = folder / f"{stem}-{n}{ext}"
+        return p
+
+
+def reject_file(state: StateDir, src: Path, original: str, reason: str, dest: Path | None = None) -> Path:
+    """Move ``src`` into ``rejected/`` with ``NAME.reason.txt``; idempotent when ``dest`` is given.
+
+    The reason file is written first; the rename is the last, atomic, step.
+    """
+    if dest is None:
+        dest = state.unique_in(state.rejected, safe_name(Path(original).name))
+    text = (
+        f"file: {printable(original)}\n"
+        f"reason: {reason}\n"
+        f"rejected: {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
+    )
+    atomic_write_text(str(dest) + ".reason.txt", text)
+    if src.exists() or src.is_symlink():
+        os.replace(src, dest)
+    return dest

@@ -1,0 +1,112 @@
+"""``miragen status``: read the state folder (database read-only, ``status.json``) and report."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import MiragenError
+from .jobs import JobQueue
+from .state import StateDir
+
+
+def _daemon_alive(state: StateDir) -> int | None:
+    """PID of the daemon holding the state folder's lock, or None."""
+    import fcntl
+
+    path = state.root / "miragen.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            text = os.read(fd, 32).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def collect(cfg: dict[str, Any]) -> dict[str, Any]:
+    state = StateDir(Path(cfg["paths"]["state"]))
+    if not state.db.is_file():
+        raise MiragenError(f"{state.root}: no job database (miragen.db) there; has the daemon run on this state folder?")
+    q = JobQueue(state.db, readonly=True)
+    try:
+        counts = q.counts()
+        failed = [{"id": j.id, "kind": j.kind, "subject": j.subject, "error": j.last_error} for j in q.jobs(state="failed", limit=10)]
+        running = [{"id": j.id, "kind": j.kind, "subject": j.subject, "attempts": j.attempts} for j in q.jobs(state="running", limit=20)]
+        classes: dict[str, Any] = {c: {"sounds": n, "model": None, "models": 0} for c, n in sorted(q.class_counts().items())}
+        for m in q.models():
+            entry = classes.setdefault(m["class"], {"sounds": 0, "model": None, "models": 0})
+            entry["models"] += 1
+            if m["current"]:
+                rep = m["report"]
+                entry["model"] = {"path": m["path"], "passed": bool(m["passed"]), "judged": rep.get("judged", False),
+                                  "reasons": rep.get("reasons", []), "metrics": rep.get("metrics", {})}
+        deliveries = [{"id": d["id"], "route": d["route"], "state": d["state"], "ok": d["result"].get("ok"),
+                       "error": d["result"].get("error"), "elapsed_s": d["result"].get("elapsed_s")} for d in q.deliveries(10)]
+        delivered = sum(1 for _ in q.db.execute("SELECT 1 FROM deliveries WHERE state='done'"))
+    finally:
+        q.close()
+    try:
+        live = json.loads(state.status_file.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        live = {}
+    pid = _daemon_alive(state)
+    rejected = sum(1 for p in state.rejected.iterdir() if not p.name.endswith(".reason.txt")) if state.rejected.is_dir() else 0
+    return {
+        "state_dir": str(state.root),
+        "daemon": {"running": pid is not None, "pid": pid, "started": live.get("started"), "updated": live.get("updated"),
+                   "workers": live.get("workers", {}) if pid else {}},
+        "queue": counts,
+        "running": running,
+        "failed": failed,
+        "classes": classes,
+        "deliveries": {"done": delivered, "last": deliveries},
+        "transport": live.get("transport", {"spec": cfg["deliver"]["transport"], "state": "unknown"}),
+        "midi_input": live.get("midi_input", {}),
+        "rejected": rejected,
+    }
+
+
+def render(info: dict[str, Any]) -> str:
+    d = info["daemon"]
+    lines = [f"state folder: {info['state_dir']}",
+             f"daemon: {'running, pid ' + str(d['pid']) if d['running'] else 'not running'}"
+             + (f" (since {d['started']})" if d["running"] and d.get("started") else "")]
+    for name, w in d.get("workers", {}).items():
+        lines.append(f"  {name:<9} {w.get('activity', '')}")
+    lines.append("queue:")
+    if not info["queue"]:
+        lines.append("  empty")
+    for kind, states in sorted(info["queue"].items()):
+        lines.append(f"  {kind:<9} " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+    lines.append("classes:")
+    if not info["classes"]:
+        lines.append("  none yet (drop sounds into inbox/)")
+    for cls, c in info["classes"].items():
+        m = c["model"]
+        if m is None:
+            model = "no model yet"
+        else:
+            verdict = "judge passed" if m["passed"] else ("judge failed" if m["judged"] else "not judged")
+            model = f"model {m['path']} ({verdict})"
+        lines.append(f"  {cls:<16} {c['sounds']:>5} sounds  {model}")
+    lines.append(f"deliveries: {info['deliveries']['done']} done")
+    for dl in info["deliveries"]["last"][:5]:
+        lines.append(f"  {dl['id']:<40} {dl['route']:<6} {dl['state']}" + (f"  {dl['error']}" if dl.get("error") else ""))
+    t = info["transport"]
+    lines.append(f"transport: {t.get('spec')} {t.get('state', '')}" + (f" ({t['last_error']})" if t.get("last_error") else ""))
+    if info["failed"]:
+        lines.append("failed jobs (latest):")
+        for j in info["failed"][:5]:
+            lines.append(f"  #{j['id']} {j['kind']} {j['subject']}: {j['error'][:150]}")
+    lines.append(f"rejected inputs: {info['rejected']}")
+    return "\n".join(lines)
