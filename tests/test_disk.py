@@ -7,7 +7,6 @@ import hashlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from miragen.errors import FormatError
 from miragen.mirage import disk as D
 from miragen.mirage import params as P
@@ -231,7 +230,7 @@ def test_write_read_round_trip(sound, number, data, seed):
     # everything outside this wavesample's pages is unchanged
     old = D.read_wave(img, sound)
     assert wave[:start] == old[:start] and wave[start + 8192 :] == old[start + 8192 :]
-    changed = [i for i in range(0, D.SIZE) if out[i] != img[i]]
+    changed = [i for i in range(D.SIZE) if out[i] != img[i]]
     allowed = {D.wave_offset(sound, k) for k in range(start, start + 8192)}
     assert set(changed) <= allowed
     ws = D.training_samples(out, "t")
@@ -291,3 +290,34 @@ def test_program_dump_matches_disk_block(template):
     m = sx.decode(sx.encode_program_dump(block, upper=True))
     assert m.data == block
     assert m.fields["wavesamples"] == D.parse(template).info()["sounds"]["upper1"]["wavesamples"]
+
+
+# ----------------------------------------------------------------- parameter block codec
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(min_size=625, max_size=625), st.integers(1, 4), st.sampled_from(sorted(P.PROGRAM_FIELDS)), st.integers(0, 255))
+def test_params_parse_and_set_round_trip(block, program, name, value):
+    sp = P.parse_sound_params(block)
+    assert sp.revision == block[0]
+    for w in sp.wavesamples:
+        base = 1 + 24 * (w.number - 1)
+        d = w.to_dict()
+        for f, off in P.CONTROL_FIELDS.items():
+            assert d[f] == block[base + off]
+        assert d["used"] == (block[base + 16] >= block[base + 15])
+    for p in sp.programs:
+        d = p.to_dict()
+        for f, (off, scale) in P.PROGRAM_FIELDS.items():
+            assert d[f] == block[481 + 36 * (p.number - 1) + off]
+            if scale and f != "initial_wavesample":
+                assert d["panel"][f] == d[f] // scale
+    new = P.set_program_field(block, program, name, value)
+    diff = [i for i in range(625) if new[i] != block[i]]
+    assert diff in ([], [481 + 36 * (program - 1) + P.PROGRAM_FIELDS[name][0]])
+    assert P.parse_sound_params(new).programs[program - 1].stored()[name] == value
+
+
+def test_params_wrong_size():
+    with pytest.raises(FormatError, match="625"):
+        P.parse_sound_params(bytes(624))

@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-
 from miragen.cli import main
 from miragen.mirage import disk as D
 
@@ -78,7 +77,7 @@ def test_write_extract_round_trip(tpl, tmp_path, capsys):
 
 
 def test_write_converts_audio(tpl, tmp_path, shared_data, capsys):
-    wav = sorted((shared_data / "akwf").rglob("*.wav"))[0]
+    wav = min((shared_data / "akwf").rglob("*.wav"))
     out = tmp_path / "o.img"
     assert main(["disk", "write", "--template", str(tpl), "-o", str(out), f"lower2:8={wav}"]) == 0
     wave = D.read_wave(out.read_bytes(), "lower2")

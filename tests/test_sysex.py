@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from miragen.errors import FormatError
 from miragen.mirage import sysex as sx
 

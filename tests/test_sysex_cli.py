@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from miragen.cli import main
 from miragen.mirage import disk as D
 from miragen.mirage import sysex as sx

@@ -281,7 +281,7 @@ def make_hfe(img_path: str, hfe_path: str) -> tuple[bool, str]:
         tmp_hfe = Path(tmp) / "out.hfe"
         cmd = [exe, f"-finput:{edm}", "-conv:HXC_HFE", f"-foutput:{tmp_hfe}"]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return False, f"hxcfe failed to run: {exc}"
         if proc.returncode != 0 or not tmp_hfe.is_file():

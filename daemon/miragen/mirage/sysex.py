@@ -22,8 +22,9 @@ Choices where FORMAT.md says UNCERTAIN (each isolated in one function, documente
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from ..errors import FormatError
 
