@@ -385,6 +385,7 @@ class SimTransport(Transport):
         super().__init__("sim", rate=rate, chunk_size=chunk_size, chunk_gap_s=chunk_gap_s, **kw)
         self._pending: list[list[Any]] = []  # [release start time, bytes, bytes already given]
         self._free_at = 0.0
+        self._in_done = 0.0
 
     def in_flight_s(self, nbytes: int) -> float:
         return 0.0  # the simulated Mirage answers as soon as the last byte is fed
@@ -393,9 +394,11 @@ class SimTransport(Transport):
         return nbytes / MIDI_BYTES_PER_S if self.rate else 0.0
 
     def _write(self, data: bytes) -> None:
+        now = time.monotonic()
+        if self.rate:  # the last of these bytes reaches the Mirage only after its wire time
+            self._in_done = max(now, self._in_done) + len(data) / self.rate
         for reply in self.sim.feed(data):
-            now = time.monotonic()
-            start = max(now, self._free_at)
+            start = max(now, self._free_at, self._in_done)
             if self.rate:
                 self._free_at = start + len(reply) / self.rate
             self._pending.append([start, reply, 0])
