@@ -86,6 +86,8 @@ class Daemon:
         self._activity: dict[str, str] = {}
         self._transport = None
         self._transport_lock = threading.Lock()
+        self.io_lock = threading.Lock()  # held by a delivery; the MIDI input reads a shared port only without it
+        self.delivering = threading.Event()
         self.transport_health: dict[str, Any] = {"spec": cfg["deliver"]["transport"], "state": "unused", "last_ok": None, "last_error": ""}
         self._trigger_seq = 0
         self._trigger_lock = threading.Lock()
@@ -235,7 +237,7 @@ class Daemon:
             "transport": self.transport_health,
             "watcher": vars(self.watcher.stats) if self.watcher else {},
             "midi_input": {"spec": self.cfg["midi"]["input"], "messages": self.listener.messages, "fired": self.listener.fired,
-                           "dropped": self.listener.parser.dropped, "error": self.listener.error} if self.listener else {},
+                           "dropped": self.listener.dropped, "error": self.listener.error} if self.listener else {},
         }
         try:
             atomic_write_text(self.state.status_file, json.dumps(data, indent=2, default=str) + "\n")
@@ -297,8 +299,12 @@ class Daemon:
             t.start()
         spec = self.cfg["midi"]["input"]
         if spec:
-            self.listener = TriggerListener(spec, self.cfg["trigger"], self.fire, baud=self.cfg["deliver"]["baud"],
-                                            max_sysex=self.cfg["midi"]["max_message_bytes"])
+            shared = None
+            if spec == self.cfg["deliver"]["transport"] and not spec.startswith("midi:"):
+                shared = lambda: (self.transport(), self.io_lock, self.delivering)  # noqa: E731 - one UART both ways
+            self.listener = TriggerListener(spec, self.cfg["trigger"], self.fire, cfg=self.cfg, shared=shared,
+                                            max_sysex=self.cfg["midi"]["max_message_bytes"],
+                                            heartbeat=lambda: self.beat("midi-in"))
             self.listener.start()
 
     def shutdown(self) -> None:

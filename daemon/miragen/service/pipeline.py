@@ -288,15 +288,19 @@ def _deliver_sysex(d: "Daemon", data: bytes, p: dict[str, Any]) -> dict[str, Any
         if d.stopping.is_set():
             raise Stopping()
 
+    d.delivering.set()
     try:
-        transport = d.transport()
-        res = deliver_wavesample(transport, data, half=p["half"], number=int(p["wavesample"]), tries=c["tries"],
-                                 verify=c["verify"], chunk_size=c["chunk_size"], chunk_gap_s=c["chunk_gap_ms"] / 1000.0,
-                                 ack_margin_s=c["ack_margin_s"], progress=progress)
+        with d.io_lock:
+            transport = d.transport()
+            res = deliver_wavesample(transport, data, half=p["half"], number=int(p["wavesample"]), tries=c["tries"],
+                                     verify=c["verify"], chunk_size=c["chunk_size"], chunk_gap_s=c["chunk_gap_ms"] / 1000.0,
+                                     ack_margin_s=c["ack_margin_s"], progress=progress)
     except MiragenError as exc:
         d.transport_failed(str(exc))
         return {"ok": False, "error": str(exc), "transport": c["transport"]}
-    out = res.to_dict() if hasattr(res, "to_dict") else dict(vars(res))
+    finally:
+        d.delivering.clear()
+    out = res.to_dict()
     out["transport"] = c["transport"]
     out["half"], out["wavesample"] = p["half"], int(p["wavesample"])
     if res.ok:

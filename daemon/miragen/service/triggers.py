@@ -6,9 +6,9 @@ Inputs (``midi.input``):
   ``serial:/dev/ttyTHS1`` on a Jetson, or a pty / ``loop://`` in tests;
 - ``raw:/dev/snd/midiCxDy``: a raw ALSA MIDI device read as a byte stream.
 
-Bytes from serial and raw inputs go through :class:`MidiParser`, a small bounded parser
+Bytes go through the transport's bounded :class:`~miragen.transport.base.MidiStreamParser`
 (running status, real-time bytes ignored, SysEx longer than ``midi.max_message_bytes``
-dropped), so a flood of input never grows memory. A trigger table matches on the message
+dropped, a bounded queue), so a flood of input never grows memory. A trigger table matches on the message
 kind, the channel (1..16, 0 any), and note / program / control / value (-1 any) or, for
 SysEx, a hex pattern where ``*`` matches one byte; the first matching table fires.
 """
@@ -16,7 +16,6 @@ SysEx, a hex pattern where ``*`` matches one byte; the first matching table fire
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -72,65 +71,6 @@ def _message(data: bytes) -> MidiMessage:
     return MidiMessage(kind, (data[0] & 0x0F) + 1, data)
 
 
-class MidiParser:
-    """Bytes in, whole MIDI messages out; bounded memory whatever arrives."""
-
-    def __init__(self, max_sysex: int = 4096):
-        self.max_sysex = max_sysex
-        self._status = 0
-        self._buf = bytearray()
-        self._sysex: bytearray | None = None
-        self._sysex_overflow = False
-        self.dropped = 0
-
-    def feed(self, data: bytes) -> list[MidiMessage]:
-        out: list[MidiMessage] = []
-        for b in data:
-            if b >= 0xF8:  # real-time: ignored, never interrupts anything
-                continue
-            if self._sysex is not None:
-                if b == 0xF7:
-                    if not self._sysex_overflow:
-                        self._sysex.append(b)
-                        out.append(_message(bytes(self._sysex)))
-                    self._sysex = None
-                    continue
-                if b & 0x80:  # a status byte ends an unterminated SysEx: drop it
-                    self._sysex = None
-                    self.dropped += 1
-                else:
-                    if len(self._sysex) >= self.max_sysex:
-                        if not self._sysex_overflow:
-                            self.dropped += 1
-                        self._sysex_overflow = True
-                        self._sysex.clear()
-                    elif not self._sysex_overflow:
-                        self._sysex.append(b)
-                    continue
-            if b == 0xF0:
-                self._sysex = bytearray([b])
-                self._sysex_overflow = False
-                self._status = 0
-                continue
-            if b & 0x80:
-                if b >= 0xF1:  # system common (not SysEx): clears running status; ignored
-                    self._status = 0
-                    self._buf.clear()
-                    continue
-                self._status = b
-                self._buf = bytearray([b])
-                continue
-            if not self._status:
-                continue  # data byte with no status: ignored
-            if not self._buf:
-                self._buf = bytearray([self._status])
-            self._buf.append(b)
-            if len(self._buf) >= _LENGTHS[self._status & 0xF0]:
-                out.append(_message(bytes(self._buf)))
-                self._buf = bytearray()
-        return out
-
-
 def _pattern(text: str) -> list[int | None]:
     return [None if p == "*" else int(p, 16) for p in text.replace(",", " ").split()]
 
@@ -162,34 +102,82 @@ def first_match(triggers: list[dict[str, Any]], msg: MidiMessage) -> int | None:
 
 
 class TriggerListener:
-    """Reads the MIDI input on a thread and calls ``fire(index, trigger, message)`` on a match."""
+    """Reads the MIDI input on a thread and calls ``fire(index, trigger, message)`` on a match.
+
+    ``serial:`` and ``raw:`` inputs are opened with :func:`miragen.transport.open_transport`
+    (its bounded :class:`~miragen.transport.base.MidiStreamParser` splits the stream). When
+    ``shared`` is given, the input is the delivery transport itself (one UART both ways):
+    ``shared()`` returns ``(transport, lock, delivering)`` and the listener reads only while no
+    delivery holds the lock (messages that arrive during a dump are the delivery's).
+    """
 
     def __init__(self, spec: str, triggers: list[dict[str, Any]], fire: Callable[[int, dict[str, Any], MidiMessage], None],
-                 *, baud: int = 31250, max_sysex: int = 4096, heartbeat: Callable[[], None] | None = None):
+                 *, cfg: dict[str, Any] | None = None, max_sysex: int = 4096, heartbeat: Callable[[], None] | None = None,
+                 shared: Callable[[], tuple[Any, threading.Lock, threading.Event]] | None = None):
         self.spec = spec
         self.triggers = triggers
         self.fire = fire
-        self.baud = baud
-        self.parser = MidiParser(max_sysex)
+        self.cfg = cfg or {}
+        self.max_sysex = max_sysex
         self.heartbeat = heartbeat or (lambda: None)
+        self.shared = shared
         self.messages = 0
         self.fired = 0
+        self.dropped = 0
         self.error = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._port = None
         self._close: Callable[[], None] = lambda: None
 
     def start(self) -> None:
         kind, _, target = self.spec.partition(":")
         if kind == "midi":
             self._open_mido(target)
-        elif kind == "serial":
-            self._open_serial(target)
-        elif kind == "raw":
-            self._open_raw(target)
-        else:
+            return
+        if kind not in ("serial", "raw"):
             raise TriggerError(f"midi.input: unknown input '{self.spec}'")
+        if self.shared is None:
+            from ..transport import open_transport
+
+            try:
+                transport = open_transport(self.spec, self.cfg)
+            except MiragenError as exc:
+                raise TriggerError(f"midi.input: cannot open '{self.spec}': {exc}") from None
+            transport.parser.max_message_bytes = self.max_sysex
+            self._close = transport.close
+            get = lambda: (transport, None, None)  # noqa: E731
+        else:
+            get = self.shared
+        self._thread = threading.Thread(target=self._loop, args=(get,), name="midi-in", daemon=True)
+        self._thread.start()
+        log.info("listening for MIDI triggers on '%s'%s", self.spec, " (shared with delivery)" if self.shared else "")
+
+    def _loop(self, get: Callable[[], tuple[Any, Any, Any]]) -> None:
+        while not self._stop.is_set():
+            self.heartbeat()
+            try:
+                transport, lock, delivering = get()
+                if delivering is not None and delivering.is_set():
+                    self._stop.wait(0.2)
+                    continue
+                if lock is None:
+                    msg = transport.receive_message(0.5)
+                else:
+                    with lock:
+                        msg = transport.receive_message(0.2)
+                    time.sleep(0.001)  # let a waiting delivery take the lock
+            except MiragenError as exc:
+                if self._stop.is_set():
+                    return
+                self.error = str(exc)
+                log.error("midi.input %s: %s; trying again in 5 s", self.spec, exc)
+                self._stop.wait(5.0)
+                continue
+            if msg:
+                self.handle(_message(msg))
+            p = getattr(transport, "parser", None)
+            if p is not None:
+                self.dropped = p.oversize + p.aborted + p.overflow
 
     def stop(self) -> None:
         self._stop.set()
@@ -211,93 +199,32 @@ class TriggerListener:
             log.info("trigger %d fired by %s", idx, msg.data[:16].hex(" "))
             self.fire(idx, self.triggers[idx], msg)
 
-    def feed(self, data: bytes) -> None:
-        for msg in self.parser.feed(data):
-            self.handle(msg)
-
-    # -- inputs -------------------------------------------------------------------------
     def _open_mido(self, part: str) -> None:
         import mido
+
+        from ..transport.base import MidiStreamParser
 
         names = mido.get_input_names()
         found = [n for n in names if part.lower() in n.lower()]
         if not found:
             raise TriggerError(f"midi.input: no MIDI input port matches '{part}' (ports: {', '.join(names) or 'none'})")
+        parser = MidiStreamParser(self.max_sysex)
+        lock = threading.Lock()
 
         def callback(m: Any) -> None:
             try:
                 data = bytes(m.bin())
             except (AttributeError, ValueError):
                 return
-            if data[:1] == b"\xf0" and len(data) > self.parser.max_sysex:
-                self.parser.dropped += 1
-                return
-            for msg in MidiParser(self.parser.max_sysex).feed(data):
-                self.handle(msg)
+            with lock:
+                parser.feed(data)
+                msgs = []
+                while (one := parser.pop()) is not None:
+                    msgs.append(one)
+                self.dropped = parser.oversize + parser.aborted + parser.overflow
+            for one in msgs:
+                self.handle(_message(one))
 
-        self._port = mido.open_input(found[0], callback=callback)
-        self._close = self._port.close
-        log.info("listening for MIDI triggers on port '%s'", found[0])
-
-    def _open_serial(self, target: str) -> None:
-        import serial
-
-        try:
-            port = serial.serial_for_url(target, baudrate=self.baud, timeout=0.5)
-        except (serial.SerialException, ValueError, OSError) as exc:
-            raise TriggerError(f"midi.input: cannot open serial '{target}': {exc}") from None
-        self._port = port
+        port = mido.open_input(found[0], callback=callback)
         self._close = port.close
-
-        def loop() -> None:
-            while not self._stop.is_set():
-                self.heartbeat()
-                try:
-                    data = port.read(256)
-                except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                    if self._stop.is_set():
-                        return
-                    self.error = f"serial read failed: {exc}"
-                    log.error("midi.input %s: %s", target, self.error)
-                    return
-                if data:
-                    self.feed(data)
-
-        self._thread = threading.Thread(target=loop, name="midi-in", daemon=True)
-        self._thread.start()
-        log.info("listening for MIDI triggers on serial '%s' at %d baud", target, self.baud)
-
-    def _open_raw(self, target: str) -> None:
-        import select
-
-        try:
-            fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-        except OSError as exc:
-            raise TriggerError(f"midi.input: cannot open '{target}': {exc.strerror or exc}") from None
-        self._close = lambda: None
-
-        def loop() -> None:
-            try:
-                while not self._stop.is_set():
-                    self.heartbeat()
-                    ready, _, _ = select.select([fd], [], [], 0.5)
-                    if not ready:
-                        continue
-                    try:
-                        data = os.read(fd, 256)
-                    except BlockingIOError:
-                        continue
-                    except OSError as exc:
-                        self.error = f"read failed: {exc.strerror or exc}"
-                        log.error("midi.input %s: %s", target, self.error)
-                        return
-                    if not data:
-                        time.sleep(0.5)  # writer closed (pty): wait for the next one
-                        continue
-                    self.feed(data)
-            finally:
-                os.close(fd)
-
-        self._thread = threading.Thread(target=loop, name="midi-in", daemon=True)
-        self._thread.start()
-        log.info("listening for MIDI triggers on '%s'", target)
+        log.info("listening for MIDI triggers on port '%s'", found[0])
