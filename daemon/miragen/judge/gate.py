@@ -1,0 +1,148 @@
+"""The candidate gate: which generated candidates are worth writing, best first.
+
+1. Sanity: drops non-finite, silent (peak under half an 8-bit step), constant (no AC part),
+   near-silent (AC peak under 1/32 of full scale: after peak normalisation it would keep
+   fewer than 3 bits of signal) and rail-clipped candidates (more samples at the rails,
+   |x| ≥ 0.99, than max(25 %, the training set's 95th percentile + 10 points): a square-wave
+   corpus may sit at the rails, a sine corpus may not).
+2. Copies: drops candidates whose nearest training sample (judge features) is nearer than
+   ``copy_factor`` × the corpus's typical nearest-neighbour distance (median leave-one-out
+   NN distance inside the training set).
+3. Ranking score: ``-|ln(d / d_T)|`` where d is the candidate's distance to its nearest
+   training sample and d_T the same typical distance: 0 is best, a candidate exactly as far
+   from the corpus as real sounds are from each other. Nearer means copy-like, farther means
+   off the class manifold.
+4. Near-duplicates: walking the ranking best first, drops a candidate nearer than
+   ``duplicate_factor`` × d_T to a better-ranked candidate that was not itself dropped.
+5. Keeps the best ``keep``; the rest are rejected as "surplus".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .features import check_kind, features
+from .metrics import loo_nn_distances, pairwise
+
+log = logging.getLogger(__name__)
+
+SILENT_PEAK = 1.0 / 256
+NEAR_SILENT_PEAK = 1.0 / 32
+RAIL = 0.99
+RAIL_MIN_SHARE = 0.25
+RAIL_MARGIN = 0.10
+
+REASONS = ("non-finite", "silent", "constant", "near-silent", "clipped", "copy", "duplicate", "surplus")
+
+
+@dataclass
+class GateResult:
+    kept: list[int]  # candidate indices, best first
+    rejected: dict[int, str]  # index -> reason ("copy of training sample 3 (distance 0.12 < 0.40)")
+    scores: dict[int, float]  # ranking score of every candidate that reached the ranking
+    counts: dict[str, int] = field(default_factory=dict)  # candidates, kept, and one per reason
+    typical_distance: float | None = None  # the corpus's median NN distance (d_T)
+
+    def summary(self) -> str:
+        parts = [f"{self.counts.get('kept', 0)} kept of {self.counts.get('candidates', 0)}"]
+        parts += [f"{self.counts[r]} {r}" for r in REASONS if self.counts.get(r)]
+        return ", ".join(parts)
+
+
+def rail_share(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.mean(np.abs(x) >= RAIL)) if x.size else 0.0
+
+
+def sanity_reason(x: np.ndarray, rail_limit: float) -> str | None:
+    """Why a candidate is unusable on its own, or None."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if x.size < 2 or not np.all(np.isfinite(x)):
+        return "non-finite"
+    if float(np.max(np.abs(x))) < SILENT_PEAK:
+        return "silent"
+    ac = float(np.max(np.abs(x - x.mean())))
+    if ac < SILENT_PEAK:
+        return "constant"
+    if ac < NEAR_SILENT_PEAK:
+        return "near-silent"
+    share = rail_share(x)
+    if share > rail_limit:
+        return f"clipped ({share:.0%} of samples at the rails, limit {rail_limit:.0%})"
+    return None
+
+
+def gate_candidates(
+    candidates: Sequence[np.ndarray],
+    train: Sequence[np.ndarray],
+    kind: str,
+    *,
+    keep: int,
+    copy_factor: float = 0.5,
+    duplicate_factor: float = 0.25,
+    rate: int = 29411,
+) -> GateResult:
+    """Filter and rank ``candidates`` (float waves) against the training waves ``train``."""
+    check_kind(kind)
+    rejected: dict[int, str] = {}
+    train_l = [np.asarray(t, dtype=np.float64).ravel() for t in train]
+    shares = [rail_share(t) for t in train_l]
+    rail_limit = max(RAIL_MIN_SHARE, (float(np.percentile(shares, 95)) if shares else 0.0) + RAIL_MARGIN)
+
+    alive: list[int] = []
+    for i, c in enumerate(candidates):
+        why = sanity_reason(c, rail_limit)
+        if why:
+            rejected[i] = why
+        else:
+            alive.append(i)
+
+    scores: dict[int, float] = {}
+    d_t: float | None = None
+    if alive:
+        cf = features([np.asarray(candidates[i], dtype=np.float64) for i in alive], kind, rate=rate)
+        if len(train_l) >= 2:
+            tf = features(train_l, kind, rate=rate)
+            d_t = float(np.median(loo_nn_distances(tf)))
+            dist = pairwise(cf, tf)
+            nearest = dist.argmin(axis=1)
+            nn = dist[np.arange(len(alive)), nearest]
+            ref = max(d_t, 1e-12)
+            for row, i in enumerate(alive):
+                scores[i] = -abs(float(np.log(max(nn[row], 1e-12) / ref)))
+                if nn[row] < copy_factor * d_t:
+                    rejected[i] = f"copy of training sample {int(nearest[row])} (distance {nn[row]:.3g} < {copy_factor:g} × {d_t:.3g})"
+        else:
+            log.warning("gate: fewer than 2 training sounds; copy and duplicate checks are off")
+            for i in alive:
+                scores[i] = 0.0
+        order = sorted((i for i in alive if i not in rejected), key=lambda i: (-scores[i], i))
+        row_of = {i: r for r, i in enumerate(alive)}
+        cc = pairwise(cf, cf)
+        unique: list[int] = []
+        for i in order:
+            if d_t is not None:
+                close = [j for j in unique if cc[row_of[i], row_of[j]] < duplicate_factor * d_t]
+                if close:
+                    rejected[i] = f"duplicate of candidate {close[0]} (distance {cc[row_of[i], row_of[close[0]]]:.3g} < {duplicate_factor:g} × {d_t:.3g})"
+                    continue
+            unique.append(i)
+        kept = unique[: max(keep, 0)]
+        for i in unique[len(kept) :]:
+            rejected[i] = f"surplus (ranked below the best {keep})"
+    else:
+        kept = []
+
+    counts = Counter(r.split(" ", 1)[0] for r in rejected.values())
+    out = {"candidates": len(candidates), "kept": len(kept)}
+    out.update({r: int(counts.get(r, 0)) for r in REASONS})
+    result = GateResult(kept=kept, rejected=dict(sorted(rejected.items())), scores=scores, counts=out, typical_distance=d_t)
+    log.info("gate: %s", result.summary())
+    for i, why in result.rejected.items():
+        log.debug("gate: candidate %d rejected: %s", i, why)
+    return result

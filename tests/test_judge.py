@@ -1,0 +1,163 @@
+"""Judge: features, evaluate() on real banks, the candidate gate, `miragen evaluate`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from miragen.judge.features import features
+from miragen.judge.gate import gate_candidates
+from miragen.judge.metrics import evaluate
+
+BANKS = ("ebass", "fmsynth", "linear")
+
+
+def read_pcm(path: Path) -> np.ndarray:
+    return (np.frombuffer(path.read_bytes(), np.uint8).astype(np.float64) - 128) / 128
+
+
+def bank_files(shared: Path, bank: str) -> list[Path]:
+    return sorted((shared / "pcm8" / bank).glob("*.pcm"))
+
+
+def split3(items: list, seed: int = 0) -> tuple[list, list, list]:
+    """60 % training, 20 % held-out, 20 % a second real set that stands in for G."""
+    idx = np.random.default_rng(seed).permutation(len(items))
+    a, b = int(0.6 * len(items)), int(0.8 * len(items))
+    return [items[i] for i in idx[:a]], [items[i] for i in idx[a:b]], [items[i] for i in idx[b:]]
+
+
+def test_cycle_features_ignore_rotation_level_and_length():
+    rng = np.random.default_rng(0)
+    t = np.arange(256) / 256
+    w = np.sin(2 * np.pi * t) + 0.3 * np.sin(2 * np.pi * 3 * t + 1) + 0.01 * rng.normal(size=256)
+    f = features([w, np.roll(w, 77), 0.25 * w, -w], "cycle")
+    assert np.allclose(f, f[0], atol=1e-6)
+    from scipy.signal import resample
+
+    f600 = features([resample(w, 600)], "cycle")
+    assert np.allclose(f600, f[0], atol=1e-3)
+    saw = features([2 * t - 1], "cycle")
+    assert np.linalg.norm(saw - f[0]) > 1.0
+
+
+def test_oneshot_features_fixed_size_and_floor():
+    rng = np.random.default_rng(1)
+    short = rng.normal(size=300) * 0.5
+    long = rng.normal(size=50000) * np.exp(-np.arange(50000) / 5000)
+    f = features([short, long, np.zeros(1000)], "oneshot")
+    assert f.shape[0] == 3 and np.all(np.isfinite(f))
+    # silence sits on the (per-band) floor everywhere, whatever its length
+    assert np.allclose(f[2], features([np.zeros(40000)], "oneshot")[0])
+    assert np.all(f[:2] >= f[2] - 1e-9)
+    assert np.linalg.norm(f[0] - f[1]) > 0.5
+
+
+@pytest.mark.parametrize("bank", BANKS)
+def test_evaluate_real_passes_fakes_fail_for_their_reasons(shared_data, bank):
+    waves = [read_pcm(p) for p in bank_files(shared_data, bank)]
+    train, held, other = split3(waves)
+    rng = np.random.default_rng(5)
+    n = len(other)
+
+    real = evaluate(other, train, held, "cycle")
+    assert real.passed, real.table()
+
+    copies = evaluate([train[i].copy() for i in rng.choice(len(train), n, replace=False)], train, held, "cycle")
+    assert not copies.passed
+    assert {"novelty", "copy_fraction"} <= set(copies.failed), copies.table()
+
+    noise = evaluate([rng.uniform(-1, 1, 256) for _ in range(n)], train, held, "cycle")
+    assert not noise.passed
+    assert "recall" in noise.failed, noise.table()
+    assert "novelty" not in noise.failed and "copy_fraction" not in noise.failed
+
+    collapsed = evaluate([train[i % 3] + rng.normal(0, 0.003, 256) for i in range(n)], train, held, "cycle")
+    assert not collapsed.passed
+    assert "copy_fraction" in collapsed.failed, collapsed.table()
+
+    silent = evaluate(other[:-1] + [np.zeros(256)], train, held, "cycle")
+    assert "silent" in silent.failed and silent.reasons[0].startswith("silent")
+
+
+def test_evaluate_oneshots(shared_data):
+    from miragen.judge.sets import load_waves
+
+    waves, _ = load_waves(shared_data / "oneshots" / "sonic-pi", "oneshot")
+    train, held, other = split3(waves, seed=2)
+    assert evaluate(other, train, held, "oneshot").passed
+    copies = evaluate(train[: len(other)], train, held, "oneshot")
+    assert {"novelty", "copy_fraction"} <= set(copies.failed)
+
+
+def test_evaluate_refuses_tiny_sets():
+    from miragen.errors import MiragenError
+
+    w = [np.sin(np.linspace(0, 2 * np.pi * k, 256)) for k in range(1, 9)]
+    with pytest.raises(MiragenError, match="training set"):
+        evaluate(w, w[:3], w, "cycle")
+    with pytest.raises(MiragenError, match="kind"):
+        evaluate(w, w, w, "drum")
+
+
+def test_gate_drops_each_bad_kind_and_ranks(shared_data):
+    waves = [read_pcm(p) for p in bank_files(shared_data, "fmsynth")]
+    train, held, _ = split3(waves)
+    t = np.linspace(0, 1, 256, endpoint=False)
+    sine = np.sin(2 * np.pi * t)
+    bad = {
+        0: np.full(256, np.nan),
+        1: np.zeros(256),
+        2: np.full(256, 0.5),
+        3: 0.01 * sine,
+        4: np.sign(sine) * 1.0,  # rail-clipped: fmsynth cycles do not sit at the rails
+        5: train[3].copy(),
+    }
+    good = list(held[:6])
+    cands = [bad[i] for i in range(6)] + good + [good[0] + 1e-4]  # last: near-duplicate of 6
+    res = gate_candidates(cands, train, "cycle", keep=4)
+    assert res.rejected[0] == "non-finite"
+    assert res.rejected[1] == "silent"
+    assert res.rejected[2] == "constant"
+    assert res.rejected[3] == "near-silent"
+    assert res.rejected[4].startswith("clipped")
+    assert res.rejected[5].startswith("copy of training sample 3")
+    assert res.rejected.get(12, "").startswith("duplicate of candidate 6") or res.rejected.get(6, "").startswith("duplicate of candidate 12")
+    assert len(res.kept) == 4 and set(res.kept) <= set(range(6, 13))
+    scores = [res.scores[i] for i in res.kept]
+    assert scores == sorted(scores, reverse=True)
+    assert res.counts["candidates"] == 13 and res.counts["kept"] == 4
+    assert res.counts["surplus"] == 13 - 4 - 7
+    assert sum(res.counts[r] for r in ("non-finite", "silent", "constant", "near-silent", "clipped", "copy", "duplicate", "surplus")) == 9
+
+
+def test_gate_keeps_squares_for_a_square_corpus():
+    t = np.linspace(0, 1, 256, endpoint=False)
+    train = [np.where((t + 0.01 * k) % 1 < 0.1 + 0.04 * k, 1.0, -1.0) for k in range(12)]
+    cand = [np.where(t < 0.62, 1.0, -1.0)]
+    res = gate_candidates(cand, train, "cycle", keep=1)
+    assert res.kept == [0], res.rejected
+
+
+def test_cli_evaluate(shared_data, tmp_path, cli):
+    files = bank_files(shared_data, "ebass")
+    train, held, other = split3(files)
+    for name, group in (("train", train), ("held", held), ("gen", other), ("copies", train[: len(other)])):
+        (tmp_path / name).mkdir()
+        for f in group:
+            shutil.copy(f, tmp_path / name / f.name)
+    base = ["evaluate", "--train", str(tmp_path / "train"), "--held", str(tmp_path / "held"), "--kind", "cycle"]
+    ok = cli(*base, "--gen", str(tmp_path / "gen"))
+    assert ok.returncode == 0, ok.stdout.decode() + ok.stderr.decode()
+    assert b"verdict: PASS" in ok.stdout and b"frechet" in ok.stdout
+    bad = cli(*base, "--gen", str(tmp_path / "copies"), "--json")
+    assert bad.returncode == 1
+    import json
+
+    rep = json.loads(bad.stdout)
+    assert rep["passed"] is False and "copy_fraction" in rep["failed"]
+    missing = cli(*base, "--gen", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and b"Traceback" not in missing.stderr
