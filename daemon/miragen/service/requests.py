@@ -114,9 +114,9 @@ def unique_name(state: StateDir, wanted: str) -> str:
     return name
 
 
-def write_record(state: StateDir, name: str, **fields: Any) -> dict[str, Any]:
+def write_record(sd: StateDir, name: str, /, **fields: Any) -> dict[str, Any]:
     """Create or update the result record of request ``name`` (atomic)."""
-    path = state.record_path(name)
+    path = sd.record_path(name)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):

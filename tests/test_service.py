@@ -1,0 +1,319 @@
+"""Unit tests of the daemon's parts: queue, names, requests, triggers, sd_notify, ingest, watcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from miragen import config as configmod
+from miragen.service import jobs as jobsmod
+from miragen.service.ingest import ingest
+from miragen.service.jobs import JobQueue
+from miragen.service.notify import notify, watchdog_interval
+from miragen.service.requests import RequestError, normalise, parse_request_file, unique_name, write_record
+from miragen.service.state import StateDir, class_name, safe_name
+from miragen.service.triggers import _message, first_match, matches
+from miragen.service.watcher import DropWatcher, adopt_processing
+
+
+def _cfg(state: Path, **over) -> dict:
+    cfg = configmod.defaults()
+    cfg["paths"]["state"] = str(state)
+    for dotted, v in over.items():
+        sec, key = dotted.split("__")
+        cfg[sec][key] = v
+    return cfg
+
+
+def _wave(seed: int, n: int = 256) -> bytes:
+    rng = np.random.default_rng(seed)
+    x = np.sin(2 * np.pi * np.arange(n) / n) * 0.6 + rng.normal(0, 0.2, n)
+    return bytes(np.clip(128 + 100 * x, 1, 255).astype(np.uint8))
+
+
+# ---------------------------------------------------------------------------- queue
+def test_queue_claim_finish_fail_and_unique_key(tmp_path):
+    q = JobQueue(tmp_path / "q.db")
+    a = q.add("ingest", {"n": 1}, key="ingest:a")
+    assert a is not None
+    assert q.add("ingest", {"n": 2}, key="ingest:a") is None  # same key: not added twice
+    b = q.add("deliver", {"n": 3})
+    assert q.claim(("train",)) is None
+    job = q.claim(("ingest", "request"))
+    assert job.id == a and job.state == "running" and job.attempts == 1 and job.payload == {"n": 1}
+    job.payload["step"] = "x"
+    q.save_payload(job)
+    assert q.get(a).payload["step"] == "x"
+    q.finish(job)
+    assert q.get(a).state == "done"
+    d = q.claim(("deliver",))
+    q.fail(d, "NAK after 3 tries")
+    assert q.get(b).state == "failed" and q.get(b).last_error == "NAK after 3 tries"
+    assert q.counts() == {"ingest": {"done": 1}, "deliver": {"failed": 1}}
+
+
+def test_queue_recover_requeues_then_gives_up(tmp_path):
+    q = JobQueue(tmp_path / "q.db")
+    jid = q.add("train", {}, subject="bass")
+    for n in range(1, jobsmod.MAX_INTERRUPTS + 1):
+        job = q.claim(("train",))
+        assert job is not None and job.attempts == n
+        q.close()
+        q = JobQueue(tmp_path / "q.db")  # "restart" with the job left running
+        recovered = q.recover()
+        assert [j.id for j in recovered] == [jid]
+    assert q.get(jid).state == "failed" and "interrupted" in q.get(jid).last_error
+
+
+def test_queue_train_is_debounced_per_class(tmp_path):
+    q = JobQueue(tmp_path / "q.db")
+    q.schedule_train("bass", 100.0)
+    first = q.jobs(kind="train")[0].not_before
+    time.sleep(0.01)
+    q.schedule_train("bass", 100.0)
+    q.schedule_train("pad", 0.0)
+    trains = q.jobs(kind="train")
+    assert sorted(j.subject for j in trains) == ["bass", "pad"]
+    assert [j for j in trains if j.subject == "bass"][0].not_before > first
+    assert q.claim(("train",)).subject == "pad"  # bass is not due yet
+    assert q.claim(("train",)) is None
+    assert q.next_due(("train",)) == pytest.approx(time.time() + 100, abs=5)
+
+
+def test_queue_wait_change_wakes_on_add(tmp_path):
+    q = JobQueue(tmp_path / "q.db")
+    seen = q.version
+    threading.Timer(0.1, lambda: q.add("ingest", {})).start()
+    t0 = time.monotonic()
+    q.wait_change(seen, 5.0)
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_queue_refuses_a_file_that_is_not_a_database(tmp_path):
+    bad = tmp_path / "miragen.db"
+    bad.write_bytes(b"not sqlite" * 100)
+    with pytest.raises(jobsmod.QueueError, match="miragen.db"):
+        JobQueue(bad)
+
+
+# ---------------------------------------------------------------------------- names
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/abs/path.wav", "a\x00b\x07c.wav", "..", "...", "x\udcff\udcfe.wav",
+                                  "é.wav", "a" * 500 + ".wav", "", " ", "con:", "a/../b"])
+def test_safe_name_is_always_a_plain_name(name):
+    s = safe_name(name)
+    assert s and "/" not in s and not s.startswith(".") and ".." not in s and len(s) <= 80
+    assert all(c.isascii() and (c.isalnum() or c in "._-") for c in s)
+    assert class_name(name) and "." not in class_name(name)
+
+
+# ---------------------------------------------------------------------------- requests
+def test_request_files_toml_and_json(tmp_path):
+    t = tmp_path / "r.toml"
+    t.write_text('class = "bass"\ncount = 2\nroute = "both"\nwavesample = 3\n')
+    r = parse_request_file(t)
+    assert r["class"] == "bass" and r["count"] == 2 and r["route"] == "both" and r["wavesample"] == 3 and r["half"] == "lower"
+    j = tmp_path / "r.json"
+    j.write_text(json.dumps({"half": "upper", "name": "x1"}))
+    assert parse_request_file(j)["half"] == "upper"
+
+
+@pytest.mark.parametrize("body,suffix,match", [
+    ('clas = "x"', ".toml", "unknown key"),
+    ("count = 0", ".toml", "count"),
+    ('half = "middle"', ".toml", "half"),
+    ("wavesample = 9", ".toml", "wavesample"),
+    ('class = "../../etc"', ".toml", "not a class name"),
+    ("[1, 2]", ".json", "table of keys"),
+    ("{", ".json", "not valid JSON"),
+    ("x = = 1", ".toml", "not valid TOML"),
+    ("count = 1", ".yaml", ".toml or .json"),
+])
+def test_bad_request_files_say_why(tmp_path, body, suffix, match):
+    f = tmp_path / f"r{suffix}"
+    f.write_text(body)
+    with pytest.raises(RequestError, match=match):
+        parse_request_file(f)
+
+
+def test_request_file_not_utf8_or_huge(tmp_path):
+    f = tmp_path / "r.toml"
+    f.write_bytes(b"class = \"\xff\"")
+    with pytest.raises(RequestError, match="UTF-8"):
+        parse_request_file(f)
+    f.write_bytes(b"#" * (70 * 1024))
+    with pytest.raises(RequestError, match="larger"):
+        parse_request_file(f)
+
+
+def test_records_and_unique_names(tmp_path):
+    st = StateDir(tmp_path)
+    st.create()
+    write_record(st, "one", state="queued")
+    assert unique_name(st, "one") == "one-2"
+    rec = write_record(st, "one", state="done", files=["out/one/a.pcm"])
+    assert rec["state"] == "done" and json.loads(st.record_path("one").read_text())["files"] == ["out/one/a.pcm"]
+    assert normalise({}, "x")["count"] == 1
+
+
+# ---------------------------------------------------------------------------- triggers
+def _trig(**kw) -> dict:
+    t = {k: v.default for k, v in configmod.TRIGGER_SCHEMA.items()}
+    t.update(kw)
+    return t
+
+
+def test_trigger_matching():
+    note = _message(bytes([0x99, 48, 100]))  # channel 10
+    assert note.kind == "note_on" and note.channel == 10 and note.note == 48
+    assert matches(_trig(channel=10, note=48), note)
+    assert not matches(_trig(channel=1, note=48), note)
+    assert not matches(_trig(note=49), note)
+    assert matches(_trig(), note)  # any channel, any note
+    assert _message(bytes([0x90, 48, 0])).kind == "note_off"
+    pc = _message(bytes([0xC0, 5]))
+    assert matches(_trig(message="program_change", program=5), pc) and not matches(_trig(message="program_change", program=6), pc)
+    cc = _message(bytes([0xB2, 7, 127]))
+    assert matches(_trig(message="control_change", control=7, value=127, channel=3), cc)
+    assert not matches(_trig(message="control_change", control=7, value=0), cc)
+    sx = _message(bytes([0xF0, 0x7D, 0x01, 0xF7]))
+    assert matches(_trig(message="sysex", pattern="F0 7D * F7"), sx)
+    assert not matches(_trig(message="sysex", pattern="F0 7D F7"), sx)
+    triggers = [_trig(note=1), _trig(message="sysex"), _trig(note=48)]
+    assert first_match(triggers, note) == 2 and first_match(triggers, sx) == 1
+
+
+# ---------------------------------------------------------------------------- sd_notify
+def test_notify_sends_datagrams(tmp_path, monkeypatch):
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(2)
+    try:
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        assert notify("READY=1")
+        assert sock.recv(100) == b"READY=1"
+        monkeypatch.delenv("NOTIFY_SOCKET")
+        assert not notify("READY=1")
+    finally:
+        sock.close()
+    monkeypatch.setenv("WATCHDOG_USEC", "20000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert watchdog_interval() == pytest.approx(10.0)
+    monkeypatch.setenv("WATCHDOG_PID", "1")
+    assert watchdog_interval() is None
+
+
+# ---------------------------------------------------------------------------- ingest
+def _claimed(st: StateDir, q: JobQueue, cls: str, name: str, data: bytes | None = None, link: str | None = None):
+    d = st.processing / cls
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / f"tok__{name}"
+    if link:
+        os.symlink(link, p)
+    else:
+        p.write_bytes(data or b"")
+    rel = str(p.relative_to(st.root))
+    q.add("ingest", {"path": rel, "original": f"{cls}/{name}", "class": cls}, key=f"ingest:{rel}", subject=cls)
+    return q.claim(("ingest",))
+
+
+def test_ingest_accepts_dedups_and_rejects(tmp_path):
+    st = StateDir(tmp_path / "state")
+    st.create()
+    q = JobQueue(st.db)
+    cfg = _cfg(st.root)
+    w = _wave(1)
+    out = ingest(_claimed(st, q, "bass", "a.pcm", w), st, q, cfg)
+    assert out.accepted and (st.root / out.dest).read_bytes() == w and out.dest.startswith("corpus/bass/")
+    dup = ingest(_claimed(st, q, "pad", "again.pcm", w), st, q, cfg)
+    assert not dup.accepted and "duplicate" in dup.reason
+    bad = ingest(_claimed(st, q, "bass", "b.wav", b"RIFF0000WAVEjunk"), st, q, cfg)
+    assert not bad.accepted
+    silent = ingest(_claimed(st, q, "bass", "s.pcm", b"\x80" * 256), st, q, cfg)
+    assert not silent.accepted and "silent" in silent.reason
+    target = tmp_path / "secret.pcm"
+    target.write_bytes(_wave(2))
+    link = ingest(_claimed(st, q, "bass", "l.pcm", link=str(target)), st, q, cfg)
+    assert not link.accepted and "link" in link.reason and target.read_bytes() == _wave(2)
+    assert (st.rejected / "l.pcm").is_symlink()
+    names = sorted(p.name for p in st.rejected.iterdir())
+    assert names == sorted(["again.pcm", "again.pcm.reason.txt", "b.wav", "b.wav.reason.txt", "s.pcm", "s.pcm.reason.txt",
+                            "l.pcm", "l.pcm.reason.txt"])
+    assert "duplicate" in (st.rejected / "again.pcm.reason.txt").read_text()
+    assert list(st.processing.rglob("*.pcm")) == [] and list(st.processing.rglob("*.wav")) == []
+    assert q.class_counts() == {"bass": 1}
+    assert [j.subject for j in q.jobs(kind="train")] == ["bass"]
+
+
+def test_ingest_too_big_and_resume_after_kill(tmp_path):
+    st = StateDir(tmp_path / "state")
+    st.create()
+    q = JobQueue(st.db)
+    cfg = _cfg(st.root, daemon__max_file_mb=1)
+    big = ingest(_claimed(st, q, "x", "big.pcm", b"\x81" * (2 * 2**20)), st, q, cfg)
+    assert not big.accepted and "larger" in big.reason
+    # a kill after the payload was saved but before the rename: the job finishes the same way
+    job = _claimed(st, q, "x", "k.pcm", _wave(5))
+    src = st.root / job.payload["path"]
+    import hashlib
+
+    sha = hashlib.sha256(_wave(5)).hexdigest()
+    job.payload.update(sha256=sha, dest=f"corpus/x/{sha[:24]}.pcm", extra=[])
+    q.save_payload(job)
+    out = ingest(job, st, q, cfg)
+    assert out.accepted and not src.exists() and (st.root / out.dest).exists()
+    assert q.has_file(sha)["path"] == out.dest
+
+
+def test_ingest_unpacks_a_mirage_disk_image(tmp_path):
+    from miragen.mirage import disk
+
+    st = StateDir(tmp_path / "state")
+    st.create()
+    q = JobQueue(st.db)
+    img = disk.synthetic_template()
+    img, _ = disk.write_wavesample(img, "lower1", 1, _wave(7) * 4)
+    img, _ = disk.write_wavesample(img, "upper2", 3, _wave(8) * 2)
+    out = ingest(_claimed(st, q, "disks", "studio.img", img), st, q, _cfg(st.root))
+    assert out.accepted and out.dest.endswith(".img") and out.added == 3  # the image + 2 wavesamples
+    pcms = sorted((st.corpus / "disks").glob("*.pcm"))
+    assert len(pcms) == 2 and any(p.read_bytes().startswith(_wave(7)) for p in pcms)
+    short = ingest(_claimed(st, q, "disks", "short.img", img[:1000]), st, q, _cfg(st.root))
+    assert not short.accepted and "450,560" in short.reason
+
+
+# ---------------------------------------------------------------------------- watcher
+def test_watcher_claims_settled_files_once_and_adopts_orphans(tmp_path):
+    st = StateDir(tmp_path / "state")
+    st.create()
+    q = JobQueue(st.db)
+    w = DropWatcher(st, q, settle_s=0.2, rescan_s=0.5)
+    (st.inbox / "bass").mkdir()
+    (st.inbox / "bass" / "a.pcm").write_bytes(_wave(1))
+    (st.inbox / "top.pcm").write_bytes(_wave(2))
+    (st.inbox / ".partial.pcm").write_bytes(_wave(3))  # a copy tool's temporary file: left alone
+    (st.requests / "r.toml").write_text("count = 1\n")
+    w.rescan()
+    w.step()
+    assert q.pending() == 0  # nothing claimed before the files settled
+    time.sleep(0.3)
+    w.step()
+    jobs = q.jobs()
+    assert sorted((j.kind, j.payload["class"], j.payload["original"]) for j in jobs) == [
+        ("ingest", "bass", "bass/a.pcm"), ("ingest", "default", "top.pcm"), ("request", "_requests", "r.toml")]
+    assert (st.inbox / ".partial.pcm").exists()
+    w.rescan()
+    time.sleep(0.3)
+    w.step()
+    assert len(q.jobs()) == 3  # a rescan claims nothing twice
+    # a file claimed by rename whose job was lost in a crash gets one at start
+    orphan = st.processing / "bass" / "x__o.pcm"
+    orphan.write_bytes(_wave(4))
+    assert adopt_processing(st, q) == 1 and adopt_processing(st, q) == 0
