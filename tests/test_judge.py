@@ -134,12 +134,15 @@ def test_gate_drops_each_bad_kind_and_ranks(shared_data):
     assert sum(res.counts[r] for r in ("non-finite", "silent", "constant", "near-silent", "clipped", "copy", "duplicate", "surplus")) == 9
 
 
-def test_gate_keeps_squares_for_a_square_corpus():
+def test_gate_rails_are_judged_against_the_corpus():
     t = np.linspace(0, 1, 256, endpoint=False)
-    train = [np.where((t + 0.01 * k) % 1 < 0.1 + 0.04 * k, 1.0, -1.0) for k in range(12)]
-    cand = [np.where(t < 0.62, 1.0, -1.0)]
-    res = gate_candidates(cand, train, "cycle", keep=1)
-    assert res.kept == [0], res.rejected
+    squares = [np.where((t + 0.01 * k) % 1 < 0.1 + 0.04 * k, 1.0, -1.0) for k in range(12)]
+    sines = [np.sin(2 * np.pi * t * (1 + k % 3) + k) * (0.9 - 0.02 * k) for k in range(12)]
+    cand = [np.where(t < 0.6, 1.0, -1.0)]
+    for_squares = gate_candidates(cand, squares, "cycle", keep=1)
+    assert not for_squares.rejected.get(0, "").startswith("clipped"), for_squares.rejected
+    for_sines = gate_candidates(cand, sines, "cycle", keep=1)
+    assert for_sines.rejected[0].startswith("clipped") and for_sines.kept == []
 
 
 def test_cli_evaluate(shared_data, tmp_path, cli):
