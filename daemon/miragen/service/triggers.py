@@ -181,12 +181,12 @@ class TriggerListener:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)  # the reader wakes within 0.5 s; then the port is closed
         try:
             self._close()
         except Exception:  # closing a dead port: nothing left to do
             log.debug("closing the MIDI input failed", exc_info=True)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def alive(self) -> bool:
         return self._thread is None or self._thread.is_alive()

@@ -1,0 +1,146 @@
+"""The daemon in-process with its heavy stages replaced through the ``handlers`` seam.
+
+Fast checks of the orchestration (request files, a MIDI trigger over a pty, SysEx and disk
+delivery to the simulated Mirage, failures with reasons, shutdown); the real engine runs in
+tests/test_daemon.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from miragen import config as configmod
+from miragen.fsutil import atomic_write_bytes
+from miragen.service.daemon import Daemon
+from miragen.service.requests import read_record
+
+
+def _wave(seed: int, n: int = 256) -> bytes:
+    rng = np.random.default_rng(seed)
+    x = np.sin(2 * np.pi * np.arange(n) / n) * 0.6 + rng.normal(0, 0.1, n)
+    return bytes(np.clip(128 + 100 * x, 1, 255).astype(np.uint8))
+
+
+def fake_train(d, job):
+    d.queue.add_model(job.subject, f"models/{job.subject}/v0001", True, {"judged": False}, True)
+    d.queue.finish(job)
+
+
+def fake_generate(d, job):
+    name, req = job.payload["name"], job.payload["request"]
+    if req["class"] == "nothing":
+        raise RuntimeError("boom")  # an unexpected error: retried, then the request fails with the reason
+    pcm = d.state.out / name / "cand-1.pcm"
+    atomic_write_bytes(pcm, _wave(job.id))
+    d.queue.add("deliver", {"name": name, "pcm": str(pcm.relative_to(d.state.root)), "route": req["route"] or "sysex",
+                            "half": req["half"], "wavesample": req["wavesample"], "sound": "lower1"},
+                key=f"deliver:{name}", subject=name)
+    d.queue.finish(job)
+
+
+def _wait(cond, timeout=20.0, what="condition"):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def running(tmp_path):
+    master, slave = os.openpty()
+    import tty
+
+    tty.setraw(slave)
+    cfg = configmod.validate({
+        "paths": {"state": str(tmp_path / "state")},
+        "train": {"debounce_s": 0.0},
+        "daemon": {"settle_s": 0.1, "rescan_s": 5.0},
+        "deliver": {"transport": "sim", "route": "sysex"},
+        "midi": {"input": f"serial:{os.ttyname(slave)}"},
+        "trigger": [{"message": "note_on", "channel": 1, "note": 60, "class": "bass", "wavesample": 2},
+                    {"message": "program_change", "program": 3, "class": "nothing"}],
+    })
+    d = Daemon(cfg, handlers={"train": fake_train, "generate": fake_generate})
+    d.idle_wait = 0.5
+    t = threading.Thread(target=d.run, daemon=True)
+    t.start()
+    _wait(lambda: d.listener is not None and d.queue is not None, what="daemon start")
+    yield d, master
+    d.stopping.set()
+    t.join(timeout=15)
+    assert not t.is_alive()
+    os.close(master)
+    os.close(slave)
+
+
+def test_request_file_trigger_and_failures(running):
+    d, master = running
+    st = d.state
+    (st.inbox / "bass").mkdir()
+    (st.inbox / "bass" / "a.pcm").write_bytes(_wave(1))
+    (st.requests / "r1.toml").write_text('class = "bass"\nroute = "both"\nwavesample = 3\n')
+    (st.requests / "bad.json").write_text('{"count": 100}')
+    os.write(master, bytes([0x90, 60, 100]))  # note on C4, channel 1 → trigger 0
+    os.write(master, bytes([0x90, 61, 100, 0xF8]))  # no trigger for note 61; a clock byte is ignored
+
+    _wait(lambda: (read_record(st, "r1") or {}).get("state") in ("done", "failed"), what="r1")
+    r1 = read_record(st, "r1")
+    assert r1["state"] == "done", r1
+    assert r1["delivery"]["sysex"]["ok"] and r1["delivery"]["sysex"]["wavesample"] == 3
+    assert r1["delivery"]["disk"]["ok"] and (st.root / r1["delivery"]["disk"]["image"]).stat().st_size == 450560
+    assert (st.out / "r1" / "IMG.CFG").read_text().count("450560") == 1
+    assert (st.records / "r1.request.toml").exists() and not list(st.requests.iterdir())
+
+    bad = read_record(st, "bad")
+    assert bad["state"] == "failed" and "count" in bad["reason"]
+    assert "count" in (st.rejected / "bad.json.reason.txt").read_text()
+
+    def midi_records():
+        return [json.loads(p.read_text()) for p in st.records.glob("midi-*.json")]
+
+    _wait(lambda: any(r["state"] == "done" for r in midi_records()), what="the MIDI-triggered request")
+    recs = midi_records()
+    assert len(recs) == 1 and recs[0]["delivery"]["sysex"]["ok"] and recs[0]["delivery"]["sysex"]["wavesample"] == 2
+    assert "MIDI trigger 0" in recs[0]["source"]
+
+    # a generate job that raises is retried with backoff; the record says why once it gives up
+    d.cfg["daemon"]["watchdog_s"] = 30.0
+    os.write(master, bytes([0xC5, 3]))  # program change 3 (channel 6) → trigger 1 → class "nothing"
+    _wait(lambda: len(midi_records()) == 2, what="second trigger")
+    job = [j for j in d.queue.jobs(kind="generate") if j.payload["request"]["class"] == "nothing"][0]
+    _wait(lambda: d.queue.get(job.id).attempts >= 1 and d.queue.get(job.id).last_error != "", what="retry")
+    assert "boom" in d.queue.get(job.id).last_error
+
+    counts = d.queue.counts()
+    assert counts["ingest"] == {"done": 1} and counts["deliver"] == {"done": 2}
+    assert [r["id"] for r in d.queue.deliveries() if r["state"] == "done"].count("r1:sysex") == 1
+    ok, why = d.healthy()
+    assert ok, why
+
+
+def test_second_daemon_on_the_same_state_is_refused(running, tmp_path):
+    d, _ = running
+    from miragen.errors import MiragenError
+
+    other = Daemon(d.cfg)
+    with pytest.raises(MiragenError, match="another miragen daemon"):
+        other.lock()
+
+
+def test_status_collect_reads_the_running_state(running):
+    from miragen.service.status import collect, render
+
+    d, _ = running
+    d.write_status()
+    info = collect(d.cfg)
+    assert info["daemon"]["running"] and info["daemon"]["pid"] == os.getpid()
+    assert "queue:" in render(info)
