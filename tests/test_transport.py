@@ -127,14 +127,16 @@ def test_serial_pacing_real_time_over_a_pty():
         os.close(master)
         os.close(slave)
     assert sum(k for _, k in arrivals) == n
-    t0, first = arrivals[0]
+    t0 = arrivals[0][0]
     got = 0
     for t, k in arrivals:
-        assert got - first <= MIDI_BYTES_PER_S * (t - t0) + 16  # never faster than the wire (2 ms jitter)
+        # a UART model: every byte before this arrival has left the wire by now (20 ms of
+        # reader wake-up jitter allowed on a loaded machine)
+        assert got <= MIDI_BYTES_PER_S * (t - t0 + 0.02)
         got += k
-    achieved = (n - first) / (arrivals[-1][0] - t0)
+    achieved = (n - arrivals[-1][1]) / (arrivals[-1][0] - t0)
     assert achieved >= 0.98 * MIDI_BYTES_PER_S
-    assert achieved <= 1.01 * MIDI_BYTES_PER_S
+    assert achieved <= 1.03 * MIDI_BYTES_PER_S
 
 
 # ------------------------------------------------------------------ serial loop://
