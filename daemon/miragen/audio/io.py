@@ -87,7 +87,10 @@ def read_audio(
         samples = (u8.astype(np.float32) - 128.0) / 128.0
         return Audio(samples, int(raw_rate), str(p), 1, "raw")
     header = _check_header(p, data)
-    return _decode(p, data, header)
+    # an uncompressed file holds at most one sample per byte; more decoded samples than the
+    # size limit allows is a lying header or a decompression bomb
+    return _decode(p, data, header, max_file_bytes)
+
 
 
 def _read_bytes(p: Path, max_file_bytes: int) -> bytes:
@@ -227,7 +230,10 @@ def _extended_to_float(b: bytes) -> float:
         return 0.0
     if exp == 0x7FFF:
         return float("inf")
-    val = mant * 2.0 ** (exp - 16383 - 63)
+    e = exp - 16383 - 63
+    if e > 960:  # beyond any double (2.0 ** e would raise OverflowError): an absurd rate
+        return float("inf")
+    val = mant * 2.0**e
     return -val if b[0] & 0x80 else val
 
 
@@ -312,25 +318,47 @@ def _translate(exc: Exception, h: _Header) -> str:
     return f"cannot decode the {h.format.upper()} audio (the file is damaged or uses an unusual encoding)"
 
 
-def _decode(p: Path, data: bytes, h: _Header) -> Audio:
+_DECODE_BLOCK = 65536  # frames per read: memory follows what is decoded, never the header's claim
+_UNKNOWN_FRAMES = 2**63 - 1  # what libsndfile reports for a stream of unknown length
+
+
+def _decode(p: Path, data: bytes, h: _Header, max_samples: int) -> Audio:
+    """Decode in blocks, mixing each down to mono; refuse more than ``max_samples`` samples
+    (frames × channels), so neither a lying header (a FLAC claiming 2^36 samples) nor a
+    decompression bomb can make the reader allocate without bound."""
     import soundfile as sf
 
+    blocks: list[np.ndarray] = []
+    frames = 0
     try:
-        x, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            rate, channels = f.samplerate, f.channels
+            if f.frames != _UNKNOWN_FRAMES and f.frames * channels > max_samples:
+                raise InputError(
+                    p,
+                    f"the header announces {f.frames} frames of {channels} channel(s), more than "
+                    f"the {max_samples} samples a file within the size limit may hold",
+                )
+            while True:
+                b = f.read(_DECODE_BLOCK, dtype="float32", always_2d=True)
+                if len(b) == 0:
+                    break
+                frames += len(b)
+                if frames * channels > max_samples:
+                    raise InputError(
+                        p, f"decodes to more than the {max_samples} samples a file within the size limit may hold"
+                    )
+                blocks.append(b.mean(axis=1, dtype=np.float32) if channels > 1 else b[:, 0].copy())
     except (RuntimeError, ValueError, TypeError, EOFError, sf.SoundFileError) as exc:
         log.debug("%s: libsndfile said: %s", p, exc)
         raise InputError(p, _translate(exc, h)) from None
-    frames, channels = x.shape
     if frames == 0:
         raise InputError(p, "no audio: the file holds 0 samples")
     if h.frames is not None and frames < h.frames:
         raise InputError(
             p, f"truncated: the header announces {h.frames} frames but only {frames} could be decoded"
         )
-    if channels > 1:
-        x = x.mean(axis=1, dtype=np.float32)
-    else:
-        x = x[:, 0]
+    x = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
     if not np.all(np.isfinite(x)):
         raise InputError(p, "the audio contains invalid (NaN or infinite) sample values")
     peak = float(np.max(np.abs(x)))
