@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     data, warnings, converted = _wave_bytes(args, SYSEX_MAX_BYTES)
     for w in warnings:
-        print(f"miragen deliver: warning: {args.input}: {w}", file=sys.stderr)
+        print(f"miragen deliver: warning: {w}", file=sys.stderr)
 
     from ..transport import TransportError, open_transport
     from ..transport.deliver import deliver_wavesample
@@ -137,6 +137,9 @@ def _run(args: argparse.Namespace) -> int:
         spec = d["transport"]
         if spec.startswith("serial:") and args.baud:
             overrides["baud"] = args.baud
+        if spec == "sim" and not args.json:
+            print("miragen deliver: note: deliver.transport is 'sim', a simulated Mirage; pass --raw/--serial/--port "
+                  "or set it in the configuration (`miragen ports` lists what is here)", file=sys.stderr)
     chunk_size = args.chunk_size if args.chunk_size is not None else d["chunk_size"]
     gap_ms = args.chunk_gap_ms if args.chunk_gap_ms is not None else d["chunk_gap_ms"]
     if chunk_size < 1 or gap_ms < 0:
