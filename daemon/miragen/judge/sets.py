@@ -12,6 +12,8 @@ from .features import CYCLE_LEN, ONESHOT_RATE, check_kind, to_cycle
 
 log = logging.getLogger(__name__)
 
+MAX_CYCLE_SAMPLES = 2048  # longer sounds are one-shots when the kind is guessed
+
 
 def audio_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
     from ..corpus.dataset import AUDIO_SUFFIXES
@@ -23,19 +25,11 @@ def audio_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
     return sorted(p for p in it if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
 
 
-def load_waves(
-    folder: str | Path, kind: str, *, raw_rate: int = 29411, recursive: bool = False
-) -> tuple[list[np.ndarray], list[Path]]:
-    """Read every sound of ``folder``: cycles → 256 points, one-shots → 29,411 Hz.
-
-    Levels are kept as they are (silence stays silent). Unreadable files are skipped with a
-    warning naming them; a folder without one usable sound is an error.
-    """
+def read_folder(folder: str | Path, *, raw_rate: int = 29411, recursive: bool = False) -> list[tuple[Path, np.ndarray, int]]:
+    """(path, samples, rate) of every readable sound of ``folder``; others skipped with a warning."""
     from ..audio.io import read_audio
-    from ..audio.resample import resample
 
-    check_kind(kind)
-    waves, names = [], []
+    out = []
     for f in audio_files(folder, recursive=recursive):
         try:
             audio = read_audio(f, raw_rate=raw_rate)
@@ -46,12 +40,34 @@ def load_waves(
         if x.size < 2:
             log.warning("skipped %s: fewer than 2 samples", f)
             continue
-        if kind == "cycle":
-            w = to_cycle(x, CYCLE_LEN)
-        else:
-            w = np.asarray(resample(x, audio.rate, ONESHOT_RATE), dtype=np.float64)
-        waves.append(w)
-        names.append(f)
-    if not waves:
+        out.append((f, x, int(audio.rate)))
+    if not out:
         raise MiragenError(f"{folder}: no usable sounds found")
-    return waves, names
+    return out
+
+
+def guess_kind(lengths: list[int]) -> str:
+    """'cycle' when every sound is at most :data:`MAX_CYCLE_SAMPLES` long, else 'oneshot'."""
+    return "cycle" if lengths and max(lengths) <= MAX_CYCLE_SAMPLES else "oneshot"
+
+
+def to_kind(x: np.ndarray, rate: int, kind: str) -> np.ndarray:
+    """One sound as the judge takes it: a 256-point cycle, or a one-shot at 29,411 Hz."""
+    from ..audio.resample import resample
+
+    if kind == "cycle":
+        return to_cycle(x, CYCLE_LEN)
+    return np.asarray(resample(x, rate, ONESHOT_RATE), dtype=np.float64)
+
+
+def load_waves(
+    folder: str | Path, kind: str, *, raw_rate: int = 29411, recursive: bool = False
+) -> tuple[list[np.ndarray], list[Path]]:
+    """Read every sound of ``folder``: cycles → 256 points, one-shots → 29,411 Hz.
+
+    Levels are kept as they are (silence stays silent). Unreadable files are skipped with a
+    warning naming them; a folder without one usable sound is an error.
+    """
+    check_kind(kind)
+    items = read_folder(folder, raw_rate=raw_rate, recursive=recursive)
+    return [to_kind(x, r, kind) for _, x, r in items], [p for p, _, _ in items]

@@ -1,0 +1,422 @@
+"""Parameter sweeps: train one model per grid point, judge each, name the best.
+
+The article's cure for mode collapse was to try settings side by side and look. A sweep:
+
+1. loads the data (``corpus.dataset.load_dataset``) and splits every class 80/20 into
+   training and held-out sets (seeded);
+2. for each point of the grid (the Cartesian product of ``KEY=V1,V2`` lists) builds the
+   engine with those options (plus ``fixed`` options and ``seed`` unless the grid sets it),
+   trains it for ``seconds`` on the training part, draws ``count`` candidates per class and
+   judges them with :func:`miragen.judge.metrics.evaluate` against the held-out part;
+3. keeps everything: a row per run in ``OUT/sweep.db`` (SQLite: parameters, seed, versions,
+   metrics, timings, verdict), a folder per run (``OUT/runNNN/``) with the model, the raw
+   candidates as Mirage 8-bit ``.pcm`` (ungated: a sweep shows what the model makes),
+   ``contact.png`` and ``report.json``; and ``OUT/summary.png`` (a row of candidates per run)
+   and ``OUT/summary.tsv``;
+4. names the best run: fewest failed gate checks, then the lowest Fréchet ratio (G's Fréchet
+   distance ÷ H's, averaged over classes), then the highest recall ratio.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import platform
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import MiragenError
+from ..fsutil import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "sweep.db"
+SUMMARY_COLS = 4  # candidates shown per run in summary.png
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sweeps (
+    id INTEGER PRIMARY KEY,
+    created REAL NOT NULL,
+    engine TEXT NOT NULL,
+    data TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    grid TEXT NOT NULL,
+    fixed TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    count INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    versions TEXT NOT NULL,
+    best_run INTEGER
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    sweep_id INTEGER NOT NULL REFERENCES sweeps(id),
+    folder TEXT NOT NULL,
+    params TEXT NOT NULL,
+    options TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    started REAL,
+    train_s REAL,
+    sample_s REAL,
+    eval_s REAL,
+    passed INTEGER,
+    failed TEXT,
+    failed_count INTEGER,
+    frechet_ratio REAL,
+    recall_ratio REAL,
+    metrics TEXT
+);
+"""
+
+
+@dataclass
+class SweepRun:
+    id: int
+    folder: Path
+    params: dict[str, Any]
+    seed: int
+    status: str = "pending"  # pending | done | failed
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    passed: bool = False
+    failed: list[str] = field(default_factory=list)  # "class: check"
+    frechet_ratio: float = math.inf
+    recall_ratio: float = 0.0
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # class -> Report.to_dict()
+
+    def rank_key(self) -> tuple:
+        if self.status != "done":
+            return (1, math.inf, math.inf, 0.0, self.id)
+        return (0, len(self.failed), self.frechet_ratio, -self.recall_ratio, self.id)
+
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.params.items()) or "(defaults)"
+
+
+@dataclass
+class SweepResult:
+    sweep_id: int
+    runs: list[SweepRun]
+    best: SweepRun | None
+    db: Path
+    summary_png: Path | None
+    summary_tsv: Path
+
+    def table(self) -> str:
+        return summary_table(self.runs, self.best)
+
+
+def parse_value(text: str) -> Any:
+    t = text.strip()
+    if t.lower() in ("true", "false"):
+        return t.lower() == "true"
+    for conv in (int, float):
+        try:
+            return conv(t)
+        except ValueError:
+            pass
+    return t
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``["lr=1e-4,3e-4", "width=16"]`` → ``{"lr": [1e-4, 3e-4], "width": [16]}``."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not values.strip():
+            raise MiragenError(f"--grid {item!r}: expected KEY=V1,V2,…")
+        if key in grid:
+            raise MiragenError(f"--grid: key '{key}' given twice")
+        grid[key] = [parse_value(v) for v in values.split(",") if v.strip()]
+        if not grid[key]:
+            raise MiragenError(f"--grid {item!r}: no values")
+    return grid
+
+
+def parse_fixed(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise MiragenError(f"--set {item!r}: expected KEY=VALUE")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))] or [{}]
+
+
+def versions() -> dict[str, str]:
+    from .. import __version__
+
+    out = {"miragen": __version__, "python": platform.python_version(), "platform": platform.platform()}
+    for mod in ("numpy", "scipy", "sklearn", "torch", "pygan", "mxnet"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            out[mod] = str(getattr(m, "__version__", "?"))
+    return out
+
+
+def _open_db(path: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(str(path))
+    con.executescript(_SCHEMA)
+    return con
+
+
+def _write_candidates(waves: list[np.ndarray], folder: Path, stem: str, rate: int, mode: str, seed: int) -> list[Path]:
+    from ..audio.io import write_pcm
+    from ..audio.mirage8 import prepare
+
+    paths = []
+    rng = np.random.default_rng(seed)
+    for i, w in enumerate(waves):
+        x = np.nan_to_num(np.asarray(w, dtype=np.float64))
+        prep = prepare(x, rate, target_rate=rate, rng=rng, source=f"{stem}{i:03d}")
+        paths.append(write_pcm(folder / f"{stem}{i:03d}.pcm", prep.data))
+    return paths
+
+
+def run_sweep(
+    engine: str,
+    data: str | Path,
+    grid: dict[str, list[Any]],
+    seconds: float,
+    out: str | Path,
+    *,
+    mode: str = "cycle",
+    count: int = 16,
+    seed: int = 0,
+    fixed: dict[str, Any] | None = None,
+    train_fraction: float = 0.8,
+    on_run: Callable[[SweepRun], None] | None = None,
+) -> SweepResult:
+    """Train, sample and judge one model per grid point; see the module docstring."""
+    from ..audio.render import contact_sheet
+    from ..corpus.dataset import load_dataset
+    from ..engines.base import Budget, engine_class
+    from .metrics import MIN_SET, evaluate
+
+    if seconds <= 0:
+        raise MiragenError(f"--seconds must be positive (got {seconds})")
+    if count < MIN_SET:
+        raise MiragenError(f"--count must be at least {MIN_SET} to judge a run (got {count})")
+    fixed = dict(fixed or {})
+    cls_engine = engine_class(engine)
+    points = grid_points(grid)
+    option_sets = []
+    for p in points:
+        opts = {"seed": seed, **fixed, **p}
+        cls_engine(**opts)  # refuses unknown options before anything trains
+        option_sets.append(opts)
+
+    ds = load_dataset(data, mode)
+    train, held = ds.split(train_fraction, seed)
+    small = [c for c in ds.class_names if len(held.classes[c]) < MIN_SET or len(train.classes[c]) < 5]
+    if small:
+        raise MiragenError(
+            f"{data}: class(es) {', '.join(small)} too small to judge (need ≥ 5 training and ≥ {MIN_SET} held-out sounds after the {train_fraction:.0%} split)"
+        )
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    db_path = out / DB_NAME
+    con = _open_db(db_path)
+    with con:
+        cur = con.execute(
+            "INSERT INTO sweeps (created, engine, data, mode, grid, fixed, seconds, count, seed, versions) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (time.time(), engine, str(data), mode, json.dumps(grid), json.dumps(fixed), float(seconds), count, seed, json.dumps(versions())),
+        )
+        sweep_id = int(cur.lastrowid)
+    runs: list[SweepRun] = []
+    for params, opts in zip(points, option_sets):
+        with con:
+            cur = con.execute(
+                "INSERT INTO runs (sweep_id, folder, params, options, seed, status) VALUES (?,?,?,?,?,?)",
+                (sweep_id, "", json.dumps(params), json.dumps(opts, default=str), int(opts.get("seed", seed)), "pending"),
+            )
+            run_id = int(cur.lastrowid)
+            folder = out / f"run{run_id:03d}"
+            con.execute("UPDATE runs SET folder=? WHERE id=?", (str(folder), run_id))
+        run = SweepRun(run_id, folder, params, int(opts.get("seed", seed)))
+        runs.append(run)
+        _one_run(run, cls_engine, opts, train, held, ds, seconds, count, mode, Budget, evaluate, contact_sheet)
+        with con:
+            con.execute(
+                "UPDATE runs SET status=?, error=?, started=?, train_s=?, sample_s=?, eval_s=?, passed=?, failed=?, "
+                "failed_count=?, frechet_ratio=?, recall_ratio=?, metrics=? WHERE id=?",
+                (
+                    run.status,
+                    run.error,
+                    run.timings.get("started"),
+                    run.timings.get("train_s"),
+                    run.timings.get("sample_s"),
+                    run.timings.get("eval_s"),
+                    int(run.passed),
+                    json.dumps(run.failed),
+                    len(run.failed) if run.status == "done" else None,
+                    run.frechet_ratio if math.isfinite(run.frechet_ratio) else None,
+                    run.recall_ratio,
+                    json.dumps(run.reports),
+                    run.id,
+                ),
+            )
+        if on_run is not None:
+            on_run(run)
+
+    done = [r for r in runs if r.status == "done"]
+    best = min(done, key=SweepRun.rank_key) if done else None
+    with con:
+        con.execute("UPDATE sweeps SET best_run=?, versions=? WHERE id=?", (best.id if best else None, json.dumps(versions()), sweep_id))
+    con.close()
+
+    tsv = out / "summary.tsv"
+    atomic_write_text(tsv, summary_tsv(runs, best))
+    png = _summary_png(runs, best, out / "summary.png", contact_sheet)
+    if best is not None:
+        log.info("sweep %d: best run %d (%s)", sweep_id, best.id, best.label())
+    else:
+        log.warning("sweep %d: no run finished", sweep_id)
+    return SweepResult(sweep_id, runs, best, db_path, png, tsv)
+
+
+def _one_run(run: SweepRun, cls_engine, opts, train, held, ds, seconds, count, mode, Budget, evaluate, contact_sheet) -> None:
+    from ..engines.base import Progress
+
+    run.folder.mkdir(parents=True, exist_ok=True)
+    run.timings["started"] = time.time()
+
+    def progress(p: Progress) -> None:
+        log.debug("run %d step %d %.1fs %s", run.id, p.step, p.elapsed_s, p.losses)
+
+    try:
+        t0 = time.monotonic()
+        model = cls_engine(**opts).fit(train, Budget(seconds=seconds), progress, run.folder / "checkpoint")
+        run.timings["train_s"] = time.monotonic() - t0
+        model.save(run.folder / "model")
+        t0 = time.monotonic()
+        drawn = {c: model.sample(count, c, seed=run.seed) for c in ds.class_names}
+        run.timings["sample_s"] = time.monotonic() - t0
+    except MiragenError as exc:
+        run.status, run.error = "failed", str(exc)
+        log.error("run %d (%s) failed: %s", run.id, run.label(), exc)
+        return
+    except Exception as exc:  # an engine bug must not end the whole sweep
+        run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
+        log.exception("run %d (%s) crashed", run.id, run.label())
+        return
+
+    t0 = time.monotonic()
+    sheet_waves, sheet_titles = [], []
+    fr, rr = [], []
+    for c, waves in drawn.items():
+        rep = evaluate(waves, train.classes[c], held.classes[c], mode, rate=ds.rate, seed=run.seed)
+        run.reports[c] = rep.to_dict()
+        run.failed += [f"{c}: {name}" for name in rep.failed]
+        fh, gh = rep.baseline["frechet"], rep.metrics["frechet"]
+        fr.append(gh / fh if fh > 0 else math.inf)
+        rh = rep.baseline["recall"]
+        rr.append(rep.metrics["recall"] / rh if rh > 0 else 0.0)
+        _write_candidates(waves, run.folder / c, "cand", ds.rate, mode, run.seed)
+        sheet_waves += [np.clip(np.nan_to_num(np.asarray(w, dtype=np.float64)), -1, 1) for w in waves]
+        sheet_titles += [f"{c} #{i}" for i in range(len(waves))]
+    run.timings["eval_s"] = time.monotonic() - t0
+    run.frechet_ratio = float(np.mean(fr))
+    run.recall_ratio = float(np.mean(rr))
+    run.passed = not run.failed
+    run.status = "done"
+    contact_sheet(sheet_waves, run.folder / "contact.png", titles=sheet_titles, cols=SUMMARY_COLS * 2)
+    doc = {
+        "run": run.id,
+        "params": run.params,
+        "options": {k: v for k, v in opts.items()},
+        "seed": run.seed,
+        "timings": run.timings,
+        "passed": run.passed,
+        "failed": run.failed,
+        "frechet_ratio": run.frechet_ratio,
+        "recall_ratio": run.recall_ratio,
+        "reports": run.reports,
+        "versions": versions(),
+    }
+    atomic_write_text(run.folder / "report.json", json.dumps(doc, indent=2, default=str))
+
+
+_COLUMNS = ("run", "params", "status", "verdict", "failed", "novelty", "diversity", "precision", "recall", "frechet_ratio", "train_s")
+
+
+def _row(run: SweepRun, best: SweepRun | None) -> list[str]:
+    def mean_metric(name: str) -> str:
+        vals = [r["metrics"][name] for r in run.reports.values() if r["metrics"].get(name) is not None]
+        return f"{np.mean(vals):.3f}" if vals else "-"
+
+    verdict = "-" if run.status != "done" else ("pass" if run.passed else "fail")
+    mark = " *best*" if best is not None and run.id == best.id else ""
+    return [
+        f"run{run.id:03d}{mark}",
+        run.label(),
+        run.status if run.status == "done" else f"{run.status}: {run.error}",
+        verdict,
+        str(len(run.failed)) if run.status == "done" else "-",
+        mean_metric("novelty"),
+        mean_metric("diversity"),
+        mean_metric("precision"),
+        mean_metric("recall"),
+        f"{run.frechet_ratio:.3f}" if math.isfinite(run.frechet_ratio) else "-",
+        f"{run.timings['train_s']:.1f}" if "train_s" in run.timings else "-",
+    ]
+
+
+def summary_tsv(runs: list[SweepRun], best: SweepRun | None) -> str:
+    lines = ["\t".join(_COLUMNS)] + ["\t".join(_row(r, best)) for r in runs]
+    return "\n".join(lines) + "\n"
+
+
+def summary_table(runs: list[SweepRun], best: SweepRun | None) -> str:
+    rows = [list(_COLUMNS)] + [_row(r, best) for r in runs]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    if best is not None:
+        lines.append(f"best: run{best.id:03d} ({best.label()}) → {best.folder}")
+    else:
+        lines.append("best: none (no run finished)")
+    return "\n".join(lines)
+
+
+def _summary_png(runs: list[SweepRun], best: SweepRun | None, path: Path, contact_sheet) -> Path | None:
+    """One row per finished run: its first candidates, the first titled with the run's verdict."""
+    from ..audio.io import read_audio
+
+    waves, titles = [], []
+    for r in runs:
+        if r.status != "done":
+            continue
+        files = sorted(r.folder.glob("*/cand*.pcm"))[:SUMMARY_COLS]
+        for j in range(SUMMARY_COLS):
+            if j < len(files):
+                waves.append(read_audio(files[j]).samples)
+            else:
+                waves.append(np.zeros(256, dtype=np.float32))
+            if j == 0:
+                star = "*" if best is not None and r.id == best.id else ""
+                verdict = "pass" if r.passed else f"{len(r.failed)} fail"
+                titles.append(f"{star}run{r.id:03d} {verdict} FDx{r.frechet_ratio:.2f}")
+            elif j == 1:
+                titles.append(r.label()[:40])
+            else:
+                titles.append("")
+    if not waves:
+        return None
+    return contact_sheet(waves, path, titles=titles, cols=SUMMARY_COLS)

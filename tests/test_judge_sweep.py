@@ -1,0 +1,156 @@
+"""Sweep, cluster: tested with a tiny numpy-only engine registered for the test (no torch)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from miragen.engines import base
+from miragen.judge.cluster import cluster_waves
+
+
+class ToyModel(base.Model):
+    """Mixtures of two training waves of the class, plus noise: 'mix' 0 makes plain copies."""
+
+    engine = "toy"
+
+    def __init__(self, *a, waves=None, **kw):
+        super().__init__(*a, **kw)
+        self.waves = waves or {}
+
+    def sample(self, n, cls=None, seed=None):
+        cls = self.resolve_class(cls)
+        rng = np.random.default_rng(seed)
+        pool = self.waves[cls]
+        mix, noise = float(self.meta["mix"]), float(self.meta["noise"])
+        out = []
+        for _ in range(n):
+            i, j = rng.choice(len(pool), 2, replace=False)
+            a = rng.uniform(0, mix)
+            w = (1 - a) * pool[i] + a * pool[j] + rng.normal(0, noise, len(pool[i]))
+            out.append((w / max(np.max(np.abs(w)), 1e-9)).astype(np.float32))
+        return out
+
+    def _save_files(self, folder: Path) -> None:
+        np.savez(folder / "toy.npz", **{c: np.stack(v) for c, v in self.waves.items()})
+
+    @classmethod
+    def _load_files(cls, folder, header):
+        data = np.load(folder / "toy.npz")
+        return cls(header["mode"], header["classes"], header["lengths"], header["rate"], header["meta"], waves={c: list(data[c]) for c in data.files})
+
+
+class ToyEngine(base.Engine):
+    name = "toy"
+    model_class = ToyModel
+
+    def __init__(self, **options):
+        unknown = set(options) - {"mix", "noise", "seed", "explode"}
+        if unknown:
+            raise base.EngineError(f"toy engine: unknown option(s) {', '.join(sorted(unknown))}")
+        super().__init__(**options)
+
+    def fit(self, dataset, budget, progress, checkpoint_dir):
+        if self.options.get("explode"):
+            raise base.EngineError("toy engine: exploded on purpose")
+        meta = {"mix": self.options.get("mix", 0.5), "noise": self.options.get("noise", 0.0)}
+        return ToyModel(dataset.mode, dataset.class_names, {c: 256 for c in dataset.class_names}, dataset.rate, meta, waves={c: list(v) for c, v in dataset.classes.items()})
+
+
+@pytest.fixture
+def toy_engine(monkeypatch):
+    monkeypatch.setitem(base.ENGINES, "toy", f"{__name__}:ToyEngine")
+    return "toy"
+
+
+def make_data(shared: Path, tmp: Path, banks=("ebass", "linear"), per=30) -> Path:
+    data = tmp / "data"
+    for b in banks:
+        (data / b).mkdir(parents=True)
+        for f in sorted((shared / "pcm8" / b).glob("*.pcm"))[:per]:
+            shutil.copy(f, data / b / f.name)
+    return data
+
+
+def test_sweep_runs_grid_keeps_metadata_and_names_best(shared_data, tmp_path, toy_engine):
+    from miragen.cli import main
+
+    data = make_data(shared_data, tmp_path)
+    out = tmp_path / "sweep"
+    rc = main(["sweep", "--engine", "toy", "--data", str(data), "--grid", "mix=0,0.6", "--grid", "explode=false,true",
+               "--set", "noise=0.002", "--seconds", "1", "-o", str(out), "--count", "12"])
+    assert rc == 0
+    con = sqlite3.connect(out / "sweep.db")
+    rows = con.execute("SELECT id, params, seed, status, error, passed, failed_count, frechet_ratio, metrics, train_s FROM runs ORDER BY id").fetchall()
+    best = con.execute("SELECT best_run, versions FROM sweeps").fetchone()
+    assert len(rows) == 4
+    by = {(json.loads(r[1])["mix"], json.loads(r[1])["explode"]): r for r in rows}
+    assert by[(0, True)][3] == "failed" and "exploded" in by[(0, True)][4]
+    copies, mixed = by[(0, False)], by[(0.6, False)]
+    assert copies[3] == mixed[3] == "done" and copies[9] is not None
+    m = json.loads(copies[8])
+    assert set(m) == {"ebass", "linear"} and "copy_fraction" in m["ebass"]["failed"]
+    assert best[0] == mixed[0], "the run that does not copy must win"
+    assert "numpy" in json.loads(best[1])
+    folder = out / f"run{mixed[0]:03d}"
+    assert len(list((folder / "ebass").glob("cand*.pcm"))) == 12
+    assert all(len(p.read_bytes()) == 256 for p in (folder / "linear").glob("*.pcm"))
+    assert (folder / "contact.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (folder / "model" / "model.json").is_file()
+    assert json.loads((folder / "report.json").read_text())["params"] == {"mix": 0.6, "explode": False}
+    assert (out / "summary.png").is_file()
+    tsv = (out / "summary.tsv").read_text().splitlines()
+    assert len(tsv) == 5 and "*best*" in [l for l in tsv if "mix=0.6 explode=False" in l][0]
+
+
+def test_sweep_refuses_bad_grid_before_training(shared_data, tmp_path, toy_engine):
+    from miragen.cli import main
+
+    data = make_data(shared_data, tmp_path, per=10)
+    assert main(["sweep", "--engine", "toy", "--data", str(data), "--grid", "colour=red", "--seconds", "1", "-o", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+    assert main(["sweep", "--engine", "nope", "--data", str(data), "--grid", "mix=1", "--seconds", "1", "-o", str(tmp_path / "o")]) == 2
+    assert main(["sweep", "--engine", "toy", "--data", str(data), "--grid", "mix", "--seconds", "1", "-o", str(tmp_path / "o")]) == 2
+
+
+def test_cluster_waves_separates_banks(shared_data):
+    from sklearn.metrics import adjusted_rand_score
+
+    banks = ("sin", "ebass", "granular")
+    waves, truth = [], []
+    for k, b in enumerate(banks):
+        for f in sorted((shared_data / "pcm8" / b).glob("*.pcm"))[:12]:
+            waves.append((np.frombuffer(f.read_bytes(), np.uint8).astype(float) - 128) / 128)
+            truth.append(k)
+    labels = cluster_waves(waves, 3)
+    assert adjusted_rand_score(truth, labels) > 0.5
+    auto = cluster_waves(waves, "auto")
+    assert 2 <= len(set(auto.tolist())) <= 12
+    sizes = np.bincount(labels)
+    assert list(sizes) == sorted(sizes, reverse=True)  # class 0 is the largest
+
+
+def test_cli_cluster_copies_never_moves(shared_data, tmp_path, cli):
+    src = tmp_path / "mixed"
+    src.mkdir()
+    for b in ("sin", "ebass"):
+        for f in sorted((shared_data / "pcm8" / b).glob("*.pcm"))[:6]:
+            shutil.copy(f, src / f.name)
+    before = sorted(p.name for p in src.iterdir())
+    r = cli("cluster", str(src), "--k", "2", "-o", str(tmp_path / "out"), "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    doc = json.loads(r.stdout)
+    assert doc["k"] == 2 and doc["kind"] == "cycle" and len(doc["files"]) == 12
+    assert sorted(p.name for p in src.iterdir()) == before
+    copied = sorted(p.name for p in (tmp_path / "out").rglob("*.pcm"))
+    assert copied == before
+    again = cli("cluster", str(src), "--k", "2", "-o", str(tmp_path / "out"))
+    assert again.returncode == 2 and b"not empty" in again.stderr
+    labels = cli("cluster", str(src), "--k", "auto")
+    assert labels.returncode == 0 and labels.stdout.count(b"\tAKWF_") == 12
+    assert cli("cluster", str(src), "--k", "zero").returncode == 2
