@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-
 from miragen.errors import InputError
 from miragen.mirage import disk
 from miragen.mirage import sysex as S

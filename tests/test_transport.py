@@ -11,7 +11,6 @@ import tty
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from miragen.mirage import sysex as S
 from miragen.transport import TransportError, open_transport
 from miragen.transport.base import MIDI_BYTES_PER_S, MidiStreamParser, paced_write

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import mido
 import pytest
-
 from miragen.mirage import params as P
 from miragen.mirage import sysex as S
 from miragen.transport import open_transport

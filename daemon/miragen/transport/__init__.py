@@ -14,7 +14,7 @@ from typing import Any
 
 from .base import LinkLost, Transport, TransportError
 
-__all__ = ["open_transport", "Transport", "TransportError", "LinkLost"]
+__all__ = ["LinkLost", "Transport", "TransportError", "open_transport"]
 
 
 def open_transport(spec: str, cfg: dict[str, Any] | None = None, **overrides: Any) -> Transport:

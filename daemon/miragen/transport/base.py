@@ -18,7 +18,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import MiragenError
 
@@ -328,7 +328,7 @@ class Transport(ABC):
             self.closed = True
             self._close()
 
-    def __enter__(self) -> "Transport":
+    def __enter__(self) -> Transport:
         return self
 
     def __exit__(self, *exc: object) -> None:

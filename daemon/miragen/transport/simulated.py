@@ -40,7 +40,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..mirage import params as P
@@ -78,7 +78,7 @@ class Faults:
     NAMES = ("drop", "corrupt", "silent", "nak", "corrupt_reply", "noise", "slow", "disconnect")
 
     @classmethod
-    def parse(cls, specs: list[str] | tuple[str, ...] | None) -> "Faults":
+    def parse(cls, specs: list[str] | tuple[str, ...] | None) -> Faults:
         """``["drop=1", "slow", "nak=2"]`` → Faults; raises ValueError naming a bad spec."""
         f = cls()
         for spec in specs or ():
@@ -326,7 +326,7 @@ class SimulatedMirage:
     # -- state file --------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Everything a test or demo wants to look at, JSON-ready (bytes as base64)."""
-        b64 = lambda b: base64.b64encode(bytes(b)).decode("ascii")  # noqa: E731
+        b64 = lambda b: base64.b64encode(bytes(b)).decode("ascii")
         return {
             "format": STATE_FORMAT,
             "selected": {"half": self.selected[0], "number": self.selected[1]},
