@@ -59,6 +59,7 @@ class _Header:
     frames: int | None  # frames announced, None when unknown (compressed)
     data_bytes: int | None  # bytes of audio announced
     available: int | None  # bytes of audio present in the file
+    encoding: int | None = None  # WAV format tag (1 PCM, 3 float, 0xFFFE extensible, ...)
 
 
 # --------------------------------------------------------------------------- reading
@@ -90,7 +91,6 @@ def read_audio(
     # an uncompressed file holds at most one sample per byte; more decoded samples than the
     # size limit allows is a lying header or a decompression bomb
     return _decode(p, data, header, max_file_bytes)
-
 
 
 def _read_bytes(p: Path, max_file_bytes: int) -> bytes:
@@ -210,7 +210,7 @@ def _check_wav(p: Path, data: bytes) -> _Header:
     tag, channels, rate, _byte_rate, block_align, bits = fmt
     if data_off is None:
         raise InputError(p, "truncated or incomplete WAV: no 'data' chunk (no audio) found")
-    h = _Header("wav", channels, float(rate), bits, None, data_len, len(data) - data_off)
+    h = _Header("wav", channels, float(rate), bits, None, data_len, len(data) - data_off, tag)
     if channels > 0 and 0 < bits <= 64 and tag in (1, 3, 0xFFFE):
         width = (bits + 7) // 8
         if block_align != channels * width:
@@ -311,6 +311,8 @@ _SNDFILE_REASONS = (
 
 
 def _translate(exc: Exception, h: _Header) -> str:
+    if h.encoding is not None and h.encoding not in (1, 3, 0xFFFE):
+        return f"WAV encoding 0x{h.encoding:04X} cannot be decoded (use integer PCM or float WAV)"
     text = str(exc).lower()
     for needle, reason in _SNDFILE_REASONS:
         if needle in text:
