@@ -8,6 +8,8 @@ speed limit of their own) never carry bytes faster than the real wire would.
 from __future__ import annotations
 
 import logging
+import select
+import time
 
 from .base import MIDI_BAUD, LinkLost, Transport, TransportError, bytes_per_second
 
@@ -44,14 +46,30 @@ class SerialTransport(Transport):
             raise LinkLost(f"{self.name}: link lost while writing ({exc})") from None
 
     def _read(self, timeout: float) -> bytes:
+        # The port's own timeout stays 0: changing it makes pyserial re-program the UART
+        # (tcsetattr, custom baud) on every call. Wait with select() where there is a file
+        # descriptor, else poll (URL handlers such as loop://).
         try:
-            self._ser.timeout = timeout
-            # read what is there, at least one byte when something arrives in time
-            first = self._ser.read(1)
-            if not first:
-                return b""
-            waiting = self._ser.in_waiting
-            return first + (self._ser.read(waiting) if waiting else b"")
+            fd = self._ser.fileno() if hasattr(self._ser, "fileno") else None
+        except Exception:  # URL handlers without a descriptor raise their own error types
+            fd = None
+        try:
+            if fd is not None:
+                ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
+                if not ready:
+                    return b""
+                data = self._ser.read(max(1, self._ser.in_waiting))
+                if not data:  # readable but empty: the other end hung up
+                    raise LinkLost(f"{self.name}: the other end closed the port")
+                return data
+            deadline = time.monotonic() + max(0.0, timeout)
+            while True:
+                waiting = self._ser.in_waiting
+                if waiting:
+                    return self._ser.read(waiting)
+                if time.monotonic() >= deadline:
+                    return b""
+                time.sleep(min(0.002, max(0.0, deadline - time.monotonic())))
         except (self._serial_mod.SerialException, OSError) as exc:
             raise LinkLost(f"{self.name}: link lost while reading ({exc})") from None
 
