@@ -93,6 +93,35 @@ def test_no_ack_means_no_success_even_if_stored():
     assert t.sim.wavesample_data("lower", 1) == WAVE
 
 
+def test_verify_accepts_a_longer_read_back_that_starts_with_our_bytes():
+    """If the Mirage keeps the wavesample's old end page, the read-back is longer: still ours."""
+    from miragen.mirage import params as P
+
+    t = SimTransport()
+    real = t.sim._receive_dump
+
+    def keep_end_page(msg):
+        out = real(msg)
+        t.sim.params["lower"][P.control_offset(1) + P.CONTROL_FIELDS["end_page"]] = 31
+        return out
+
+    t.sim._receive_dump = keep_end_page
+    res = deliver_wavesample(t, WAVE, half="lower", number=1, verify=True)
+    assert res.ok and res.verified and res.readback_bytes == 32 * 256
+    # but a read-back that differs in our bytes fails
+    t2 = SimTransport(faults=Faults.parse([]))
+    t2.sim.handle(S.encode_keys([0x15, 1]))
+    real2 = t2.sim._wavesample_reply
+
+    def other_bytes():
+        t2.sim.memory["lower"][5] ^= 0x02
+        return real2()
+
+    t2.sim._wavesample_reply = other_bytes
+    res = deliver_wavesample(t2, WAVE, half="lower", number=1, verify=True)
+    assert not res.ok and not res.verified and "differs from byte 5" in res.error
+
+
 def test_refuses_data_no_dump_can_carry():
     t = SimTransport()
     for bad in (b"", b"\x80" * 100, b"\x80" * 256 * 256, b"\x80" * 255 + b"\x00"):
