@@ -233,6 +233,8 @@ def parse_text(text: str, source: str = "config") -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"not valid TOML: {exc}"], source) from None
+    except RecursionError:
+        raise ConfigError(["not valid TOML: arrays or tables nested too deeply"], source) from None
     return validate(data, source)
 
 
