@@ -57,7 +57,7 @@ def _design(up: int, down: int) -> tuple[np.ndarray, int]:
 def resample(x: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     """Resample the 1-D signal ``x`` from ``src_rate`` to ``dst_rate`` Hz; returns float32.
 
-    The output has ``ceil(len(x) * up / down)`` samples (about ``len(x) * dst/src``), aligned
+    The output has ``ceil(len(x) * dst_rate / src_rate)`` samples, aligned
     with the input (the filter's delay is compensated). This is ``scipy.signal.resample_poly``
     with a cached filter and its padding computed in closed form (resample_poly finds it with a
     Python loop that costs milliseconds for ratios like 891/1336).
@@ -72,7 +72,7 @@ def resample(x: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
 
     h, pre = _design(up, down)
     n_in = len(x)
-    n_out = -(-n_in * up // down)
+    n_out = -(-n_in * int(dst_rate) // int(src_rate))
     half_len = HALF_LEN_ZEROS * max(up, down)
     n_remove = (half_len + pre) // down
     # enough zeros after the filter for upfirdn to produce n_remove + n_out samples
