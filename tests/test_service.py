@@ -61,9 +61,9 @@ def test_queue_claim_finish_fail_and_unique_key(tmp_path):
 
 def test_queue_recover_requeues_then_gives_up(tmp_path):
     q = JobQueue(tmp_path / "q.db")
-    jid = q.add("train", {}, subject="bass")
-    for n in range(1, jobsmod.MAX_INTERRUPTS + 1):
-        job = q.claim(("train",))
+    jid = q.add("ingest", {}, subject="bass")
+    for n in range(1, jobsmod.MAX_INTERRUPTS["ingest"] + 1):
+        job = q.claim(("ingest",))
         assert job is not None and job.attempts == n
         q.close()
         q = JobQueue(tmp_path / "q.db")  # "restart" with the job left running

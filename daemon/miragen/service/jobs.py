@@ -5,7 +5,7 @@ Every arrow of the pipeline is a row in ``jobs``: ``ingest`` (a claimed input fi
 ``generate`` (make candidates for one request) and ``deliver`` (send one request's best
 candidate). A job moves ``queued`` → ``running`` → ``done`` | ``failed``; a job found
 ``running`` when the daemon starts was interrupted (power cut, kill -9) and goes back to
-``queued`` (after ``MAX_INTERRUPTS`` interruptions it fails, so one poisonous input cannot
+``queued`` (after ``MAX_INTERRUPTS[kind]`` interruptions it fails, so one poisonous input cannot
 crash-loop the daemon).
 
 Jobs that must never be created twice carry a unique ``key`` (``ingest:<claimed path>``,
@@ -40,7 +40,10 @@ log = logging.getLogger(__name__)
 
 KINDS = ("ingest", "request", "train", "generate", "deliver")
 STATES = ("queued", "running", "done", "failed")
-MAX_INTERRUPTS = 3
+# How often a job may be interrupted (the daemon died while running it) before it is given up:
+# an input that crashes the reader is quarantined soon; training keeps its progress (checkpoint
+# and spent budget) across restarts, so it may be interrupted often and still finish.
+MAX_INTERRUPTS = {"ingest": 3, "request": 3, "train": 20, "generate": 5, "deliver": 5}
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -274,7 +277,7 @@ class JobQueue:
             rows = c.execute("SELECT * FROM jobs WHERE state='running'").fetchall()
             for row in rows:
                 job = _job(row)
-                if job.attempts >= MAX_INTERRUPTS:
+                if job.attempts >= MAX_INTERRUPTS.get(job.kind, 3):
                     c.execute("UPDATE jobs SET state='failed', last_error=?, updated=? WHERE id=?",
                               (f"interrupted {job.attempts} times (the daemon died while running it); given up", time.time(), job.id))
                     job.state = "failed"

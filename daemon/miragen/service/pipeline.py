@@ -8,8 +8,10 @@ Training policy (one model line per class, ``models/<class>/vNNNN``):
 - new material schedules a retrain of its class ``train.debounce_s`` after the latest file;
 - the run gets ``train.seconds`` (a run stopped by SIGTERM checkpoints and resumes with the rest
   of its budget);
+- a class with fewer than ``MIN_TRAIN_CLASS`` (5) sounds is not trained: it waits for more;
 - the class is split into training and held-out material (when it has at least
-  ``MIN_JUDGE_CLASS`` sounds) and the new model is judged by ``judge.metrics.evaluate``;
+  ``MIN_JUDGE_CLASS`` (20) sounds, so that ≥ 4 are held out) and the new model is judged by
+  ``judge.metrics.evaluate``;
 - the new model becomes *current* when it passes, or when the class has no current model yet
   (a first model serves even when it fails or the class is too small to judge: the candidate
   gate still filters what it makes, and its status shows the verdict);
@@ -37,9 +39,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-MIN_JUDGE_CLASS = 8  # fewer sounds than this: no held-out split, the model is not judged
+MIN_TRAIN_CLASS = 5  # fewer sounds than this: the class waits for more material (engines need ≥ 5)
+MIN_JUDGE_CLASS = 20  # fewer sounds than this: no held-out split (the judge needs ≥ 4 held out)
+SMALL_CLASS = 30  # below this the wavegan engine keeps no held-out set of its own
 JUDGE_SAMPLES = 64
-MODEL_WAIT_S = 2.0  # a request whose class is still training is looked at again after this
+MODEL_WAIT_S = 2.0
+SAVE_SPENT_S = 5.0  # how often a training run records the budget it has spent  # a request whose class is still training is looked at again after this
 
 IMG_CFG = """# FlashFloppy (Gotek) ≥ v3.39: Ensoniq Mirage disk images (450,560 bytes)
 [::450560]
@@ -67,7 +72,7 @@ def run_request(d: "Daemon", job: Job) -> None:
         try:
             if src.is_symlink() or not src.is_file():
                 raise RequestError(f"{printable(Path(original).name)}: not a regular file (links are not followed)")
-            request = parse_request_file(src)
+            request = parse_request_file(src, display=Path(original).name)
         except RequestError as exc:
             name = unique_name(state, Path(original).stem)
             dest = state.unique_in(state.rejected, safe_name(Path(original).name))
@@ -115,6 +120,11 @@ def run_train(d: "Daemon", job: Job) -> None:
     except MiragenError as exc:
         d.queue.fail(job, f"class {cls}: {exc}")
         return
+    if len(ds) < MIN_TRAIN_CLASS:
+        p["skipped"] = f"class {cls} has {len(ds)} sounds; training needs at least {MIN_TRAIN_CLASS}"
+        log.info("%s: waiting for more material", p["skipped"])
+        d.queue.finish(job)
+        return
     if "version" not in p:
         folder = d.state.models / cls
         existing = sorted(folder.glob("v[0-9][0-9][0-9][0-9]")) if folder.is_dir() else []
@@ -133,13 +143,22 @@ def run_train(d: "Daemon", job: Job) -> None:
         def done(self, step: int) -> bool:  # noqa: D401 - ends on budget or on shutdown
             return stop.is_set() or super().done(step)
 
+    spent0 = float(p.get("elapsed", 0.0))
+    saved = {"at": time.monotonic()}
+
     def progress(pr: Progress) -> None:
         d.beat("train")
         d.set_activity("train", f"{cls} step {pr.step} ({pr.elapsed_s:.0f}/{remaining:.0f} s)")
+        if time.monotonic() - saved["at"] >= SAVE_SPENT_S:  # a kill keeps the budget already spent
+            p["elapsed"] = spent0 + budget.elapsed()
+            d.queue.save_payload(job)
+            saved["at"] = time.monotonic()
 
-    options = {"device": t["device"], "threads": t["threads"], "checkpoint_every": t["checkpoint_every"]}
-    engine = engine_class(t["engine"])(**options)
+    options: dict[str, Any] = {"device": t["device"], "threads": t["threads"], "checkpoint_every": t["checkpoint_every"]}
     train_ds, held_ds = (ds.split(0.8, seed=0) if len(ds) >= MIN_JUDGE_CLASS else (ds, None))
+    if t["engine"] == "wavegan" and len(train_ds) < SMALL_CLASS:
+        options["holdout"] = 0.0  # its snapshot judge needs ≥ 4 held-out sounds; a small class keeps them all
+    engine = engine_class(t["engine"])(**options)
     budget = StoppableBudget(seconds=remaining)
     if (model_dir / "model.json").is_file():  # saved before a kill: judge it, do not train again
         from ..engines.base import load_model
@@ -153,7 +172,7 @@ def run_train(d: "Daemon", job: Job) -> None:
             d.queue.fail(job, f"training class {cls} failed: {exc}")
             return
         if stop.is_set():
-            p["elapsed"] = float(p.get("elapsed", 0.0)) + budget.elapsed()
+            p["elapsed"] = spent0 + budget.elapsed()
             d.queue.requeue(job, error="stopped by shutdown; resumes from its checkpoint", uncount=True)
             log.info("training of %s checkpointed at shutdown (%.0f s done)", cls, p["elapsed"])
             return
@@ -168,9 +187,13 @@ def run_train(d: "Daemon", job: Job) -> None:
         from ..judge.metrics import evaluate
 
         gen = model.sample(JUDGE_SAMPLES, cls, seed=0)
-        rep = evaluate(gen, train_ds.classes[cls], held_ds.classes[cls], t["mode"], rate=d.cfg["audio"]["rate"])
-        passed = bool(rep.passed)
-        report.update(judged=True, passed=passed, reasons=list(rep.reasons), metrics=rep.to_dict().get("metrics", {}))
+        try:
+            rep = evaluate(gen, train_ds.classes[cls], held_ds.classes[cls], t["mode"], rate=d.cfg["audio"]["rate"])
+        except MiragenError as exc:
+            report.update(judged=False, passed=False, reasons=[f"the judge could not run: {exc}"])
+        else:
+            passed = bool(rep.passed)
+            report.update(judged=True, passed=passed, reasons=list(rep.reasons), metrics=rep.to_dict().get("metrics", {}))
     else:
         report.update(judged=False, passed=False, reasons=[f"class has {len(ds)} sounds; {MIN_JUDGE_CLASS} needed to judge"])
     current = d.queue.current_model(cls)
@@ -206,13 +229,18 @@ def run_generate(d: "Daemon", job: Job) -> None:
         return
     current = d.queue.current_model(cls)
     if current is None:
+        # wait while the class trains, or while material is still arriving (it may be this class's)
         training = [j for j in d.queue.jobs(kind="train") if j.subject == cls and j.state in ("queued", "running")]
-        if training:
+        arriving = d.queue.pending(("ingest",)) > 0 or (d.watcher is not None and d.watcher.busy())
+        if training or arriving:
             d.set_activity("generate", f"{name} waits for class {cls} to train")
             d.queue.requeue(job, delay_s=MODEL_WAIT_S, uncount=True)
             return
         known = sorted(d.queue.class_counts())
-        why = (f"class '{cls}' has no trained model" + (f" (classes: {', '.join(known)})" if known else " (the corpus is empty)"))
+        failed = [j.last_error or j.payload.get("skipped", "") for j in d.queue.jobs(kind="train")
+                  if j.subject == cls and (j.state == "failed" or j.payload.get("skipped"))][:1]
+        why = (f"class '{cls}' has no trained model" + (f" (classes: {', '.join(known)})" if known else " (the corpus is empty)")
+               + (f"; {failed[0]}" if failed else ""))
         _fail_request(d, job, name, why)
         return
     write_record(d.state, name, state="running", **{"class": cls})

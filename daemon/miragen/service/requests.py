@@ -76,27 +76,32 @@ def normalise(data: Any, source: str) -> dict[str, Any]:
     return out
 
 
-def parse_request_file(path: Path) -> dict[str, Any]:
-    """Read a request file (``.toml`` or ``.json``); raises RequestError with the reason."""
+def parse_request_file(path: Path, display: str | None = None) -> dict[str, Any]:
+    """Read a request file (``.toml`` or ``.json``); raises RequestError with the reason.
+
+    ``display``: the name shown in messages (the name it was dropped under)."""
+    from .state import printable
+
+    shown = printable(display) if display is not None else path.name
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".json"):
-        raise RequestError(f"{path.name}: a request file must be named .toml or .json")
+        raise RequestError(f"{shown}: a request file must be named .toml or .json")
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise RequestError(f"{path.name}: cannot read ({exc.strerror or exc})") from None
+        raise RequestError(f"{shown}: cannot read ({exc.strerror or exc})") from None
     if len(raw) > MAX_REQUEST_BYTES:
-        raise RequestError(f"{path.name}: larger than {MAX_REQUEST_BYTES // 1024} KB; a request is a few lines")
+        raise RequestError(f"{shown}: larger than {MAX_REQUEST_BYTES // 1024} KB; a request is a few lines")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RequestError(f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise RequestError(f"{shown}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         data = json.loads(text) if suffix == ".json" else tomllib.loads(text)
     except (ValueError, RecursionError) as exc:
         kind = "JSON" if suffix == ".json" else "TOML"
-        raise RequestError(f"{path.name}: not valid {kind} ({str(exc)[:200]})") from None
-    return normalise(data, path.name)
+        raise RequestError(f"{shown}: not valid {kind} ({str(exc)[:200]})") from None
+    return normalise(data, shown)
 
 
 def from_trigger(trigger: dict[str, Any]) -> dict[str, Any]:
