@@ -20,7 +20,9 @@ including, the row of the next point (the last column is just its point), so the
    floats, negative values and 16-bit ranges are fine, nothing wraps around); in every column
    the pixels darker than half that column's darkest are kept and their darkness-weighted
    centroid is the column's row; columns with no ink (darkest below a quarter of the image's)
-   are interpolated from their neighbours. Rows map back to values on the same fixed scale as
+   are interpolated from their neighbours; where the line is steep (a column's centroid more
+   than a pixel from the previous one) the row is read half a column back, since encode draws
+   each column from its point towards the next. Rows map back to values on the same fixed scale as
    encode — the decoded wave is never stretched to full scale.
 
 An image three pixels too large (``size + 3`` square, e.g. 259 × 259, as some generators
@@ -184,7 +186,11 @@ def _decode_robust(a: np.ndarray) -> np.ndarray:
             raise FormatError("the bitmap has no dark line to read")
         log.debug("bitmap: %d empty column(s) interpolated", int((~valid).sum()))
         centroid = np.interp(cols, cols[valid], centroid[valid])
-    return centroid
+    # encode draws column c from its point towards the next one, so where the line is steep a
+    # column's centroid lies half-way to the next point: read such columns half a column back
+    back = np.concatenate([centroid[:1], 0.5 * (centroid[1:] + centroid[:-1])])
+    steep = np.clip((np.abs(np.diff(centroid, prepend=centroid[0])) - 1.0) / 2.0, 0.0, 1.0)
+    return steep * back + (1.0 - steep) * centroid
 
 
 def _interp(values: np.ndarray, length: int, interp: str) -> np.ndarray:
