@@ -1,0 +1,683 @@
+#!/usr/bin/env python3
+"""Soak: the real daemon under drop storms, slow copies, requests and kill -9; prints one JSON line.
+
+    .venv/bin/python bench/soak.py [--quick] [--seed N] [--files N] [--slow N] [--kills N]
+                                   [--requests N] [--keep DIR]
+
+What it does (each step against the real ``python -m miragen daemon`` subprocess, a temporary
+state folder and a simulated Mirage on a pseudo-terminal, ``miragen sim --pty --state``, that
+outlives every daemon it serves):
+
+1. drops the storm (``--files`` cycles in 4 classes, half by atomic rename, half written in
+   place, some duplicates and bad files among them), starts ``--slow`` slow copies (written in
+   pieces over a few seconds) and ``--requests`` request files, a few at a time;
+2. ``--kills`` times: starts the daemon, waits until a job of the chosen phase (ingest, train,
+   generate, deliver, in turn) is running, waits a random moment more and kills it with SIGKILL
+   (new material keeps arriving in between, so every phase has work);
+3. a last ``--until-idle`` run finishes the queue; then every invariant is checked.
+
+JSON fields: ``inputs_tried`` (inputs dropped: audio files, bad files, requests),
+``kills_survived`` (SIGKILLs after which the queue finished), ``phase_hits`` (kills that landed
+while a job of that kind ran), ``files_lost`` (inputs neither in the corpus nor in ``rejected/``:
+must be 0), ``processed_twice`` (good inputs found both in the corpus and in ``rejected/``, or
+twice in the corpus), ``duplicate_deliveries`` (deliveries recorded done more than once for one
+request and route: must be 0), ``resent_after_kill`` (SysEx dumps the Mirage stored beyond one
+per delivered request: a kill after the ACK and before the record resends the same bytes to the
+same wavesample; informational), ``crashes`` (daemon processes that exited by themselves with an
+error, plus Python tracebacks in the log: must be 0), ``unfinished_jobs``, ``failed_without_reason``,
+``requests`` (states), ``partial_out_files`` and ``bad_out_files`` (a visible file in ``out/`` with
+a temporary name, or a ``.pcm`` that breaks the Mirage rules: must be 0), ``mirage_mismatch``
+(delivered bytes not in the simulated Mirage's memory), ``train_resumes`` (restarts that resumed
+training from a checkpoint), ``peak_rss_mb`` (highest VmHWM of any daemon process), ``seconds``,
+and ``ok`` (every must-be-zero figure is zero). Exit status 0 when ``ok``.
+
+``--quick`` (300 files, 5 slow copies, 10 kills, 6 requests) finishes in a few minutes; the full
+run (2,000 files, 20 slow copies, 100 kills, 24 requests) takes about an hour on 2 cores.
+
+The tests in ``tests/test_crash_restart.py``, ``tests/test_storm.py`` and ``tests/test_hostile.py``
+use :class:`Harness` from this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+PHASES = ("ingest", "train", "generate", "deliver")
+TEMP_SUFFIXES = (".part", ".tmp", ".crdownload", "~")
+
+
+# ------------------------------------------------------------------------------ inputs
+def cycle(rng: random.Random) -> bytes:
+    """One 256-byte single cycle, 8 random harmonics, Mirage 8-bit (1..255), never silent."""
+    h = [rng.gauss(0, 1) / (1 + k) for k in range(8)]
+    ph = [rng.uniform(0, 6.283) for _ in range(8)]
+    x = [sum(h[k] * math.sin(2 * math.pi * (k + 1) * i / 256 + ph[k]) for k in range(8)) for i in range(256)]
+    peak = max(abs(v) for v in x) or 1.0
+    return bytes(min(255, max(1, round(128 + 120 * v / peak))) for v in x)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class RssWatch:
+    """Samples VmHWM/VmRSS of a process every ``every`` seconds until it exits."""
+
+    def __init__(self, pid: int, every: float = 0.2):
+        self.pid, self.every = pid, every
+        self.hwm_kb = self.rss_kb = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.every)
+
+    def sample(self) -> None:
+        self.hwm_kb = max(self.hwm_kb, _status_kb(self.pid, "VmHWM"))
+        self.rss_kb = _status_kb(self.pid, "VmRSS") or self.rss_kb
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._t.join(timeout=2)
+
+
+# ------------------------------------------------------------------------------ the harness
+class Harness:
+    """A state folder, its config, a simulated Mirage on a pty, and the daemon's lifecycle."""
+
+    def __init__(self, root: Path, *, seed: int = 0, train_seconds: float = 2.0, route: str = "both",
+                 sim: bool = True, sim_faults: tuple[str, ...] = (), config: dict[str, dict[str, Any]] | None = None,
+                 triggers: list[dict[str, Any]] | None = None, env: dict[str, str] | None = None):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state = self.root / "state"
+        self.inbox = self.state / "inbox"
+        self.log = self.root / "daemon.log"
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.env = dict(ENV, **(env or {}))
+        self.good: dict[str, str] = {}  # sha256 -> original name: must end in the corpus, once
+        self.data: dict[str, bytes] = {}  # sha256 -> bytes of the good inputs
+        self.dups: dict[str, list[str]] = {}  # sha256 -> further names the same bytes were dropped under
+        self.bad: dict[str, str] = {}  # original name (relative to inbox/) -> reason fragment: must end in rejected/
+        self.requests: dict[str, dict[str, Any]] = {}  # request name -> request (must end done or failed)
+        self.inputs_tried = 0
+        self.kills = 0
+        self.phase_hits: Counter[str] = Counter()
+        self.crashes = 0
+        self.peak_rss_kb = 0
+        self.threads: list[threading.Thread] = []
+        self.sim_proc: subprocess.Popen | None = None
+        self.sim_state = self.root / "sim.json"
+        self._slave_fd: int | None = None
+        self._slot = 0
+        transport = "sim"
+        if sim:
+            transport = "serial:" + self.start_sim(sim_faults)
+        self.config_sections: dict[str, dict[str, Any]] = {
+            "paths": {"state": str(self.state)},
+            "train": {"seconds": int(max(1, train_seconds)), "debounce_s": 0.3, "device": "cpu", "threads": 1,
+                      "checkpoint_every": 10},
+            "generate": {"count": 1, "oversample": 2},
+            "daemon": {"settle_s": 0.3, "rescan_s": 2.0, "max_file_mb": 1, "watchdog_s": 30.0},
+            "deliver": {"transport": transport, "route": route, "tries": 2, "ack_margin_s": 1.0},
+            "logging": {"level": "INFO"},
+        }
+        for sec, body in (config or {}).items():
+            self.config_sections.setdefault(sec, {}).update(body)
+        self.triggers = triggers or []
+        self.config = self.write_config()
+        for d in (self.inbox, self.state / "requests"):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # -- setup ----------------------------------------------------------------------------
+    def write_config(self) -> Path:
+        lines = []
+        for sec, body in self.config_sections.items():
+            lines.append(f"[{sec}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in body.items()]
+        for t in self.triggers:
+            lines.append("[[trigger]]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in t.items()]
+        path = self.root / "miragen.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start_sim(self, faults: tuple[str, ...] = ()) -> str:
+        args = [sys.executable, "-m", "miragen", "sim", "--pty", "--state", str(self.sim_state)]
+        for f in faults:
+            args += ["--fault", f]
+        self.sim_proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(self.root / "sim.log", "ab"), env=self.env)
+        path = self.sim_proc.stdout.readline().decode().strip()
+        if not path.startswith("/dev/"):
+            raise RuntimeError(f"miragen sim --pty did not start: {(self.root / 'sim.log').read_text()[-2000:]}")
+        # hold the slave open ourselves (never read): the pty keeps working while no daemon runs
+        self._slave_fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        return path
+
+    # -- inputs ---------------------------------------------------------------------------
+    def _place(self, rel: str, data: bytes, how: str) -> None:
+        dest = self.inbox / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if how == "rename":  # what a careful copy tool does: write elsewhere, rename in
+            tmp = self.root / f".drop-{self.rng.getrandbits(48):012x}"
+            tmp.write_bytes(data)
+            os.replace(tmp, dest)
+        elif how == "dotpart":  # rsync style: hidden temp name in the folder, then rename
+            tmp = dest.with_name(f".{dest.name}.{self.rng.getrandbits(24):06x}")
+            tmp.write_bytes(data)
+            os.replace(tmp, dest)
+        else:  # written in place in one go
+            dest.write_bytes(data)
+
+    def drop_good(self, rel: str, data: bytes | None = None, how: str | None = None) -> str:
+        data = data if data is not None else cycle(self.rng)
+        h = sha(data)
+        if h in self.good:
+            raise ValueError("test input collision")
+        self.good[h] = rel
+        self.data[h] = data
+        self.inputs_tried += 1
+        self._place(rel, data, how or self.rng.choice(["rename", "direct", "dotpart"]))
+        return h
+
+    def drop_bad(self, rel: str, data: bytes, reason: str = "", how: str = "rename") -> None:
+        self.bad[rel] = reason
+        self.inputs_tried += 1
+        self._place(rel, data, how)
+
+    def drop_duplicate(self, rel: str) -> None:
+        """The bytes of an earlier good input under another name: exactly one of the names ends
+        in the corpus, every other one in rejected/ as a duplicate (whichever is claimed first)."""
+        h = self.rng.choice(sorted(self.data))
+        self.dups.setdefault(h, []).append(rel)
+        self.inputs_tried += 1
+        self._place(rel, self.data[h], "rename")
+
+    def slow_copy(self, rel: str, pieces: int = 8, gap: float = 0.3, reopen: bool = False) -> str:
+        """Write a new good file in ``pieces`` over ``pieces × gap`` seconds (a slow network copy)."""
+        data = b"".join(cycle(self.rng) for _ in range(pieces))
+        h = sha(data)
+        self.good[h] = rel
+        self.data[h] = data
+        self.inputs_tried += 1
+        dest = self.inbox / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        step = len(data) // pieces
+
+        def run() -> None:
+            if reopen:
+                for k in range(pieces):
+                    with open(dest, "ab") as fh:
+                        fh.write(data[k * step:(k + 1) * step])
+                    time.sleep(gap)
+            else:
+                with open(dest, "wb") as fh:
+                    for k in range(pieces):
+                        fh.write(data[k * step:(k + 1) * step])
+                        fh.flush()
+                        time.sleep(gap)
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        self.threads.append(t)
+        return h
+
+    def wait_copies(self) -> None:
+        for t in self.threads:
+            t.join()
+        self.threads.clear()
+
+    def next_slot(self) -> tuple[str, int]:
+        half = ("lower", "upper")[(self._slot // 8) % 2]
+        number = self._slot % 8 + 1
+        self._slot += 1
+        return half, number
+
+    def drop_request(self, name: str, cls: str, *, as_json: bool | None = None, **fields: Any) -> dict[str, Any]:
+        half, number = self.next_slot()
+        req = {"class": cls, "half": half, "wavesample": number, **fields}
+        self.requests[name] = req
+        self.inputs_tried += 1
+        as_json = self.rng.random() < 0.5 if as_json is None else as_json
+        folder = self.state / "requests"
+        tmp = self.root / f".req-{name}"
+        if as_json:
+            tmp.write_text(json.dumps(req))
+            os.replace(tmp, folder / f"{name}.json")
+        else:
+            tmp.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in req.items()))
+            os.replace(tmp, folder / f"{name}.toml")
+        return req
+
+    # -- the daemon -----------------------------------------------------------------------
+    def start(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "miragen", "daemon", "--config", str(self.config), *extra],
+                                stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=dict(self.env, **(env or {})),
+                                cwd=str(self.root))
+        proc.rss = RssWatch(proc.pid)  # type: ignore[attr-defined]
+        return proc
+
+    def _reap(self, proc: subprocess.Popen, killed: bool) -> int:
+        rc = proc.wait()
+        w = getattr(proc, "rss", None)
+        if w is not None:
+            w.stop()
+            self.peak_rss_kb = max(self.peak_rss_kb, w.hwm_kb)
+        if not killed and rc != 0:
+            self.crashes += 1
+        return rc
+
+    def db(self) -> sqlite3.Connection | None:
+        path = self.state / "miragen.db"
+        if not path.exists():
+            return None
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+
+    def running_kinds(self) -> set[str]:
+        """Kinds of the jobs running now; ``ingest`` also while ingest jobs wait (a storm is
+        being worked through: each ingest job runs for milliseconds only)."""
+        try:
+            c = self.db()
+            if c is None:
+                return set()
+            try:
+                kinds = {r[0] for r in c.execute("SELECT kind FROM jobs WHERE state='running'")}
+                if c.execute("SELECT 1 FROM jobs WHERE kind='ingest' AND state='queued' LIMIT 1").fetchone():
+                    kinds.add("ingest")
+                return kinds
+            finally:
+                c.close()
+        except sqlite3.Error:
+            return set()
+
+    def checkpoints(self) -> dict[str, float]:
+        """Engine checkpoint files under models/ and their mtimes."""
+        folder = self.state / "models"
+        return {str(p): p.stat().st_mtime for p in folder.rglob("*.pt")} if folder.is_dir() else {}
+
+    def kill_during(self, phase: str | None, timeout: float = 40.0, extra_delay: float = 0.8,
+                    before_kill: Callable[[], None] | None = None) -> bool:
+        """Start the daemon, wait until a ``phase`` job runs (or a random moment when ``phase`` is
+        None or never comes), wait a random moment more, SIGKILL it. True when the phase was hit."""
+        proc = self.start()
+        hit = False
+        t0 = time.monotonic()
+        if phase is None:
+            time.sleep(self.rng.uniform(0.3, 6.0))
+        else:
+            before = self.checkpoints()
+            wall0 = time.time()
+            while time.monotonic() - t0 < timeout and proc.poll() is None:
+                if phase in self.running_kinds():
+                    if phase != "train":
+                        hit = True
+                        break
+                    # training: wait for a checkpoint of this run, so that the restart can resume
+                    if any(m > wall0 and before.get(p) != m for p, m in self.checkpoints().items()):
+                        hit = True
+                        break
+                time.sleep(0.02)
+            time.sleep(self.rng.uniform(0.0, extra_delay))
+            hit = hit and phase in self.running_kinds()
+        if before_kill:
+            before_kill()
+        killed = proc.poll() is None
+        if killed:
+            proc.kill()
+            self.kills += 1
+            if hit:
+                self.phase_hits[phase] += 1  # type: ignore[index]
+        self._reap(proc, killed)
+        return hit
+
+    def finish(self, timeout: float = 300.0) -> int:
+        """Run ``--until-idle`` to the end of the queue; returns its exit status."""
+        self.wait_copies()
+        proc = self.start("--until-idle", "--max-seconds", str(int(timeout)))
+        try:
+            proc.wait(timeout=timeout + 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            self._reap(proc, True)
+            self.crashes += 1
+            return -9
+        return self._reap(proc, False)
+
+    def quiet(self, kinds: tuple[str, ...] = ("ingest", "request")) -> bool:
+        """Nothing of ``kinds`` queued or running, no input waiting in the drop folders or in
+        processing/, no copy still being written."""
+        if any(t.is_alive() for t in self.threads):
+            return False
+        st = self.state
+        for d in ("inbox", "requests", "processing"):
+            folder = st / d
+            if folder.is_dir() and any((p.is_file() or p.is_symlink()) and not p.name.startswith(".")
+                                       and not p.name.endswith(TEMP_SUFFIXES) for p in folder.rglob("*")):
+                return False
+        c = self.db()
+        if c is None:
+            return False
+        try:
+            marks = ",".join("?" * len(kinds))
+            n = c.execute(f"SELECT count(*) FROM jobs WHERE state IN ('queued','running') AND kind IN ({marks})", kinds).fetchone()[0]
+        except sqlite3.Error:
+            return False
+        finally:
+            c.close()
+        return n == 0
+
+    def wait_for(self, cond: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen | None = None,
+                 stable_s: float = 0.0) -> None:
+        """Poll ``cond`` until it holds (for ``stable_s`` seconds); raise AssertionError on timeout
+        or when ``proc`` exits."""
+        t0 = time.monotonic()
+        since: float | None = None
+        while time.monotonic() - t0 < timeout:
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"the daemon exited ({proc.returncode}) while waiting for {what}\n{self.log_tail()}")
+            if cond():
+                since = since or time.monotonic()
+                if time.monotonic() - since >= stable_s:
+                    return
+            else:
+                since = None
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{self.log_tail()}")
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 15.0) -> tuple[int, float]:
+        """SIGTERM; returns (exit status, seconds it took)."""
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            self._reap(proc, True)
+            self.crashes += 1
+            return -9, time.monotonic() - t0
+        return self._reap(proc, False), time.monotonic() - t0
+
+    def log_tail(self, n: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
+
+    def close(self) -> None:
+        for t in self.threads:
+            t.join(timeout=30)
+        if self.sim_proc is not None and self.sim_proc.poll() is None:
+            self.sim_proc.terminate()
+            try:
+                self.sim_proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.sim_proc.kill()
+                self.sim_proc.wait()
+        if self._slave_fd is not None:
+            os.close(self._slave_fd)
+            self._slave_fd = None
+
+    # -- the checks -----------------------------------------------------------------------
+    def record(self, name: str) -> dict[str, Any]:
+        try:
+            return json.loads((self.state / "out" / "requests" / f"{name}.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def rejected(self) -> dict[str, str]:
+        """printable(original) -> reason, from every ``rejected/*.reason.txt``."""
+        out: dict[str, str] = {}
+        folder = self.state / "rejected"
+        if not folder.is_dir():
+            return out
+        for p in folder.iterdir():
+            if not p.name.endswith(".reason.txt"):
+                continue
+            fields = dict(line.split(": ", 1) for line in p.read_text(errors="replace").splitlines() if ": " in line)
+            stem = p.name[: -len(".reason.txt")]
+            if not (folder / stem).exists() and not (folder / stem).is_symlink():
+                out.setdefault("__missing_file__", "")
+                out["__missing_file__"] += stem + " "
+            out[fields.get("file", "")] = fields.get("reason", "")
+        return out
+
+    def check(self, ignore_kinds: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Every invariant of the state folder; ``ignore_kinds``: job kinds that may still wait
+        (e.g. ``train`` when its debounce was pushed out of the way on purpose)."""
+        from miragen.audio.mirage8 import check_mirage8
+        from miragen.errors import MiragenError
+        from miragen.service.state import printable
+
+        st = self.state
+        corpus = [p for p in (st / "corpus").rglob("*") if p.is_file() and not p.name.startswith(".")] if (st / "corpus").is_dir() else []
+        corpus_hashes = Counter(sha(p.read_bytes()) for p in corpus if p.suffix != ".img")
+        rejected = self.rejected()
+        lost: list[str] = []
+        wrongly_rejected: dict[str, str] = {}
+        processed_twice: list[str] = [h for h, n in corpus_hashes.items() if n > 1]
+        for h, rel in self.good.items():
+            names = [rel] + self.dups.get(h, [])
+            rej = [n for n in names if printable(n) in rejected]
+            if corpus_hashes[h] == 0:
+                if rej:
+                    wrongly_rejected.update({n: rejected[printable(n)] for n in rej})
+                lost += [n for n in names if n not in rej]
+            elif len(rej) == len(names):
+                processed_twice.append(rel)  # in the corpus and yet every name rejected
+            elif len(rej) < len(names) - 1:
+                lost += [n for n in names if n not in rej][1:]
+        lost += [rel for rel in self.bad if printable(rel) not in rejected]
+        leftovers = [str(p.relative_to(st)) for d in ("inbox", "processing", "requests") if (st / d).is_dir()
+                     for p in (st / d).rglob("*") if (p.is_file() or p.is_symlink()) and not p.name.startswith(".")
+                     and not p.name.endswith(TEMP_SUFFIXES)]
+        res: dict[str, Any] = {}
+        c = self.db()
+        unfinished = failed_no_reason = dup_deliveries = 0
+        deliveries_done: list[tuple[str, str]] = []
+        if c is not None:
+            try:
+                marks = ",".join("?" * len(ignore_kinds)) or "''"
+                unfinished = c.execute(f"SELECT count(*) FROM jobs WHERE state IN ('queued','running') AND kind NOT IN ({marks})",
+                                       ignore_kinds).fetchone()[0]
+                failed_no_reason = c.execute("SELECT count(*) FROM jobs WHERE state='failed' AND trim(last_error)=''").fetchone()[0]
+                dup_deliveries = c.execute("SELECT count(*) FROM (SELECT request, route, count(*) AS n FROM deliveries "
+                                           "WHERE state='done' GROUP BY request, route HAVING n > 1)").fetchone()[0]
+                deliveries_done = [tuple(r) for r in c.execute("SELECT request, route FROM deliveries WHERE state='done'")]
+            finally:
+                c.close()
+        req_states: Counter[str] = Counter()
+        req_problems: list[str] = []
+        done_sysex: dict[tuple[str, int], bytes] = {}
+        for name, req in self.requests.items():
+            rec = self.record(name)
+            state = rec.get("state", "missing")
+            req_states[state] += 1
+            if state not in ("done", "failed"):
+                req_problems.append(f"{name}: state {state}")
+            elif state == "failed" and not str(rec.get("reason", "")).strip():
+                req_problems.append(f"{name}: failed without a reason")
+            elif state == "done":
+                for part, r in (rec.get("delivery") or {}).items():
+                    if not r.get("ok"):
+                        req_problems.append(f"{name}: done but {part} not ok")
+                    if part == "sysex" and r.get("ok"):
+                        pcm = next((f for f in rec.get("files", []) if f.endswith(".pcm")), None)
+                        if pcm:
+                            done_sysex[(req["half"], int(req["wavesample"]))] = (st / pcm).read_bytes()
+        partial, bad_out = [], []
+        out = st / "out"
+        if out.is_dir():
+            for p in out.rglob("*"):
+                if not p.is_file() or p.name.startswith("."):
+                    continue
+                if p.name.endswith(TEMP_SUFFIXES):
+                    partial.append(str(p.relative_to(st)))
+                elif p.suffix == ".pcm":
+                    try:
+                        check_mirage8(p.read_bytes())
+                    except MiragenError as exc:
+                        bad_out.append(f"{p.relative_to(st)}: {exc}")
+                elif p.suffix == ".img" and p.stat().st_size != 450560:
+                    bad_out.append(f"{p.relative_to(st)}: {p.stat().st_size} bytes")
+                elif p.suffix == ".json":
+                    try:
+                        json.loads(p.read_text())
+                    except ValueError:
+                        bad_out.append(f"{p.relative_to(st)}: not JSON")
+        mismatch, resent = [], 0
+        if self.sim_state.exists() and done_sysex:
+            from miragen.transport.simulated import read_state
+
+            sim = read_state(self.sim_state)
+            for (half, n), data in done_sysex.items():
+                if sim["wavesample_data"][half][n][: len(data)] != data:
+                    mismatch.append(f"{half} {n}")
+            sysex_done = sum(1 for _r, route in deliveries_done if route == "sysex")
+            resent = max(0, sim["counters"].get("dumps_stored", 0) - sysex_done)
+        log_text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        tracebacks = log_text.count("Traceback (most recent call last)")
+        res.update(
+            inputs_tried=self.inputs_tried,
+            kills_survived=self.kills if not unfinished else 0,
+            phase_hits=dict(self.phase_hits),
+            files_lost=len(lost),
+            lost=lost[:10],
+            wrongly_rejected=dict(list(wrongly_rejected.items())[:10]),
+            processed_twice=len(processed_twice),
+            leftovers=len(leftovers),
+            leftover_names=leftovers[:10],
+            corpus_files=sum(corpus_hashes.values()),
+            rejected_files=len([k for k in rejected if k != "__missing_file__"]),
+            reason_without_file=rejected.get("__missing_file__", "").split()[:10],
+            unfinished_jobs=unfinished,
+            failed_without_reason=failed_no_reason,
+            requests=dict(req_states),
+            request_problems=req_problems[:10],
+            duplicate_deliveries=dup_deliveries,
+            resent_after_kill=resent,
+            mirage_mismatch=mismatch,
+            partial_out_files=len(partial),
+            bad_out_files=bad_out[:10],
+            crashes=self.crashes + tracebacks,
+            tracebacks_in_log=tracebacks,
+            train_resumes=log_text.count("resumed from"),
+            peak_rss_mb=round(self.peak_rss_kb / 1024, 1),
+        )
+        res["ok"] = not (res["files_lost"] or res["processed_twice"] or wrongly_rejected or res["leftovers"] or res["unfinished_jobs"]
+                         or res["failed_without_reason"] or req_problems or dup_deliveries or mismatch or partial
+                         or bad_out or res["crashes"] or res["reason_without_file"])
+        return res
+
+
+# ------------------------------------------------------------------------------ the soak
+CLASSES = ("bass", "lead", "pad", "organ")
+
+
+def soak(root: Path, *, files: int, slow: int, kills: int, n_requests: int, seed: int,
+         train_seconds: float = 4.0, final_timeout: float = 600.0) -> dict[str, Any]:
+    t0 = time.monotonic()
+    # slow-paced dumps (32-byte chunks, 20 ms apart) so that a kill can land inside a delivery;
+    # a checkpoint every 3 steps so that a kill inside training has one to resume from
+    h = Harness(root, seed=seed, train_seconds=train_seconds, route="both",
+                config={"deliver": {"chunk_size": 32, "chunk_gap_ms": 20.0}, "train": {"checkpoint_every": 3}})
+    rng = h.rng
+    try:
+        # material arrives in waves between the kills, so that every phase keeps having work
+        waves = max(1, kills // 2)
+        per_wave = [files // (waves + 1)] * (waves + 1)
+        per_wave[0] += files - sum(per_wave)
+        n = 0
+
+        def drop_wave(count: int) -> None:
+            nonlocal n
+            for _ in range(count):
+                cls = CLASSES[n % len(CLASSES)]
+                h.drop_good(f"{cls}/c{n:05d}.pcm")
+                n += 1
+            h.drop_bad(f"bad-{n}.wav", b"RIFF\x10\x00\x00\x00WAVEjunkjunk", "WAV")
+            h.drop_bad(f"{CLASSES[0]}/silent-{n}.pcm", b"\x80" * 512, "silent")
+
+        drop_wave(per_wave[0])
+        slow_left = slow
+        req_left = n_requests
+        for k in range(kills):
+            phase = PHASES[k % len(PHASES)]
+            if k // 2 + 1 < len(per_wave) and k % 2 == 0:
+                drop_wave(per_wave[k // 2 + 1])
+            if slow_left and rng.random() < 0.5:
+                h.slow_copy(f"{CLASSES[slow_left % len(CLASSES)]}/slow-{slow_left}.pcm", pieces=12, gap=0.15,
+                            reopen=bool(slow_left % 2))
+                slow_left -= 1
+            if req_left and phase in ("generate", "deliver"):
+                h.drop_request(f"req-{n_requests - req_left:03d}", CLASSES[req_left % len(CLASSES)])
+                req_left -= 1
+            h.kill_during(phase, timeout=30.0, extra_delay=0.5)
+        while slow_left:
+            h.slow_copy(f"{CLASSES[slow_left % len(CLASSES)]}/slow-{slow_left}.pcm", pieces=12, gap=0.15)
+            slow_left -= 1
+        while req_left:
+            h.drop_request(f"req-{n_requests - req_left:03d}", CLASSES[req_left % len(CLASSES)])
+            req_left -= 1
+        rc = h.finish(timeout=final_timeout)
+        res = h.check()
+        res["final_exit_status"] = rc
+    finally:
+        h.close()
+    res["seconds"] = round(time.monotonic() - t0, 1)
+    res["seed"] = seed
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="300 files, 5 slow copies, 10 kills, 6 requests")
+    ap.add_argument("--files", type=int)
+    ap.add_argument("--slow", type=int)
+    ap.add_argument("--kills", type=int)
+    ap.add_argument("--requests", type=int)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temporary folder, removed)")
+    a = ap.parse_args(argv)
+    size = dict(files=300, slow=5, kills=10, n_requests=6) if a.quick else dict(files=2000, slow=20, kills=100, n_requests=24)
+    for key, val in (("files", a.files), ("slow", a.slow), ("kills", a.kills), ("n_requests", a.requests)):
+        if val is not None:
+            size[key] = val
+    if a.keep:
+        res = soak(Path(a.keep), seed=a.seed, **size)
+    else:
+        with tempfile.TemporaryDirectory(prefix="miragen-soak-") as tmp:
+            res = soak(Path(tmp), seed=a.seed, **size)
+    print(json.dumps(res, sort_keys=True))
+    return 0 if res["ok"] and res["final_exit_status"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
