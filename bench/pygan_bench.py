@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -49,13 +50,14 @@ def speed(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         write_bitmaps(u8, Path(tmp), args.size)
         sess = PyGANSession(opts, Path(tmp))
-        times = []
+        times, cpu = [], []
         for _ in range(args.iters + 1):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             sess.learn(1)
             if sess.device == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
         t = time.perf_counter()
         sess.draw()
         draw_s = time.perf_counter() - t
@@ -75,6 +77,8 @@ def speed(args: argparse.Namespace) -> dict:
         "first_iter_s": round(times[0], 3),
         "sec_per_iter_median": round(statistics.median(steady), 3),
         "sec_per_iter_all": [round(t, 3) for t in steady],
+        "cpu_s_per_iter_median": round(statistics.median(cpu[1:]), 3),
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "draw_batch_s": round(draw_s, 3),
     }
 

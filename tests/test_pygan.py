@@ -110,6 +110,12 @@ def test_options_are_checked():
     assert engine_class("pygan") is PyGANEngine and PyGANEngine.model_class is PyGANModel
 
 
+def test_one_shots_are_refused_with_a_reason(tmp_path):
+    ds = Dataset("oneshot", 29411, {"drums": [np.zeros(3000, np.float32)]}, {"drums": ["kick.wav"]})
+    with pytest.raises(EngineError, match="single cycles only"):
+        PyGANEngine(**TINY).fit(ds, Budget(steps=1), None, tmp_path)
+
+
 # ---------------------------------------------------------------- the pipeline
 
 
@@ -242,3 +248,24 @@ def test_mxnet_backend_pipeline(bank, tmp_path):
     assert all(np.all(np.isfinite(w)) for w in waves)
     resumed = PyGANEngine(backend="mxnet", device="cpu", **TINY).fit(bank, Budget(steps=3), None, tmp_path / "ck")
     assert resumed.meta["iterations"] == {bank.class_names[0]: 3}
+
+
+def test_ctrl_c_swallowed_by_pygan_stops_training_and_keeps_the_work(bank, tmp_path, monkeypatch):
+    from accelbrainbase.controllablemodel._torch.gan_controller import GANController
+
+    calls = {"n": 0}
+    real = GANController.train_generator
+
+    def flaky(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # PyGAN catches this inside learn() and just prints
+        return real(self)
+
+    monkeypatch.setattr(GANController, "train_generator", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        PyGANEngine(**{**TINY, "checkpoint_every": 100}).fit(bank, Budget(steps=10), None, tmp_path)
+    monkeypatch.setattr(GANController, "train_generator", real)
+    steps: list[int] = []
+    PyGANEngine(**{**TINY, "checkpoint_every": 100}).fit(bank, Budget(steps=3), lambda p: steps.append(p.step), tmp_path)
+    assert steps == [3]  # iterations 1 and 2 were saved when Ctrl-C came

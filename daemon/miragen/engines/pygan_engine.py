@@ -165,7 +165,8 @@ class PyGANOptions:
     learning_rate: float = 1e-3
     k_step: int = 10  # discriminator steps per iteration
     d_output: str = "sigmoid"  # sigmoid | tanh (the discriminator's last activation; variant gan)
-    checkpoint_every: int = 20  # iterations between checkpoints
+    checkpoint_every: int = 20  # iterations between checkpoints …
+    checkpoint_s: float = 60.0  # … or seconds, whichever comes first
     threads: int = 0  # torch CPU threads (0: leave as is)
     seed: int = 0
 
@@ -219,6 +220,8 @@ class PyGANOptions:
             problems.append("d_output=tanh only exists for variant gan (the EB variants' discriminator is an autoencoder)")
         if self.checkpoint_every < 1:
             problems.append(f"checkpoint_every must be ≥ 1 (got {self.checkpoint_every})")
+        if not self.checkpoint_s > 0:
+            problems.append(f"checkpoint_s must be > 0 (got {self.checkpoint_s})")
         if self.threads < 0:
             problems.append(f"threads must be ≥ 0 (got {self.threads})")
         if problems:
@@ -393,9 +396,19 @@ class PyGANSession:
 
     # -- training
     def learn(self, iterations: int) -> None:
+        """Run PyGAN's ``learn()``; a Ctrl-C that PyGAN swallows (it prints "Keyboard
+        Interrupt." and returns) is raised again here so training really stops."""
+        before = self._done_iterations()
         self.generator.learn(iter_n=iterations, k_step=self.opts.k_step)
-        self.iteration += iterations
+        done = self._done_iterations() - before
+        self.iteration += done
         self._materialised = True
+        if done < iterations:
+            raise KeyboardInterrupt
+
+    def _done_iterations(self) -> int:
+        arr = getattr(self.controller, "generative_loss_arr", None)  # appended last in an iteration
+        return 0 if arr is None else len(arr)
 
     def last_losses(self) -> dict[str, float]:
         out = {}
@@ -643,12 +656,17 @@ class PyGANEngine(Engine):
         classes = list(dataset.class_names)
         if not classes:
             raise EngineError("pygan: the dataset holds no class")
+        if dataset.mode != "cycle":
+            raise EngineError(
+                f"pygan: draws single cycles only (a {self.opts.size}-pixel bitmap holds {self.opts.size} points); "
+                f"train mode '{dataset.mode}' with the wavegan engine"
+            )
         t0 = time.monotonic()
         per_class_s = budget.seconds / len(classes) if budget.seconds is not None else None
         states, lengths = {}, {}
         for i, cls in enumerate(classes):
             waves = dataset.classes[cls]
-            lengths[cls] = int(dataset.cycle_len) if dataset.mode == "cycle" else int(np.median([len(w) for w in waves]))
+            lengths[cls] = int(dataset.cycle_len)
             cls_budget = Budget(seconds=per_class_s, steps=budget.steps)
             states[cls] = self._fit_class(i, cls, waves, cls_budget, progress, checkpoint_dir, t0)
         meta = {
@@ -678,17 +696,23 @@ class PyGANEngine(Engine):
             else:
                 log.warning("pygan: %s was made for other data or settings; class '%s' starts afresh", ckpt, cls)
         budget.restart()
-        last_ckpt = sess.iteration
-        while not budget.done(sess.iteration):
-            sess.learn(1)
-            losses = sess.last_losses()
-            if not all(np.isfinite(v) for v in losses.values()):
-                log.warning("pygan: class '%s' iteration %d: non-finite losses %s", cls, sess.iteration, losses)
-            if sess.iteration - last_ckpt >= opts.checkpoint_every:
+        last_ckpt, last_ckpt_t = sess.iteration, time.monotonic()
+        try:
+            while not budget.done(sess.iteration):
+                sess.learn(1)
+                losses = sess.last_losses()
+                if not all(np.isfinite(v) for v in losses.values()):
+                    log.warning("pygan: class '%s' iteration %d: non-finite losses %s", cls, sess.iteration, losses)
+                if sess.iteration - last_ckpt >= opts.checkpoint_every or time.monotonic() - last_ckpt_t >= opts.checkpoint_s:
+                    write_state(ckpt, {**header, "iteration": sess.iteration}, sess.state_bytes(), u8)
+                    last_ckpt, last_ckpt_t = sess.iteration, time.monotonic()
+                if progress is not None:
+                    progress(Progress(step=sess.iteration, elapsed_s=time.monotonic() - t0, losses=losses, message=f"class {cls}"))
+        except KeyboardInterrupt:
+            if sess.iteration > last_ckpt:
                 write_state(ckpt, {**header, "iteration": sess.iteration}, sess.state_bytes(), u8)
-                last_ckpt = sess.iteration
-            if progress is not None:
-                progress(Progress(step=sess.iteration, elapsed_s=time.monotonic() - t0, losses=losses, message=f"class {cls}"))
+                log.info("pygan: interrupted; class '%s' saved at iteration %d in %s", cls, sess.iteration, ckpt)
+            raise
         blobs = sess.state_bytes()
         header = {**header, "iteration": sess.iteration}
         write_state(ckpt, header, blobs, u8)
