@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +102,24 @@ def run_request(d: "Daemon", job: Job) -> None:
 
 
 # ------------------------------------------------------------------------------ training
+_IMPORT_LOCK = threading.Lock()
+_heavy_loaded = False
+
+
+def _heavy_imports() -> None:
+    """Import torch and scipy once, one worker at a time. Concurrent first imports race: scipy's
+    array-API layer inspects a torch that another worker is half-way through importing and
+    fails with "partially initialized module 'torch' has no attribute 'Tensor'"."""
+    global _heavy_loaded
+    with _IMPORT_LOCK:
+        if not _heavy_loaded:
+            import torch  # noqa: F401
+            import scipy.signal  # noqa: F401
+            import scipy.stats  # noqa: F401
+
+            _heavy_loaded = True
+
+
 def _dataset(d: "Daemon", cls: str):
     from ..corpus.dataset import load_dataset
 
@@ -110,6 +129,7 @@ def _dataset(d: "Daemon", cls: str):
 
 
 def run_train(d: "Daemon", job: Job) -> None:
+    _heavy_imports()
     from ..engines.base import Budget, Progress, engine_class
 
     cls = job.subject
@@ -218,6 +238,7 @@ def _pick_class(d: "Daemon", wanted: str) -> str | None:
 
 
 def run_generate(d: "Daemon", job: Job) -> None:
+    _heavy_imports()
     from ..engines.base import load_model
     from ..engines.generate import generate_to_folder
 
