@@ -11,6 +11,7 @@ observer (network shares) to find them. The 2,000-file storm with 20 slow copies
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import time
 from pathlib import Path
@@ -56,7 +57,7 @@ def test_storm_of_300_plus_5_slow_copies_each_processed_once(tmp_path):
         rc, stop_s = h.stop(proc)
         assert rc == 0 and stop_s < 10, (rc, stop_s)
         res = h.check(ignore_kinds=("train",))
-        assert res["ok"], res
+        assert res["ok"], json.dumps(res, indent=1)
         assert res["corpus_files"] == 305, res
         assert res["rejected_files"] == 12 + 3, res
 
@@ -72,7 +73,7 @@ def test_storm_of_300_plus_5_slow_copies_each_processed_once(tmp_path):
         rc, _ = h.stop(proc)
         assert rc == 0
         res = h.check(ignore_kinds=("train",))
-        assert res["ok"], res
+        assert res["ok"], json.dumps(res, indent=1)
         assert res["corpus_files"] == 305 + 90, res
         print(f"storm of {h.inputs_tried} inputs filed in {storm_s:.1f} s; peak RSS {res['peak_rss_mb']} MB")
         assert res["peak_rss_mb"] < 150, res  # ingest never imports torch
