@@ -150,3 +150,26 @@ def test_cli_convert_oversize_file(tmp_path, cli):
         fh.truncate(64 * 2**20 + 10)  # sparse
     r = cli("convert", str(big), "-o", str(tmp_path / "o"))
     assert r.returncode == 2 and "64 MB" in r.stderr.decode() and "big.wav" in r.stderr.decode()
+
+
+def test_output_writer_batches_atomically(tmp_path):
+    from miragen.audio.convert import OutputWriter
+    from miragen.audio.mirage8 import prepare
+
+    p = prepare(np.sin(np.arange(1000) / 7.0), 29411)
+    with OutputWriter(tmp_path / "o", 29411, batch=3, png=False) as w:
+        for i in range(5):
+            w.add(p, f"w{i}")
+        # after 3 conversions the first batch is final; the rest are still temporary files
+        names = sorted(f.name for f in (tmp_path / "o").iterdir())
+        assert [n for n in names if not n.startswith(".")] == [f"w{i}.{e}" for i in range(3) for e in ("pcm", "wav")]
+        assert sum(n.endswith(".part") for n in names) == 4
+    names = sorted(f.name for f in (tmp_path / "o").iterdir())
+    assert names == sorted(f"w{i}.{e}" for i in range(5) for e in ("pcm", "wav"))
+    assert (tmp_path / "o" / "w4.pcm").read_bytes() == p.data
+    assert len(w.written) == 10
+    with pytest.raises(RuntimeError):
+        with OutputWriter(tmp_path / "e", 29411) as w2:
+            w2.add(p, "lost")
+            raise RuntimeError("boom")
+    assert list((tmp_path / "e").iterdir()) == []  # nothing half-done left behind

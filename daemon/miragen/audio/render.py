@@ -87,9 +87,14 @@ def _with_title(img: np.ndarray, title: str | None) -> np.ndarray:
     return np.asarray(pil)
 
 
+def waveform_png_bytes(wave: np.ndarray | bytes, *, title: str | None = None) -> bytes:
+    """The PNG file content of :func:`waveform_png`."""
+    return _png_bytes(_with_title(draw(wave), title))
+
+
 def waveform_png(wave: np.ndarray | bytes, path: str | os.PathLike, *, title: str | None = None) -> Path:
     """Write a picture of ``wave`` (uint8 bytes/array, or floats in [-1, 1]) to ``path``."""
-    return atomic_write_bytes(path, _png_bytes(_with_title(draw(wave), title)))
+    return atomic_write_bytes(path, waveform_png_bytes(wave, title=title))
 
 
 def contact_sheet(

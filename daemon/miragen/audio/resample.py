@@ -24,6 +24,7 @@ KAISER_BETA = 8.0
 HALF_LEN_ZEROS = 20  # filter half-length, in zero crossings of the slower rate
 
 
+@lru_cache(maxsize=256)
 def ratio(src_rate: int, dst_rate: int) -> tuple[int, int]:
     """(up, down): the small integer ratio used to go from ``src_rate`` to ``dst_rate``."""
     if src_rate <= 0 or dst_rate <= 0:

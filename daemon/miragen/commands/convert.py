@@ -31,8 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _convert(args: argparse.Namespace) -> int:
     from .. import config as configmod
-    from ..audio.convert import convert_file, write_outputs
-    from ..errors import MiragenError
+    from ..audio.convert import OutputWriter
 
     audio = configmod.load(args.config)["audio"]
     rate = args.rate if args.rate is not None else audio["rate"]
@@ -47,6 +46,25 @@ def _convert(args: argparse.Namespace) -> int:
         return 2
 
     out = Path(args.out)
+    writer = OutputWriter(out, rate)  # atomic files, one filesystem flush per batch
+    try:
+        failed = _run(args, audio, writer, rate=rate, max_bytes=max_bytes, dither=dither, strict=strict)
+        writer.close()
+    except OSError as exc:
+        writer.discard()
+        print(f"miragen: error: {out}: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if failed:
+        print(f"miragen: {failed} of {len(args.inputs)} input(s) not converted", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run(args: argparse.Namespace, audio: dict, writer, *, rate: int, max_bytes: int, dither: str, strict: bool) -> int:
+    """Convert every input; returns how many failed (each reported on one line)."""
+    from ..audio.convert import convert_file
+    from ..errors import MiragenError
+
     failed = 0
     used: set[str] = set()
     for src in args.inputs:
@@ -73,13 +91,6 @@ def _convert(args: argparse.Namespace) -> int:
         used.add(stem)
         for w in prepared.warnings:
             print(f"miragen: warning: {w}", file=sys.stderr)
-        try:
-            files = write_outputs(prepared, out, stem, rate)
-        except OSError as exc:
-            print(f"miragen: error: {out}: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
-            return 2
+        files = writer.add(prepared, stem)
         print(f"{src} → {files[0].with_suffix('.{pcm,wav,png}')}  ({len(prepared.data)} bytes, {prepared.pages} pages at {rate} Hz)")
-    if failed:
-        print(f"miragen: {failed} of {len(args.inputs)} input(s) not converted", file=sys.stderr)
-        return 2
-    return 0
+    return failed
