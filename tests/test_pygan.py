@@ -269,3 +269,25 @@ def test_ctrl_c_swallowed_by_pygan_stops_training_and_keeps_the_work(bank, tmp_p
     steps: list[int] = []
     PyGANEngine(**{**TINY, "checkpoint_every": 100}).fit(bank, Budget(steps=3), lambda p: steps.append(p.step), tmp_path)
     assert steps == [3]  # iterations 1 and 2 were saved when Ctrl-C came
+
+
+def test_cli_train_and_generate_with_pygan(cli, tmp_path):
+    from miragen.corpus.synth import write_default_corpus
+
+    write_default_corpus(tmp_path / "data")
+    sets = ["--set", "size=16", "--set", "batch_size=2", "--set", "k_step=1"]
+    bad = cli("train", "--engine", "pygan", "--data", str(tmp_path / "data"), "--class", "saw", "--iterations", "1",
+              "--set", "backend=nope", "-o", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and b"Traceback" not in bad.stderr
+    assert b"backend must be torch or mxnet" in bad.stderr
+    r = cli("train", "--engine", "pygan", "--data", str(tmp_path / "data"), "--class", "saw", "--iterations", "2", *sets,
+            "-o", str(tmp_path / "model"))
+    assert r.returncode == 0, r.stderr.decode()
+    g = cli("generate", str(tmp_path / "model"), "-n", "2", "-o", str(tmp_path / "out"), "--seed", "1", "--gate", "off")
+    assert g.returncode == 0, g.stderr.decode()
+    pcms = sorted((tmp_path / "out").glob("*.pcm"))
+    assert len(pcms) == 2
+    for p in pcms:
+        data = p.read_bytes()
+        assert len(data) == 256 and b"\x00" not in data
+        check_mirage8(data)
