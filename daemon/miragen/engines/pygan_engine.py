@@ -383,6 +383,7 @@ class PyGANSession:
             self._set_tanh_output()
         self.iteration = 0
         self._materialised = False
+        self._count_generator_steps()
 
     # -- the article's tanh knob
     def _set_tanh_output(self) -> None:
@@ -398,17 +399,26 @@ class PyGANSession:
     def learn(self, iterations: int) -> None:
         """Run PyGAN's ``learn()``; a Ctrl-C that PyGAN swallows (it prints "Keyboard
         Interrupt." and returns) is raised again here so training really stops."""
-        before = self._done_iterations()
+        before = self._g_steps
         self.generator.learn(iter_n=iterations, k_step=self.opts.k_step)
-        done = self._done_iterations() - before
+        done = self._g_steps - before
         self.iteration += done
         self._materialised = True
         if done < iterations:
             raise KeyboardInterrupt
 
-    def _done_iterations(self) -> int:
-        arr = getattr(self.controller, "generative_loss_arr", None)  # appended last in an iteration
-        return 0 if arr is None else len(arr)
+    def _count_generator_steps(self) -> None:
+        """Count finished generator steps (the last thing of each PyGAN iteration)."""
+        self._g_steps = 0
+        original = self.controller.train_generator
+
+        def counted() -> Any:
+            out = original()
+            self._g_steps += 1
+            return out
+
+        # an instance attribute: PyGAN's learn() calls self.train_generator(), finds this one
+        object.__setattr__(self.controller, "train_generator", counted)
 
     def last_losses(self) -> dict[str, float]:
         out = {}
