@@ -101,6 +101,8 @@ def judge(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         model = engine.fit(train, Budget(seconds=args.seconds, steps=args.steps), None, Path(tmp))
     fit_s = time.perf_counter() - t
+    if args.save:
+        model.save(args.save)
     gen = model.sample(args.n, cls, seed=1)
     report = evaluate(gen, train.classes[cls], held.classes[cls], "cycle")
     collapse = copy_report(model, cls, n=args.n, seed=2)
@@ -143,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=120.0)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("-n", type=int, default=40)
+    p.add_argument("--save", metavar="MODEL", help="judge: also save the trained model folder here")
     args = p.parse_args(argv)
     out = speed(args) if args.what == "speed" else judge(args)
     print(json.dumps(out, indent=2, default=str))

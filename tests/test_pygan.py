@@ -198,6 +198,9 @@ def test_copy_report_measures_the_conditioning(trained):
     assert rep["median_fed_to_nearest_train"] < 0.1 * rep["median_train_to_nearest_other_train"]
     assert 0.0 <= rep["nearest_is_fed_fraction"] <= 1.0
     assert rep["median_draw_to_nearest_train"] >= 0.0
+    # PyGAN builds D's dense head lazily, after D's optimizer: the head is never trained
+    assert rep["d_head_parameters"] > 0 and rep["d_head_in_optimizer"] is False
+    assert 0.0 <= rep["d_mean_on_real"] <= 1.0 and 0.0 <= rep["d_mean_on_drawn"] <= 1.0
 
 
 # ---------------------------------------------------------------- backends

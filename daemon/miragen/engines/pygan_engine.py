@@ -472,6 +472,26 @@ class PyGANSession:
                 images.extend(batch[:, :1])
         return [im[0] for im in images[:n]]
 
+    def discriminator_facts(self) -> dict[str, Any]:
+        """Variant gan, torch: D's mean output on a real and a drawn batch, and whether the
+        optimizer PyGAN built holds D's dense head (built lazily after the optimizer was)."""
+        if self.opts.variant != "gan" or self.backend != "torch":
+            return {}
+        import torch
+
+        gm, dm = self.controller.generative_model, self.controller.discriminative_model
+        with torch.no_grad():
+            real = float(dm.inference(self.controller.true_sampler.draw()).mean())
+            fake = float(dm.inference(gm.draw()).mean())
+        in_opt = {id(p) for g in self.controller.discriminator_optimizer.param_groups for p in g["params"]}
+        head = list(dm.model.output_nn.parameters())
+        return {
+            "d_mean_on_real": real,
+            "d_mean_on_drawn": fake,
+            "d_head_parameters": int(sum(p.numel() for p in head)),
+            "d_head_in_optimizer": bool(head) and all(id(p) in in_opt for p in head),
+        }
+
     def _materialise(self) -> None:
         """Run one forward pass so lazily built layers (D's dense head) exist before loading."""
         if self._materialised or self.opts.variant != "gan":
@@ -753,7 +773,8 @@ def copy_report(model: PyGANModel, cls: str | None = None, n: int = 40, seed: in
     bitmap PyGAN fed into the generator for it, and every training wave (all at the bitmap's
     resolution, mean removed). Reports the RMS distance (in 8-bit steps) of each draw to its nearest
     training wave, the fraction of draws whose nearest training wave is the very one they were
-    fed, and the training set's own nearest-neighbour distance for scale.
+    fed, and the training set's own nearest-neighbour distance for scale. For variant gan
+    (torch) it adds :meth:`PyGANSession.discriminator_facts`.
     """
     cls = model.resolve_class(cls)
     with model.session(cls) as (sess, u8):
@@ -765,6 +786,7 @@ def copy_report(model: PyGANModel, cls: str | None = None, n: int = 40, seed: in
                 for k in range(out.shape[0]):
                     draws.append(_decode(out[k], size))
                     fed.append(_decode(cond[k], size))
+            facts = sess.discriminator_facts()
     draws_a = np.array(draws[:n])
     fed_a = np.array(fed[:n])
     from ..audio.bitmap import decode, encode
@@ -792,6 +814,7 @@ def copy_report(model: PyGANModel, cls: str | None = None, n: int = 40, seed: in
         "median_train_to_nearest_other_train": train_nn,
         "ratio": float(np.median(near_d) / train_nn) if train_nn and np.isfinite(train_nn) else float("nan"),
         "units": "RMS distance in 8-bit steps, waves at the bitmap's resolution, mean removed",
+        **facts,
     }
 
 
