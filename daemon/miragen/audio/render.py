@@ -42,7 +42,7 @@ def _as_float(wave: np.ndarray | bytes | bytearray | memoryview) -> np.ndarray:
 def draw(wave: np.ndarray | bytes, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
     """The wave as a ``height`` × ``width`` uint8 image: white ground, black line, grey centre."""
     img = np.full((height, width), GROUND, dtype=np.uint8)
-    img[height // 2, :] = GRID
+    img[height // 2, ::4] = INK  # the centre line, dotted (keeps the picture two-tone: small PNGs)
     x = _as_float(wave)
     n = len(x)
     if n == 0:
@@ -70,8 +70,22 @@ def _png_bytes(img: np.ndarray) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", compress_level=1)
+    two_tone = not np.any((img != INK) & (img != GROUND))
+    pil = Image.fromarray(img > 127) if two_tone else Image.fromarray(img)  # 1-bit when possible
+    pil.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+_FONT = None
+
+
+def _font():
+    global _FONT
+    if _FONT is None:
+        from PIL import ImageFont
+
+        _FONT = ImageFont.load_default()
+    return _FONT
 
 
 def _with_title(img: np.ndarray, title: str | None) -> np.ndarray:
@@ -83,7 +97,7 @@ def _with_title(img: np.ndarray, title: str | None) -> np.ndarray:
     out = np.full((h + TITLE_H, w), GROUND, dtype=np.uint8)
     out[TITLE_H:] = img
     pil = Image.fromarray(out)
-    ImageDraw.Draw(pil).text((3, 1), str(title)[: max(1, w // 6)], fill=INK)
+    ImageDraw.Draw(pil).text((3, 1), str(title)[: max(1, w // 6)], fill=INK, font=_font())
     return np.asarray(pil)
 
 
