@@ -1,0 +1,126 @@
+"""``miragen train``: train any engine on a folder of sounds (engine-agnostic).
+
+Checkpoints go to ``MODEL/checkpoint/``; rerunning the same command after a crash or
+``kill -9`` resumes from the last checkpoint (the time already spent counts against
+``--seconds``). A finished run removes the checkpoint folder, so the next run starts fresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+CHECKPOINT_DIR = "checkpoint"
+SPENT_FILE = "spent.json"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a generator on a folder of sounds",
+        description="Train an engine on DIR (files directly in DIR are one class; subfolders are classes) "
+        "and save the model folder MODEL. Progress lines go to stderr. Rerun the same command after a "
+        "crash to resume from the last checkpoint.",
+    )
+    p.add_argument("--engine", choices=("wavegan", "pygan"), help="generative engine (default: train.engine)")
+    p.add_argument("--mode", choices=("cycle", "oneshot"), help="single cycles or one-shots (default: train.mode)")
+    p.add_argument("--data", required=True, metavar="DIR", help="training sounds")
+    p.add_argument("--class", dest="cls", metavar="NAME", help="train only this class")
+    b = p.add_mutually_exclusive_group()
+    b.add_argument("--seconds", type=float, metavar="S", help="time budget (default: train.seconds)")
+    b.add_argument("--steps", type=int, metavar="N", help="step budget (generator steps)")
+    b.add_argument("--iterations", type=int, metavar="N", help="same as --steps (the article's word)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder to write")
+    p.add_argument("--config", metavar="FILE", help="configuration file")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="engine option (repeatable), e.g. --set recipe=wavegan-paper")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.set_defaults(func=_train)
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values are read as JSON when they parse (numbers, true/false), else text."""
+    from ..errors import MiragenError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise MiragenError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .. import config as configmod
+    from ..corpus.dataset import load_dataset
+    from ..engines.base import Budget, Progress, engine_class
+    from ..engines.generate import save_reference
+    from ..errors import MiragenError
+    from ..fsutil import atomic_write_text
+
+    cfg = configmod.load(args.config)
+    t, a = cfg["train"], cfg["audio"]
+    engine_name = args.engine or t["engine"]
+    mode = args.mode or t["mode"]
+    ds = load_dataset(args.data, mode, rate=a["rate"], raw_rate=a["raw_rate"], max_len=a["max_bytes"], only_class=args.cls)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise MiragenError(f"{out}: exists and is not a folder")
+    ckpt = out / CHECKPOINT_DIR
+    if args.fresh and ckpt.exists():
+        shutil.rmtree(ckpt)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    spent_path = ckpt / SPENT_FILE
+    spent0 = 0.0
+    if spent_path.is_file():
+        try:
+            spent0 = float(json.loads(spent_path.read_text())["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            spent0 = 0.0
+    steps = args.steps if args.steps is not None else args.iterations
+    if steps is not None:
+        if steps < 1:
+            raise MiragenError(f"--steps {steps}: must be at least 1")
+        budget = Budget(steps=steps)
+    else:
+        seconds = args.seconds if args.seconds is not None else float(t["seconds"])
+        if seconds <= 0:
+            raise MiragenError(f"--seconds {seconds}: must be positive")
+        budget = Budget(seconds=max(1.0, seconds - spent0))
+    options: dict[str, Any] = {"device": t["device"], "threads": t["threads"], "checkpoint_every": t["checkpoint_every"]}
+    options.update(parse_sets(args.sets))
+    engine = engine_class(engine_name)(**options)
+    sizes = ", ".join(f"{c} {len(ds.classes[c])}" for c in ds.class_names)
+    print(f"training {engine_name} ({mode}) on {len(ds)} sounds [{sizes}] → {out}" + (f" (resuming; {spent0:.0f} s spent)" if spent0 else ""), file=sys.stderr)
+    last = {"saved": time.monotonic()}
+
+    def progress(pr: Progress) -> None:
+        parts = [f"step {pr.step}", f"{pr.elapsed_s:.1f} s"]
+        parts += [f"{k} {v:.3f}" for k, v in sorted(pr.losses.items())]
+        if pr.message:
+            parts.append(pr.message)
+        print("  " + "  ".join(parts), file=sys.stderr, flush=True)
+        if time.monotonic() - last["saved"] >= 5.0:
+            atomic_write_text(spent_path, json.dumps({"seconds": spent0 + budget.elapsed()}))
+            last["saved"] = time.monotonic()
+
+    model = engine.fit(ds, budget, progress, ckpt)
+    model.save(out)
+    save_reference(out, {c: ds.classes[c] for c in ds.class_names})
+    shutil.rmtree(ckpt, ignore_errors=True)
+    summary = {"model": str(out), "engine": engine_name, "mode": mode, "classes": ds.class_names, "sounds": len(ds),
+               "seconds": round(spent0 + budget.elapsed(), 2), "meta": {k: v for k, v in model.meta.items() if k in ("steps", "best_step", "best_metrics", "device")}}
+    print(f"saved {out} ({summary['seconds']:.0f} s)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    return 0
