@@ -727,12 +727,17 @@ class PyGANEngine(Engine):
                 log.warning("pygan: %s was made for other data or settings; class '%s' starts afresh", ckpt, cls)
         budget.restart()
         last_ckpt, last_ckpt_t = sess.iteration, time.monotonic()
+        warned_nan = False
         try:
             while not budget.done(sess.iteration):
                 sess.learn(1)
                 losses = sess.last_losses()
-                if not all(np.isfinite(v) for v in losses.values()):
-                    log.warning("pygan: class '%s' iteration %d: non-finite losses %s", cls, sess.iteration, losses)
+                if not warned_nan and not all(np.isfinite(v) for v in losses.values()):
+                    warned_nan = True
+                    log.warning(
+                        "pygan: class '%s' iteration %d: non-finite losses %s%s", cls, sess.iteration, losses,
+                        " (d_output=tanh: PyGAN's loss takes the log of D's output, negative with tanh)" if opts.d_output == "tanh" else "",
+                    )
                 if sess.iteration - last_ckpt >= opts.checkpoint_every or time.monotonic() - last_ckpt_t >= opts.checkpoint_s:
                     write_state(ckpt, {**header, "iteration": sess.iteration}, sess.state_bytes(), u8)
                     last_ckpt, last_ckpt_t = sess.iteration, time.monotonic()
