@@ -627,6 +627,8 @@ class PyGANModel(Model):
         """A live PyGAN generator for ``cls`` rebuilt from the saved state (temporary bitmaps)."""
         header, blobs, u8 = self.states[cls]
         base = self.options()
+        # a model trained on CUDA must still draw on a machine without it
+        runtime.setdefault("device", "auto")
         opts = PyGANOptions(**{**asdict(base), **runtime})
         opts.check()
         with tempfile.TemporaryDirectory(prefix="miragen-pygan-") as tmp:
