@@ -108,6 +108,12 @@ class Job:
     updated: float
 
 
+def _text(s: str) -> str:
+    """A string SQLite can store: file names that are not UTF-8 reach us with surrogate escapes
+    (``'\\udce9'``), which sqlite3 refuses to encode; they are kept as ``\\xe9`` text instead."""
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _job(row: sqlite3.Row) -> Job:
     return Job(
         id=row["id"], kind=row["kind"], key=row["key"], subject=row["subject"], state=row["state"],
@@ -253,7 +259,7 @@ class JobQueue:
 
     def fail(self, job: Job, reason: str, conn: sqlite3.Connection | None = None) -> None:
         sql = "UPDATE jobs SET state='failed', payload=?, last_error=?, updated=? WHERE id=?"
-        args = (json.dumps(job.payload), reason[:2000], time.time(), job.id)
+        args = (json.dumps(job.payload), _text(reason[:2000]), time.time(), job.id)
         if conn is not None:
             conn.execute(sql, args)
         else:
@@ -266,7 +272,7 @@ class JobQueue:
         with self.transaction() as c:
             c.execute(
                 "UPDATE jobs SET state='queued', payload=?, last_error=?, not_before=?, attempts=attempts-?, updated=? WHERE id=?",
-                (json.dumps(job.payload), error[:2000], time.time() + delay_s, 1 if uncount else 0, time.time(), job.id),
+                (json.dumps(job.payload), _text(error[:2000]), time.time() + delay_s, 1 if uncount else 0, time.time(), job.id),
             )
         self._notify()
 
@@ -332,7 +338,7 @@ class JobQueue:
 
     def add_file(self, sha256: str, cls: str, path: str, source: str, conn: sqlite3.Connection) -> bool:
         cur = conn.execute("INSERT OR IGNORE INTO files(sha256, class, path, source, added) VALUES (?,?,?,?,?)",
-                           (sha256, cls, path, source, time.time()))
+                           (sha256, cls, path, _text(source), time.time()))
         return bool(cur.rowcount)
 
     def class_counts(self) -> dict[str, int]:

@@ -238,7 +238,6 @@ def _pick_class(d: "Daemon", wanted: str) -> str | None:
 
 
 def run_generate(d: "Daemon", job: Job) -> None:
-    _heavy_imports()
     from ..engines.base import load_model
     from ..engines.generate import generate_to_folder
 
@@ -264,6 +263,7 @@ def run_generate(d: "Daemon", job: Job) -> None:
                + (f"; {failed[0]}" if failed else ""))
         _fail_request(d, job, name, why)
         return
+    _heavy_imports()  # only now: a request that fails early never loads torch
     write_record(d.state, name, state="running", **{"class": cls})
     d.set_activity("generate", f"{name}: {req['count']} of {cls}")
     model = load_model(d.state.root / current["path"])
