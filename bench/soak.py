@@ -23,7 +23,8 @@ must be 0), ``processed_twice`` (good inputs found both in the corpus and in ``r
 twice in the corpus), ``duplicate_deliveries`` (deliveries recorded done more than once for one
 request and route: must be 0), ``resent_after_kill`` (SysEx dumps the Mirage stored beyond one
 per delivered request: a kill after the ACK and before the record resends the same bytes to the
-same wavesample; informational), ``crashes`` (daemon processes that exited by themselves with an
+same wavesample; informational), ``rejected_orphans`` (an entry of ``rejected/`` without its reason file or the reverse),
+``crashes`` (daemon processes that exited by themselves with an
 error, plus Python tracebacks in the log: must be 0), ``unfinished_jobs``, ``failed_without_reason``,
 ``requests`` (states), ``partial_out_files`` and ``bad_out_files`` (a visible file in ``out/`` with
 a temporary name, or a ``.pcm`` that breaks the Mirage rules: must be 0), ``mirage_mismatch``
@@ -453,20 +454,24 @@ class Harness:
             return {}
 
     def rejected(self) -> dict[str, str]:
-        """printable(original) -> reason, from every ``rejected/*.reason.txt``."""
+        """printable(original) -> reason, from the reason file beside each entry of ``rejected/``.
+
+        An entry without a reason file, or a reason file without its entry, is listed under the
+        key ``"__orphans__"`` (space-separated)."""
         out: dict[str, str] = {}
         folder = self.state / "rejected"
         if not folder.is_dir():
             return out
-        for p in folder.iterdir():
-            if not p.name.endswith(".reason.txt"):
-                continue
-            fields = dict(line.split(": ", 1) for line in p.read_text(errors="replace").splitlines() if ": " in line)
-            stem = p.name[: -len(".reason.txt")]
-            if not (folder / stem).exists() and not (folder / stem).is_symlink():
-                out.setdefault("__missing_file__", "")
-                out["__missing_file__"] += stem + " "
+        names = set(os.listdir(folder))
+        inputs = {n for n in names if n + ".reason.txt" in names}
+        reasons = {n + ".reason.txt" for n in inputs}
+        orphans = sorted(names - inputs - reasons)
+        for n in inputs:
+            text = (folder / (n + ".reason.txt")).read_text(errors="replace")
+            fields = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
             out[fields.get("file", "")] = fields.get("reason", "")
+        if orphans:
+            out["__orphans__"] = " ".join(orphans)
         return out
 
     def check(self, ignore_kinds: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -575,8 +580,8 @@ class Harness:
             leftovers=len(leftovers),
             leftover_names=leftovers[:10],
             corpus_files=sum(corpus_hashes.values()),
-            rejected_files=len([k for k in rejected if k != "__missing_file__"]),
-            reason_without_file=rejected.get("__missing_file__", "").split()[:10],
+            rejected_files=len([k for k in rejected if k != "__orphans__"]),
+            rejected_orphans=rejected.get("__orphans__", "").split()[:10],
             unfinished_jobs=unfinished,
             failed_without_reason=failed_no_reason,
             requests=dict(req_states),
@@ -593,7 +598,7 @@ class Harness:
         )
         res["ok"] = not (res["files_lost"] or res["processed_twice"] or wrongly_rejected or res["leftovers"] or res["unfinished_jobs"]
                          or res["failed_without_reason"] or req_problems or dup_deliveries or mismatch or partial
-                         or bad_out or res["crashes"] or res["reason_without_file"])
+                         or bad_out or res["crashes"] or res["rejected_orphans"])
         return res
 
 
