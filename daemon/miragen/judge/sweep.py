@@ -416,7 +416,7 @@ def _summary_png(runs: list[SweepRun], best: SweepRun | None, path: Path, contac
             elif j == 1:
                 titles.append(r.label()[:40])
             else:
-                titles.append("")
+                titles.append(f"#{j}")
     if not waves:
         return None
     return contact_sheet(waves, path, titles=titles, cols=SUMMARY_COLS)
