@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
-from miragen.judge.metrics import Thresholds, evaluate  # noqa: E402
-from miragen.judge.sets import load_waves  # noqa: E402
+from miragen.judge.metrics import Thresholds, evaluate
+from miragen.judge.sets import load_waves
 
 SHARED = Path(os.environ.get("MIRAGEN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 BANKS = "squ,ebass,fmsynth,oscchip,linear,distorted,blended,overtone,aguitar,granular,snippet,hdrawn,saw,gapsaw"
@@ -61,8 +61,8 @@ def main() -> int:
                 per[k]["failed"] += int(not rep.passed)
                 per[k].update(rep.failed)
         result["banks"][name] = {"n": len(waves), **{k: dict(v) for k, v in per.items()}}
-        for k in total:
-            total[k].update(per[k])
+        for k, counter in total.items():
+            counter.update(per[k])
     result["total"] = {k: dict(v) for k, v in total.items()}
     result["fail_rate"] = {k: round(v["failed"] / max(v["sets"], 1), 3) for k, v in total.items()}
     result["seconds"] = round(time.time() - t0, 1)

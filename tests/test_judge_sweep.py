@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from miragen.engines import base
 from miragen.judge.cluster import cluster_waves
 
@@ -105,7 +104,7 @@ def test_sweep_runs_grid_keeps_metadata_and_names_best(shared_data, tmp_path, to
     assert json.loads((folder / "report.json").read_text())["params"] == {"mix": 0.6, "explode": False}
     assert (out / "summary.png").is_file()
     tsv = (out / "summary.tsv").read_text().splitlines()
-    assert len(tsv) == 5 and "*best*" in [l for l in tsv if "mix=0.6 explode=False" in l][0]
+    assert len(tsv) == 5 and "*best*" in next(l for l in tsv if "mix=0.6 explode=False" in l)
 
 
 def test_sweep_refuses_bad_grid_before_training(shared_data, tmp_path, toy_engine):
@@ -153,4 +152,13 @@ def test_cli_cluster_copies_never_moves(shared_data, tmp_path, cli):
     assert again.returncode == 2 and b"not empty" in again.stderr
     labels = cli("cluster", str(src), "--k", "auto")
     assert labels.returncode == 0 and labels.stdout.count(b"\tAKWF_") == 12
-    assert cli("cluster", str(src), "--k", "zero").returncode == 2
+
+
+def test_parse_k():
+    from miragen.errors import MiragenError
+    from miragen.judge.cluster import parse_k
+
+    assert parse_k("auto") == "auto" and parse_k("3") == 3
+    for bad in ("zero", "0", "-2"):
+        with pytest.raises(MiragenError, match="--k"):
+            parse_k(bad)

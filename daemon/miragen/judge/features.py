@@ -18,8 +18,9 @@ between two features is the RMS difference in dB across all harmonics (or bands 
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -142,7 +143,7 @@ def oneshot_features(waves: Sequence[np.ndarray], rate: int = ONESHOT_RATE) -> n
             power = np.abs(np.fft.rfft(frames, axis=1)) ** 2 / norm
             bands = fb @ power.T  # (bands, count)
             logmel[:, :count] = 10 * np.log10(np.maximum(bands, floor[:, None]))
-        pooled = [logmel[:, a:b].mean(axis=1) for a, b in zip(ONESHOT_EDGES[:-1], ONESHOT_EDGES[1:])]
+        pooled = [logmel[:, a:b].mean(axis=1) for a, b in itertools.pairwise(ONESHOT_EDGES)]
         feats[i] = np.concatenate(pooled)
     return feats / math.sqrt(feats.shape[1])
 

@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import MiragenError
 from .features import ONESHOT_RATE, check_kind, features
 
-__all__ = ["features", "evaluate", "Report", "Thresholds", "pairwise", "nn_distances", "loo_nn_distances"]
+__all__ = ["Report", "Thresholds", "evaluate", "features", "loo_nn_distances", "nn_distances", "pairwise"]
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +332,7 @@ def evaluate(
     rate: int = ONESHOT_RATE,
     thresholds: Thresholds | None = None,
     draws: int = 10,
-    permutations: int = 30,
+    half_sets: int = 30,
     seed: int = 0,
 ) -> Report:
     """Judge generated waves ``gen`` against training waves ``train`` and held-out real ``held``.
@@ -341,8 +342,8 @@ def evaluate(
 
     Each gate rule gets a sampling-noise allowance: ``z`` (Thresholds.z, 1.645: one-sided 95 %)
     times the standard error of the compared figure (G's value, G − H, or log G/H), estimated
-    from the spread of each figure over ``permutations`` random half-sets of G and of H. It
-    shrinks as the sets grow; ``permutations=0`` applies the bare rules.
+    from the spread of each figure over ``half_sets`` random half-sets of G and of H. It
+    shrinks as the sets grow; ``half_sets=0`` applies the bare rules.
     """
     check_kind(kind)
     th = thresholds or Thresholds()
@@ -374,11 +375,11 @@ def evaluate(
     # standard error at the full size)
     tol_sd: dict[str, float] = {k: 0.0 for k in metrics}
     factors = {"recall": th.recall_factor, "precision": th.precision_factor}
-    if permutations > 0:
+    if half_sets > 0:
         hs_g: dict[str, list[float]] = {k: [] for k in mg}
         hs_h: dict[str, list[float]] = {k: [] for k in mh}
         half = max(MIN_SET, m // 2)
-        for _ in range(permutations):
+        for _ in range(half_sets):
             for idx, acc in ((gi, hs_g), (hi, hs_h)):
                 sub = rng.choice(idx, max(MIN_SET, len(idx) // 2), replace=False)
                 f = pool.all(sub, [rng.choice(sub, min(half, len(sub)), replace=False)])
@@ -395,10 +396,10 @@ def evaluate(
                 tol_sd[name] = float(math.hypot(np.std(a), factors[name] * np.std(b)))
             else:
                 tol_sd[name] = float(math.hypot(np.std(a), np.std(b)))
-    spreads = tol_sd
-    tol = {k: th.z * v for k, v in spreads.items()}
+    tol = {k: th.z * v for k, v in tol_sd.items()}
+    metrics["silent"], baseline["silent"] = float(silent), float(held_silent)
     checks = [
-        Check("silent", metrics["silent"], baseline["silent"], 0.0, "= 0", silent == 0, 0.0),
+        Check("silent", float(silent), float(held_silent), 0.0, "= 0", silent == 0, 0.0),
         _check("novelty", metrics, baseline, "ge_ratio", th.novelty_min, tol),
         _check("copy_fraction", metrics, baseline, "le_add", th.copy_margin, tol),
         _check("diversity", metrics, baseline, "ge_abs", th.diversity_min, tol),
@@ -407,8 +408,6 @@ def evaluate(
         _check("precision", metrics, baseline, "ge_mul", th.precision_factor, tol),
         _check("frechet", metrics, baseline, "le_mul", th.frechet_factor, tol),
     ]
-    metrics["silent"], baseline["silent"] = float(silent), float(held_silent)
-    checks[0] = Check("silent", float(silent), float(held_silent), 0.0, "= 0", silent == 0, 0.0)
     reasons = [_reason(c) for c in checks if not c.passed]
     report = Report(
         kind=kind,
@@ -426,7 +425,7 @@ def evaluate(
             "ndb_bins": bins,
             "frechet_dims": int(pool.pca.axes.shape[0]),
             "draws": draws,
-            "permutations": permutations,
+            "half_sets": half_sets,
             "z": th.z,
             "k": K_NN,
         },
