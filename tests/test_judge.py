@@ -110,6 +110,16 @@ def test_evaluate_refuses_tiny_sets():
         evaluate(w, w, w, "drum")
 
 
+def test_bare_rules_without_allowance():
+    rng = np.random.default_rng(0)
+    w = [rng.normal(size=256) for _ in range(24)]
+    bare = evaluate(w[:8], w[8:16], w[16:], "cycle", half_sets=0)
+    assert all(c.allowance == 0 for c in bare.checks)
+    assert evaluate(w[:8], w[8:16], w[16:], "cycle", permutations=0).details["half_sets"] == 0  # earlier name
+    noisy = evaluate(w[:8], w[8:16], w[16:], "cycle")
+    assert any(c.allowance > 0 for c in noisy.checks)
+
+
 def test_gate_drops_each_bad_kind_and_ranks(shared_data):
     waves = [read_pcm(p) for p in bank_files(shared_data, "fmsynth")]
     train, held, _ = split3(waves)

@@ -334,6 +334,7 @@ def evaluate(
     draws: int = 10,
     half_sets: int = 30,
     seed: int = 0,
+    permutations: int | None = None,
 ) -> Report:
     """Judge generated waves ``gen`` against training waves ``train`` and held-out real ``held``.
 
@@ -343,8 +344,11 @@ def evaluate(
     Each gate rule gets a sampling-noise allowance: ``z`` (Thresholds.z, 1.645: one-sided 95 %)
     times the standard error of the compared figure (G's value, G − H, or log G/H), estimated
     from the spread of each figure over ``half_sets`` random half-sets of G and of H. It
-    shrinks as the sets grow; ``half_sets=0`` applies the bare rules.
+    shrinks as the sets grow; ``half_sets=0`` applies the bare rules. ``permutations`` is the
+    earlier name of ``half_sets`` (accepted; it wins when given).
     """
+    if permutations is not None:
+        half_sets = int(permutations)
     check_kind(kind)
     th = thresholds or Thresholds()
     g_w, t_w, h_w = _as_waves(gen, "generated"), _as_waves(train, "training"), _as_waves(held, "held-out")
