@@ -5,7 +5,9 @@ Measures what ``miragen convert`` does per file — decode (soundfile), resample
 ``OutputWriter`` as the command (temp files, one filesystem flush per 256 conversions,
 renames) — and, with ``--png``, the waveform picture too. ``--per-file-fsync`` writes with
 ``write_outputs`` instead (fsync + rename for every file, as the daemon does for one file).
-Prints one JSON object: files, failed, seconds, files_per_s, peak_rss_mb, png, writer, rate.
+Prints one JSON object: files, failed, seconds, files_per_s, cpu_seconds, files_per_cpu_s
+(this process's CPU time: what the machine's other load does not change), peak_rss_mb,
+load_avg_1min (at the start), png, writer, rate.
 
     .venv/bin/python bench/convert.py [--png] [--per-file-fsync] [--data DIR] [--limit N] [--out DIR]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import sys
@@ -47,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="miragen-bench-"))
     convert_file(files[0], rate=args.rate)  # warm-up: imports and the cached resampling filter
     failed = 0
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     t0 = time.perf_counter()
+    c0 = time.process_time()
     writer = OutputWriter(out, args.rate, png=args.png)
     for i, f in enumerate(files):
         try:
@@ -61,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             writer.add(prepared, f"{i:05d}_{f.stem}")
     writer.close()
     seconds = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     if not args.out:
         shutil.rmtree(out, ignore_errors=True)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -69,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         "failed": failed,
         "seconds": round(seconds, 3),
         "files_per_s": round(len(files) / seconds, 1),
+        "cpu_seconds": round(cpu, 3),
+        "files_per_cpu_s": round(len(files) / cpu, 1),
         "peak_rss_mb": round(peak_kb / 1024, 1),
+        "load_avg_1min": round(load, 2) if load is not None else None,
         "png": bool(args.png),
         "writer": "per-file-fsync" if args.per_file_fsync else "batched (OutputWriter)",
         "rate": args.rate,
