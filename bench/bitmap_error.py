@@ -24,8 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
-from miragen.audio.bitmap import _columns, _interp, decode, encode, wave_bytes  # noqa: E402
-from miragen.audio.convert import convert_file  # noqa: E402
+from miragen.audio.bitmap import _columns, _interp, decode, encode, wave_bytes
+from miragen.audio.convert import convert_file
 
 
 def _stats(errs: list[np.ndarray], sigs: list[np.ndarray]) -> dict:

@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
-from miragen.audio.convert import OutputWriter, convert_file, write_outputs  # noqa: E402
-from miragen.errors import InputError  # noqa: E402
+from miragen.audio.convert import OutputWriter, convert_file, write_outputs
+from miragen.errors import InputError
 
 
 def main(argv: list[str] | None = None) -> int:

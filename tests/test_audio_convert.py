@@ -7,11 +7,10 @@ import struct
 import numpy as np
 import pytest
 import soundfile as sf
-from PIL import Image
-
 from miragen.audio.convert import convert_file, write_outputs
 from miragen.audio.mirage8 import check_mirage8
 from miragen.errors import InputError
+from PIL import Image
 
 
 def _sine_file(path, seconds=0.05, rate=44100, f=440.0, subtype="PCM_16", channels=1, amp=0.5):
@@ -85,7 +84,7 @@ def test_real_long_oneshot_is_cut(shared_data):
 def test_cli_convert_good_and_bad_inputs(tmp_path, cli):
     good1 = _sine_file(tmp_path / "one.wav")
     good2 = tmp_path / "two.pcm"
-    good2.write_bytes(bytes(range(0, 256)) * 3)  # raw 8-bit, 0x00 accepted on read
+    good2.write_bytes(bytes(range(256)) * 3)  # raw 8-bit, 0x00 accepted on read
     bad = {
         "empty.wav": b"",
         "magic.wav": b"GIF89a" + b"\0" * 100,
@@ -168,8 +167,7 @@ def test_output_writer_batches_atomically(tmp_path):
     assert names == sorted(f"w{i}.{e}" for i in range(5) for e in ("pcm", "wav"))
     assert (tmp_path / "o" / "w4.pcm").read_bytes() == p.data
     assert len(w.written) == 10
-    with pytest.raises(RuntimeError):
-        with OutputWriter(tmp_path / "e", 29411) as w2:
-            w2.add(p, "lost")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), OutputWriter(tmp_path / "e", 29411) as w2:
+        w2.add(p, "lost")
+        raise RuntimeError("boom")
     assert list((tmp_path / "e").iterdir()) == []  # nothing half-done left behind

@@ -8,7 +8,6 @@ import struct
 import numpy as np
 import pytest
 import soundfile as sf
-
 from miragen.audio import io as aio
 from miragen.audio.io import read_audio, wav_u8_bytes, write_pcm, write_wav_u8
 from miragen.errors import InputError
@@ -164,7 +163,7 @@ def test_real_high_rate_and_24bit_stereo_oneshots(shared_data):
         if info.subtype == "PCM_24" and info.channels == 2:
             found["24st"] = f
     assert set(found) == {96000, 192000, "24st"}, found
-    for key, f in found.items():
+    for f in found.values():
         a = read_audio(f)
         info = sf.info(f)
         assert a.rate == info.samplerate and len(a.samples) == info.frames

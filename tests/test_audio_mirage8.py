@@ -7,7 +7,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
 from miragen.audio.mirage8 import SILENCE_PEAK, check_mirage8, pad_to_pages, prepare, to_mirage8
 from miragen.audio.resample import ratio, resample
 from miragen.errors import FormatError, InputError

@@ -6,12 +6,11 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from miragen.audio.loops import LoopPoints, find_loop
 from miragen.audio.mirage8 import prepare
 from miragen.audio.render import HEIGHT, WIDTH, contact_sheet, draw, waveform_png
 from miragen.errors import FormatError
+from PIL import Image
 
 
 def test_waveform_png_bytes_and_floats(tmp_path):

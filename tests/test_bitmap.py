@@ -7,11 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from PIL import Image
-from scipy.ndimage import gaussian_filter, grey_erosion
-
 from miragen.audio.bitmap import decode, encode
 from miragen.errors import FormatError
+from PIL import Image
+from scipy.ndimage import gaussian_filter, grey_erosion
 
 cycles = arrays(np.uint8, 256, elements=st.integers(1, 255))
 

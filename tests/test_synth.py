@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from miragen.audio.mirage8 import check_mirage8
 from miragen.corpus.synth import CLASSES, default_corpus, write_default_corpus
 

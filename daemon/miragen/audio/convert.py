@@ -154,7 +154,7 @@ class OutputWriter:
     def close(self) -> None:
         self.flush()
 
-    def __enter__(self) -> "OutputWriter":
+    def __enter__(self) -> OutputWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

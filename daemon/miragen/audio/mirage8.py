@@ -114,7 +114,7 @@ def check_mirage8(data: bytes, *, max_bytes: int = MAX_WAVESAMPLE_BYTES) -> None
 
 
 def _fade_out(x: np.ndarray, rate: int, fade_ms: float) -> np.ndarray:
-    n = min(len(x), int(round(rate * fade_ms / 1000.0)))
+    n = min(len(x), round(rate * fade_ms / 1000.0))
     if n <= 0:
         return x
     x = x.copy()
