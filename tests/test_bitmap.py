@@ -130,6 +130,11 @@ def test_any_value_range_float_and_inverted_scale():
     assert _mean_err(decode(noisy), x) < 2.0
 
 
+def test_light_line_on_dark_ground():
+    x = _sine_u8(cycles_=2)
+    assert _mean_err(decode(255 - gaussian_filter(encode(x).astype(float), 0.8)), x) < 1.0
+
+
 def test_uint8_cast_would_wrap_but_decode_does_not():
     """A GAN's float output in [-1, 1] must never be wrapped by an unsigned cast."""
     x = _sine_u8()

@@ -17,7 +17,8 @@ including, the row of the next point (the last column is just its point), so the
    by ``encode`` at one sample per column comes back byte for byte.
 2. *robust*, for anything else (what a GAN draws: thick, blurred, noisy lines, any numeric
    range): intensities are normalised per image (its own darkest → ink, lightest → ground;
-   floats, negative values and 16-bit ranges are fine, nothing wraps around); in every column
+   floats, negative values and 16-bit ranges are fine, nothing wraps around; a light line on
+   a dark ground is recognised because the ground is what most pixels are); in every column
    the pixels darker than half that column's darkest are kept and their darkness-weighted
    centroid is the column's row; columns with no ink (darkest below a quarter of the image's)
    are interpolated from their neighbours; where the line is steep (a column's centroid more
@@ -169,7 +170,11 @@ def _decode_robust(a: np.ndarray) -> np.ndarray:
     if not hi - lo > 0:
         raise FormatError("the bitmap is blank (one flat colour): there is no line to read")
     dark = (hi - f) / (hi - lo)  # 1 = ink, 0 = ground
-    dark -= np.median(dark)  # the ground level, whatever it is
+    ground = float(np.median(dark))
+    if ground > 0.5:  # a light line on a dark ground: the ground is what most pixels are
+        dark = 1.0 - dark
+        ground = 1.0 - ground
+    dark -= ground  # the ground level, whatever it is
     np.clip(dark, 0.0, None, out=dark)
     col_max = dark.max(axis=0)
     img_max = float(col_max.max())
