@@ -34,7 +34,9 @@ from .state import DEFAULT_CLASS, REQUEST_CLASS, StateDir, class_name, printable
 log = logging.getLogger(__name__)
 
 TEMP_SUFFIXES = (".part", ".tmp", ".crdownload", "~")
-CLOSE_WAIT_S = 30.0  # with inotify: a file still open for writing is claimed after this long unchanged
+CLOSE_WAIT_S = 30.0
+NEW_DIR_WATCH_S = 3.0  # a new folder is scanned again for this long …
+NEW_DIR_SCAN_EVERY_S = 0.25  # … this often  # with inotify: a file still open for writing is claimed after this long unchanged
 
 
 def is_temporary(name: str) -> bool:
@@ -71,7 +73,7 @@ class DropWatcher:
         self.heartbeat = heartbeat or (lambda: None)
         self.stats = WatchStats()
         self._pending: dict[str, _Pending] = {}
-        self._dirs: set[str] = set()
+        self._dirs: dict[str, float] = {}  # new folder -> rescan it until this time (watch race)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -130,7 +132,9 @@ class DropWatcher:
                 p = os.fsdecode(p)
                 if event.is_directory:
                     if kind in ("created", "moved"):
-                        self._dirs.add(p)
+                        # files put into a new folder before inotify watches it raise no event:
+                        # the folder is scanned again for a little while
+                        self._dirs[p] = time.monotonic() + NEW_DIR_WATCH_S
                     continue
                 entry = self._pending.get(p)
                 now = time.monotonic()
@@ -139,7 +143,7 @@ class DropWatcher:
                     self._pending[p] = entry
                 entry.changed = now
                 if not self.polling:
-                    if kind in ("created", "modified"):
+                    if kind == "modified":  # a write seen: wait for its close (or CLOSE_WAIT_S unchanged)
                         entry.writing = True
                     elif kind in ("closed", "moved"):
                         entry.writing = False
@@ -165,12 +169,17 @@ class DropWatcher:
         if now >= self._next_rescan:
             self.rescan()
         with self._lock:
-            dirs, self._dirs = self._dirs, set()
+            dirs = list(self._dirs)
+            for d, until in list(self._dirs.items()):
+                if until <= now:
+                    del self._dirs[d]
         for d in dirs:
-            self._scan_tree(Path(d))
+            self._scan_tree(Path(d), wake=False)
         now = time.monotonic()
         due: list[str] = []
         next_check = self._next_rescan - now
+        if self._dirs:
+            next_check = min(next_check, NEW_DIR_SCAN_EVERY_S)
         with self._lock:
             items = list(self._pending.items())
         for path, entry in items:
@@ -205,7 +214,7 @@ class DropWatcher:
         for root in (self.state.inbox, self.state.requests):
             self._scan_tree(root)
 
-    def _scan_tree(self, top: Path) -> None:
+    def _scan_tree(self, top: Path, wake: bool = True) -> None:
         now = time.monotonic()
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
@@ -215,11 +224,13 @@ class DropWatcher:
                     dirnames.remove(d)
                     found.append(full)  # a link to a folder: claimed and rejected, never followed
             found.extend(os.path.join(dirpath, f) for f in filenames)
+        added = False
         with self._lock:
             for p in found:
                 if p not in self._pending:
                     self._pending[p] = _Pending(-1, -1, now)
-        if found:
+                    added = True
+        if added and wake:
             self._wake.set()
 
     # -- claiming -----------------------------------------------------------------------

@@ -1,0 +1,153 @@
+"""Idle footprint of the daemon and drop-to-corpus latency; prints one JSON object.
+
+    .venv/bin/python bench/daemon.py [--idle-seconds 10] [--drops 20] [--settle 1.0] [--polling]
+
+Starts the real daemon (``python -m miragen daemon``) on a temporary state folder with the
+simulated transport and no MIDI input, and training pushed out of the way
+(``train.debounce_s`` = 1 day) so that the figures are those of a daemon that has not trained
+yet (torch is not imported until a train or generate job runs; ``torch_loaded`` checks it).
+
+- ``idle_rss_mb``: VmRSS after start-up, and again after the drops (``rss_after_drops_mb``);
+- ``idle_cpu_percent``: CPU time (user + system, all threads) over ``--idle-seconds`` of idling,
+  as a percentage of one core; ``idle_wakeups_per_s``: context switches of all threads per
+  second over the same window (a busy-polling loop shows thousands);
+- ``drop_to_corpus_s``: for each of ``--drops`` files, the time from its atomic rename into
+  ``inbox/bench/`` to the appearance of its content-addressed copy in ``corpus/bench/``
+  (min / median / p95 / max). It includes ``daemon.settle_s`` (``--settle``), which dominates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime, all threads
+
+
+def _switches(pid: int) -> int:
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def _torch_loaded(pid: int) -> bool:
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--idle-seconds", type=float, default=10.0)
+    ap.add_argument("--drops", type=int, default=20)
+    ap.add_argument("--settle", type=float, default=1.0, help="daemon.settle_s (default: the shipped default, 1.0)")
+    ap.add_argument("--polling", action="store_true", help="use the polling observer (daemon.polling)")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="miragen-bench-") as tmp:
+        state = Path(tmp) / "state"
+        config = Path(tmp) / "miragen.toml"
+        config.write_text(
+            f'[paths]\nstate = "{state}"\n[train]\ndebounce_s = 86400.0\n'
+            f'[daemon]\nsettle_s = {args.settle}\nrescan_s = 60.0\npolling = {"true" if args.polling else "false"}\n'
+            '[deliver]\ntransport = "sim"\n'
+        )
+        t0 = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "miragen", "daemon", "--config", str(config)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            while not (state / "status.json").exists():
+                if proc.poll() is not None:
+                    print(proc.stderr.read().decode(), file=sys.stderr)
+                    return 1
+                time.sleep(0.05)
+            start_s = time.monotonic() - t0
+            time.sleep(2.0)
+            rss0 = _rss_mb(proc.pid)
+            c0, s0, w0 = _cpu_s(proc.pid), _switches(proc.pid), time.monotonic()
+            time.sleep(args.idle_seconds)
+            c1, s1, w1 = _cpu_s(proc.pid), _switches(proc.pid), time.monotonic()
+            idle_cpu = 100.0 * (c1 - c0) / (w1 - w0)
+            wakeups = (s1 - s0) / (w1 - w0)
+
+            rng = np.random.default_rng(0)
+            lat: list[float] = []
+            staging = state / "staging"
+            staging.mkdir()
+            (state / "inbox" / "bench").mkdir(parents=True, exist_ok=True)
+            for i in range(args.drops):
+                data = bytes(rng.integers(1, 256, 256, dtype=np.uint8))
+                sha = hashlib.sha256(data).hexdigest()
+                (staging / f"d{i}.pcm").write_bytes(data)
+                target = state / "corpus" / "bench" / f"{sha[:24]}.pcm"
+                t = time.monotonic()
+                os.replace(staging / f"d{i}.pcm", state / "inbox" / "bench" / f"d{i}.pcm")
+                while not target.exists():
+                    if time.monotonic() - t > 60 + args.settle:
+                        raise SystemExit(f"drop {i} never reached the corpus")
+                    time.sleep(0.002)
+                lat.append(time.monotonic() - t)
+            rss1 = _rss_mb(proc.pid)
+            torch = _torch_loaded(proc.pid)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        lat.sort()
+        out = {
+            "bench": "daemon",
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+            "observer": "polling" if args.polling else "inotify",
+            "settle_s": args.settle,
+            "start_to_ready_s": round(start_s, 3),
+            "idle_rss_mb": round(rss0, 1),
+            "rss_after_drops_mb": round(rss1, 1),
+            "torch_loaded": torch,
+            "idle_seconds": args.idle_seconds,
+            "idle_cpu_percent": round(idle_cpu, 3),
+            "idle_wakeups_per_s": round(wakeups, 2),
+            "drops": args.drops,
+            "drop_to_corpus_s": {
+                "min": round(lat[0], 3),
+                "median": round(statistics.median(lat), 3),
+                "p95": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3),
+                "max": round(lat[-1], 3),
+            },
+            "exit_code": proc.returncode,
+        }
+    print(json.dumps(out, indent=2))
+    ok = rss0 <= 150 and not torch and proc.returncode == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
