@@ -275,15 +275,17 @@ def run_generate(d: "Daemon", job: Job) -> None:
         train_waves = None
     result = generate_to_folder(model, int(req["count"]), out_dir, cls=cls, cfg=d.cfg, gate=g["gate"],
                                 train_waves=train_waves, seed=job.id)
-    files = [str(Path(f).relative_to(d.state.root)) if Path(f).is_absolute() else str(f) for f in result.files]
-    pcms = [f for f in files if f.endswith(".pcm")]
+    rel = lambda f: str(Path(f).relative_to(d.state.root))  # noqa: E731
+    files = [rel(f) for f in result.files]
+    pcms = [rel(f) for f in result.pcm]  # best first
     if not pcms:
-        _fail_request(d, job, name, "the generator made no candidate that passed the gate", files=files)
+        _fail_request(d, job, name, f"no candidate passed the gate ({result.summary})", files=files)
         return
     route = req.get("route") or d.cfg["deliver"]["route"]
     deliver = {"name": name, "pcm": pcms[0], "route": route, "half": req["half"], "wavesample": req["wavesample"],
                "sound": req.get("sound") or d.cfg["deliver"]["sound"]}
-    write_record(d.state, name, state="running", files=files, model=current["path"])
+    write_record(d.state, name, state="running", files=files, model=current["path"], gate=result.summary,
+                 warnings=result.warnings[:20])
     with d.queue.transaction() as c:
         d.queue.add("deliver", deliver, key=f"deliver:{name}", subject=name, conn=c)
         d.queue.finish(job, conn=c)
