@@ -68,13 +68,15 @@ def main() -> int:
     ap.add_argument("--drops", type=int, default=20)
     ap.add_argument("--settle", type=float, default=1.0, help="daemon.settle_s (default: the shipped default, 1.0)")
     ap.add_argument("--polling", action="store_true", help="use the polling observer (daemon.polling)")
+    ap.add_argument("--train", action="store_true",
+                    help="then train one class (3 s budget) and report the RSS once torch is loaded (rss_after_training_mb)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="miragen-bench-") as tmp:
         state = Path(tmp) / "state"
         config = Path(tmp) / "miragen.toml"
         config.write_text(
-            f'[paths]\nstate = "{state}"\n[train]\ndebounce_s = 86400.0\n'
+            f'[paths]\nstate = "{state}"\n[train]\ndebounce_s = {2.0 if args.train else 86400.0}\nseconds = 3\n'
             f'[daemon]\nsettle_s = {args.settle}\nrescan_s = 60.0\npolling = {"true" if args.polling else "false"}\n'
             '[deliver]\ntransport = "sim"\n'
         )
@@ -115,6 +117,23 @@ def main() -> int:
                 lat.append(time.monotonic() - t)
             rss1 = _rss_mb(proc.pid)
             torch = _torch_loaded(proc.pid)
+            rss_trained = None
+            if args.train:
+                from miragen.corpus.synth import default_corpus
+
+                waves = next(iter(default_corpus(0).values()))[:12]
+                (state / "inbox" / "trained").mkdir()
+                for i, w in enumerate(waves):
+                    u8 = np.clip(np.round(128 + 120 * w / max(1e-9, float(np.max(np.abs(w))))), 1, 255).astype(np.uint8)
+                    (staging / f"t{i}.pcm").write_bytes(u8.tobytes())
+                    os.replace(staging / f"t{i}.pcm", state / "inbox" / "trained" / f"t{i}.pcm")
+                t = time.monotonic()
+                while not list((state / "models" / "trained").glob("v0001/model.json")):
+                    if time.monotonic() - t > 300:
+                        raise SystemExit("training never finished")
+                    time.sleep(0.2)
+                time.sleep(3.0)
+                rss_trained = round(_rss_mb(proc.pid), 1)
         finally:
             proc.terminate()
             try:
@@ -132,6 +151,7 @@ def main() -> int:
             "idle_rss_mb": round(rss0, 1),
             "rss_after_drops_mb": round(rss1, 1),
             "torch_loaded": torch,
+            "rss_after_training_mb": rss_trained,
             "idle_seconds": args.idle_seconds,
             "idle_cpu_percent": round(idle_cpu, 3),
             "idle_wakeups_per_s": round(wakeups, 2),

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from miragen.corpus.synth import default_corpus
 
 pytestmark = pytest.mark.slow
@@ -173,7 +172,7 @@ def test_daemon_end_to_end(tmp_path):
         def midi_records():
             return [json.loads(p.read_text()) for p in (state / "out" / "requests").glob("midi-*.json")]
 
-        done = lambda: _record(state, "r1").get("state") in ("done", "failed") and any(  # noqa: E731
+        done = lambda: _record(state, "r1").get("state") in ("done", "failed") and any(
             r.get("state") in ("done", "failed") for r in midi_records())
         _wait(done, 170, "the request file and the MIDI trigger", daemon, log)
         r1 = _record(state, "r1")
@@ -210,7 +209,7 @@ def test_daemon_end_to_end(tmp_path):
         assert not [p for p in (state / "processing").rglob("*") if p.is_file()]
 
         st = subprocess.run([sys.executable, "-m", "miragen", "status", "--config", str(config), "--json"],
-                            capture_output=True, text=True, timeout=60, env=ENV)
+                            check=False, capture_output=True, text=True, timeout=60, env=ENV)
         assert st.returncode == 0, st.stderr
         info = json.loads(st.stdout)
         assert info["daemon"]["running"] and info["deliveries"]["done"] >= 3
@@ -258,7 +257,7 @@ def test_kill9_and_restart_lose_and_duplicate_nothing(tmp_path):
             kills += 1
         daemon.wait()
     final = subprocess.run([sys.executable, "-m", "miragen", "daemon", "--config", str(config), "--until-idle", "--max-seconds", "150"],
-                           capture_output=True, text=True, timeout=200, env=ENV)
+                           check=False, capture_output=True, text=True, timeout=200, env=ENV)
     assert final.returncode == 0, final.stderr[-3000:]
     msg = f"(kill seed {seed}, {kills} kills)\n{final.stderr[-3000:]}"
     hashes = _corpus_hashes(state)
@@ -284,7 +283,7 @@ def test_kill9_and_restart_lose_and_duplicate_nothing(tmp_path):
 def test_bad_config_stops_the_start_with_every_problem(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[daemon]\nsettle = 1\n[deliver]\nroute = "carrier-pigeon"\n')
-    r = subprocess.run([sys.executable, "-m", "miragen", "daemon", "--config", str(bad)], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "miragen", "daemon", "--config", str(bad)], check=False, capture_output=True, text=True,
                        timeout=60, env=ENV)
     assert r.returncode == 2
     assert "daemon.settle: unknown key" in r.stderr and "deliver.route" in r.stderr

@@ -11,11 +11,9 @@ import json
 import os
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from miragen import config as configmod
 from miragen.fsutil import atomic_write_bytes
 from miragen.service.daemon import Daemon

@@ -11,13 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from miragen import config as configmod
 from miragen.service import jobs as jobsmod
 from miragen.service.ingest import ingest
 from miragen.service.jobs import JobQueue
 from miragen.service.notify import notify, watchdog_interval
-from miragen.service.requests import RequestError, normalise, parse_request_file, unique_name, write_record
+from miragen.service.requests import (
+    RequestError,
+    normalise,
+    parse_request_file,
+    unique_name,
+    write_record,
+)
 from miragen.service.state import StateDir, class_name, safe_name
 from miragen.service.triggers import _message, first_match, matches
 from miragen.service.watcher import DropWatcher, adopt_processing

@@ -29,8 +29,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import MiragenError
 from ..fsutil import atomic_write_text
@@ -58,7 +59,7 @@ MAX_PENDING_TRIGGERS = 32  # MIDI floods: beyond this many waiting requests, tri
 STATUS_EVERY_S = 5.0
 
 
-def _run_ingest(d: "Daemon", job: Job) -> None:
+def _run_ingest(d: Daemon, job: Job) -> None:
     ingest(job, d.state, d.queue, d.cfg)
 
 
@@ -116,7 +117,7 @@ class Daemon:
         return True, ""
 
     # -- transport ----------------------------------------------------------------------
-    def transport(self):  # noqa: ANN201 - miragen.transport.Transport
+    def transport(self):
         from ..transport import open_transport
 
         with self._transport_lock:
@@ -186,10 +187,10 @@ class Daemon:
         reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, MiragenError) else str(exc)
         if isinstance(exc, MiragenError) or job.attempts >= MAX_ATTEMPTS:
             log.error("job %d (%s %s) failed: %s", job.id, job.kind, printable(job.subject), reason,
-                      exc_info=not isinstance(exc, MiragenError))
+                      exc_info=None if isinstance(exc, MiragenError) else exc)
             self._give_up(job, reason)
         else:
-            log.warning("job %d (%s) error, retried: %s", job.id, job.kind, reason, exc_info=True)
+            log.warning("job %d (%s) error, retried: %s", job.id, job.kind, reason, exc_info=exc)
             q.requeue(job, delay_s=2.0 ** job.attempts, error=reason)
 
     def _give_up(self, job: Job, reason: str) -> None:
@@ -301,7 +302,7 @@ class Daemon:
         if spec:
             shared = None
             if spec == self.cfg["deliver"]["transport"] and not spec.startswith("midi:"):
-                shared = lambda: (self.transport(), self.io_lock, self.delivering)  # noqa: E731 - one UART both ways
+                shared = lambda: (self.transport(), self.io_lock, self.delivering)
             self.listener = TriggerListener(spec, self.cfg["trigger"], self.fire, cfg=self.cfg, shared=shared,
                                             max_sysex=self.cfg["midi"]["max_message_bytes"],
                                             heartbeat=lambda: self.beat("midi-in"))

@@ -63,7 +63,7 @@ class Stopping(Exception):
 
 
 # ------------------------------------------------------------------------------ requests
-def run_request(d: "Daemon", job: Job) -> None:
+def run_request(d: Daemon, job: Job) -> None:
     """A claimed request file (or a trigger's request) → result record + generate job."""
     p = job.payload
     state, queue = d.state, d.queue
@@ -113,14 +113,14 @@ def _heavy_imports() -> None:
     global _heavy_loaded
     with _IMPORT_LOCK:
         if not _heavy_loaded:
-            import torch  # noqa: F401
-            import scipy.signal  # noqa: F401
+            import scipy.signal
             import scipy.stats  # noqa: F401
+            import torch  # noqa: F401
 
             _heavy_loaded = True
 
 
-def _dataset(d: "Daemon", cls: str):
+def _dataset(d: Daemon, cls: str):
     from ..corpus.dataset import load_dataset
 
     a = d.cfg["audio"]
@@ -128,7 +128,7 @@ def _dataset(d: "Daemon", cls: str):
                         max_len=a["max_bytes"], only_class=cls)
 
 
-def run_train(d: "Daemon", job: Job) -> None:
+def run_train(d: Daemon, job: Job) -> None:
     _heavy_imports()
     from ..engines.base import Budget, Progress, engine_class
 
@@ -160,7 +160,7 @@ def run_train(d: "Daemon", job: Job) -> None:
     stop = d.stopping
 
     class StoppableBudget(Budget):
-        def done(self, step: int) -> bool:  # noqa: D401 - ends on budget or on shutdown
+        def done(self, step: int) -> bool:
             return stop.is_set() or super().done(step)
 
     spent0 = float(p.get("elapsed", 0.0))
@@ -227,17 +227,17 @@ def run_train(d: "Daemon", job: Job) -> None:
 
 
 # ------------------------------------------------------------------------------ generation
-def _pick_class(d: "Daemon", wanted: str) -> str | None:
+def _pick_class(d: Daemon, wanted: str) -> str | None:
     if wanted:
         return wanted
     classes = sorted(m["class"] for m in d.queue.models() if m["current"])
     if classes:
         return classes[0]
     counts = d.queue.class_counts()
-    return sorted(counts)[0] if counts else None
+    return min(counts) if counts else None
 
 
-def run_generate(d: "Daemon", job: Job) -> None:
+def run_generate(d: Daemon, job: Job) -> None:
     from ..engines.base import load_model
     from ..engines.generate import generate_to_folder
 
@@ -275,7 +275,7 @@ def run_generate(d: "Daemon", job: Job) -> None:
         train_waves = None
     result = generate_to_folder(model, int(req["count"]), out_dir, cls=cls, cfg=d.cfg, gate=g["gate"],
                                 train_waves=train_waves, seed=job.id)
-    rel = lambda f: str(Path(f).relative_to(d.state.root))  # noqa: E731
+    rel = lambda f: str(Path(f).relative_to(d.state.root))
     files = [rel(f) for f in result.files]
     pcms = [rel(f) for f in result.pcm]  # best first
     if not pcms:
@@ -291,14 +291,14 @@ def run_generate(d: "Daemon", job: Job) -> None:
         d.queue.finish(job, conn=c)
 
 
-def _fail_request(d: "Daemon", job: Job, name: str, reason: str, **fields: Any) -> None:
+def _fail_request(d: Daemon, job: Job, name: str, reason: str, **fields: Any) -> None:
     write_record(d.state, name, state="failed", reason=reason, **fields)
     d.queue.fail(job, reason)
     log.warning("request %s failed: %s", name, reason)
 
 
 # ------------------------------------------------------------------------------ delivery
-def run_deliver(d: "Daemon", job: Job) -> None:
+def run_deliver(d: Daemon, job: Job) -> None:
     p = job.payload
     name = p["name"]
     data = (d.state.root / p["pcm"]).read_bytes()
@@ -328,7 +328,7 @@ def run_deliver(d: "Daemon", job: Job) -> None:
         log.warning("request %s: delivery failed: %s", name, reason)
 
 
-def _deliver_sysex(d: "Daemon", data: bytes, p: dict[str, Any]) -> dict[str, Any]:
+def _deliver_sysex(d: Daemon, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
     from ..transport.deliver import deliver_wavesample
 
     c = d.cfg["deliver"]
@@ -361,7 +361,7 @@ def _deliver_sysex(d: "Daemon", data: bytes, p: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def _deliver_disk(d: "Daemon", data: bytes, p: dict[str, Any]) -> dict[str, Any]:
+def _deliver_disk(d: Daemon, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
     from ..mirage import disk
 
     c = d.cfg["deliver"]

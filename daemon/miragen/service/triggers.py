@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import MiragenError
 
@@ -145,7 +146,7 @@ class TriggerListener:
                 raise TriggerError(f"midi.input: cannot open '{self.spec}': {exc}") from None
             transport.parser.max_message_bytes = self.max_sysex
             self._close = transport.close
-            get = lambda: (transport, None, None)  # noqa: E731
+            get = lambda: (transport, None, None)
         else:
             get = self.shared
         self._thread = threading.Thread(target=self._loop, args=(get,), name="midi-in", daemon=True)

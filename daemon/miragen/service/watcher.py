@@ -24,9 +24,9 @@ import secrets
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .jobs import JobQueue
 from .state import DEFAULT_CLASS, REQUEST_CLASS, StateDir, class_name, printable, safe_name
@@ -88,7 +88,7 @@ class DropWatcher:
         watcher = self
 
         class Handler(FileSystemEventHandler):
-            def on_any_event(self, event) -> None:  # noqa: ANN001
+            def on_any_event(self, event) -> None:
                 watcher._on_event(event)
 
         if self.polling:
@@ -121,7 +121,7 @@ class DropWatcher:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def _on_event(self, event) -> None:  # noqa: ANN001
+    def _on_event(self, event) -> None:
         kind = event.event_type
         if kind in ("opened", "closed_no_write", "deleted"):
             return
