@@ -29,7 +29,8 @@ error, plus Python tracebacks in the log: must be 0), ``unfinished_jobs``, ``fai
 ``requests`` (states), ``partial_out_files`` and ``bad_out_files`` (a visible file in ``out/`` with
 a temporary name, or a ``.pcm`` that breaks the Mirage rules: must be 0), ``mirage_mismatch``
 (delivered bytes not in the simulated Mirage's memory), ``train_resumes`` (restarts that resumed
-training from a checkpoint), ``peak_rss_mb`` (highest VmHWM of any daemon process), ``seconds``,
+training from a checkpoint), ``stale_temp_files`` (hidden ``.NAME.XXXX.part`` files of atomic
+writes cut by a kill: never visible under a real name, never cleaned up; informational), ``peak_rss_mb`` (highest VmHWM of any daemon process), ``seconds``,
 and ``ok`` (every must-be-zero figure is zero). Exit status 0 when ``ok``.
 
 ``--quick`` (300 files, 5 slow copies, 10 kills, 6 requests) finishes in a few minutes; the full
@@ -462,7 +463,7 @@ class Harness:
         folder = self.state / "rejected"
         if not folder.is_dir():
             return out
-        names = set(os.listdir(folder))
+        names = {n for n in os.listdir(folder) if not n.startswith(".")}  # hidden: temp files of killed writes
         inputs = {n for n in names if n + ".reason.txt" in names}
         reasons = {n + ".reason.txt" for n in inputs}
         orphans = sorted(names - inputs - reasons)
@@ -594,6 +595,7 @@ class Harness:
             crashes=self.crashes + tracebacks,
             tracebacks_in_log=tracebacks,
             train_resumes=log_text.count("resumed from"),
+            stale_temp_files=sum(1 for p in st.rglob(".*.part")),
             peak_rss_mb=round(self.peak_rss_kb / 1024, 1),
         )
         res["ok"] = not (res["files_lost"] or res["processed_twice"] or wrongly_rejected or res["leftovers"] or res["unfinished_jobs"]
