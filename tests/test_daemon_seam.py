@@ -71,7 +71,7 @@ def running(tmp_path):
     d.idle_wait = 0.5
     t = threading.Thread(target=d.run, daemon=True)
     t.start()
-    _wait(lambda: d.listener is not None and d.queue is not None, what="daemon start")
+    _wait(lambda: d.listener is not None and d.listener.ready.is_set() and d.queue is not None, what="daemon start")
     yield d, master
     d.stopping.set()
     t.join(timeout=15)
@@ -142,3 +142,66 @@ def test_status_collect_reads_the_running_state(running):
     info = collect(d.cfg)
     assert info["daemon"]["running"] and info["daemon"]["pid"] == os.getpid()
     assert "queue:" in render(info)
+
+
+def test_one_uart_both_ways_trigger_and_ack(tmp_path):
+    """midi.input == deliver.transport: the Mirage's MIDI OUT carries the played key and the ACKs."""
+    import select
+    import tty
+
+    from miragen.transport.simulated import SimulatedMirage
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    sim = SimulatedMirage()
+    stop = threading.Event()
+
+    def mirage():  # the other end of the cable: a simulated Mirage answering on the pty
+        while not stop.is_set():
+            r, _, _ = select.select([master], [], [], 0.05)
+            if r:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    return
+                for reply in sim.feed(data):
+                    os.write(master, reply)
+
+    pump = threading.Thread(target=mirage, daemon=True)
+    pump.start()
+    cfg = configmod.validate({
+        "paths": {"state": str(tmp_path / "state")},
+        "daemon": {"settle_s": 0.1},
+        "deliver": {"transport": f"serial:{path}", "route": "sysex"},
+        "midi": {"input": f"serial:{path}"},
+        "trigger": [{"message": "note_on", "note": 72, "class": "bass", "half": "upper", "wavesample": 4}],
+    })
+    d = Daemon(cfg, handlers={"train": fake_train, "generate": fake_generate})
+    t = threading.Thread(target=d.run, daemon=True)
+    t.start()
+    try:
+        _wait(lambda: d.listener is not None and d.listener.ready.is_set() and d.queue is not None, what="daemon start")
+        d.queue.add_model("bass", "models/bass/v0001", True, {}, True)
+        os.write(master, bytes([0x90, 72, 64]))  # the musician plays C5 on the Mirage
+        st = d.state
+
+        def recs():
+            return [json.loads(p.read_text()) for p in st.records.glob("midi-*.json")]
+
+        _wait(lambda: any(r["state"] in ("done", "failed") for r in recs()), what="delivery over the shared UART")
+        (rec,) = recs()
+        assert rec["state"] == "done", rec
+        assert rec["delivery"]["sysex"]["ok"] and rec["delivery"]["sysex"]["naks"] == 0
+        data = (st.out / rec["name"] / "cand-1.pcm").read_bytes()
+        assert sim.wavesample_data("upper", 4)[: len(data)] == data
+        os.write(master, bytes([0x90, 72, 64]))  # the port still reads triggers after the dump
+        _wait(lambda: len(recs()) == 2, what="a second trigger after the delivery")
+    finally:
+        d.stopping.set()
+        t.join(timeout=15)
+        stop.set()
+        pump.join(timeout=2)
+        os.close(master)
+        os.close(slave)
+    assert not t.is_alive()

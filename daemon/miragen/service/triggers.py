@@ -127,6 +127,7 @@ class TriggerListener:
         self.dropped = 0
         self.error = ""
         self._stop = threading.Event()
+        self.ready = threading.Event()  # set once the input is open and read
         self._thread: threading.Thread | None = None
         self._close: Callable[[], None] = lambda: None
 
@@ -158,6 +159,7 @@ class TriggerListener:
             self.heartbeat()
             try:
                 transport, lock, delivering = get()
+                self.ready.set()
                 if delivering is not None and delivering.is_set():
                     self._stop.wait(0.2)
                     continue
@@ -228,4 +230,5 @@ class TriggerListener:
 
         port = mido.open_input(found[0], callback=callback)
         self._close = port.close
+        self.ready.set()
         log.info("listening for MIDI triggers on port '%s'", found[0])
