@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,3 +206,25 @@ def test_one_uart_both_ways_trigger_and_ack(tmp_path):
         os.close(master)
         os.close(slave)
     assert not t.is_alive()
+
+
+def test_until_idle_returns_and_frees_the_state(tmp_path):
+    """The demo's mode: process what is there, return 0, leave signals and the lock as they were."""
+    import signal
+
+    cfg = configmod.validate({"paths": {"state": str(tmp_path / "s")}, "daemon": {"settle_s": 0.1},
+                              "train": {"debounce_s": 0.0}})
+    st = Path(cfg["paths"]["state"])
+    (st / "inbox" / "bass").mkdir(parents=True)
+    for i in range(3):
+        (st / "inbox" / "bass" / f"{i}.pcm").write_bytes(_wave(i))
+    (st / "requests").mkdir()
+    (st / "requests" / "r.json").write_text('{"class": "bass", "route": "disk"}')
+    before = signal.getsignal(signal.SIGINT)
+    assert Daemon(cfg, handlers={"train": fake_train, "generate": fake_generate}).run(until_idle=True, max_seconds=60) == 0
+    assert signal.getsignal(signal.SIGINT) is before
+    rec = json.loads((st / "out" / "requests" / "r.json").read_text())
+    assert rec["state"] == "done" and rec["delivery"]["disk"]["ok"]
+    assert len(list((st / "corpus" / "bass").iterdir())) == 3
+    # a second daemon on the same folder starts (the lock was freed) and finds nothing to do
+    assert Daemon(cfg).run(until_idle=True, max_seconds=30) == 0

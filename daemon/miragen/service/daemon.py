@@ -336,14 +336,23 @@ class Daemon:
             log.info("signal %d: stopping", signum)
             self.stopping.set()
 
+        previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, on_signal)
-            signal.signal(signal.SIGINT, on_signal)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, on_signal)
+        try:
+            return self._run(until_idle=until_idle, max_seconds=max_seconds)
+        finally:
+            for sig, handler in previous.items():  # a caller (the demo) gets its handlers back
+                signal.signal(sig, handler)
+
+    def _run(self, *, until_idle: bool, max_seconds: float | None) -> int:
         self.lock()
         try:
             self.start()
         except BaseException:
             self.shutdown()
+            self._unlock()
             raise
         ping = sd.watchdog_interval()
         tick = min(1.0, ping) if ping else 1.0
@@ -381,5 +390,12 @@ class Daemon:
                         idle_since = None
         finally:
             self.shutdown()
+            self._unlock()
         return 0
+
+    def _unlock(self) -> None:
+        """Free the state folder for the next daemon (the demo and tests run several in turn)."""
+        if getattr(self, "_lock_fd", None) is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
