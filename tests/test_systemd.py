@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "miragen.service"
 
-pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+NO_ANALYZE = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                 reason="systemd-analyze not installed (Debian/Ubuntu: apt-get install systemd)")
 
 
@@ -28,6 +28,7 @@ def _unit_here(tmp_path: Path) -> Path:
     return out
 
 
+@NO_ANALYZE
 def test_unit_verifies(tmp_path):
     unit = _unit_here(tmp_path)
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], check=False, capture_output=True, text=True, timeout=60)
@@ -35,6 +36,7 @@ def test_unit_verifies(tmp_path):
     assert r.returncode == 0 and not problems, r.stdout + r.stderr
 
 
+@NO_ANALYZE
 def test_unit_exposure_at_most_2(tmp_path):
     unit = _unit_here(tmp_path)
     r = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
@@ -58,3 +60,20 @@ def test_unit_has_the_required_settings():
     allowed = " ".join(keys["DeviceAllow"])
     for dev in ("char-ttyTHS", "char-ttyUSB", "char-ttyACM", "char-alsa", "char-nvhost*"):
         assert dev in allowed
+
+
+@pytest.mark.parametrize("script", ["install.sh", "install-jetson.sh", "uninstall.sh"])
+def test_deploy_scripts_parse_and_explain_themselves(script):
+    path = ROOT / "deploy" / script
+    assert path.stat().st_mode & 0o111, f"{script} is not executable"
+    r = subprocess.run(["bash", "-n", str(path)], check=False, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["bash", str(path), "--help"], check=False, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "sudo" in r.stdout
+    r = subprocess.run(["bash", str(path), "--no-such-option"], check=False, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "unknown option" in r.stderr
+
+
+def test_example_config_is_valid(cli):
+    r = cli("config", "check", str(ROOT / "deploy" / "miragen.toml"))
+    assert r.returncode == 0, r.stderr
