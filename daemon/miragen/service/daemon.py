@@ -215,12 +215,11 @@ class Daemon:
     def status_line(self) -> str:
         q = self.queue
         assert q is not None
-        counts = q.counts()
-        queued = sum(v.get("queued", 0) for v in counts.values())
+        queued = q.pending() - sum(1 for a in self._activity.values() if a != "idle")
         running = [f"{k} {a}" for k, a in self._activity.items() if a != "idle"]
         classes = q.class_counts()
         parts = [f"{sum(classes.values())} sounds in {len(classes)} classes",
-                 f"queue: {queued} queued, {len(running)} running" + (f" ({'; '.join(running)[:120]})" if running else "")]
+                 f"queue: {max(0, queued)} queued, {len(running)} running" + (f" ({'; '.join(running)[:120]})" if running else "")]
         th = self.transport_health
         if th["state"] != "unused":
             parts.append(f"transport {th['state']}")
@@ -369,12 +368,12 @@ class Daemon:
                     sd.notify("WATCHDOG=1")
                 else:
                     log.error("not healthy, watchdog pings stopped: %s", why)
-                line = self.status_line()
                 now = time.monotonic()
-                if line != self._last_status:
-                    sd.notify(f"STATUS={line}")
-                    self._last_status = line
-                if now - last_status >= STATUS_EVERY_S:
+                if now - last_status >= STATUS_EVERY_S:  # a few queries: not every tick
+                    line = self.status_line()
+                    if line != self._last_status:
+                        sd.notify(f"STATUS={line}")
+                        self._last_status = line
                     self.write_status()
                     last_status = now
                 if max_seconds is not None and now - t0 > max_seconds:
