@@ -70,17 +70,21 @@ def run_request(d: Daemon, job: Job) -> None:
     if "name" not in p:
         src = state.root / p["path"]
         original = p.get("original") or src.name
-        try:
-            if src.is_symlink() or not src.is_file():
-                raise RequestError(f"{printable(Path(original).name)}: not a regular file (links are not followed)")
-            request = parse_request_file(src, display=Path(original).name)
-        except RequestError as exc:
-            name = unique_name(state, Path(original).stem)
-            dest = state.unique_in(state.rejected, safe_name(Path(original).name))
-            write_record(state, name, state="failed", reason=str(exc), source=f"file {printable(original)}", request={})
-            reject_file(state, src, original, str(exc), dest)
+        if "rejected" not in p:
+            try:
+                if src.is_symlink() or not src.is_file():
+                    raise RequestError(f"{printable(Path(original).name)}: not a regular file (links are not followed)")
+                request = parse_request_file(src, display=Path(original).name)
+            except RequestError as exc:  # names recorded first: a kill here never makes two records
+                p["failed_name"] = unique_name(state, Path(original).stem)
+                p["rejected"] = str(state.unique_in(state.rejected, safe_name(Path(original).name)).relative_to(state.root))
+                p["reason"] = str(exc)
+                queue.save_payload(job)
+        if "rejected" in p:
+            write_record(state, p["failed_name"], state="failed", reason=p["reason"], source=f"file {printable(original)}", request={})
+            reject_file(state, src, original, p["reason"], state.root / p["rejected"])
             queue.finish(job)
-            log.info("rejected request %s: %s", printable(original), exc)
+            log.info("rejected request %s: %s", printable(original), p["reason"])
             return
         p["name"] = unique_name(state, request["name"] or Path(original).stem)
         p["request"] = request
