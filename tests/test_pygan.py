@@ -171,6 +171,14 @@ def test_other_variants_train_and_draw(bank, tmp_path, variant):
     assert [w.shape for w in waves] == [(256,), (256,)]
 
 
+def test_an_untrained_model_saves_and_draws(bank, tmp_path):
+    # a time budget can end before the first iteration: the state must still load
+    model = PyGANEngine(**TINY).fit(bank, Budget(steps=0), None, tmp_path / "ck")
+    back = load_model(model.save(tmp_path / "m"))
+    assert back.meta["iterations"] == {bank.class_names[0]: 0}
+    assert len(back.sample(1, seed=0)) == 1
+
+
 def test_tanh_output_knob_trains(bank, tmp_path):
     model = PyGANEngine(d_output="tanh", **TINY).fit(bank, Budget(steps=1), None, tmp_path)
     with model.session(model.classes[0]) as (sess, _):

@@ -510,6 +510,7 @@ class PyGANSession:
 
     # -- state
     def state_bytes(self) -> dict[str, bytes]:
+        self._materialise()  # an untrained network must save its lazily built layers too
         if self.backend == "torch":
             import torch
 
@@ -778,8 +779,8 @@ def copy_report(model: PyGANModel, cls: str | None = None, n: int = 40, seed: in
 
     For ``n`` draws: the wave decoded from each draw, the wave decoded from the real training
     bitmap PyGAN fed into the generator for it, and every training wave (all at the bitmap's
-    resolution, mean removed). Reports the RMS distance (in 8-bit steps) of each draw to its nearest
-    training wave, the fraction of draws whose nearest training wave is the very one they were
+    resolution, mean removed, scaled to RMS 1: shapes). Reports the RMS distance of each draw to
+    its nearest training wave and to the one it was fed, the fraction of draws whose nearest training wave is the very one they were
     fed, and the training set's own nearest-neighbour distance for scale. For variant gan
     (torch) it adds :meth:`PyGANSession.discriminator_facts`.
     """
@@ -796,12 +797,13 @@ def copy_report(model: PyGANModel, cls: str | None = None, n: int = 40, seed: in
             facts = sess.discriminator_facts()
     draws_a = np.array(draws[:n])
     fed_a = np.array(fed[:n])
-    from ..audio.bitmap import decode, encode
+    from ..audio.bitmap import encode
 
-    # the training waves as a perfect copy would come out of this pipeline
-    bank = np.array([np.asarray(decode(encode(u, size=size)), dtype=np.float64) for u in u8])
-    centre = lambda a: a - a.mean(1, keepdims=True)  # noqa: E731
-    draws_a, fed_a, bank = centre(draws_a), centre(fed_a), centre(bank)
+    # the training pictures as PyGAN feeds them (z-scored, Gaussian noise σ=1e-3), read back by
+    # the same crop/normalise/decode path as the draws: a perfect copy would be at distance ~0
+    rng = np.random.default_rng(seed)
+    bank = np.array([_decode(_as_fed(encode(u, size=size), rng), size) for u in u8])
+    draws_a, fed_a, bank = _shape_only(draws_a), _shape_only(fed_a), _shape_only(bank)
     near_idx, near_d = nearest(draws_a, bank)
     fed_idx, fed_d = nearest(fed_a, bank)
     if len(bank) > 1:
@@ -815,14 +817,30 @@ def copy_report(model: PyGANModel, cls: str | None = None, n: int = 40, seed: in
         "draws": int(n),
         "train_size": int(len(bank)),
         "nearest_is_fed_fraction": float(np.mean(near_idx == fed_idx)),
+        "chance_fraction": 1.0 / len(bank),
         "distinct_nearest": int(len(set(near_idx.tolist()))),
         "median_draw_to_nearest_train": float(np.median(near_d)),
         "median_fed_to_nearest_train": float(np.median(fed_d)),
+        "median_draw_to_its_fed": float(np.median(np.sqrt(((draws_a - fed_a) ** 2).mean(1)))),
         "median_train_to_nearest_other_train": train_nn,
         "ratio": float(np.median(near_d) / train_nn) if train_nn and np.isfinite(train_nn) else float("nan"),
-        "units": "RMS distance in 8-bit steps, waves at the bitmap's resolution, mean removed",
+        "units": "RMS distance of shapes (mean removed, scaled to RMS 1, as the Mirage pipeline normalises anyway): "
+        "0 = same shape, 1.41 = uncorrelated; waves at the bitmap's resolution",
         **facts,
     }
+
+
+def _shape_only(a: np.ndarray) -> np.ndarray:
+    a = a - a.mean(1, keepdims=True)
+    rms = np.sqrt((a * a).mean(1, keepdims=True))
+    return a / np.where(rms > 1e-9, rms, 1.0)
+
+
+def _as_fed(picture: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A training picture as PyGAN's iterator hands it over: z-scored, plus N(0, 0.001) noise."""
+    a = np.asarray(picture, dtype=np.float64)
+    a = (a - a.mean()) / (a.std() or 1e-8)
+    return a + rng.normal(0.0, 1e-3, a.shape)
 
 
 def _decode(img: np.ndarray, size: int, length: int | None = None) -> np.ndarray:
