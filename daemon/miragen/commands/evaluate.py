@@ -20,18 +20,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", required=True, choices=("cycle", "oneshot"), help="single cycles or one-shots")
     p.add_argument("--raw-rate", type=int, default=29411, metavar="HZ", help="rate of headerless .pcm files (one-shots)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random draws")
+    p.add_argument(
+        "--allowance",
+        type=float,
+        default=1.645,
+        metavar="Z",
+        help="sampling-noise allowance in standard errors (default 1.645; 0 applies the bare thresholds)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from ..judge.metrics import evaluate
+    from ..errors import MiragenError
+    from ..judge.metrics import Thresholds, evaluate
     from ..judge.sets import load_waves
 
     gen, _ = load_waves(args.gen, args.kind, raw_rate=args.raw_rate)
     train, _ = load_waves(args.train, args.kind, raw_rate=args.raw_rate)
     held, _ = load_waves(args.held, args.kind, raw_rate=args.raw_rate)
-    report = evaluate(gen, train, held, args.kind, seed=args.seed)
+    if not args.allowance >= 0:
+        raise MiragenError(f"--allowance must be ≥ 0 (got {args.allowance})")
+    report = evaluate(
+        gen,
+        train,
+        held,
+        args.kind,
+        seed=args.seed,
+        thresholds=Thresholds(z=args.allowance),
+        half_sets=30 if args.allowance > 0 else 0,
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:
