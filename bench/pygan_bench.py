@@ -28,7 +28,7 @@ def _dataset(data: str | None, limit: int):
         ds = load_dataset(data)
     else:
         corpus = default_corpus(0)
-        cls = sorted(corpus)[0]
+        cls = min(corpus)
         ds = Dataset("cycle", 29411, {cls: corpus[cls]}, {cls: [f"{cls}{i}" for i in range(len(corpus[cls]))]})
     cls = ds.class_names[0]
     ds = ds.subset(cls)
@@ -39,7 +39,6 @@ def _dataset(data: str | None, limit: int):
 
 def speed(args: argparse.Namespace) -> dict:
     import torch
-
     from miragen.engines.pygan_engine import PyGANOptions, PyGANSession, waves_to_u8, write_bitmaps
 
     if args.threads:
@@ -86,7 +85,6 @@ def speed(args: argparse.Namespace) -> dict:
 def judge(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
-
     from miragen.engines.base import Budget
     from miragen.engines.pygan_engine import PyGANEngine, copy_report
     from miragen.judge.metrics import evaluate

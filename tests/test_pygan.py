@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from miragen.audio.bitmap import decode, encode
 from miragen.audio.mirage8 import check_mirage8, prepare
 from miragen.corpus.dataset import Dataset
@@ -26,13 +23,13 @@ from miragen.engines.pygan_engine import (
 
 pytestmark = pytest.mark.timeout(120)
 
-TINY = dict(size=16, batch_size=2, k_step=1, checkpoint_every=1)
+TINY = {"size": 16, "batch_size": 2, "k_step": 1, "checkpoint_every": 1}
 
 
 @pytest.fixture(scope="module")
 def bank() -> Dataset:
     corpus = default_corpus(0)
-    cls = sorted(corpus)[0]
+    cls = min(corpus)
     waves = corpus[cls][:8]
     return Dataset("cycle", 29411, {cls: waves}, {cls: [f"w{i}" for i in range(len(waves))]})
 

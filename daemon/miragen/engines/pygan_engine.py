@@ -53,10 +53,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -171,7 +172,7 @@ class PyGANOptions:
     seed: int = 0
 
     @classmethod
-    def from_options(cls, options: dict[str, Any]) -> "PyGANOptions":
+    def from_options(cls, options: dict[str, Any]) -> PyGANOptions:
         known = {f.name: f for f in fields(cls)}
         values: dict[str, Any] = {}
         for key, raw in options.items():
@@ -285,7 +286,9 @@ def mxnet_probe() -> dict[str, str]:
         if value is not None:
             env["MXNET_MKLDNN_ENABLED"] = value
         try:
-            res = subprocess.run([sys.executable, "-c", _MXNET_PROBE], env=env, capture_output=True, text=True, timeout=300)
+            res = subprocess.run(
+                [sys.executable, "-c", _MXNET_PROBE], env=env, capture_output=True, text=True, timeout=300, check=False
+            )
         except subprocess.TimeoutExpired:
             last = "a one-iteration test of PyGAN on mxnet did not finish in 300 s"
             continue
@@ -348,7 +351,7 @@ class PyGANSession:
             mxnet_probe()
             try:
                 import mxnet as mx
-            except Exception as exc:  # mxnet prints C++ errors as Python exceptions
+            except (ImportError, OSError, RuntimeError) as exc:  # MXNetError is a RuntimeError
                 raise EngineError(f"pygan: mxnet cannot be imported ({exc})") from None
             self.device = "cuda" if opts.device == "cuda" else "cpu"
             ctx = mx.gpu(0) if self.device == "cuda" else mx.cpu()
@@ -365,15 +368,15 @@ class PyGANSession:
             module = importlib.import_module(f"pygan._{self.backend}.{module_name}")
         except ImportError as exc:
             raise EngineError(f"pygan: PyGAN's {self.backend} code cannot be imported ({exc}); pip install pygan==1.1.2 accel-brain-base==1.1.0") from None
-        kwargs: dict[str, Any] = dict(
-            dir_list=[str(bitmap_dir)],
-            width=opts.size,
-            height=opts.size,
-            channel=1,
-            batch_size=opts.batch_size,
-            learning_rate=opts.learning_rate,
-            ctx=ctx,
-        )
+        kwargs: dict[str, Any] = {
+            "dir_list": [str(bitmap_dir)],
+            "width": opts.size,
+            "height": opts.size,
+            "channel": 1,
+            "batch_size": opts.batch_size,
+            "learning_rate": opts.learning_rate,
+            "ctx": ctx,
+        }
         if opts.variant == "ebaae":
             # the adversarial prior must have the shape of the encoder's output (32×H×W)
             kwargs.update(normal_height=opts.size, normal_width=opts.size)
@@ -660,7 +663,7 @@ class PyGANModel(Model):
         self.meta["files"] = files
 
     @classmethod
-    def _load_files(cls, folder: Path, header: dict[str, Any]) -> "PyGANModel":
+    def _load_files(cls, folder: Path, header: dict[str, Any]) -> PyGANModel:
         meta = header.get("meta", {})
         files = meta.get("files", {})
         states = {}
@@ -815,10 +818,10 @@ def copy_report(model: PyGANModel, cls: str | None = None, n: int = 40, seed: in
     return {
         "class": cls,
         "draws": int(n),
-        "train_size": int(len(bank)),
+        "train_size": len(bank),
         "nearest_is_fed_fraction": float(np.mean(near_idx == fed_idx)),
         "chance_fraction": 1.0 / len(bank),
-        "distinct_nearest": int(len(set(near_idx.tolist()))),
+        "distinct_nearest": len(set(near_idx.tolist())),
         "median_draw_to_nearest_train": float(np.median(near_d)),
         "median_fed_to_nearest_train": float(np.median(fed_d)),
         "median_draw_to_its_fed": float(np.median(np.sqrt(((draws_a - fed_a) ** 2).mean(1)))),
