@@ -27,12 +27,12 @@ from hypothesis import strategies as st
 from miragen import config
 from miragen.errors import ConfigError, MiragenError
 
-N = int(os.environ.get("MIRAGEN_FUZZ_EXAMPLES", "300"))
+N = int(os.environ.get("MIRAGEN_FUZZ_EXAMPLES", "500"))
 EXAMPLE_SECONDS = 10.0
 
 
 def fuzz(n: int = N) -> settings:
-    return settings(max_examples=n, derandomize=True, database=None, deadline=None,
+    return settings(max_examples=n, derandomize=not os.environ.get("MIRAGEN_FUZZ_RANDOM"), database=None, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
 

@@ -22,13 +22,13 @@ from miragen.mirage import params as P
 from miragen.mirage import sysex as sx
 from miragen.transport.base import MidiStreamParser
 
-N = int(os.environ.get("MIRAGEN_FUZZ_EXAMPLES", "300"))
+N = int(os.environ.get("MIRAGEN_FUZZ_EXAMPLES", "500"))
 
 
 def fuzz(n: int = N) -> settings:
     return settings(
         max_examples=n,
-        derandomize=True,
+        derandomize=not os.environ.get("MIRAGEN_FUZZ_RANDOM"),
         database=None,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
