@@ -31,7 +31,7 @@ from miragen.audio.io import MAX_RATE, read_audio
 from miragen.errors import MiragenError
 
 FUZZ = settings(
-    max_examples=int(os.environ.get("MIRAGEN_FUZZ_EXAMPLES", "1000")),
+    max_examples=int(os.environ.get("MIRAGEN_FUZZ_EXAMPLES", "800")),
     derandomize=not os.environ.get("MIRAGEN_FUZZ_RANDOM"),
     database=None,
     deadline=None,  # wall time is checked per example below, with a margin for a loaded CI box

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from miragen import config
 from miragen.errors import ConfigError, MiragenError
 
-N = int(os.environ.get("MIRAGEN_FUZZ_EXAMPLES", "500"))
+N = int(os.environ.get("MIRAGEN_FUZZ_EXAMPLES", "400"))
 EXAMPLE_SECONDS = 10.0
 
 

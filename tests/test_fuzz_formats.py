@@ -22,7 +22,7 @@ from miragen.mirage import params as P
 from miragen.mirage import sysex as sx
 from miragen.transport.base import MidiStreamParser
 
-N = int(os.environ.get("MIRAGEN_FUZZ_EXAMPLES", "500"))
+N = int(os.environ.get("MIRAGEN_FUZZ_EXAMPLES", "400"))
 
 
 def fuzz(n: int = N) -> settings:
