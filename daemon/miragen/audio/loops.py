@@ -98,3 +98,20 @@ def find_loop(u8: bytes | np.ndarray) -> LoopPoints:
         return off
     _, L, e = best
     return LoopPoints(0, last, L, e // PAGE, e % PAGE, True)
+
+
+def tile_cycle(cycle: bytes | np.ndarray, length: int) -> bytes:
+    """Repeat a single cycle (whole pages, e.g. one 256-byte page) to ``length`` bytes.
+
+    A single cycle written into a longer wavesample (a template's 32-page slot) would otherwise
+    be followed by 0x80 padding; tiled, every page of the range holds the same cycle, so the
+    wavesample plays the cycle for its whole length and a loop over any whole number of cycles
+    is seamless. ``length`` must be a whole multiple of the cycle's length.
+    """
+    a = bytes(cycle) if not isinstance(cycle, np.ndarray) else np.asarray(cycle, dtype=np.uint8).tobytes()
+    n = len(a)
+    if n == 0 or n % PAGE:
+        raise FormatError(f"cycle is {n} bytes, not a whole number of 256-byte pages (at least one)")
+    if length < n or length % n:
+        raise FormatError(f"cannot tile a {n}-byte cycle to {length} bytes: not a whole multiple of the cycle")
+    return a * (length // n)

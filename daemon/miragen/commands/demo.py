@@ -1,0 +1,42 @@
+"""``miragen demo [--dir DIR] [--seconds S] [--json]``: the whole pipeline, no hardware needed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..service.demo import DEFAULT_SECONDS
+
+    p = sub.add_parser(
+        "demo", help="run the whole pipeline on the built-in sounds: train, generate, judge, deliver (no hardware)",
+        description="Make a studio folder, drop the built-in single-cycle sounds into it, run the real daemon "
+                    "(ingest, train, judge, generate, postprocess), deliver the best sound of each class into a "
+                    "disk image and by SysEx to a simulated Mirage on a pseudo-terminal, and print a summary. "
+                    "Exit 0 when every stage succeeded (a judge verdict of FAIL is reported, not an error).")
+    p.add_argument("--dir", default="miragen-demo", metavar="DIR",
+                   help="studio folder (default: ./miragen-demo); a rerun replaces the demo's own files in it")
+    p.add_argument("--seconds", type=int, default=DEFAULT_SECONDS, metavar="S",
+                   help=f"training time in all, split among the classes (default: {DEFAULT_SECONDS})")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..service.demo import format_summary, run_demo
+
+    if args.seconds < 1:
+        print(f"miragen demo: --seconds {args.seconds}: must be at least 1", file=sys.stderr)
+        return 2
+
+    def progress(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    summary = run_demo(args.dir, args.seconds, progress=None if args.quiet else progress)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(format_summary(summary))
+    return 0 if summary["ok"] else 1
