@@ -312,7 +312,7 @@ def test_watcher_claims_settled_files_once_and_adopts_orphans(tmp_path):
     w.step()
     jobs = q.jobs()
     assert sorted((j.kind, j.payload["class"], j.payload["original"]) for j in jobs) == [
-        ("ingest", "bass", "bass/a.pcm"), ("ingest", "default", "top.pcm"), ("request", "_requests", "r.toml")]
+        ("ingest", "bass", "bass/a.pcm"), ("ingest", "unsorted", "top.pcm"), ("request", "_requests", "r.toml")]
     assert (st.inbox / ".partial.pcm").exists()
     w.rescan()
     time.sleep(0.3)

@@ -125,6 +125,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tries": Key(int, 3, "attempts per dump (NAK or timeout → retry with backoff)", _range(1, 20)),
         "ack_margin_s": Key(float, 2.0, "extra seconds beyond the wire time to wait for ACK/NAK", _range(0.1, 600)),
         "verify": Key(bool, False, "read each delivered wavesample back and compare"),
+        "cycle_pages": Key(int, 8, "cycle mode, SysEx: a generated single cycle (one 256-byte page) is repeated to this many pages (disk: to the template wavesample's page range)", _range(1, 255)),
     },
     "midi": {
         "input": Key(str, "", "where triggers arrive: midi:<port name part>, serial:<device or URL>, raw:/dev/snd/midiCxDy (empty: no MIDI input)", _midi_input),
@@ -136,6 +137,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_file_mb": Key(int, 64, "files larger than this are rejected", _range(1, 4096)),
         "watchdog_s": Key(float, 30.0, "systemd watchdog interval expected (WatchdogSec)", _range(1, 3600)),
         "polling": Key(bool, False, "use the polling observer (network shares)"),
+        "unsorted_min": Key(int, 16, "sounds dropped without a class (top of inbox/) are sorted into classes auto-1, auto-2, … by k-means once this many are waiting", _range(3, 100000)),
     },
     "logging": {
         "level": Key(str, "INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR")),

@@ -83,6 +83,7 @@ class Daemon:
         self.watcher: DropWatcher | None = None
         self.listener: TriggerListener | None = None
         self._threads: dict[str, threading.Thread] = {}
+        self.children: dict[str, Any] = {}  # worker name -> its running child process (service/child.py)
         self._beats: dict[str, float] = {}
         self._activity: dict[str, str] = {}
         self._transport = None

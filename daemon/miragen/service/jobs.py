@@ -342,6 +342,15 @@ class JobQueue:
                            (sha256, cls, path, _text(source), time.time()))
         return bool(cur.rowcount)
 
+    def files_of(self, *classes: str, prefix: str | None = None) -> list[dict[str, Any]]:
+        """Index rows (sha256, class, path, source, added) of these classes, and of the classes whose
+        name starts with ``prefix``; oldest first."""
+        marks = ",".join("?" * len(classes)) or "''"
+        sql = f"SELECT * FROM files WHERE class IN ({marks})" + (" OR substr(class, 1, ?) = ?" if prefix else "") + " ORDER BY added, sha256"
+        args: list[Any] = [*classes] + ([len(prefix), prefix] if prefix else [])
+        with self._lock:
+            return [dict(r) for r in self.db.execute(sql, args)]
+
     def class_counts(self) -> dict[str, int]:
         with self._lock:
             return {r["class"]: r["n"] for r in self.db.execute("SELECT class, count(*) AS n FROM files GROUP BY class")}

@@ -23,29 +23,25 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MiragenError
 from ..fsutil import atomic_copy, atomic_write_bytes, atomic_write_text
+from .child import ChildFailed, ChildStopped, run_child
 from .jobs import Job
 from .requests import RequestError, parse_request_file, unique_name, write_record
 from .state import printable, reject_file, safe_name
+from .worker import MIN_JUDGE_CLASS, MIN_TRAIN_CLASS, SMALL_CLASS, read_manifest  # noqa: F401  (re-exported: the demo reads them here)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .daemon import Daemon
 
 log = logging.getLogger(__name__)
 
-MIN_TRAIN_CLASS = 5  # fewer sounds than this: the class waits for more material (engines need ≥ 5)
-MIN_JUDGE_CLASS = 20  # fewer sounds than this: no held-out split (the judge needs ≥ 4 held out)
-SMALL_CLASS = 30  # below this the wavegan engine keeps no held-out set of its own
-JUDGE_SAMPLES = 64
-MODEL_WAIT_S = 2.0
-SAVE_SPENT_S = 5.0  # how often a training run records the budget it has spent  # a request whose class is still training is looked at again after this
+MODEL_WAIT_S = 2.0  # a request whose class is still training is looked at again after this
+SAVE_SPENT_S = 5.0  # how often a training run records the budget it has spent
 
 IMG_CFG = """# FlashFloppy (Gotek) ≥ v3.39: Ensoniq Mirage disk images (450,560 bytes)
 [::450560]
@@ -106,125 +102,60 @@ def run_request(d: Daemon, job: Job) -> None:
 
 
 # ------------------------------------------------------------------------------ training
-_IMPORT_LOCK = threading.Lock()
-_heavy_loaded = False
-
-
-def _heavy_imports() -> None:
-    """Import torch and scipy once, one worker at a time. Concurrent first imports race: scipy's
-    array-API layer inspects a torch that another worker is half-way through importing and
-    fails with "partially initialized module 'torch' has no attribute 'Tensor'"."""
-    global _heavy_loaded
-    with _IMPORT_LOCK:
-        if not _heavy_loaded:
-            import scipy.signal
-            import scipy.stats  # noqa: F401
-            import torch  # noqa: F401
-
-            _heavy_loaded = True
-
-
-def _dataset(d: Daemon, cls: str):
-    from ..corpus.dataset import load_dataset
-
-    a = d.cfg["audio"]
-    return load_dataset(d.state.corpus, d.cfg["train"]["mode"], rate=a["rate"], raw_rate=a["raw_rate"],
-                        max_len=a["max_bytes"], only_class=cls)
-
-
 def run_train(d: Daemon, job: Job) -> None:
-    _heavy_imports()
-    from ..engines.base import Budget, Progress, engine_class
+    """Train one class in a child process (:mod:`.worker`); record the model and its verdict here.
+
+    The pool of unsorted material (class :data:`~.sorting.POOL`) is not trained: its "train"
+    job sorts it into auto classes (:func:`.sorting.run_sort`)."""
+    from .sorting import POOL, run_sort
 
     cls = job.subject
+    if cls == POOL:
+        run_sort(d, job)
+        return
     p = job.payload
     t = d.cfg["train"]
-    try:
-        ds = _dataset(d, cls)
-    except MiragenError as exc:
-        d.queue.fail(job, f"class {cls}: {exc}")
-        return
-    if len(ds) < MIN_TRAIN_CLASS:
-        p["skipped"] = f"class {cls} has {len(ds)} sounds; training needs at least {MIN_TRAIN_CLASS}"
-        log.info("%s: waiting for more material", p["skipped"])
-        d.queue.finish(job)
-        return
     if "version" not in p:
         folder = d.state.models / cls
         existing = sorted(folder.glob("v[0-9][0-9][0-9][0-9]")) if folder.is_dir() else []
         p["version"] = f"v{len(existing) + 1:04d}"
         p["elapsed"] = 0.0
-        p["files"] = len(ds)
         d.queue.save_payload(job)
     version = p["version"]
     model_dir = d.state.models / cls / version
-    ckpt_dir = d.state.models / cls / f"checkpoint-{version}"
-    remaining = max(1.0, float(t["seconds"]) - float(p.get("elapsed", 0.0)))
-
-    stop = d.stopping
-
-    class StoppableBudget(Budget):
-        def done(self, step: int) -> bool:
-            return stop.is_set() or super().done(step)
-
     spent0 = float(p.get("elapsed", 0.0))
+    remaining = max(1.0, float(t["seconds"]) - spent0)
     saved = {"at": time.monotonic()}
 
-    def progress(pr: Progress) -> None:
-        d.beat("train")
-        d.set_activity("train", f"{cls} step {pr.step} ({pr.elapsed_s:.0f}/{remaining:.0f} s)")
-        if time.monotonic() - saved["at"] >= SAVE_SPENT_S:  # a kill keeps the budget already spent
-            p["elapsed"] = spent0 + budget.elapsed()
+    def on_event(ev: dict[str, Any]) -> None:
+        if ev.get("ev") == "progress" and time.monotonic() - saved["at"] >= SAVE_SPENT_S:  # a kill keeps the budget spent
+            p["elapsed"] = spent0 + float(ev.get("run_s", 0.0))
             d.queue.save_payload(job)
             saved["at"] = time.monotonic()
 
-    options: dict[str, Any] = {"device": t["device"], "threads": t["threads"], "checkpoint_every": t["checkpoint_every"]}
-    train_ds, held_ds = (ds.split(0.8, seed=0) if len(ds) >= MIN_JUDGE_CLASS else (ds, None))
-    if t["engine"] == "wavegan" and len(train_ds) < SMALL_CLASS:
-        options["holdout"] = 0.0  # its snapshot judge needs ≥ 4 held-out sounds; a small class keeps them all
-    engine = engine_class(t["engine"])(**options)
-    budget = StoppableBudget(seconds=remaining)
-    if (model_dir / "model.json").is_file():  # saved before a kill: judge it, do not train again
-        from ..engines.base import load_model
-
-        model = load_model(model_dir)
-    else:
-        log.info("training class %s (%d sounds, %s, %.0f s)", cls, len(ds), version, remaining)
-        try:
-            model = engine.fit(train_ds, budget, progress, ckpt_dir)
-        except MiragenError as exc:
-            d.queue.fail(job, f"training class {cls} failed: {exc}")
-            return
-        if stop.is_set():
-            p["elapsed"] = spent0 + budget.elapsed()
-            d.queue.requeue(job, error="stopped by shutdown; resumes from its checkpoint", uncount=True)
-            log.info("training of %s checkpointed at shutdown (%.0f s done)", cls, p["elapsed"])
-            return
-        part = model_dir.with_name(version + ".part")
-        if part.exists():
-            shutil.rmtree(part)  # our own half-saved model folder from a killed run (never user data)
-        model.save(part)
-        os.replace(part, model_dir)
-    report: dict[str, Any] = {"files": len(ds), "seconds": t["seconds"]}
-    passed = False
-    if held_ds is not None and len(held_ds):
-        from ..judge.metrics import evaluate
-
-        gen = model.sample(JUDGE_SAMPLES, cls, seed=0)
-        try:
-            rep = evaluate(gen, train_ds.classes[cls], held_ds.classes[cls], t["mode"], rate=d.cfg["audio"]["rate"])
-        except MiragenError as exc:
-            report.update(judged=False, passed=False, reasons=[f"the judge could not run: {exc}"])
-        else:
-            passed = bool(rep.passed)
-            report.update(judged=True, passed=passed, reasons=list(rep.reasons), metrics=rep.to_dict().get("metrics", {}))
-    else:
-        report.update(judged=False, passed=False, reasons=[f"class has {len(ds)} sounds; {MIN_JUDGE_CLASS} needed to judge"])
+    spec = {"class": cls, "model_dir": str(model_dir.relative_to(d.state.root)), "remaining_s": remaining}
+    try:
+        res = run_child(d, "train", "train", spec, what=f"train {cls}", on_event=on_event)
+    except ChildStopped as stop:
+        p["elapsed"] = spent0 + stop.run_s
+        d.queue.requeue(job, error="stopped by shutdown; resumes from its checkpoint", uncount=True)
+        log.info("training of %s checkpointed at shutdown (%.0f s done)", cls, p["elapsed"])
+        return
+    except ChildFailed as exc:
+        d.queue.fail(job, f"training class {cls} failed: {exc}")
+        return
+    p["files"] = res.get("files")
+    if res.get("skipped"):
+        p["skipped"] = res["skipped"]
+        log.info("%s: waiting for more material", p["skipped"])
+        d.queue.finish(job)
+        return
+    passed = bool(res.get("passed"))
     current = d.queue.current_model(cls)
     make_current = passed or current is None
     rel = str(model_dir.relative_to(d.state.root))
     if not any(m["path"] == rel for m in d.queue.models()):  # not recorded before a kill
-        d.queue.add_model(cls, rel, passed, report, make_current)
+        d.queue.add_model(cls, rel, passed, res.get("report", {}), make_current)
     d.queue.finish(job)
     log.info("class %s: model %s %s%s", cls, version, "passed" if passed else "not passed",
              " and serves now" if make_current else "; the previous model keeps serving")
@@ -242,9 +173,6 @@ def _pick_class(d: Daemon, wanted: str) -> str | None:
 
 
 def run_generate(d: Daemon, job: Job) -> None:
-    from ..engines.base import load_model
-    from ..engines.generate import generate_to_folder
-
     p = job.payload
     name, req = p["name"], p["request"]
     cls = _pick_class(d, req.get("class", ""))
@@ -267,29 +195,23 @@ def run_generate(d: Daemon, job: Job) -> None:
                + (f"; {failed[0]}" if failed else ""))
         _fail_request(d, job, name, why)
         return
-    _heavy_imports()  # only now: a request that fails early never loads torch
     write_record(d.state, name, state="running", **{"class": cls})
-    d.set_activity("generate", f"{name}: {req['count']} of {cls}")
-    model = load_model(d.state.root / current["path"])
-    out_dir = d.state.out / name
-    g = d.cfg["generate"]
-    try:
-        train_waves = _dataset(d, cls).classes.get(cls)
-    except MiragenError:
-        train_waves = None
-    result = generate_to_folder(model, int(req["count"]), out_dir, cls=cls, cfg=d.cfg, gate=g["gate"],
-                                train_waves=train_waves, seed=job.id)
-    rel = lambda f: str(Path(f).relative_to(d.state.root))
-    files = [rel(f) for f in result.files]
-    pcms = [rel(f) for f in result.pcm]  # best first
+    spec = {"name": name, "class": cls, "model": current["path"], "count": int(req["count"]), "seed": job.id}
+    res = read_manifest(d.state.out / name)  # committed before a kill: not generated again
+    if res is None:
+        try:  # in a child process: torch is loaded there, never in the daemon
+            res = run_child(d, "generate", "generate", spec, what=f"request {name}")
+        except ChildStopped:
+            raise Stopping() from None
+    files, pcms = list(res.get("files", [])), list(res.get("pcm", []))  # pcm: best first
     if not pcms:
-        _fail_request(d, job, name, f"no candidate passed the gate ({result.summary})", files=files)
+        _fail_request(d, job, name, f"no candidate passed the gate ({res.get('summary', '')})", files=files)
         return
     route = req.get("route") or d.cfg["deliver"]["route"]
     deliver = {"name": name, "pcm": pcms[0], "route": route, "half": req["half"], "wavesample": req["wavesample"],
                "sound": req.get("sound") or d.cfg["deliver"]["sound"]}
-    write_record(d.state, name, state="running", files=files, model=current["path"], gate=result.summary,
-                 warnings=result.warnings[:20])
+    write_record(d.state, name, state="running", files=files, model=current["path"], gate=res.get("summary", ""),
+                 warnings=list(res.get("warnings", []))[:20])
     with d.queue.transaction() as c:
         d.queue.add("deliver", deliver, key=f"deliver:{name}", subject=name, conn=c)
         d.queue.finish(job, conn=c)

@@ -9,7 +9,7 @@ anything an event missed (inotify overflow, network shares), so no file is ever 
 
 Rules:
 - a subfolder of ``inbox/`` is a class (its first level; deeper folders belong to it); files at
-  the top level go to the class ``default``;
+  the top level go to the unsorted pool (class ``unsorted``, sorted by k-means: see :mod:`.sorting`);
 - hidden names (a leading ``.``) and names ending in ``.part``, ``.tmp`` or ``~`` are the
   temporary files of copy tools and are left alone until renamed;
 - symbolic links are never followed: a link (to a file or a folder) is claimed as it is and
@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .jobs import JobQueue
-from .state import DEFAULT_CLASS, REQUEST_CLASS, StateDir, class_name, printable, safe_name
+from .sorting import POOL
+from .state import REQUEST_CLASS, StateDir, class_name, printable, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ class DropWatcher:
         root, kind = found
         rel = path.relative_to(root)
         if kind == "ingest":
-            cls = class_name(os.fsdecode(rel.parts[0])) if len(rel.parts) > 1 else DEFAULT_CLASS
+            cls = class_name(os.fsdecode(rel.parts[0])) if len(rel.parts) > 1 else POOL
         else:
             cls = REQUEST_CLASS
         token = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)

@@ -1,0 +1,177 @@
+"""The unsorted pool: material dropped without a class is sorted into classes by k-means.
+
+Files dropped at the top of ``inbox/`` (or into ``inbox/unsorted/``) are ingested into the pool,
+class :data:`POOL` (``corpus/unsorted/``), which is never trained. Like any class, new material
+schedules the pool's debounced "train" job; for the pool that job *sorts* instead
+(:func:`run_sort`), once the pool holds at least ``daemon.unsorted_min`` sounds (default 16;
+fewer: they wait for more):
+
+1. in a child process (:mod:`.worker`, scikit-learn stays out of the daemon) the pool's sounds
+   and the members of the existing auto classes are clustered together on the judge's features
+   (:func:`miragen.judge.cluster.cluster`, k by the best silhouette, the seed article's
+   proposal);
+2. each cluster is named: after the existing auto class most of whose members it holds (each
+   auto class names one cluster at most, the biggest overlap first), else the next free
+   ``auto-N``; so names stay stable when the pool is sorted again later, and material already
+   sorted never moves;
+3. the pool's new labels are recorded in the corpus index (SQLite) in ONE transaction, with
+   the assignment kept in the job's payload;
+4. only then each file is renamed (one atomic step, never copied, never deleted) from
+   ``corpus/unsorted/`` into ``corpus/auto-N/``; a restart after a kill finds the job's
+   assignment and finishes the renames (idempotent);
+5. a retrain of every class that received material is scheduled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..fsutil import fsync_dir
+from .jobs import Job
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .daemon import Daemon
+
+log = logging.getLogger(__name__)
+
+POOL = "unsorted"
+AUTO_PREFIX = "auto-"
+MEMBERS_PER_CLASS = 64  # members of each existing auto class taken into a re-clustering
+_AUTO = re.compile(r"^auto-(\d+)$")
+
+
+def name_clusters(labels: Sequence[int], known: Sequence[str | None], existing: Sequence[str]) -> dict[int, str]:
+    """A class name for each cluster label.
+
+    ``labels``: the cluster of every sound; ``known``: that sound's current auto class (None
+    for a pool sound); ``existing``: every auto class name already in use. A cluster takes the
+    name of the existing class with the largest share of it (pairs matched greedily, biggest
+    overlap first, one cluster per class); the others get the next free ``auto-N``.
+    """
+    overlap: dict[tuple[int, str], int] = {}
+    for lab, cls in zip(labels, known):
+        if cls is not None:
+            overlap[(int(lab), cls)] = overlap.get((int(lab), cls), 0) + 1
+    names: dict[int, str] = {}
+    used: set[str] = set()
+    for (lab, cls), _n in sorted(overlap.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1])):
+        if lab not in names and cls not in used:
+            names[lab] = cls
+            used.add(cls)
+    numbers = [int(m.group(1)) for c in existing if (m := _AUTO.match(c))]
+    nxt = max(numbers, default=0) + 1
+    for lab in sorted(set(int(v) for v in labels)):
+        if lab not in names:
+            names[lab] = f"{AUTO_PREFIX}{nxt}"
+            nxt += 1
+    return names
+
+
+def cluster_pool(root: Path, cfg: dict[str, Any], pool: list[list[str]], members: list[list[str]],
+                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """(Child side.) ``pool``: [sha, path]; ``members``: [sha, path, class]. Returns the assignment
+    {sha: class} of the pool's sounds, k and the silhouette."""
+    from ..audio.io import read_audio
+    from ..errors import InputError
+    from ..judge.cluster import cluster
+    from ..judge.sets import to_kind
+
+    kind = cfg["train"]["mode"]
+    waves: list[np.ndarray] = []
+    known: list[str | None] = []
+    shas: list[str | None] = []
+    for item, is_pool in [(m, True) for m in pool] + [(m, False) for m in members]:
+        try:
+            audio = read_audio(root / item[1], raw_rate=cfg["audio"]["raw_rate"])
+        except InputError as exc:
+            log.warning("sorting: skipped %s (%s)", item[1], exc.reason)
+            continue
+        waves.append(to_kind(np.asarray(audio.samples, dtype=np.float64), audio.rate, kind))
+        known.append(None if is_pool else item[2])
+        shas.append(item[0] if is_pool else None)
+    if progress:
+        progress(f"clustering {len(pool)} unsorted sounds with {len(members)} already sorted")
+    res = cluster(waves, "auto", kind)
+    existing = sorted({m[2] for m in members})
+    names = name_clusters(res.labels.tolist(), known, existing)
+    assign = {sha: names[int(lab)] for sha, lab in zip(shas, res.labels.tolist()) if sha is not None}
+    return {"assign": assign, "k": res.k, "silhouette": res.silhouette,
+            "sizes": {n: int(sum(1 for v in assign.values() if v == n)) for n in sorted(set(assign.values()))}}
+
+
+def run_sort(d: Daemon, job: Job) -> None:
+    """(Daemon side.) The pool's "train" job: sort the pool into auto classes (see the module)."""
+    from .child import ChildFailed, ChildStopped, run_child
+    from .pipeline import Stopping
+
+    q, p = d.queue, job.payload
+    if "assign" not in p:
+        rows = q.files_of(POOL, prefix=AUTO_PREFIX)
+        pool = [[r["sha256"], r["path"]] for r in rows if r["class"] == POOL and not r["path"].endswith(".img")]
+        need = int(d.cfg["daemon"]["unsorted_min"])
+        if len(pool) < need:
+            p["skipped"] = f"the unsorted pool has {len(pool)} sounds; sorting needs at least {need} (daemon.unsorted_min)"
+            log.info("%s: waiting for more material", p["skipped"])
+            q.finish(job)
+            return
+        per: dict[str, list[list[str]]] = {}
+        for r in rows:
+            if r["class"] != POOL and _AUTO.match(r["class"]) and not r["path"].endswith(".img"):
+                per.setdefault(r["class"], []).append([r["sha256"], r["path"], r["class"]])
+        members = [m for cls in sorted(per) for m in per[cls][-MEMBERS_PER_CLASS:]]
+        try:
+            res = run_child(d, "train", "sort", {"pool": pool, "members": members}, what=f"sort {len(pool)} unsorted sounds")
+        except ChildStopped:
+            raise Stopping() from None
+        except ChildFailed as exc:
+            q.fail(job, f"sorting the unsorted pool failed: {exc}")
+            return
+        p.update(assign=res["assign"], k=res["k"], silhouette=res["silhouette"], sizes=res["sizes"])
+        with q.transaction() as c:  # the labels, all at once: from here on the index says where each file belongs
+            for sha, cls in res["assign"].items():
+                c.execute("UPDATE files SET class=?, path=? WHERE sha256=? AND class=?",
+                          (cls, f"corpus/{cls}/{Path(_path_of(c, sha)).name}", sha, POOL))
+            q.save_payload(job, conn=c)
+        log.info("sorted %d unsorted sounds into %d classes (silhouette %s): %s", len(res["assign"]), res["k"],
+                 "-" if res["silhouette"] is None else f"{res['silhouette']:.3f}",
+                 ", ".join(f"{k}: {v}" for k, v in res["sizes"].items()))
+    moved = _move_assigned(d, p["assign"])
+    with q.transaction() as c:
+        for cls in sorted(set(p["assign"].values())):
+            q.schedule_train(cls, 0.0, conn=c)
+        q.finish(job, conn=c)
+    log.info("unsorted pool: %d files filed into %s", moved, ", ".join(sorted(set(p["assign"].values()))))
+
+
+def _path_of(c, sha: str) -> str:
+    row = c.execute("SELECT path FROM files WHERE sha256=?", (sha,)).fetchone()
+    return row["path"] if row else ""
+
+
+def _move_assigned(d: Daemon, assign: dict[str, str]) -> int:
+    """Rename each assigned file from the pool folder to its class folder (idempotent)."""
+    root = d.state.root
+    moved = 0
+    folders: set[Path] = set()
+    for sha, cls in assign.items():
+        row = d.queue.has_file(sha)
+        if row is None or row["class"] != cls:
+            continue
+        dst = root / row["path"]
+        src = d.state.corpus / POOL / dst.name
+        if dst.exists() or not (src.exists() or src.is_symlink()):
+            continue  # moved before a kill
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        folders.update((dst.parent, src.parent))
+        moved += 1
+    for f in folders:
+        fsync_dir(f)
+    return moved
