@@ -286,10 +286,11 @@ def run_demo(folder: str | os.PathLike = "miragen-demo", seconds: int = DEFAULT_
     if int(seconds) < len(classes):
         raise DemoError(f"--seconds {seconds}: at least 1 second of training per class is needed ({len(classes)} classes)")
     per_class = int(seconds) // len(classes)
-    run = DemoRun(folder, int(seconds), classes)
     t_start = time.monotonic()
+    rerun = prepare_folder(folder)  # a folder that is not the demo's: DemoError before anything starts
+    run = DemoRun(folder, int(seconds), classes)
     sim = SimProcess(folder / SIM_STATE, folder / SIM_LOG)
-    info: dict[str, Any] = {}
+    info: dict[str, Any] = {"rerun": rerun}
     try:
         _stages(run, sim, per_class, info, say)
     finally:
@@ -332,7 +333,6 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
     cfg: dict[str, Any] = {}
 
     def setup() -> str:
-        info["rerun"] = prepare_folder(folder)
         written = write_default_corpus(folder / "inbox")
         keep = set(run.classes)
         for p in written:  # classes left out of this demo are not dropped
@@ -481,19 +481,32 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
             if got[: len(data) * pl["tiled"]] != data * pl["tiled"]:
                 problems.append(f"demo.img {DISK_SOUND} wavesample {pl['wavesample']} does not hold {c}'s candidate")
         st = read_state(folder / SIM_STATE)
-        held = {}
+        held: dict[str, bool] = {}
+        pages: dict[str, int] = {}
         for c, rec in info["records"].items():
             sx = rec.get("delivery", {}).get("sysex", {})
             n = int(sx.get("wavesample", 0))
             data = _best_pcm(folder, rec).read_bytes()
             got = st["wavesample_data"][SYSEX_HALF].get(n, b"")
-            held[c] = got[: len(data)] == data
+            # the pipeline may repeat a single cycle over several pages (deliver.cycle_pages)
+            held[c] = bool(got) and len(got) % len(data) == 0 and got == data * (len(got) // len(data))
+            pages[c] = len(got) // 256
             if not held[c]:
                 problems.append(f"the simulated Mirage's {SYSEX_HALF} wavesample {n} does not hold {c}'s candidate")
             if not (sx.get("ok") and sx.get("verified")):
                 problems.append(f"{c}: SysEx delivery not ACKed and verified ({sx.get('error') or sx})")
+        for c, rec in info["records"].items():  # each request's own image (the daemon's disk route)
+            own = rec.get("delivery", {}).get("disk", {}).get("image")
+            if not own:
+                problems.append(f"{c}: the daemon wrote no disk image")
+                continue
+            try:
+                disk.parse((folder / own).read_bytes())
+            except (OSError, MiragenError) as exc:
+                problems.append(f"{own}: {exc}")
         info["sim_counters"] = st.get("counters", {})
         info["sim_holds"] = held
+        info["sim_pages"] = pages
         info["pcm_checked"] = len(pcms)
         if problems:
             raise MiragenError("; ".join(problems[:8]))
@@ -544,7 +557,9 @@ def _held_out(n: int) -> int:
 
 
 def _reason_text(reasons: list[str], limit: int = 3) -> str:
-    return "; ".join(reasons[:limit]) + (f"; … {len(reasons) - limit} more" if len(reasons) > limit else "")
+    """The judge's reasons, short: the figure and its limit, without the explanation."""
+    short = [r.split(" — ")[0] for r in reasons]
+    return "; ".join(short[:limit]) + (f"; and {len(short) - limit} more" if len(short) > limit else "")
 
 
 def next_steps(folder: Path, best: str | None) -> list[str]:
@@ -586,7 +601,8 @@ def _summary(run: DemoRun, info: dict[str, Any], total_s: float) -> dict[str, An
             entry["state"] = rec.get("state")
             sx = rec.get("delivery", {}).get("sysex", {})
             entry["sysex"] = {k: sx.get(k) for k in ("ok", "verified", "tries", "naks", "elapsed_s", "bytes_sent",
-                                                    "wire_floor_s", "half", "wavesample", "error")}
+                                                    "dump_bytes", "readback_bytes", "wire_floor_s", "half", "wavesample",
+                                                    "error")}
             dk = rec.get("delivery", {}).get("disk", {})
             entry["request_image"] = dk.get("image")
         classes[c] = entry
@@ -621,7 +637,7 @@ def _summary(run: DemoRun, info: dict[str, Any], total_s: float) -> dict[str, An
                                                  "note": "made from the synthetic template: it does not boot a Mirage"},
             "sysex": None if "pty" not in info else {
                 "transport": f"serial:{info['pty']}", "sim_state": SIM_STATE, "half": SYSEX_HALF,
-                "held_by_sim": info.get("sim_holds", {}), "sim_counters": info.get("sim_counters", {})},
+                "held_by_sim": info.get("sim_holds", {}), "pages_held": info.get("sim_pages", {}), "sim_counters": info.get("sim_counters", {})},
         },
         "previews": info.get("previews", []),
         "contact_sheet": info.get("contact_sheet"),
@@ -669,13 +685,16 @@ def format_summary(s: dict[str, Any]) -> str:
                 continue
             state = ("ACK" if d.get("ok") else f"no ACK ({d.get('error')})") + (", read back and verified" if d.get("verified") else "")
             held = sx["held_by_sim"].get(c)
+            pages = sx.get("pages_held", {}).get(c)
             lines.append(f"  {d.get('half')} wavesample {d.get('wavesample')} = {c}: {state} in {d.get('elapsed_s') or 0:.1f} s"
-                         + ("" if held is None else ", held by the sim" if held else ", NOT held by the sim"))
+                         + ("" if held is None else f", held by the sim ({pages} page{'s' if pages != 1 else ''})" if held
+                            else ", NOT held by the sim"))
     if s.get("contact_sheet"):
         lines.append(f"Previews: out/previews/<class>.wav (one second, looped cycle) and .png; {s['contact_sheet']}")
     lines.append("")
     t = s["timings_s"]
-    lines.append("Time: " + " · ".join(f"{k.replace('_and_', '+')} {v:.1f} s" for k, v in t.items()))
+    lines.append("Time: " + " · ".join(f"{k.replace('_and_', '+')} {v:.1f} s" if v >= 0.05 else f"{k} <0.1 s"
+                                       for k, v in t.items()))
     lines.append("")
     lines.append("Next, with real hardware:")
     lines += [f"  {x}" for x in s["next"]]
