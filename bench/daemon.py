@@ -1,6 +1,6 @@
 """Idle footprint of the daemon and drop-to-corpus latency; prints one JSON object.
 
-    .venv/bin/python bench/daemon.py [--idle-seconds 10] [--drops 20] [--settle 1.0] [--polling]
+    .venv/bin/python bench/daemon.py [--idle-seconds 10] [--drops 20] [--settle 1.0] [--polling] [--train [--requests 5]]
 
 Starts the real daemon (``python -m miragen daemon``) on a temporary state folder with the
 simulated transport and no MIDI input, and training pushed out of the way
@@ -14,6 +14,17 @@ yet (torch is not imported until a train or generate job runs; ``torch_loaded`` 
 - ``drop_to_corpus_s``: for each of ``--drops`` files, the time from its atomic rename into
   ``inbox/bench/`` to the appearance of its content-addressed copy in ``corpus/bench/``
   (min / median / p95 / max). It includes ``daemon.settle_s`` (``--settle``), which dominates.
+
+With ``--train`` (a train + generate cycle): 12 cycles are dropped into ``inbox/trained/`` and
+trained for 3 s, then ``--requests`` request files ask for one sound each (route disk), one after
+the other. Training and generation run in worker processes, so the daemon's own RSS stays small:
+``rss_after_training_mb`` and ``train_generate_cycle.idle_rss_after_cycle_mb`` (3 s after the
+last request) must be ≤ 150 MB with torch not loaded in the daemon (exit status 1 otherwise).
+``request_to_done_s``: request file renamed into ``requests/`` → record ``done`` (includes
+``settle_s``); ``worker_median_s``: what each request's worker process spent before generating:
+``start_s`` (Python and miragen start), ``torch_s`` (importing torch), ``model_s`` (loading the
+model), then ``generate_s`` (drawing, gating, writing the candidates). The sum of the first
+three is the latency a request pays for the worker process.
 """
 
 from __future__ import annotations
@@ -69,7 +80,9 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=1.0, help="daemon.settle_s (default: the shipped default, 1.0)")
     ap.add_argument("--polling", action="store_true", help="use the polling observer (daemon.polling)")
     ap.add_argument("--train", action="store_true",
-                    help="then train one class (3 s budget) and report the RSS once torch is loaded (rss_after_training_mb)")
+                    help="then train one class (3 s budget) and serve --requests requests from it; report the idle RSS after "
+                         "training (rss_after_training_mb) and after the requests, and each request's latency")
+    ap.add_argument("--requests", type=int, default=5, help="requests served after training (with --train)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="miragen-bench-") as tmp:
@@ -118,6 +131,7 @@ def main() -> int:
             rss1 = _rss_mb(proc.pid)
             torch = _torch_loaded(proc.pid)
             rss_trained = None
+            cycle: dict = {}
             if args.train:
                 from miragen.corpus.synth import default_corpus
 
@@ -132,8 +146,39 @@ def main() -> int:
                     if time.monotonic() - t > 300:
                         raise SystemExit("training never finished")
                     time.sleep(0.2)
+                cycle["train_s"] = round(time.monotonic() - t, 2)
                 time.sleep(3.0)
                 rss_trained = round(_rss_mb(proc.pid), 1)
+                # then requests: each one's generate job starts a worker process (python, torch, the model)
+                records = state / "out" / "requests"
+                lat_req, timings = [], []
+                for i in range(args.requests):
+                    (staging / f"r{i}.toml").write_text('class = "trained"\ncount = 1\nroute = "disk"\n')
+                    t = time.monotonic()
+                    os.replace(staging / f"r{i}.toml", state / "requests" / f"r{i}.toml")
+                    rec: dict = {}
+                    while rec.get("state") not in ("done", "failed"):
+                        if time.monotonic() - t > 300:
+                            raise SystemExit(f"request r{i} never finished")
+                        time.sleep(0.05)
+                        try:
+                            rec = json.loads((records / f"r{i}.json").read_text())
+                        except (FileNotFoundError, ValueError):
+                            rec = {}
+                    if rec["state"] != "done":
+                        raise SystemExit(f"request r{i} failed: {rec.get('reason')}")
+                    lat_req.append(time.monotonic() - t)
+                    timings.append(rec.get("worker_timing", {}))
+                time.sleep(3.0)
+                cycle.update(
+                    requests=args.requests,
+                    request_to_done_s={"min": round(min(lat_req), 2), "median": round(statistics.median(lat_req), 2),
+                                       "max": round(max(lat_req), 2)},
+                    worker_median_s={k: round(statistics.median(float(x.get(k, 0.0)) for x in timings), 3)
+                                     for k in ("start_s", "torch_s", "model_s", "generate_s")},
+                    idle_rss_after_cycle_mb=round(_rss_mb(proc.pid), 1),
+                    torch_loaded_after_cycle=_torch_loaded(proc.pid),
+                )
         finally:
             proc.terminate()
             try:
@@ -152,6 +197,7 @@ def main() -> int:
             "rss_after_drops_mb": round(rss1, 1),
             "torch_loaded": torch,
             "rss_after_training_mb": rss_trained,
+            **({"train_generate_cycle": cycle} if cycle else {}),
             "idle_seconds": args.idle_seconds,
             "idle_cpu_percent": round(idle_cpu, 3),
             "idle_wakeups_per_s": round(wakeups, 2),
@@ -166,6 +212,8 @@ def main() -> int:
         }
     print(json.dumps(out, indent=2))
     ok = rss0 <= 150 and not torch and proc.returncode == 0
+    if cycle:
+        ok = ok and rss_trained is not None and rss_trained <= 150 and cycle["idle_rss_after_cycle_mb"] <= 150 and not cycle["torch_loaded_after_cycle"]
     return 0 if ok else 1
 
 

@@ -288,3 +288,80 @@ def test_bad_config_stops_the_start_with_every_problem(tmp_path):
     assert r.returncode == 2
     assert "daemon.settle: unknown key" in r.stderr and "deliver.route" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_with_the_daemon(tmp_path):
+    state = tmp_path / "state"
+    config = _write_config(tmp_path / "miragen.toml", state, train={"seconds": 120, "debounce_s": 0.2, "checkpoint_every": 3})
+    log = tmp_path / "daemon.log"
+    waves = default_corpus(seed=0)[sorted(default_corpus(seed=0))[0]][:12]
+    for i, w in enumerate(waves):
+        _drop(state / "inbox" / "a", f"a{i}.pcm", _u8(w))
+    ckpt = state / "models" / "a" / "checkpoint-v0001"
+    daemon = _start(config, log)
+    try:
+        _wait(lambda: _children(daemon.pid) and any(ckpt.glob("*.pt")), 120, "training in a worker process", daemon, log)
+        (child,) = _children(daemon.pid)
+        assert "miragen.service.worker" in Path(f"/proc/{child}/cmdline").read_text()
+        assert "libtorch" in Path(f"/proc/{child}/maps").read_text()
+        assert "libtorch" not in Path(f"/proc/{daemon.pid}/maps").read_text()  # torch never in the daemon
+        assert _rss_mb(daemon.pid) < 150
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)  # forwarded: the worker checkpoints and stops
+        assert daemon.wait(timeout=15) == 0
+        assert time.monotonic() - t0 < 10
+        _wait(lambda: not _alive(child), 5, "the worker process to end")
+        db = sqlite3.connect(state / "miragen.db")
+        state_, payload, err = db.execute("SELECT state, payload, last_error FROM jobs WHERE kind='train'").fetchone()
+        db.close()
+        assert state_ == "queued" and "stopped by shutdown" in err, (state_, err)
+        assert json.loads(payload)["elapsed"] > 0
+        assert "checkpointed at shutdown" in log.read_text()
+
+        # kill -9 of the daemon: its worker process dies with it (PR_SET_PDEATHSIG)
+        daemon = _start(config, log)
+        _wait(lambda: _children(daemon.pid) and "resum" in log.read_text().split("checkpointed at shutdown")[-1], 120,
+              "training to resume in a worker process", daemon, log)
+        (child,) = _children(daemon.pid)
+        daemon.kill()
+        daemon.wait()
+        _wait(lambda: not _alive(child), 5, "the orphaned worker process to die")
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    # the rest of the budget: the spent seconds are kept, the run finishes from its checkpoint
+    _write_config(config, state, train={"seconds": 3, "debounce_s": 0.2, "checkpoint_every": 3})
+    final = subprocess.run([sys.executable, "-m", "miragen", "daemon", "--config", str(config), "--until-idle", "--max-seconds", "120"],
+                           check=False, capture_output=True, text=True, timeout=180, env=ENV)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert (state / "models" / "a" / "v0001" / "model.json").is_file()
+    assert not list((state / "models" / "a").glob("*.part"))
+    assert "Traceback" not in log.read_text() + final.stderr

@@ -322,3 +322,66 @@ def test_watcher_claims_settled_files_once_and_adopts_orphans(tmp_path):
     orphan = st.processing / "bass" / "x__o.pcm"
     orphan.write_bytes(_wave(4))
     assert adopt_processing(st, q) == 1 and adopt_processing(st, q) == 0
+
+
+# ---------------------------------------------------------------------------- worker processes
+class _FakeDaemon:
+    def __init__(self, watchdog_s: float = 0.5):
+        self.cfg = {"daemon": {"watchdog_s": watchdog_s}}
+        self.stopping = threading.Event()
+        self.beats: list[str] = []
+        self.activity = ""
+
+    def beat(self, name):
+        self.beats.append(name)
+
+    def set_activity(self, name, text):
+        self.activity = text
+
+
+def _script(body: str):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", body], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+
+
+def test_worker_supervision_beats_kills_silence_and_names_a_crash():
+    from miragen.service.child import ChildCrashed, ChildFailed, ChildStopped, _supervise
+
+    emit = "import json, sys, time, os, signal\ndef e(**k): print(json.dumps(k), flush=True)\n"
+    d = _FakeDaemon()
+    res = _supervise(d, "generate", _script(emit + "e(ev='phase', text='a'); e(ev='progress', text='b', run_s=1); e(ev='done', result={'x': 1})"),
+                     "job", None, time.monotonic())
+    assert res == {"x": 1} and d.beats == ["generate"] * 3 and d.activity == "job: b"
+    # library output on stdout would be unreadable lines: skipped, not fatal
+    assert _supervise(d, "generate", _script(emit + "print('noise'); e(ev='done', result={})"), "job", None, time.monotonic()) == {}
+    t0 = time.monotonic()
+    with pytest.raises(ChildCrashed, match=r"silent for \d+ s .* during 'loading'"):
+        _supervise(d, "train", _script(emit + "e(ev='phase', text='loading'); time.sleep(60)"), "train x", None, t0)
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(ChildCrashed, match="killed by SIGKILL"):
+        _supervise(d, "train", _script(emit + "e(ev='phase', text='p'); os.kill(os.getpid(), signal.SIGKILL)"), "train x", None, t0)
+    with pytest.raises(ChildCrashed, match="exit status 3"):
+        _supervise(d, "train", _script("import sys; sys.exit(3)"), "train x", None, t0)
+    with pytest.raises(ChildFailed, match="too few"):
+        _supervise(d, "train", _script(emit + "e(ev='error', reason='too few', input=True)"), "train x", None, t0)
+    with pytest.raises(ChildCrashed, match="ValueError: bug"):
+        _supervise(d, "train", _script(emit + "e(ev='error', reason='ValueError: bug', input=False)"), "train x", None, t0)
+    # shutdown: SIGTERM is forwarded; the child reports how far it got
+    body = emit + ("signal.signal(signal.SIGTERM, lambda *a: (e(ev='stopped', run_s=4.5), sys.exit(0)))\n"
+                   "e(ev='phase', text='training')\nwhile True: time.sleep(0.1)")
+    with pytest.raises(ChildStopped) as info:
+        _supervise(d, "train", _script(body), "train x", lambda ev: d.stopping.set(), time.monotonic())
+    assert info.value.run_s == 4.5
+
+
+def test_worker_child_protocol_and_bad_task(tmp_path):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "miragen.service.worker"], input=b'{"task": "nope"}\n', capture_output=True, timeout=60)
+    lines = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    assert lines == [{"ev": "error", "reason": "worker: unknown task 'nope'", "input": True}]
+    p = subprocess.run([sys.executable, "-m", "miragen.service.worker"], input=b"not json\n", capture_output=True, timeout=60)
+    assert json.loads(p.stdout)["ev"] == "error" and "bad task" in json.loads(p.stdout)["reason"]

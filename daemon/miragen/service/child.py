@@ -68,7 +68,7 @@ def run_child(d: Daemon, worker: str, task: str, spec: dict[str, Any], *, what: 
               on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run ``task`` in a child; returns its result, or raises ChildFailed/ChildCrashed/ChildStopped."""
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    body = dict(spec, task=task, state=str(d.state.root), cfg=d.cfg, parent=os.getpid(), log_level=level)
+    body = dict(spec, task=task, state=str(d.state.root), cfg=d.cfg, parent=os.getpid(), log_level=level, spawned=time.time())
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "miragen.service.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -141,9 +141,15 @@ def _supervise(d: Daemon, worker: str, proc: subprocess.Popen, what: str,
                         on_event(ev)
                 elif kind in ("done", "stopped", "error"):
                     final = ev
+            if final is not None:
+                break
     finally:
         sel.close()
-    rc = proc.wait()
+    try:
+        rc = proc.wait(timeout=STOP_GRACE_S if final is not None else None)
+    except subprocess.TimeoutExpired:  # reported its end and hangs in its exit: nothing left to lose
+        proc.kill()
+        rc = proc.wait()
     log.debug("%s: worker process %d exited %d after %.1f s", what, proc.pid, rc, time.monotonic() - t0)
     if final is None:
         if d.stopping.is_set():

@@ -235,6 +235,7 @@ class Daemon:
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "workers": {n: {"activity": self._activity.get(n, "idle"), "heartbeat_age_s": round(now - self._beats.get(n, now), 1)}
                         for n in self._threads},
+            "worker_processes": {n: p.pid for n, p in list(self.children.items())},
             "transport": self.transport_health,
             "watcher": vars(self.watcher.stats) if self.watcher else {},
             "midi_input": {"spec": self.cfg["midi"]["input"], "messages": self.listener.messages, "fired": self.listener.fired,

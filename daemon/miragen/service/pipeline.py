@@ -211,7 +211,7 @@ def run_generate(d: Daemon, job: Job) -> None:
     deliver = {"name": name, "pcm": pcms[0], "route": route, "half": req["half"], "wavesample": req["wavesample"],
                "sound": req.get("sound") or d.cfg["deliver"]["sound"]}
     write_record(d.state, name, state="running", files=files, model=current["path"], gate=res.get("summary", ""),
-                 warnings=list(res.get("warnings", []))[:20])
+                 warnings=list(res.get("warnings", []))[:20], worker_timing=res.get("timing", {}))
     with d.queue.transaction() as c:
         d.queue.add("deliver", deliver, key=f"deliver:{name}", subject=name, conn=c)
         d.queue.finish(job, conn=c)

@@ -64,6 +64,7 @@ class _Child:
         self.stop = threading.Event()
         self.in_fit = False
         self._lock = threading.Lock()
+        self.t_main = time.time()
 
     def emit(self, ev: str, **fields: Any) -> None:
         line = (json.dumps({"ev": ev, **fields}, default=str) + "\n").encode()
@@ -216,6 +217,8 @@ def task_generate(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     done = read_manifest(out_dir)
     if done is not None:
         return done
+    timing = {"start_s": round(ch.t_main - float(spec.get("spawned", ch.t_main)), 3)}  # python + miragen import
+    t_mark = time.time()
     ch.phase("loading torch")
     _heavy_imports()
     t = cfg["train"]
@@ -223,8 +226,12 @@ def task_generate(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(int(t["threads"]))
+    timing["torch_s"] = round(time.time() - t_mark, 3)
+    t_mark = time.time()
     ch.phase(f"loading model {spec['model']}")
     model = load_model(root / spec["model"])
+    timing["model_s"] = round(time.time() - t_mark, 3)
+    t_mark = time.time()
     try:
         train_waves = _dataset(root, cfg, cls).classes.get(cls)
     except MiragenError:
@@ -236,9 +243,12 @@ def task_generate(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     g = cfg["generate"]
     result = generate_to_folder(model, int(spec["count"]), part, cls=cls, cfg=cfg, gate=g["gate"],
                                 train_waves=train_waves, seed=int(spec["seed"]))
+    timing["generate_s"] = round(time.time() - t_mark, 3)
+    timing["total_s"] = round(time.time() - float(spec.get("spawned", ch.t_main)), 3)
     rel = lambda f: str((out_dir / Path(f).name).relative_to(root))
     manifest = {"files": [rel(f) for f in result.files], "pcm": [rel(f) for f in result.pcm],  # best first
-                "summary": result.summary, "warnings": result.warnings[:20], "model": spec["model"], "class": cls}
+                "summary": result.summary, "warnings": result.warnings[:20], "model": spec["model"], "class": cls,
+                "timing": timing}
     part.mkdir(parents=True, exist_ok=True)
     if out_dir.exists():  # a folder made by something else first (an older daemon): move file by file
         for f in sorted(part.iterdir()):
@@ -309,4 +319,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(code)  # everything is committed and reported: skip tearing torch down (about a second)
