@@ -98,6 +98,16 @@ def test_request_file_trigger_and_failures(running):
     assert r1["delivery"]["disk"]["ok"] and (st.root / r1["delivery"]["disk"]["image"]).stat().st_size == 450560
     assert (st.out / "r1" / "IMG.CFG").read_text().count("450560") == 1
     assert (st.records / "r1.request.toml").exists() and not list(st.requests.iterdir())
+    # a single cycle is tiled: 8 pages by SysEx (deliver.cycle_pages), the template's whole page range on disk
+    from miragen.mirage import disk, params
+
+    cycle = (st.out / "r1" / "cand-1.pcm").read_bytes()
+    assert len(cycle) == 256 and r1["delivery"]["sysex"]["pages"] == 8
+    assert d.transport().sim.wavesample_data("lower", 3)[: 8 * 256] == cycle * 8
+    img = (st.root / r1["delivery"]["disk"]["image"]).read_bytes()
+    ws = params.parse_sound_params(disk.read_param_block(img, "lower1")).wavesample(3)
+    assert ws.length == 32 * 256 and disk.wavesample_bytes(disk.read_wave(img, "lower1"), ws) == cycle * 32
+    assert r1["delivery"]["disk"]["report"]["unused"] == 0
 
     bad = read_record(st, "bad")
     assert bad["state"] == "failed" and "count" in bad["reason"]

@@ -115,3 +115,17 @@ def tile_cycle(cycle: bytes | np.ndarray, length: int) -> bytes:
     if length < n or length % n:
         raise FormatError(f"cannot tile a {n}-byte cycle to {length} bytes: not a whole multiple of the cycle")
     return a * (length // n)
+
+
+def fill_with_cycle(cycle: bytes | np.ndarray, capacity: int) -> bytes:
+    """A single cycle repeated as many whole times as fit in ``capacity`` bytes (at least once).
+
+    For a 256-byte cycle (one page) and a page range of N pages this is exactly N pages, so a
+    page-aligned loop anywhere in it plays the cycle seamlessly; a longer cycle that does not
+    divide ``capacity`` leaves the rest to the caller's 0x80 padding. Raises when the cycle
+    itself does not fit.
+    """
+    n = len(cycle)
+    if n > capacity:
+        raise FormatError(f"a {n}-byte cycle does not fit in {capacity} bytes")
+    return tile_cycle(cycle, n * max(1, capacity // n) if n else 0)

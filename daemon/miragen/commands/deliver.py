@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-size", type=int, metavar="BYTES", help="bytes per paced chunk (default: deliver.chunk_size)")
     p.add_argument("--chunk-gap-ms", type=float, metavar="MS", help="pause after each chunk (default: deliver.chunk_gap_ms)")
     p.add_argument("--ack-margin", type=float, metavar="S", help="seconds beyond the wire time to wait for ACK/NAK (default: deliver.ack_margin_s)")
+    p.add_argument("--tile-cycle", action="store_true",
+                   help="IN is one single cycle (whole 256-byte pages): repeat it to fill the wavesample, deliver.cycle_pages "
+                        "pages by SysEx (default 8), the template wavesample's page range with --disk (no 0x80 tail)")
     p.add_argument("--json", action="store_true", help='print {"ok", "bytes_sent", "wire_floor_s", "elapsed_s", "tries", "verified", ...}')
     p.add_argument("--config", metavar="FILE", help="configuration file")
     add_convert_options(p)
@@ -66,6 +69,9 @@ def _wave_bytes(args: argparse.Namespace, max_bytes: int) -> tuple[bytes, list[s
     from ..audio.mirage8 import pad_to_pages
 
     wave = load_wave(path, args, max_bytes=max_bytes)
+    if getattr(args, "tile_cycle", False) and len(wave.data) % 256:
+        raise InputError(path, f"--tile-cycle: {len(wave.data):,} samples are not whole 256-byte pages "
+                               "(a single cycle for the Mirage is 256 points: one page)")
     return bytes(pad_to_pages(wave.data)), list(wave.warnings), wave.converted
 
 
@@ -108,6 +114,10 @@ def _run(args: argparse.Namespace) -> int:
         print("miragen deliver: --sim-fault needs --sim", file=sys.stderr)
         return 2
     data, warnings, converted = _wave_bytes(args, SYSEX_MAX_BYTES)
+    if args.tile_cycle:
+        from ..audio.loops import fill_with_cycle
+
+        data = fill_with_cycle(data, max(len(data), 256 * d["cycle_pages"]))
     for w in warnings:
         print(f"miragen deliver: warning: {w}", file=sys.stderr)
 
@@ -192,6 +202,13 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
     template_path = args.template or d["template"]
     template = read_file(template_path, max_bytes=disk.SIZE, what="template image") if template_path else disk.synthetic_template()
     data, warnings, converted = _wave_bytes(args, 65536)
+    if args.tile_cycle:
+        from ..audio.loops import fill_with_cycle
+        from ..mirage import params
+
+        ws = params.parse_sound_params(disk.read_param_block(template, sound)).wavesample(number)
+        if ws.used:  # an unused wavesample: write_wavesample says so
+            data = fill_with_cycle(data, ws.length)
     image, report = disk.write_wavesample(template, sound, number, data)
     out = atomic_write_bytes(args.disk, image)
     result: dict[str, Any] = {"ok": True, "image": str(out), "sound": sound, "wavesample": number,

@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     wr.add_argument("-o", "--output", required=True, metavar="OUT.img")
     wr.add_argument("--program", action="append", default=[], metavar="SOUND:P:NAME=VALUE", help="set program field NAME (as stored, 0..255) of program P (1..4); repeatable")
     wr.add_argument("--hfe", action="store_true", help="also make OUT.hfe with HxC's hxcfe (when installed)")
+    wr.add_argument("--tile-cycle", action="store_true",
+                    help="each FILE is one single cycle (whole 256-byte pages): repeat it to fill the wavesample's page range "
+                         "(or the whole wave area) instead of padding with 0x80")
     wr.add_argument("--json", action="store_true", help="print the report as JSON")
     _wave.add_convert_options(wr)
     wr.set_defaults(func=_write)
@@ -224,10 +227,15 @@ def _write(args: argparse.Namespace) -> int:
             capacity = ws.length
         wave = _wave.load_wave(file, args, max_bytes=capacity)
         try:
+            data = wave.data
+            if args.tile_cycle:
+                from ..audio.loops import fill_with_cycle
+
+                data = fill_with_cycle(data, capacity)
             if number is None:
-                image, rep = D.write_wave_area(image, sname, wave.data)
+                image, rep = D.write_wave_area(image, sname, data)
             else:
-                image, rep = D.write_wavesample(image, sname, number, wave.data)
+                image, rep = D.write_wavesample(image, sname, number, data)
         except FormatError as exc:
             raise InputError(file, str(exc)) from None
         rep["file"] = file

@@ -236,7 +236,7 @@ def run_deliver(d: Daemon, job: Job) -> None:
             continue  # delivered before a restart: counted once
         d.queue.delivery_start(delivery_id, job.id, name, part)
         if part == "sysex":
-            res = _deliver_sysex(d, data, p)
+            res = _deliver_sysex(d, _sysex_body(d, data), p)
         else:
             res = _deliver_disk(d, data, p)
         d.queue.delivery_end(delivery_id, bool(res.get("ok")), res)
@@ -252,6 +252,20 @@ def run_deliver(d: Daemon, job: Job) -> None:
     else:
         d.queue.fail(job, reason)
         log.warning("request %s: delivery failed: %s", name, reason)
+
+
+def _is_cycle(d: Daemon, data: bytes) -> bool:
+    """A cycle-mode candidate: one single cycle of whole pages (what cycle-mode models make)."""
+    return d.cfg["train"]["mode"] == "cycle" and 0 < len(data) and len(data) % 256 == 0
+
+
+def _sysex_body(d: Daemon, data: bytes) -> bytes:
+    """A single cycle repeated to ``deliver.cycle_pages`` pages (any page-aligned loop is seamless)."""
+    from ..audio.loops import fill_with_cycle
+
+    if not _is_cycle(d, data):
+        return data
+    return fill_with_cycle(data, max(len(data), 256 * int(d.cfg["deliver"]["cycle_pages"])))
 
 
 def _deliver_sysex(d: Daemon, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
@@ -279,6 +293,7 @@ def _deliver_sysex(d: Daemon, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
         d.delivering.clear()
     out = res.to_dict()
     out["transport"] = c["transport"]
+    out["pages"] = len(data) // 256
     out["half"], out["wavesample"] = p["half"], int(p["wavesample"])
     if res.ok:
         d.transport_ok()
@@ -296,6 +311,13 @@ def _deliver_disk(d: Daemon, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
             template = Path(c["template"]).read_bytes()
         else:
             template = disk.synthetic_template()
+        if _is_cycle(d, data):  # a single cycle fills the template wavesample's page range (no 0x80 tail)
+            from ..audio.loops import fill_with_cycle
+            from ..mirage import params
+
+            ws = params.parse_sound_params(disk.read_param_block(template, p["sound"])).wavesample(int(p["wavesample"]))
+            if ws.used and ws.length >= len(data):
+                data = fill_with_cycle(data, ws.length)
         image, report = disk.write_wavesample(template, p["sound"], int(p["wavesample"]), data)
     except (OSError, MiragenError) as exc:
         return {"ok": False, "error": f"disk image: {exc}"}
