@@ -320,7 +320,8 @@ def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_
     state = tmp_path / "state"
     config = _write_config(tmp_path / "miragen.toml", state, train={"seconds": 120, "debounce_s": 0.2, "checkpoint_every": 3})
     log = tmp_path / "daemon.log"
-    waves = default_corpus(seed=0)[sorted(default_corpus(seed=0))[0]][:12]
+    corpus = default_corpus(seed=0)
+    waves = corpus[min(corpus)][:12]
     for i, w in enumerate(waves):
         _drop(state / "inbox" / "a", f"a{i}.pcm", _u8(w))
     ckpt = state / "models" / "a" / "checkpoint-v0001"

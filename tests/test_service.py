@@ -380,8 +380,8 @@ def test_worker_child_protocol_and_bad_task(tmp_path):
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-m", "miragen.service.worker"], input=b'{"task": "nope"}\n', capture_output=True, timeout=60)
+    p = subprocess.run([sys.executable, "-m", "miragen.service.worker"], input=b'{"task": "nope"}\n', capture_output=True, timeout=60, check=False)
     lines = [json.loads(x) for x in p.stdout.decode().splitlines()]
     assert lines == [{"ev": "error", "reason": "worker: unknown task 'nope'", "input": True}]
-    p = subprocess.run([sys.executable, "-m", "miragen.service.worker"], input=b"not json\n", capture_output=True, timeout=60)
+    p = subprocess.run([sys.executable, "-m", "miragen.service.worker"], input=b"not json\n", capture_output=True, timeout=60, check=False)
     assert json.loads(p.stdout)["ev"] == "error" and "bad task" in json.loads(p.stdout)["reason"]

@@ -67,7 +67,7 @@ def name_clusters(labels: Sequence[int], known: Sequence[str | None], existing: 
             used.add(cls)
     numbers = [int(m.group(1)) for c in existing if (m := _AUTO.match(c))]
     nxt = max(numbers, default=0) + 1
-    for lab in sorted(set(int(v) for v in labels)):
+    for lab in sorted({int(v) for v in labels}):
         if lab not in names:
             names[lab] = f"{AUTO_PREFIX}{nxt}"
             nxt += 1

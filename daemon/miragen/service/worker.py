@@ -304,7 +304,7 @@ def main() -> int:
     except MiragenError as exc:
         ch.emit("error", reason=str(exc), input=True)
         return 1
-    except Exception as exc:  # a bug or a broken library: the daemon retries, then fails the job with this
+    except Exception as exc:  # noqa: BLE001  (a bug or a broken library: the daemon retries, then fails the job with this)
         if ch.stop.is_set():
             ch.emit("stopped", run_s=0.0)
             return 0
