@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from miragen.audio.io import read_audio
 from miragen.audio.loops import tile_cycle
 from miragen.audio.mirage8 import check_mirage8
@@ -29,7 +28,7 @@ STAGES = ["setup", "ingest+train", "judge", "generate+deliver", "disk", "preview
 
 
 def _sim_alive(state_file: Path) -> bool:
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-eo", "args"], check=False, capture_output=True, text=True).stdout
     return any("miragen sim" in line and str(state_file) in line for line in out.splitlines())
 
 

@@ -254,16 +254,6 @@ def _models(folder: Path) -> list[dict[str, Any]]:
         q.close()
 
 
-def _deliveries(folder: Path) -> list[dict[str, Any]]:
-    from .jobs import JobQueue
-
-    q = JobQueue(folder / "miragen.db", readonly=True)
-    try:
-        return q.deliveries(limit=1000)
-    finally:
-        q.close()
-
-
 def _rel(folder: Path, p: Path) -> str:
     try:
         return str(Path(p).relative_to(folder))
@@ -412,8 +402,8 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
         return f"{len(records)} requests done: candidates written, best of each sent by SysEx (ACK, read back) and written to a disk image"
 
     def disk_image() -> str:
-        from ..mirage import disk
         from ..audio.loops import tile_cycle
+        from ..mirage import disk
         from .pipeline import IMG_CFG
 
         image = disk.synthetic_template()
@@ -448,7 +438,7 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
             pcms = [folder / f for f in rec.get("files", []) if f.endswith(".pcm")]
             best = _best_pcm(folder, rec)
             data = best.read_bytes()
-            reps = max(1, int(round(PREVIEW_SECONDS * rate / len(data))))
+            reps = max(1, round(PREVIEW_SECONDS * rate / len(data)))
             files.append(write_wav_u8(out / f"{c}.wav", tile_cycle(data, len(data) * reps), rate))
             files.append(waveform_png(data, out / f"{c}.png", title=f"{c}: best of {len(pcms)}"))
             for k, p in enumerate(pcms):
@@ -553,7 +543,7 @@ def _held_out(n: int) -> int:
 
     if n < MIN_JUDGE_CLASS:
         return 0
-    return n - min(max(int(round(0.8 * n)), 1), n - 1)
+    return n - min(max(round(0.8 * n), 1), n - 1)
 
 
 def _reason_text(reasons: list[str], limit: int = 3) -> str:
