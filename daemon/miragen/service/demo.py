@@ -138,6 +138,18 @@ def prepare_folder(folder: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------ the sim
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no prctl: the demo's finally still stops the sim
+        pass
+
+
 class SimProcess:
     """``miragen sim --pty --state FILE`` as a child process; always stopped by :meth:`stop`."""
 
@@ -151,8 +163,12 @@ class SimProcess:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         with open(self.log_file, "ab") as err:
+            # its own session: a Ctrl-C in the terminal stops the daemon cleanly, and the demo then
+            # stops the sim itself; it dies with the demo (SIGTERM) even if the demo is killed
             self.proc = subprocess.Popen([sys.executable, "-m", "miragen", "sim", "--pty", "--state", str(self.state_file)],
-                                         stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env)
+                                         stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                                         start_new_session=True,
+                                         preexec_fn=_die_with_parent)  # noqa: PLW1509 (started before the daemon's threads)
         assert self.proc.stdout is not None
         line = b""
         deadline = time.monotonic() + SIM_START_S
