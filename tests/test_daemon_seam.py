@@ -7,6 +7,7 @@ tests/test_daemon.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -238,3 +239,81 @@ def test_until_idle_returns_and_frees_the_state(tmp_path):
     assert len(list((st / "corpus" / "bass").iterdir())) == 3
     # a second daemon on the same folder starts (the lock was freed) and finds nothing to do
     assert Daemon(cfg).run(until_idle=True, max_seconds=30) == 0
+
+
+def test_unsorted_drops_are_sorted_into_stable_auto_classes(tmp_path):
+    """Two clearly different kinds of cycles dropped at the top of inbox/ end in two auto classes
+    (k-means, k by silhouette, in a worker process); a later batch joins the same names.
+
+    The kinds are soft sines and narrow pulses: the synthetic corpus's own classes (pulse, fm, …)
+    overlap on the judge's features (silhouette picks 2 to 8 classes for pulse + fm, purity
+    0.83–0.88), which would test the features rather than the daemon."""
+    from miragen.service.pipeline import run_train
+    from miragen.service.sorting import POOL
+
+    def u8(w):
+        return bytes(np.clip(np.round(128 + 120 * w / max(1e-9, float(np.max(np.abs(w))))), 1, 255).astype(np.uint8))
+
+    trained: list[str] = []
+
+    def train(d, job):  # the pool's job is the real one (it sorts); classes are not really trained here
+        if job.subject == POOL:
+            return run_train(d, job)
+        trained.append(job.subject)
+        d.queue.finish(job)
+
+    cfg = configmod.validate({"paths": {"state": str(tmp_path / "state")}, "train": {"debounce_s": 1.5},
+                              "daemon": {"settle_s": 0.1, "rescan_s": 5.0, "unsorted_min": 16}, "deliver": {"transport": "sim"}})
+    inbox = tmp_path / "state" / "inbox"
+    inbox.mkdir(parents=True)
+    source: dict[str, str] = {}
+
+    t = np.arange(256) / 256
+
+    def soft(rng):
+        return np.sin(2 * np.pi * t + rng.uniform(0, 6)) + rng.uniform(0, 0.3) * np.sin(4 * np.pi * t + rng.uniform(0, 6))
+
+    def pulse(rng):
+        x = np.where((t + rng.uniform(0, 1)) % 1 < rng.uniform(0.08, 0.2), 1.0, -0.3)
+        return x - x.mean()
+
+    def drop(seed: int, n: int) -> None:
+        rng = np.random.default_rng(seed)
+        for kind, make in (("soft", soft), ("pulse", pulse)):
+            for i, w in enumerate(make(rng) for _ in range(n)):
+                data = u8(w)
+                source[hashlib.sha256(data).hexdigest()] = kind
+                (inbox / f"{kind}-{seed}-{i}.pcm").write_bytes(data)
+
+    def classes() -> dict[str, dict[str, int]]:
+        from miragen.service.jobs import JobQueue
+
+        q = JobQueue(tmp_path / "state" / "miragen.db")
+        out: dict[str, dict[str, int]] = {}
+        for row in q.files_of(POOL, prefix="auto-"):
+            assert (tmp_path / "state" / row["path"]).is_file()  # the index and the folders agree
+            out.setdefault(row["class"], {}).setdefault(source[row["sha256"]], 0)
+            out[row["class"]][source[row["sha256"]]] += 1
+        q.close()
+        return out
+
+    drop(0, 7)  # 14 < 16: they wait in the pool
+    assert Daemon(cfg, handlers={"train": train}).run(until_idle=True) == 0
+    assert classes() == {POOL: {"soft": 7, "pulse": 7}} and not trained
+    drop(1, 5)  # 24: sorted
+    assert Daemon(cfg, handlers={"train": train}).run(until_idle=True) == 0
+    first = classes()
+    assert sorted(first) == ["auto-1", "auto-2"], first
+    purity = sum(max(c.values()) for c in first.values()) / 24
+    assert purity >= 0.95, first
+    assert sorted(set(trained)) == ["auto-1", "auto-2"]
+    assert not (tmp_path / "state" / "corpus" / POOL).exists() or not any((tmp_path / "state" / "corpus" / POOL).iterdir())
+    main = {c: max(v, key=v.get) for c, v in first.items()}
+    assert sorted(main.values()) == ["pulse", "soft"]
+    # a second batch: the same kinds join the classes of the same names
+    drop(2, 8)
+    assert Daemon(cfg, handlers={"train": train}).run(until_idle=True) == 0
+    second = classes()
+    assert POOL not in second and all(sum(second[c].values()) > sum(first[c].values()) for c in first), second
+    gained = {c: {k: second[c].get(k, 0) - first[c].get(k, 0) for k in ("soft", "pulse")} for c in first}
+    assert all(max(g, key=g.get) == main[c] for c, g in gained.items()), (gained, main)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -385,3 +386,61 @@ def test_worker_child_protocol_and_bad_task(tmp_path):
     assert lines == [{"ev": "error", "reason": "worker: unknown task 'nope'", "input": True}]
     p = subprocess.run([sys.executable, "-m", "miragen.service.worker"], input=b"not json\n", capture_output=True, timeout=60, check=False)
     assert json.loads(p.stdout)["ev"] == "error" and "bad task" in json.loads(p.stdout)["reason"]
+
+
+# ---------------------------------------------------------------------------- the unsorted pool
+def test_name_clusters_keeps_names_and_numbers_new_ones():
+    from miragen.service.sorting import name_clusters
+
+    # cluster 0 holds most of auto-2, cluster 2 most of auto-1; cluster 1 is new material only
+    labels = [0, 0, 0, 2, 2, 1, 1, 0]
+    known = ["auto-2", "auto-2", None, "auto-1", None, None, None, "auto-1"]
+    assert name_clusters(labels, known, ["auto-1", "auto-2"]) == {0: "auto-2", 2: "auto-1", 1: "auto-3"}
+    assert name_clusters([0, 1, 1], [None] * 3, []) == {0: "auto-1", 1: "auto-2"}
+    assert name_clusters([0, 0], ["auto-7", "auto-7"], ["auto-7", "bass"]) == {0: "auto-7"}
+
+
+def test_sort_resumes_after_a_kill_between_the_index_and_the_renames(tmp_path):
+    """The labels are in the index (one transaction) but the files are still in the pool: the
+    restarted job only renames them (nothing copied, nothing lost) and schedules the retrains."""
+    from miragen.service.daemon import Daemon
+    from miragen.service.sorting import POOL, run_sort
+
+    d = Daemon(_cfg(tmp_path / "state"))
+    d.state.create()
+    d.queue = JobQueue(d.state.db)
+    pool = d.state.corpus / POOL
+    pool.mkdir(parents=True)
+    shas = []
+    for i in range(3):
+        data = _wave(i)
+        sha = hashlib.sha256(data).hexdigest()
+        (pool / f"{sha[:24]}.pcm").write_bytes(data)
+        with d.queue.transaction() as c:
+            d.queue.add_file(sha, POOL, f"corpus/{POOL}/{sha[:24]}.pcm", f"top{i}.pcm", c)
+        shas.append(sha)
+    d.queue.add("train", {"class": POOL}, subject=POOL)
+    job = d.queue.claim(("train",))
+    # too few: it waits for more material
+    run_sort(d, job)
+    assert "at least 16" in d.queue.get(job.id).payload["skipped"] and d.queue.get(job.id).state == "done"
+    # a job killed after its index transaction: assignment recorded, files not moved yet
+    d.queue.add("train", {"class": POOL}, subject=POOL)
+    job = d.queue.claim(("train",))
+    assign = {shas[0]: "auto-1", shas[1]: "auto-2", shas[2]: "auto-1"}
+    job.payload["assign"] = assign
+    with d.queue.transaction() as c:
+        for sha, cls in assign.items():
+            c.execute("UPDATE files SET class=?, path=? WHERE sha256=?", (cls, f"corpus/{cls}/{sha[:24]}.pcm", sha))
+        d.queue.save_payload(job, conn=c)
+    (d.state.corpus / "auto-1").mkdir()
+    os.replace(pool / f"{shas[0][:24]}.pcm", d.state.corpus / "auto-1" / f"{shas[0][:24]}.pcm")  # one rename had happened
+    run_sort(d, job)
+    for sha, cls in assign.items():
+        assert (d.state.corpus / cls / f"{sha[:24]}.pcm").read_bytes() == _wave(shas.index(sha))
+    assert not list(pool.iterdir())
+    assert d.queue.get(job.id).state == "done"
+    assert sorted(j.subject for j in d.queue.jobs(kind="train", state="queued")) == ["auto-1", "auto-2"]
+    run_sort(d, job)  # once more (a second restart): nothing changes
+    assert sorted(p.name for p in d.state.corpus.rglob("*.pcm")) == sorted(f"{s[:24]}.pcm" for s in shas)
+    d.queue.close()

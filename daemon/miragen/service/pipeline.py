@@ -168,7 +168,9 @@ def _pick_class(d: Daemon, wanted: str) -> str | None:
     classes = sorted(m["class"] for m in d.queue.models() if m["current"])
     if classes:
         return classes[0]
-    counts = d.queue.class_counts()
+    from .sorting import POOL
+
+    counts = {c: n for c, n in d.queue.class_counts().items() if c != POOL}  # the pool is never trained
     return min(counts) if counts else None
 
 
