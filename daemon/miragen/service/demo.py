@@ -364,7 +364,10 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
         trains = [j for j in jobs if j.kind == "train"]
         bad = [j for j in ingests + trains if j.state != "done"]
         if bad:
-            raise MiragenError("; ".join(f"{j.kind} {j.subject}: {j.state} {j.last_error}" for j in bad[:5]))
+            unfinished = any(j.state in ("queued", "running") for j in bad)
+            raise MiragenError(("the daemon stopped before its work was done (interrupted?): " if unfinished else "")
+                               + "; ".join(f"{j.kind} {j.subject} {j.state}" + (f" ({j.last_error})" if j.last_error else "")
+                                           for j in bad[:5]))
         ingest_end = max((j.updated for j in ingests), default=t0)
         info["ingest_s"] = round(ingest_end - t0, 2)
         info["train_s"] = round(time.time() - ingest_end, 2)
