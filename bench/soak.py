@@ -23,21 +23,23 @@ must be 0), ``processed_twice`` (good inputs found both in the corpus and in ``r
 twice in the corpus), ``duplicate_deliveries`` (deliveries recorded done more than once for one
 request and route: must be 0), ``resent_after_kill`` (SysEx dumps the Mirage stored beyond one
 per delivered request: a kill after the ACK and before the record resends the same bytes to the
-same wavesample; informational), ``rejected_orphans`` (an entry of ``rejected/`` without its reason file or the reverse),
-``crashes`` (daemon processes that exited by themselves with an
+same wavesample; informational), ``rejected_orphans`` (an entry of ``rejected/`` without its
+reason file or the reverse), ``crashes`` (daemon processes that exited by themselves with an
 error, plus Python tracebacks in the log: must be 0), ``unfinished_jobs``, ``failed_without_reason``,
 ``requests`` (states), ``partial_out_files`` and ``bad_out_files`` (a visible file in ``out/`` with
 a temporary name, or a ``.pcm`` that breaks the Mirage rules: must be 0), ``mirage_mismatch``
 (delivered bytes not in the simulated Mirage's memory), ``train_resumes`` (restarts that resumed
 training from a checkpoint), ``stale_temp_files`` (hidden ``.NAME.XXXX.part`` files of atomic
-writes cut by a kill: never visible under a real name, never cleaned up; informational), ``peak_rss_mb`` (highest VmHWM of any daemon process), ``seconds``,
+writes cut by a kill: never visible under a real name, never cleaned up; informational),
+``peak_rss_mb`` (highest VmHWM of any daemon process), ``peak_worker_rss_mb`` (highest VmHWM of
+the worker processes it starts for training and generation, sampled every 0.2 s), ``seconds``,
 and ``ok`` (every must-be-zero figure is zero). Exit status 0 when ``ok``.
 
-``--quick`` (300 files, 5 slow copies, 10 kills, 6 requests) finishes in a few minutes; the full
-run (2,000 files, 20 slow copies, 100 kills, 24 requests) takes about an hour on 2 cores.
+``--quick`` (300 files, 5 slow copies, 10 kills, 6 requests) finishes in about 1.5 minutes; the
+full run (2,000 files, 20 slow copies, 100 kills, 24 requests) in about 15 minutes on 2 cores.
 
-The tests in ``tests/test_crash_restart.py``, ``tests/test_storm.py`` and ``tests/test_hostile.py``
-use :class:`Harness` from this file.
+The tests in ``tests/test_crash_restart.py``, ``tests/test_storm.py``, ``tests/test_hostile.py``
+and ``tests/test_hostile_transport.py`` use :class:`Harness` from this file.
 """
 
 from __future__ import annotations
@@ -89,12 +91,29 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
+def _children(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (training and generation run in worker processes)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    kids = [int(x) for x in fh.read().split()]
+                out += kids
+                todo += kids
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 class RssWatch:
-    """Samples VmHWM/VmRSS of a process every ``every`` seconds until it exits."""
+    """Samples VmHWM/VmRSS of a process (and the peak of its worker processes) every ``every``
+    seconds until it exits."""
 
     def __init__(self, pid: int, every: float = 0.2):
         self.pid, self.every = pid, every
-        self.hwm_kb = self.rss_kb = 0
+        self.hwm_kb = self.rss_kb = self.child_hwm_kb = 0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -106,6 +125,8 @@ class RssWatch:
 
     def sample(self) -> None:
         self.hwm_kb = max(self.hwm_kb, _status_kb(self.pid, "VmHWM"))
+        for child in _children(self.pid):
+            self.child_hwm_kb = max(self.child_hwm_kb, _status_kb(child, "VmHWM"))
         self.rss_kb = _status_kb(self.pid, "VmRSS") or self.rss_kb
 
     def stop(self) -> None:
@@ -138,6 +159,7 @@ class Harness:
         self.phase_hits: Counter[str] = Counter()
         self.crashes = 0
         self.peak_rss_kb = 0
+        self.peak_worker_rss_kb = 0
         self.threads: list[threading.Thread] = []
         self.sim_proc: subprocess.Popen | None = None
         self.sim_state = self.root / "sim.json"
@@ -298,6 +320,7 @@ class Harness:
         if w is not None:
             w.stop()
             self.peak_rss_kb = max(self.peak_rss_kb, w.hwm_kb)
+            self.peak_worker_rss_kb = max(self.peak_worker_rss_kb, w.child_hwm_kb)
         if not killed and rc != 0:
             self.crashes += 1
         return rc
@@ -518,12 +541,14 @@ class Harness:
                 failed_no_reason = c.execute("SELECT count(*) FROM jobs WHERE state='failed' AND trim(last_error)=''").fetchone()[0]
                 dup_deliveries = c.execute("SELECT count(*) FROM (SELECT request, route, count(*) AS n FROM deliveries "
                                            "WHERE state='done' GROUP BY request, route HAVING n > 1)").fetchone()[0]
-                deliveries_done = [tuple(r) for r in c.execute("SELECT request, route FROM deliveries WHERE state='done'")]
+                deliveries_done = [tuple(r) for r in c.execute(
+                    "SELECT request, route FROM deliveries WHERE state='done' ORDER BY finished")]
             finally:
                 c.close()
         req_states: Counter[str] = Counter()
         req_problems: list[str] = []
-        done_sysex: dict[tuple[str, int], bytes] = {}
+        done_sysex: dict[tuple[str, int], bytes] = {}  # slot -> bytes of the LAST delivery to it
+        sysex_bytes: dict[str, tuple[tuple[str, int], bytes]] = {}
         for name, req in self.requests.items():
             rec = self.record(name)
             state = rec.get("state", "missing")
@@ -539,7 +564,11 @@ class Harness:
                     if part == "sysex" and r.get("ok"):
                         pcm = next((f for f in rec.get("files", []) if f.endswith(".pcm")), None)
                         if pcm:
-                            done_sysex[(req["half"], int(req["wavesample"]))] = (st / pcm).read_bytes()
+                            sysex_bytes[name] = ((req["half"], int(req["wavesample"])), (st / pcm).read_bytes())
+        for request, route in deliveries_done:  # in the order they finished: the last one stays in the Mirage
+            if route == "sysex" and request in sysex_bytes:
+                slot, data = sysex_bytes[request]
+                done_sysex[slot] = data
         partial, bad_out = [], []
         out = st / "out"
         if out.is_dir():
@@ -599,6 +628,7 @@ class Harness:
             train_resumes=log_text.count("resumed from"),
             stale_temp_files=sum(1 for p in st.rglob(".*.part")),
             peak_rss_mb=round(self.peak_rss_kb / 1024, 1),
+            peak_worker_rss_mb=round(self.peak_worker_rss_kb / 1024, 1),
         )
         res["ok"] = not (res["files_lost"] or res["processed_twice"] or wrongly_rejected or res["leftovers"] or res["unfinished_jobs"]
                          or res["failed_without_reason"] or req_problems or dup_deliveries or mismatch or partial
