@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("cycle", "oneshot"), help="single cycles or one-shots (default: train.mode)")
     p.add_argument("--data", required=True, metavar="DIR", help="training sounds")
     p.add_argument("--class", dest="cls", metavar="NAME", help="train only this class")
+    p.add_argument("--cycle-len", type=int, choices=(256, 512), default=256, help="points per single cycle (cycle mode)")
     b = p.add_mutually_exclusive_group()
     b.add_argument("--seconds", type=float, metavar="S", help="time budget (default: train.seconds)")
     b.add_argument("--steps", type=int, metavar="N", help="step budget (generator steps)")
@@ -72,7 +73,7 @@ def _train(args: argparse.Namespace) -> int:
     t, a = cfg["train"], cfg["audio"]
     engine_name = args.engine or t["engine"]
     mode = args.mode or t["mode"]
-    ds = load_dataset(args.data, mode, rate=a["rate"], raw_rate=a["raw_rate"], max_len=a["max_bytes"], only_class=args.cls)
+    ds = load_dataset(args.data, mode, rate=a["rate"], raw_rate=a["raw_rate"], max_len=a["max_bytes"], only_class=args.cls, cycle_len=args.cycle_len)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise MiragenError(f"{out}: exists and is not a folder")
