@@ -17,7 +17,8 @@ yet (torch is not imported until a train or generate job runs; ``torch_loaded`` 
 
 With ``--train`` (a train + generate cycle): 12 cycles are dropped into ``inbox/trained/`` and
 trained for 3 s, then ``--requests`` request files ask for one sound each (route disk), one after
-the other. Training and generation run in worker processes, so the daemon's own RSS stays small:
+the other. Training and generation run in worker processes (``worker_peak_rss_mb``: the highest
+VmRSS of any of them, sampled every 0.2 s), so the daemon's own RSS stays small:
 ``rss_after_training_mb`` and ``train_generate_cycle.idle_rss_after_cycle_mb`` (3 s after the
 last request) must be ≤ 150 MB with torch not loaded in the daemon (exit status 1 otherwise).
 ``request_to_done_s``: request file renamed into ``requests/`` → record ``done`` (includes
@@ -67,6 +68,42 @@ def _switches(pid: int) -> int:
         except OSError:
             pass
     return total
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+class _ChildPeak:
+    """Highest VmRSS of any child (worker process) of ``pid``, sampled every 0.2 s."""
+
+    def __init__(self, pid: int):
+        import threading
+
+        self.pid, self.peak = pid, 0.0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            for c in _children(self.pid):
+                try:
+                    self.peak = max(self.peak, _rss_mb(c))
+                except OSError:
+                    pass
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._t.join()
+        return round(self.peak, 1)
 
 
 def _torch_loaded(pid: int) -> bool:
@@ -136,6 +173,7 @@ def main() -> int:
                 from miragen.corpus.synth import default_corpus
 
                 waves = next(iter(default_corpus(0).values()))[:12]
+                peak = _ChildPeak(proc.pid)
                 (state / "inbox" / "trained").mkdir()
                 for i, w in enumerate(waves):
                     u8 = np.clip(np.round(128 + 120 * w / max(1e-9, float(np.max(np.abs(w))))), 1, 255).astype(np.uint8)
@@ -176,6 +214,7 @@ def main() -> int:
                                        "max": round(max(lat_req), 2)},
                     worker_median_s={k: round(statistics.median(float(x.get(k, 0.0)) for x in timings), 3)
                                      for k in ("start_s", "torch_s", "model_s", "generate_s")},
+                    worker_peak_rss_mb=peak.stop(),
                     idle_rss_after_cycle_mb=round(_rss_mb(proc.pid), 1),
                     torch_loaded_after_cycle=_torch_loaded(proc.pid),
                 )

@@ -337,7 +337,9 @@ def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_
         t0 = time.monotonic()
         daemon.send_signal(signal.SIGTERM)  # forwarded: the worker checkpoints and stops
         assert daemon.wait(timeout=15) == 0
-        assert time.monotonic() - t0 < 10
+        stop_s = time.monotonic() - t0
+        print(f"SIGTERM with training in a worker process: the daemon exited in {stop_s:.2f} s")
+        assert stop_s < 10
         _wait(lambda: not _alive(child), 5, "the worker process to end")
         db = sqlite3.connect(state / "miragen.db")
         state_, payload, err = db.execute("SELECT state, payload, last_error FROM jobs WHERE kind='train'").fetchone()
