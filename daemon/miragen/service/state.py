@@ -7,8 +7,9 @@
   processing/       inputs claimed by atomic rename, waiting for their job
   rejected/         bad inputs, each with NAME.reason.txt
   corpus/<class>/   accepted material, content-addressed (<sha256 prefix>.<ext>)
+  corpus/unsorted/  the unsorted pool (top of inbox/), sorted into corpus/auto-N/ (see sorting.py)
   models/<class>/   trained models (v0001, v0002, …) and the engine's checkpoint
-  out/<request>/    generated candidates (.pcm/.wav/.png) and disk images
+  out/<request>/    generated candidates (.pcm/.wav/.png), generate.json and disk images
   out/requests/     one result record per request (<name>.json)
   miragen.db        the job queue (SQLite, WAL)
   status.json       the running daemon's health (transport, workers), for `miragen status`
