@@ -58,8 +58,9 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
@@ -203,7 +204,8 @@ class Harness:
         args = [sys.executable, "-m", "miragen", "sim", "--pty", "--state", str(self.sim_state)]
         for f in faults:
             args += ["--fault", f]
-        self.sim_proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(self.root / "sim.log", "ab"), env=self.env)
+        with open(self.root / "sim.log", "ab") as err:
+            self.sim_proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, env=self.env)
         path = self.sim_proc.stdout.readline().decode().strip()
         if not path.startswith("/dev/"):
             raise RuntimeError(f"miragen sim --pty did not start: {(self.root / 'sim.log').read_text()[-2000:]}")
@@ -308,9 +310,10 @@ class Harness:
 
     # -- the daemon -----------------------------------------------------------------------
     def start(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "miragen", "daemon", "--config", str(self.config), *extra],
-                                stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=dict(self.env, **(env or {})),
-                                cwd=str(self.root))
+        with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen([sys.executable, "-m", "miragen", "daemon", "--config", str(self.config), *extra],
+                                    stdout=out, stderr=subprocess.STDOUT, env=dict(self.env, **(env or {})),
+                                    cwd=str(self.root))
         proc.rss = RssWatch(proc.pid)  # type: ignore[attr-defined]
         return proc
 
@@ -705,7 +708,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temporary folder, removed)")
     a = ap.parse_args(argv)
-    size = dict(files=300, slow=5, kills=10, n_requests=6) if a.quick else dict(files=2000, slow=20, kills=100, n_requests=24)
+    size = ({"files": 300, "slow": 5, "kills": 10, "n_requests": 6} if a.quick
+            else {"files": 2000, "slow": 20, "kills": 100, "n_requests": 24})
     for key, val in (("files", a.files), ("slow", a.slow), ("kills", a.kills), ("n_requests", a.requests)):
         if val is not None:
             size[key] = val

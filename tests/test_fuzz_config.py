@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from miragen import config
 from miragen.errors import ConfigError, MiragenError
 
@@ -185,7 +184,7 @@ def test_deep_and_huge_config_text():
 # --------------------------------------------------------------------------- request files
 
 requests = pytest.importorskip("miragen.service.requests")
-from miragen.service import state as state_mod  # noqa: E402
+from miragen.service import state as state_mod
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | safe_text,

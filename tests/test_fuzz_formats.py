@@ -15,7 +15,6 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from miragen.errors import MiragenError
 from miragen.mirage import disk
 from miragen.mirage import params as P
@@ -101,7 +100,7 @@ def test_mutated_disk_images_parse_or_fail_clearly(image, sound, number, pages):
     # writing into a damaged template either works inside the wave area or is refused
     data = bytes([0x81]) * (pages * disk.PAGE)
     try:
-        new, report = disk.write_wavesample(image, sound, number, data)
+        new, _report = disk.write_wavesample(image, sound, number, data)
     except MiragenError:
         return
     assert outcome == "ok"

@@ -11,6 +11,7 @@ daemon stays up, and the ``WATCHDOG=1`` pings never pause for long.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 import select
@@ -23,7 +24,6 @@ import tty
 from pathlib import Path
 
 import pytest
-
 from miragen.transport.base import LinkLost
 from miragen.transport.simulated import Faults, SimulatedMirage
 
@@ -118,7 +118,7 @@ class Notify:
         while not self._stop.is_set():
             try:
                 data = self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -169,9 +169,11 @@ def test_fault_matrix_retries_then_fails_clearly_and_the_watchdog_keeps_pinging(
             mirage.set_faults(faults)
             name = f"fault-{k}"
             h.drop_request(name, "a", as_json=True)
-            h.wait_for(lambda: h.record(name).get("state") in ("done", "failed"), 90, f"request {name} ({faults})", proc)
+            h.wait_for(lambda name=name: h.record(name).get("state") in ("done", "failed"), 90,
+                       f"request {name} ({faults})", proc)
             rec = h.record(name)
-            results[" ".join(faults) or "none"] = (rec["state"], rec.get("reason", ""), rec.get("delivery", {}).get("sysex", {}).get("tries"))
+            tries = rec.get("delivery", {}).get("sysex", {}).get("tries")
+            results[" ".join(faults) or "none"] = (rec["state"], rec.get("reason", ""), tries)
             assert rec["state"] == want, (faults, rec)
             if want == "failed":
                 assert rec["reason"].strip() and word in rec["reason"], (faults, rec["reason"])
@@ -191,7 +193,7 @@ def test_fault_matrix_retries_then_fails_clearly_and_the_watchdog_keeps_pinging(
         rc, stop_s = h.stop(proc)
         assert rc == 0 and stop_s < 10
         pings = [t for t in notify.pings() if t >= t_faults - 1]
-        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(pings)]
         span = t_end - t_faults
         print(f"fault matrix: {results}; {len(pings)} pings over {span:.0f} s, longest gap {max(gaps):.2f} s; "
               f"transport {status['transport']}")
