@@ -137,7 +137,7 @@ class Notify:
 
 
 # fault spec, expected end state, a word the failure reason must hold
-MATRIX = [  # the first request (any) also proves a clean delivery: nak=1 and noise end done
+MATRIX = [  # nak=1 and noise=200 end done: a clean delivery after a retry, and through junk
     (["nak"], "failed", "NAK"),
     (["drop"], "failed", "timed out"),
     (["silent"], "failed", "timed out"),
