@@ -203,13 +203,23 @@ class SimProcess:
 
 
 # ------------------------------------------------------------------------------ config
+def demo_threads() -> int:
+    """torch CPU threads for the demo's training: half the cores (1 on a 2-core machine), at most 4.
+
+    All cores (``train.threads = 0``) collapse when anything else runs: measured on the 2-core
+    container at load 8, 8 s of training made 4 steps with 2 threads and 34-54 with 1 (OpenMP
+    threads waiting for each other on an oversubscribed CPU).
+    """
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
 def demo_config(folder: Path, transport: str, seconds_per_class: int) -> dict[str, Any]:
     """The embedded default with the demo's settings (validated like any configuration)."""
     from .. import config as configmod
 
     overrides = {
         "paths": {"state": str(folder.resolve()), "usb_stick": ""},
-        "train": {"seconds": int(seconds_per_class), "debounce_s": 1.0},
+        "train": {"seconds": int(seconds_per_class), "debounce_s": 1.0, "threads": demo_threads()},
         "generate": {"count": COUNT},
         "deliver": {"route": "both", "transport": transport, "verify": True, "template": "",
                     "sound": DISK_SOUND, "half": SYSEX_HALF},
