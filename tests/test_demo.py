@@ -184,3 +184,17 @@ def test_prepare_folder_marks_and_cleans_only_its_own(tmp_path):
     os.symlink(f, link)
     with pytest.raises(demo.DemoError):
         demo.prepare_folder(link)
+
+
+def test_one_demo_per_folder(tmp_path):
+    folder = tmp_path / "busy"
+    fd = demo._lock_folder(folder)  # what a running demo holds
+    try:
+        with pytest.raises(demo.DemoError, match="another miragen demo"):
+            demo.run_demo(folder, 8)
+    finally:
+        os.close(fd)
+    assert list(folder.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(demo.DemoError, match="not a folder"):
+        demo.run_demo(tmp_path / "file", 8)

@@ -303,21 +303,46 @@ def run_demo(folder: str | os.PathLike = "miragen-demo", seconds: int = DEFAULT_
         raise DemoError(f"--seconds {seconds}: at least 1 second of training per class is needed ({len(classes)} classes)")
     per_class = int(seconds) // len(classes)
     t_start = time.monotonic()
-    rerun = prepare_folder(folder)  # a folder that is not the demo's: DemoError before anything starts
-    run = DemoRun(folder, int(seconds), classes)
-    sim = SimProcess(folder / SIM_STATE, folder / SIM_LOG)
-    info: dict[str, Any] = {"rerun": rerun}
+    lock = _lock_folder(folder)  # one demo per folder: a second one would clean the first one's files
     try:
-        _stages(run, sim, per_class, info, say)
+        rerun = prepare_folder(folder)  # a folder that is not the demo's: DemoError before anything starts
+        run = DemoRun(folder, int(seconds), classes)
+        sim = SimProcess(folder / SIM_STATE, folder / SIM_LOG)
+        info: dict[str, Any] = {"rerun": rerun}
+        try:
+            _stages(run, sim, per_class, info, say)
+        finally:
+            rc = sim.stop()
+            info["sim_exit"] = rc
+        summary = _summary(run, info, time.monotonic() - t_start)
+        try:
+            atomic_write_text(folder / SUMMARY_NAME, json.dumps(summary, indent=2, default=str) + "\n")
+        except OSError as exc:  # the summary is printed anyway
+            log.warning("cannot write %s: %s", folder / SUMMARY_NAME, exc)
     finally:
-        rc = sim.stop()
-        info["sim_exit"] = rc
-    summary = _summary(run, info, time.monotonic() - t_start)
-    try:
-        atomic_write_text(folder / SUMMARY_NAME, json.dumps(summary, indent=2, default=str) + "\n")
-    except OSError as exc:  # the summary is printed anyway
-        log.warning("cannot write %s: %s", folder / SUMMARY_NAME, exc)
+        os.close(lock)
     return summary
+
+
+def _lock_folder(folder: Path) -> int:
+    """Create ``folder`` when missing and hold an exclusive flock on it (freed when the demo ends)."""
+    import fcntl
+
+    if folder.is_symlink():
+        raise DemoError(f"{folder}: is a symbolic link; pass the real folder as --dir")
+    if folder.exists() and not folder.is_dir():
+        raise DemoError(f"{folder}: exists and is not a folder; pick another --dir")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise DemoError(f"{folder}: cannot make or open the demo folder: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise DemoError(f"{folder}: another miragen demo runs in this folder now") from None
+    return fd
 
 
 def _stage(run: DemoRun, name: str, say: Progress, fn: Callable[[], str]) -> bool:
