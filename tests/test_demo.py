@@ -79,7 +79,7 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     snd = parsed.sounds["lower1"]
     for c, p in s["delivered"]["disk"]["placed"].items():
         data = (folder / p["pcm"]).read_bytes()
-        assert p["pcm"] == classes[c]["candidates"][0]
+        assert p["pcm"] == classes[c]["candidates"][0] == classes[c]["delivered"]
         ws = snd.params.wavesample(p["wavesample"])
         assert disk.wavesample_bytes(snd.wave, ws) == data * (ws.length // len(data))
 

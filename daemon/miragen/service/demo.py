@@ -446,9 +446,14 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
 
         sd = StateDir(folder)
         records = {c: read_record(sd, n) or {} for c, n in names.items()}
+        jobs = _jobs(folder)
+        delivered = {j.subject: j.payload.get("pcm") for j in jobs if j.kind == "deliver"}
+        for c, n in names.items():  # the file the deliver job sent: the summary's "best" candidate
+            if delivered.get(n):
+                records[c]["delivered_pcm"] = delivered[n]
         info["records"] = records
         failed = [f"{c}: {r.get('state', 'no record')} {r.get('reason', '')}".strip() for c, r in records.items() if r.get("state") != "done"]
-        gen_end = max((j.updated for j in _jobs(folder) if j.kind == "generate"), default=t0)
+        gen_end = max((j.updated for j in jobs if j.kind == "generate"), default=t0)
         info["generate_s"] = round(gen_end - t0, 2)
         info["deliver_s"] = round(time.time() - gen_end, 2)
         if failed:
@@ -569,7 +574,10 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
 
 # ------------------------------------------------------------------------------ helpers
 def _best_pcm(folder: Path, record: dict[str, Any]) -> Path:
-    """The delivered candidate of a request: the first ``.pcm`` of its record (best first)."""
+    """The delivered candidate of a request: what its deliver job sent, else the first ``.pcm``
+    of its record (best first)."""
+    if record.get("delivered_pcm"):
+        return folder / record["delivered_pcm"]
     pcms = [f for f in record.get("files", []) if f.endswith(".pcm")]
     if not pcms:
         raise MiragenError(f"request {record.get('request', {}).get('name', '?')}: no candidate in its record")
@@ -641,7 +649,10 @@ def _summary(run: DemoRun, info: dict[str, Any], total_s: float) -> dict[str, An
         if rec:
             entry["request"] = info["requests"][c]
             entry["gate"] = rec.get("gate", "")
-            entry["candidates"] = [f for f in rec.get("files", []) if f.endswith(".pcm")]
+            cands = [f for f in rec.get("files", []) if f.endswith(".pcm")]
+            best = rec.get("delivered_pcm")
+            entry["candidates"] = ([best] if best else []) + [f for f in cands if f != best]  # delivered first
+            entry["delivered"] = best
             entry["state"] = rec.get("state")
             sx = rec.get("delivery", {}).get("sysex", {})
             entry["sysex"] = {k: sx.get(k) for k in ("ok", "verified", "tries", "naks", "elapsed_s", "bytes_sent",
