@@ -140,7 +140,15 @@ def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     stop = ch.stop
 
     class StoppableBudget(Budget):
+        """Counts from the training loop's first step: a fresh process spends a few seconds in
+        the engine's set-up (first torch calls, imports), which must not eat a short budget."""
+
+        looping = False
+
         def done(self, step: int) -> bool:
+            if not self.looping:
+                self.looping = True
+                self.restart()
             return stop.is_set() or super().done(step)
 
     budget = StoppableBudget(seconds=remaining)
@@ -158,7 +166,6 @@ def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     else:
         engine = engine_class(t["engine"])(**options)
         ch.phase(f"training class {cls} ({len(ds)} sounds, {model_dir.name}, {remaining:.0f} s)")
-        budget.restart()
         ch.in_fit = True
         try:
             model = engine.fit(train_ds, budget, progress, ckpt_dir)
