@@ -69,7 +69,8 @@ def run_child(d: Daemon, worker: str, task: str, spec: dict[str, Any], *, what: 
     """Run ``task`` in a child; returns its result, or raises ChildFailed/ChildCrashed/ChildStopped."""
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     body = dict(spec, task=task, state=str(d.state.root), cfg=d.cfg, parent=os.getpid(), log_level=level, spawned=time.time())
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC")}
+    env["PYTHONUNBUFFERED"] = "1"  # systemd talks to the daemon only
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "miragen.service.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=None, close_fds=True, env=env)

@@ -31,8 +31,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..fsutil import fsync_dir
 from .jobs import Job
 
@@ -78,13 +76,15 @@ def cluster_pool(root: Path, cfg: dict[str, Any], pool: list[list[str]], members
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """(Child side.) ``pool``: [sha, path]; ``members``: [sha, path, class]. Returns the assignment
     {sha: class} of the pool's sounds, k and the silhouette."""
+    import numpy as np
+
     from ..audio.io import read_audio
     from ..errors import InputError
     from ..judge.cluster import cluster
     from ..judge.sets import to_kind
 
     kind = cfg["train"]["mode"]
-    waves: list[np.ndarray] = []
+    waves: list[Any] = []
     known: list[str | None] = []
     shas: list[str | None] = []
     for item, is_pool in [(m, True) for m in pool] + [(m, False) for m in members]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import MiragenError
 from .jobs import JobQueue
+from .sorting import POOL
 from .state import StateDir
 
 
@@ -64,7 +65,8 @@ def collect(cfg: dict[str, Any]) -> dict[str, Any]:
     return {
         "state_dir": str(state.root),
         "daemon": {"running": pid is not None, "pid": pid, "started": live.get("started"), "updated": live.get("updated"),
-                   "workers": live.get("workers", {}) if pid else {}},
+                   "workers": live.get("workers", {}) if pid else {},
+                   "worker_processes": live.get("worker_processes", {}) if pid else {}},
         "queue": counts,
         "running": running,
         "failed": failed,
@@ -73,6 +75,7 @@ def collect(cfg: dict[str, Any]) -> dict[str, Any]:
         "transport": live.get("transport", {"spec": cfg["deliver"]["transport"], "state": "unknown"}),
         "midi_input": live.get("midi_input", {}),
         "rejected": rejected,
+        "unsorted_min": cfg["daemon"]["unsorted_min"],
     }
 
 
@@ -83,6 +86,8 @@ def render(info: dict[str, Any]) -> str:
              + (f" (since {d['started']})" if d["running"] and d.get("started") else "")]
     for name, w in d.get("workers", {}).items():
         lines.append(f"  {name:<9} {w.get('activity', '')}")
+    for name, pid in (d.get("worker_processes") or {}).items():
+        lines.append(f"  {name:<9} worker process {pid}")
     lines.append("queue:")
     if not info["queue"]:
         lines.append("  empty")
@@ -93,7 +98,9 @@ def render(info: dict[str, Any]) -> str:
         lines.append("  none yet (drop sounds into inbox/)")
     for cls, c in info["classes"].items():
         m = c["model"]
-        if m is None:
+        if cls == POOL:
+            model = f"unsorted pool: sorted into auto-N classes from {info.get('unsorted_min', '?')} sounds on"
+        elif m is None:
             model = "no model yet"
         else:
             verdict = "judge passed" if m["passed"] else ("judge failed" if m["judged"] else "not judged")
