@@ -3,8 +3,10 @@
 Threads:
 - ``watcher``: the drop folders (see :mod:`.watcher`), claims files into jobs;
 - worker ``ingest`` (ingest and request jobs: fast, never blocked by anything heavy);
-- worker ``train`` (one class at a time, time-boxed);
+- worker ``train`` (one class at a time, time-boxed; also sorts the unsorted pool);
 - worker ``generate`` (requests → candidates; waits for a class's first model);
+  both run their job in a child process (:mod:`.child`, :mod:`.worker`): torch, the engines and
+  scikit-learn are never imported by the daemon, whose idle RSS stays ≈ 40 MB;
 - worker ``deliver`` (SysEx dumps that may take 42 s, disk images);
 - ``midi-in`` when ``midi.input`` is set;
 - the main thread: signals, ``STATUS=`` lines, ``status.json`` and ``WATCHDOG=1`` pings, sent
