@@ -63,8 +63,10 @@ def import_model(file: str | Path, dest: str | Path, force: bool = False) -> Pat
         tar = tarfile.open(file, mode="r:*")
     except FileNotFoundError:
         raise InputError(file, "file not found") from None
-    except (tarfile.TarError, OSError) as exc:
-        raise InputError(file, f"not an exported model ({exc})") from None
+    except tarfile.TarError:
+        raise InputError(file, "not an exported model (not a tar archive)") from None
+    except OSError as exc:
+        raise InputError(file, f"cannot read ({exc.strerror or exc})") from None
     if dest.exists() and not force:
         raise MiragenError(f"{dest}: already exists (use --force to replace it)")
     dest.parent.mkdir(parents=True, exist_ok=True)
