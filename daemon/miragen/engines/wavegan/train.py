@@ -480,8 +480,8 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
             for ci in range(len(classes)):
                 tr = [w for w, lab in zip(train_list, prep.labels) if lab == ci]
                 he = [w for w, lab in zip(held_list, held_labels) if lab == ci] if held_list is not None else []
-                if len(he) < 2:
-                    he = tr  # too few to hold out: compare with the training part
+                if len(he) < 4:
+                    he = tr  # too few held out for the judge: compare with the training part
                 s, info = judge_score(list(gen[ci]), tr, he, mode, prep.internal_rate)
                 scores.append(s)
         except MiragenError as exc:  # e.g. a class too small to judge: keep the latest snapshot
@@ -513,7 +513,7 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
     if opts["ms_lambda"] > 0:
         with torch.no_grad():
             fr = ms_features(real[: min(n_real, 256), 0], oneshot)
-            pd = (fr[:, None, :] - fr[None, :, :]).abs().mean(dim=2)
+            pd = torch.cdist(fr, fr, p=1) / fr.shape[1]  # mean absolute difference, no N×N×L tensor
             iu = torch.triu_indices(len(fr), len(fr), 1)
             ms_target = opts["ms_target"] * float(pd[iu[0], iu[1]].median()) if len(fr) > 1 else 0.0
     last_report = time.monotonic()
