@@ -32,7 +32,9 @@ a temporary name, or a ``.pcm`` that breaks the Mirage rules: must be 0), ``mira
 training from a checkpoint), ``stale_temp_files`` (hidden ``.NAME.XXXX.part`` files of atomic
 writes cut by a kill: never visible under a real name, never cleaned up; informational),
 ``peak_rss_mb`` (highest VmHWM of any daemon process), ``peak_worker_rss_mb`` (highest VmHWM of
-the worker processes it starts for training and generation, sampled every 0.2 s), ``seconds``,
+the worker processes it starts for training and generation, sampled every 0.2 s),
+``orphan_workers`` (worker processes still alive 10 s after their daemon was killed: must be 0),
+``seconds``,
 and ``ok`` (every must-be-zero figure is zero). Exit status 0 when ``ok``.
 
 ``--quick`` (300 files, 5 slow copies, 10 kills, 6 requests) finishes in about 1.5 minutes; the
@@ -161,6 +163,7 @@ class Harness:
         self.crashes = 0
         self.peak_rss_kb = 0
         self.peak_worker_rss_kb = 0
+        self.orphans = 0  # worker processes still running 10 s after their daemon was killed
         self.threads: list[threading.Thread] = []
         self.sim_proc: subprocess.Popen | None = None
         self.sim_state = self.root / "sim.json"
@@ -383,13 +386,35 @@ class Harness:
         if before_kill:
             before_kill()
         killed = proc.poll() is None
+        kids = _children(proc.pid) if killed else []
         if killed:
             proc.kill()
             self.kills += 1
             if hit:
                 self.phase_hits[phase] += 1  # type: ignore[index]
         self._reap(proc, killed)
+        self._check_orphans(kids)
         return hit
+
+    def _check_orphans(self, pids: list[int], grace_s: float = 10.0) -> None:
+        """Worker processes must die with the daemon; survivors are counted, then ended."""
+        def alive(pid: int) -> bool:
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+            except (OSError, IndexError):
+                return False
+
+        deadline = time.monotonic() + grace_s
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in pids:
+            if alive(pid):
+                self.orphans += 1
+                try:
+                    os.kill(pid, signal.SIGKILL)  # a worker our daemon started, left running
+                except OSError:
+                    pass
 
     def finish(self, timeout: float = 300.0) -> int:
         """Run ``--until-idle`` to the end of the queue; returns its exit status."""
@@ -632,8 +657,9 @@ class Harness:
             stale_temp_files=sum(1 for p in st.rglob(".*.part")),
             peak_rss_mb=round(self.peak_rss_kb / 1024, 1),
             peak_worker_rss_mb=round(self.peak_worker_rss_kb / 1024, 1),
+            orphan_workers=self.orphans,
         )
-        res["ok"] = not (res["files_lost"] or res["processed_twice"] or wrongly_rejected or res["leftovers"] or res["unfinished_jobs"]
+        res["ok"] = not (self.orphans or res["files_lost"] or res["processed_twice"] or wrongly_rejected or res["leftovers"] or res["unfinished_jobs"]
                          or res["failed_without_reason"] or req_problems or dup_deliveries or mismatch or partial
                          or bad_out or res["crashes"] or res["rejected_orphans"])
         return res
