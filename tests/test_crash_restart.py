@@ -79,7 +79,12 @@ def test_kill9_ten_times_across_every_phase(tmp_path):
         assert rc == 0, h.log_tail()
         assert res["ok"], json.dumps(res, indent=1)
         assert h.kills == KILLS and res["kills_survived"] == KILLS
-        assert res["requests"].get("done", 0) == requests, res
+        # a job killed MAX_INTERRUPTS[kind] times in a row is failed on purpose (a poisonous input
+        # must not crash-loop the daemon): the only acceptable reason for a request to fail here
+        for i in range(requests):
+            rec = h.record(f"req-{i}")
+            assert rec["state"] == "done" or "interrupted too many times" in rec["reason"], rec
+        assert res["requests"].get("done", 0) >= requests - 1, res
         # the phases that last long enough to be hit for sure
         assert res["phase_hits"].get("train", 0) >= 1 and res["phase_hits"].get("deliver", 0) >= 1, res
         steps = [int(s) for s in re.findall(r"resumed from \S+ at step (\d+)", h.log.read_text())]
