@@ -424,7 +424,6 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
     fracs_t = torch.as_tensor(prep.fracs).to(device)
     n_real = real.shape[0]
     batch = opts["batch"]
-    L = prep.length
     train_list = [prep.waves[i] for i in range(n_real)]
     held_list = [held_prep.waves[i] for i in range(len(held_prep.waves))] if held_prep is not None else None
     held_labels = held_prep.labels if held_prep is not None else None
