@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import time
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,15 +44,9 @@ log = logging.getLogger(__name__)
 MODEL_WAIT_S = 2.0  # a request whose class is still training is looked at again after this
 SAVE_SPENT_S = 5.0  # how often a training run records the budget it has spent
 
-IMG_CFG = """# FlashFloppy (Gotek) ≥ v3.39: Ensoniq Mirage disk images (450,560 bytes)
-[::450560]
-cyls = 80
-heads = 1
-secs = 6
-bps = 1024,1024,1024,1024,1024,512
-id = 0
-rate = 250
-"""
+# FlashFloppy (Gotek) IMG.CFG for Mirage images: one file, shipped as package data;
+# deploy/IMG.CFG is a link to it.
+IMG_CFG = resources.files("miragen").joinpath("data/IMG.CFG").read_text(encoding="utf-8")
 
 
 class Stopping(Exception):
