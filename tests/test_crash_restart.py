@@ -17,30 +17,21 @@ more and sends SIGKILL. New material and requests keep arriving in between. A la
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_soak
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def _soak():
-    if "miragen_soak" in sys.modules:
-        return sys.modules["miragen_soak"]
-    spec = importlib.util.spec_from_file_location("miragen_soak", ROOT / "bench" / "soak.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["miragen_soak"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
-soak = _soak()
+soak = load_soak()
 KILLS = int(os.environ.get("MIRAGEN_CI_KILLS", "10"))
 CLASSES = ("bass", "lead", "pad")
 

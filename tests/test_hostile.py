@@ -17,34 +17,25 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
-import sys
 import threading
 import time
 import tty
 from pathlib import Path
 
 import pytest
+from conftest import load_soak
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 SAFE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 
-def _soak():
-    if "miragen_soak" in sys.modules:
-        return sys.modules["miragen_soak"]
-    spec = importlib.util.spec_from_file_location("miragen_soak", ROOT / "bench" / "soak.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["miragen_soak"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
-soak = _soak()
+soak = load_soak()
 
 
 def _snapshot(folder: Path, skip: Path) -> dict[str, str]:

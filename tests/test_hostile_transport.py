@@ -10,13 +10,11 @@ daemon stays up, and the ``WATCHDOG=1`` pings never pause for long.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
 import select
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -24,6 +22,7 @@ import tty
 from pathlib import Path
 
 import pytest
+from conftest import load_soak
 from miragen.transport.base import LinkLost
 from miragen.transport.simulated import Faults, SimulatedMirage
 
@@ -31,17 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def _soak():
-    if "miragen_soak" in sys.modules:
-        return sys.modules["miragen_soak"]
-    spec = importlib.util.spec_from_file_location("miragen_soak", ROOT / "bench" / "soak.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["miragen_soak"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
-soak = _soak()
+soak = load_soak()
 
 
 class PtyMirage:

@@ -10,27 +10,20 @@ observer (network shares) to find them. The 2,000-file storm with 20 slow copies
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import load_soak
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def _soak():
-    spec = importlib.util.spec_from_file_location("miragen_soak", ROOT / "bench" / "soak.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["miragen_soak"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
-soak = _soak()
+soak = load_soak()
 CLASSES = ("bass", "lead", "pad", "organ")
 
 

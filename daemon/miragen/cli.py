@@ -15,7 +15,7 @@ import pkgutil
 import sys
 
 from . import __version__
-from .errors import MiragenError
+from .errors import ConfigError, MiragenError
 
 log = logging.getLogger("miragen")
 
@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose, args.quiet)
     try:
         rc = args.func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"miragen {args.command}: {exc.source}: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except MiragenError as exc:
         print(f"miragen: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

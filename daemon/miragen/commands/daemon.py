@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from .. import config as configmod
-from ..errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,12 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        cfg = configmod.load(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"miragen daemon: {exc.source}: {problem}", file=sys.stderr)
-        return 2
+    cfg = configmod.load(args.config)  # a ConfigError is printed by miragen.cli, one line a problem
     if args.state:
         cfg["paths"]["state"] = args.state
     if args.verbose == 0 and not args.quiet:
