@@ -42,6 +42,14 @@ python3 -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 10) else 1)' \
   || say "warning: JetPack 6's Python is 3.10; NVIDIA's torch wheels are built for it"
 command -v nvpmodel >/dev/null && say "power mode: $(nvpmodel -q 2>/dev/null | head -n1 || echo unknown)"
 
+# python-rtmidi builds from source where no aarch64 wheel matches: it needs the ALSA headers.
+if command -v apt-get >/dev/null; then
+  say "installing python3-venv, python3-dev and libasound2-dev (for python-rtmidi)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    python3-venv python3-dev libasound2-dev build-essential >/dev/null \
+    || die "apt-get could not install python3-venv python3-dev libasound2-dev build-essential"
+fi
+
 if [ -n "$TORCH_WHEEL" ]; then
   "$SRC/deploy/install.sh" --python python3 --torch-wheel "$TORCH_WHEEL" --no-start
 else
