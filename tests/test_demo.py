@@ -24,6 +24,8 @@ from miragen.mirage import disk
 from miragen.service import demo
 from miragen.transport.simulated import read_state
 
+ROOT = Path(__file__).resolve().parents[1]
+
 STAGES = ["setup", "ingest+train", "judge", "generate+deliver", "disk", "previews", "check"]
 
 
@@ -71,7 +73,9 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
 
     # the disk image reads back with `disk info`, and holds each class's delivered cycle, tiled
     img = folder / "out" / "demo.img"
-    assert (folder / "out" / "IMG.CFG").read_text().startswith("# FlashFloppy")
+    img_cfg = (folder / "out" / "IMG.CFG").read_text()
+    assert img_cfg == (ROOT / "deploy" / "IMG.CFG").read_text()
+    assert "[::450560]" in img_cfg and "bps = 1024,1024,1024,1024,1024,512" in img_cfg
     info = cli("disk", "info", str(img), "--json")
     assert info.returncode == 0, info.stderr.decode()
     assert json.loads(info.stdout)["synthetic"] is True
