@@ -81,6 +81,25 @@ def list_audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
 
 
+def read_sounds(files: list[Path], *, raw_rate: int = 29411) -> list[tuple[Path, np.ndarray, int]]:
+    """(path, samples, rate) of every file the audio core reads; the others are skipped with a
+    warning naming the file and the reason (a training set survives one bad file)."""
+    from ..audio.io import read_audio
+
+    out = []
+    for f in files:
+        try:
+            audio = read_audio(f, raw_rate=raw_rate)
+        except InputError as exc:
+            log.warning("skipped %s", exc)
+            continue
+        if len(audio.samples) < 2:
+            log.warning("skipped %s: fewer than 2 samples", f)
+            continue
+        out.append((f, audio.samples, int(audio.rate)))
+    return out
+
+
 def load_dataset(
     folder: str | Path,
     mode: str = "cycle",
@@ -92,7 +111,6 @@ def load_dataset(
     only_class: str | None = None,
 ) -> Dataset:
     """Load ``folder`` as a dataset; unreadable files are skipped with a warning naming them."""
-    from ..audio.io import read_audio
     from ..audio.resample import resample
 
     folder = Path(folder)
@@ -113,20 +131,11 @@ def load_dataset(
     ds = Dataset(mode, rate, cycle_len=cycle_len)
     for cls, files in groups.items():
         waves, names = [], []
-        for f in files:
-            try:
-                audio = read_audio(f, raw_rate=raw_rate)
-            except InputError as exc:
-                log.warning("skipped %s", exc)
-                continue
-            x = audio.samples
-            if len(x) < 2 or not np.all(np.isfinite(x)):
-                log.warning("skipped %s: no usable samples", f)
-                continue
+        for f, x, src_rate in read_sounds(files, raw_rate=raw_rate):
             if mode == "cycle":
                 w = cycle_from_wave(x, cycle_len)
             else:
-                w = resample(x, audio.rate, rate)[:max_len].astype(np.float32)
+                w = resample(x, src_rate, rate)[:max_len].astype(np.float32)
             waves.append(w)
             names.append(f.name)
         if waves:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, MiragenError
+from ..errors import MiragenError
 from .features import CYCLE_LEN, ONESHOT_RATE, check_kind, to_cycle
 
 log = logging.getLogger(__name__)
@@ -27,20 +27,9 @@ def audio_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
 
 def read_folder(folder: str | Path, *, raw_rate: int = 29411, recursive: bool = False) -> list[tuple[Path, np.ndarray, int]]:
     """(path, samples, rate) of every readable sound of ``folder``; others skipped with a warning."""
-    from ..audio.io import read_audio
+    from ..corpus.dataset import read_sounds
 
-    out = []
-    for f in audio_files(folder, recursive=recursive):
-        try:
-            audio = read_audio(f, raw_rate=raw_rate)
-        except InputError as exc:
-            log.warning("skipped %s", exc)
-            continue
-        x = np.asarray(audio.samples, dtype=np.float64)
-        if x.size < 2:
-            log.warning("skipped %s: fewer than 2 samples", f)
-            continue
-        out.append((f, x, int(audio.rate)))
+    out = [(f, np.asarray(x, dtype=np.float64), r) for f, x, r in read_sounds(audio_files(folder, recursive=recursive), raw_rate=raw_rate)]
     if not out:
         raise MiragenError(f"{folder}: no usable sounds found")
     return out
