@@ -46,6 +46,8 @@ def run_row(name: str, args, train, held, workdir: Path) -> dict:
 
     engine_name, opts = ROWS[name]
     opts = dict(opts, threads=args.threads)
+    if engine_name == "wavegan" and name == "wavegan":
+        opts.update(args.options)
     row: dict = {"engine": name, "data": str(args.data), "mode": args.mode, "seconds": args.seconds,
                  "train_sounds": len(train), "held_sounds": len(held)}
     try:
@@ -57,9 +59,17 @@ def run_row(name: str, args, train, held, workdir: Path) -> dict:
     if engine_name == "wavegan":
         opts["eval_every"] = args.eval_every
 
+        trace = row.setdefault("snapshots", []) if args.trace else None
+
         def hook(model, step, elapsed):
-            if first["s"] is None and judge(model, train, held, args.mode, train.rate, args.samples, 1)["passed"]:
+            if first["s"] is not None and trace is None:
+                return
+            res = judge(model, train, held, args.mode, train.rate, args.samples, 1)
+            if res["passed"] and first["s"] is None:
                 first.update(s=round(elapsed, 1), step=step)
+            if trace is not None:
+                failed = sorted({f for c in res["classes"].values() for f in c["failed"]})
+                trace.append({"step": step, "s": round(elapsed, 1), "passed": res["passed"], "failed": failed})
 
         opts["snapshot_hook"] = hook
     t0 = time.monotonic()
@@ -73,6 +83,8 @@ def run_row(name: str, args, train, held, workdir: Path) -> dict:
         first.update(s=row["train_s"], step=model.meta.get("steps"))
     row["first_pass_s"], row["first_pass_step"] = first["s"], first["step"]
     row["meta"] = {k: model.meta.get(k) for k in ("steps", "best_step", "device") if k in model.meta}
+    if engine_name == "wavegan" and name == "wavegan" and args.options:
+        row["options"] = args.options
     return row
 
 
@@ -86,7 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=300, help="wavegan: steps between snapshot evaluations")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="wavegan row: an engine option (value read as JSON), repeatable")
+    p.add_argument("--trace", action="store_true",
+                   help="wavegan rows: judge every snapshot against the held-out 20 %% (listed in 'snapshots')")
     args = p.parse_args(argv)
+    args.options = {}
+    for item in args.sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            p.error(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            args.options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            args.options[key] = value
     logging.basicConfig(level=logging.WARNING)
     import torch
 
