@@ -179,3 +179,84 @@ def test_paper_recipe_trains(corpus, tmp_path):
     m = WaveGANEngine(recipe="wavegan-paper", width=8, batch=8, eval_every=1000, threads=1).fit(ds, Budget(steps=2), None, tmp_path / "ck")
     m.save(tmp_path / "m")
     assert load_model(tmp_path / "m").sample(2, seed=0)[0].shape == (256,)
+
+
+def test_cover_features_are_the_judges():
+    """The coverage term measures distance in the judge's own feature space."""
+    import torch
+
+    from miragen.engines.wavegan.train import cover_features
+    from miragen.judge.features import cycle_features
+
+    rng = np.random.default_rng(3)
+    k = np.arange(1, 129)
+    waves = []
+    for i in range(12):  # band-limited cycles with spectra from bright to dull, random phases
+        mags = k ** -rng.uniform(0.5, 2.5) * (rng.uniform(size=128) < 0.7)
+        spec = np.zeros(129, complex)
+        spec[1:] = mags * np.exp(2j * np.pi * rng.uniform(size=128))
+        waves.append(np.fft.irfft(spec, 256).astype(np.float32))
+    ref = cycle_features(waves)
+    ours = cover_features(torch.as_tensor(np.stack(waves))).numpy()
+    d_ref = np.linalg.norm(ref[:, None] - ref[None], axis=2)
+    d_ours = np.linalg.norm(ours[:, None] - ours[None], axis=2)
+    iu = np.triu_indices(len(waves), 1)
+    assert np.corrcoef(d_ref[iu], d_ours[iu])[0, 1] > 0.99
+    assert np.allclose(d_ours[iu], d_ref[iu], rtol=0.1, atol=0.05)
+
+
+def test_snapshot_score_weighs_how_far_rules_miss():
+    from miragen.engines.wavegan.train import margin, shortfall
+    from miragen.judge.metrics import Check
+
+    hair = Check("diversity", 0.89, 0.9, 0.9, "≥ 0.9", False)
+    mile = [Check("diversity", 0.5, 0.9, 0.9, "≥ 0.9", False), Check("recall", 0.2, 0.9, 0.72, "≥ 0.8 × H", False)]
+    assert shortfall(hair) < sum(shortfall(c) for c in mile)
+    assert shortfall(Check("ndb_k", 0.1, 0.0, 0.2, "≤ H + 0.1", True)) == 0.0
+    assert shortfall(Check("ndb_k", 0.3, 0.0, 0.2, "≤ H + 0.1", False)) == pytest.approx(0.1)
+    assert shortfall(Check("frechet", 40.0, 10.0, 20.0, "≤ 2 × H", False)) == pytest.approx(np.log(2))
+    # among passing snapshots, the one farthest from its nearest limit ranks first
+    assert margin(Check("diversity", 1.0, 0.9, 0.9, "≥ 0.9", True)) > margin(Check("diversity", 0.91, 0.9, 0.9, "≥ 0.9", True)) > 0
+    assert margin(Check("frechet", 10.0, 10.0, 20.0, "≤ 2 × H", True)) == pytest.approx(np.log(2))
+
+
+def test_coverage_latents_survive_resume(corpus, tmp_path):
+    import torch
+
+    from miragen.corpus.dataset import load_dataset
+    from miragen.engines.wavegan import WaveGANEngine
+
+    ds = load_dataset(corpus, "cycle", only_class="pulse")
+    opts = dict(eval_every=1000, checkpoint_every=3, cover_every=2, threads=1, batch=8)
+    WaveGANEngine(**opts).fit(ds, Budget(steps=3), None, tmp_path / "ck")
+    state = torch.load(tmp_path / "ck" / "wavegan-checkpoint.pt", map_location="cpu", weights_only=False)
+    z = state["cover_z"]
+    assert z.shape == (len(ds.classes["pulse"]) - round(0.15 * len(ds.classes["pulse"])), 64)
+    assert torch.isfinite(z).all()
+    off = WaveGANEngine(**opts, cover_lambda=0).fit(ds, Budget(steps=2), None, tmp_path / "ck2")
+    assert off.meta["steps"] == 2
+
+
+def test_copy_and_spread_hinges():
+    import torch
+
+    from miragen.engines.wavegan.train import copy_hinge, spread_hinge
+
+    real = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
+    real_y = torch.tensor([0, 1])
+    radius = torch.tensor([1.0, 1.0])
+    # an exact copy of its own class's sound is pushed; the other class's sound does not count
+    assert copy_hinge(torch.tensor([[0.0, 0.0]]), torch.tensor([0]), real, real_y, radius).item() == pytest.approx(1.0)
+    assert copy_hinge(torch.tensor([[10.0, 0.0]]), torch.tensor([0]), real, real_y, radius).item() == 0.0
+    assert copy_hinge(torch.tensor([[0.0, 3.0]]), torch.tensor([0]), real, real_y, radius).item() == 0.0
+    target = torch.tensor([2.0, 2.0])
+    y = torch.tensor([0, 0, 1])
+    collapsed = torch.tensor([[0.0, 0.0], [0.0, 0.0], [5.0, 5.0]])
+    spread = torch.tensor([[0.0, 0.0], [0.0, 3.0], [5.0, 5.0]])
+    assert spread_hinge(collapsed, y, target).item() == pytest.approx(1.0)  # (2 − 0) / 2, squared; only the same-class pair counts
+    assert spread_hinge(spread, y, target).item() == 0.0
+    # the gradient spreads a collapsed class apart
+    x = collapsed.clone() + torch.tensor([[0.0, 0.0], [0.0, 0.1], [0.0, 0.0]])
+    x.requires_grad_(True)
+    spread_hinge(x, y, target).backward()
+    assert x.grad[0, 1] > 0 > x.grad[1, 1]
