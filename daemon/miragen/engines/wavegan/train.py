@@ -364,20 +364,18 @@ def ms_features(x, oneshot: bool):
     return torch.log(mag + MS_FLOOR) if MS_FLOOR > 0 else mag
 
 
-COVER_HARMONICS = 48  # = judge.features.CYCLE_HARMONICS
-COVER_FLOOR = 1e-3  # -60 dB = judge.features.CYCLE_FLOOR_DB
-
-
 def cover_features(x):
     """The judge's cycle features in torch, differentiable: log magnitudes of harmonics 1-48
     relative to the cycle's RMS (harmonics 1-128, as after the judge's resampling to 256
     points), with a soft -60 dB floor, divided by √48 — so a distance here is the judge's."""
     import torch
 
+    from ...judge.features import CYCLE_FLOOR_DB, CYCLE_HARMONICS
+
     p = torch.fft.rfft(x, dim=-1).abs().pow(2)
     total = p[:, 1:129].sum(dim=1, keepdim=True)
-    rel = p[:, 1 : COVER_HARMONICS + 1] / (total + 1e-12)
-    return 10 * torch.log10(rel + COVER_FLOOR**2) / math.sqrt(COVER_HARMONICS)
+    rel = p[:, 1 : CYCLE_HARMONICS + 1] / (total + 1e-12)
+    return 10 * torch.log10(rel + 10 ** (CYCLE_FLOOR_DB / 10)) / math.sqrt(CYCLE_HARMONICS)
 
 
 def copy_hinge(feats, y, real_feats, real_labels, radius):
@@ -635,12 +633,6 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
             cover_tau = torch.nan_to_num(opts["cover_target"] * spacing[labels], nan=float("inf"))
             novel_r = torch.nan_to_num(opts["novel_target"] * spacing, nan=0.0)
 
-    def copy_penalty(out, y):
-        return copy_hinge(cover_features(out[:, 0]), y, real_feats, labels, novel_r)
-
-    def spread_penalty(out, y):
-        return spread_hinge(cover_features(out[:, 0]), y, opts["spread_target"] * spread_real)
-
     if cover:
         if cover_z is None or cover_z.shape != (n_real, spec["z_dim"]):
             cover_z = torch.randn(n_real, spec["z_dim"])
@@ -705,18 +697,19 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
             fake = g(z, y, f)
         d_out = d(aug(fake), y)
         loss_g = g_loss_wgan(d_out) if wgan else g_loss_ns(d_out)
+        f_fake = cover_features(fake[:, 0]) if (spread or novel) else None
+        f_near = cover_features(near[:, 0]) if cover else None
         if cover:
-            gap = (cover_features(near[:, 0]) - real_feats[idx]).norm(dim=1)
-            cov = torch.relu(gap - cover_tau[idx]).mean()
+            cov = torch.relu((f_near - real_feats[idx]).norm(dim=1) - cover_tau[idx]).mean()
             loss_g = loss_g + opts["cover_lambda"] * cov
             losses["cover"] = float(cov.detach())
         if spread:
-            sp = spread_penalty(fake, y)
+            sp = spread_hinge(f_fake, y, opts["spread_target"] * spread_real)
             loss_g = loss_g + opts["spread_lambda"] * sp
             losses["spread"] = float(sp.detach())
         if novel:
-            out, y_out = (both, torch.cat([y, y])) if cover else (fake, y)
-            cp = copy_penalty(out, y_out)
+            f_out, y_out = (torch.cat([f_fake, f_near]), torch.cat([y, y])) if cover else (f_fake, y)
+            cp = copy_hinge(f_out, y_out, real_feats, labels, novel_r)
             loss_g = loss_g + opts["novel_lambda"] * cp
             losses["copy"] = float(cp.detach())
         if opts["ms_lambda"] > 0:
