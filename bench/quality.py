@@ -103,15 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trace", action="store_true",
                    help="wavegan rows: judge every snapshot against the held-out 20 %% (listed in 'snapshots')")
     args = p.parse_args(argv)
-    args.options = {}
-    for item in args.sets:
-        key, sep, value = item.partition("=")
-        if not sep:
-            p.error(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            args.options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            args.options[key] = value
+    from miragen.commands.train import parse_sets  # the same KEY=VALUE rules as `miragen train --set`
+    from miragen.errors import MiragenError
+
+    try:
+        args.options = parse_sets(args.sets)
+    except MiragenError as exc:
+        p.error(str(exc))
     logging.basicConfig(level=logging.WARNING)
     import torch
 
