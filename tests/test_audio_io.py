@@ -286,9 +286,10 @@ def test_missing_folder_and_unreadable(tmp_path, monkeypatch):
     def deny(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(aio, "open", deny, raising=False)
+    monkeypatch.setattr(aio.os, "open", deny)  # the reader opens with os.open (non-blocking)
     with pytest.raises(InputError, match="permission denied") as ei:
         read_audio(tmp_path / "locked.wav")
+    monkeypatch.undo()
     assert "locked.wav" in str(ei.value)
 
 

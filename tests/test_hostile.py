@@ -262,3 +262,76 @@ def test_midi_input_floods_keep_memory_bounded_and_the_daemon_up(tmp_path):
         h.close()
         os.close(master)
         os.close(slave)
+
+
+def _wav8(data: bytes, rate: int) -> bytes:
+    import struct
+
+    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 1, 1,
+                       rate, rate, 1, 8, b"data", len(data)) + data
+
+
+def test_headers_that_make_small_files_huge_cannot_take_the_daemon_down(tmp_path):
+    """Issue 14, class 1, in the drop folder: a 100 KB WAV whose header says 1 Hz (the old path
+    asked 21.9 GiB for it), a 4 MB WAV whose 1 kHz header stretches it over 67 minutes, and a
+    30 MB 8 kHz WAV of 31 minutes, dropped with three ordinary hits into a one-shot class. The 1 Hz
+    file lands in rejected/ with its reason; the others are filed and trained on (the trainer
+    keeps 2.2 s of each); the daemon's and its worker's memory stay bounded; a restart finds
+    nothing left to do and files nothing twice."""
+    import numpy as np
+
+    rng = np.random.default_rng(14)
+    h = soak.Harness(tmp_path / "h", seed=14, sim=False, train_seconds=2,
+                     config={"train": {"mode": "oneshot", "debounce_s": 0.5},
+                             "daemon": {"settle_s": 0.3, "max_file_mb": 64}})
+    proc = h.start()
+    try:
+        h.wait_for(lambda: (h.state / "status.json").exists(), 60, "the daemon to start", proc)
+        h.drop_bad("hits/hz1.wav", _wav8(rng.integers(1, 256, 100_000).astype(np.uint8).tobytes(), 1),
+                   "sample rate 1 Hz is out of range")
+        t = np.arange(4_000_000)
+        h.drop_good("hits/hours.wav", _wav8(
+            (128 + 100 * np.sin(2 * np.pi * t / 37.0)).astype(np.uint8).tobytes(), 1000))
+        t = np.arange(15_000_000)
+        pcm16 = (12000 * np.sin(2 * np.pi * 440 * t / 8000.0)).astype("<i2").tobytes()
+        import struct
+
+        h.drop_good("hits/long8k.wav", struct.pack(
+            "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(pcm16), b"WAVE", b"fmt ", 16, 1, 1, 8000,
+            16000, 2, 16, b"data", len(pcm16)) + pcm16)
+        del t, pcm16
+        for i in range(3):
+            decay = np.exp(-np.arange(3000) / (300.0 + 200 * i)) * rng.normal(size=3000)
+            h.drop_good(f"hits/hit{i}.wav", _wav8(
+                np.clip(128 + 120 * decay / np.max(np.abs(decay)), 1, 255).astype(np.uint8).tobytes(),
+                29411))
+        model = h.state / "models" / "hits" / "v0001"
+        h.wait_for(lambda: model.exists() and h.quiet(("ingest",)), 300,
+                   "ingest and a first model of the class", proc, stable_s=1.0)
+        assert proc.poll() is None, h.log_tail()
+        rc, _ = h.stop(proc)
+        assert rc == 0
+        res = h.check(ignore_kinds=("train",))
+        assert res["ok"], json.dumps(res, indent=1)
+        reasons = h.rejected()
+        assert "sample rate 1 Hz is out of range" in reasons["hits/hz1.wav"]
+        print(f"daemon peak RSS {h.peak_rss_kb / 1024:.0f} MB, worker {h.peak_worker_rss_kb / 1024:.0f} MB")
+        assert h.peak_rss_kb / 1024 < 150
+        # the worker holds torch and a one-shot model at its longest internal length (16,384
+        # samples, because the long sounds reach it): `miragen train --mode oneshot` on the same
+        # two long files and five hits peaks at 1.32 GB, on the hits alone at 0.65 GB. The files
+        # themselves add nothing: the old path resampled the 67-minute file whole (> 3 GB).
+        assert h.peak_worker_rss_kb / 1024 < 1600
+        # a restart: nothing to redo, nothing filed twice, no loop on the rejected file
+        before = h.rejected(), sorted(p.name for p in (h.state / "corpus").rglob("*"))
+        proc = h.start()
+        h.wait_for(lambda: h.quiet(("ingest",)), 60, "the restarted daemon to settle", proc,
+                   stable_s=3.0)
+        assert h.stop(proc)[0] == 0
+        assert (h.rejected(), sorted(p.name for p in (h.state / "corpus").rglob("*"))) == before
+        assert "Traceback" not in h.log.read_text(errors="replace")
+    finally:
+        if proc.poll() is None:  # a failed assertion must not leave a daemon running
+            proc.kill()
+            proc.wait()
+        h.close()

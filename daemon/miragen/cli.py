@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import pkgutil
 import sys
+from typing import NoReturn
 
 from . import __version__
-from .errors import ConfigError, MiragenError
+from .errors import ConfigError, InputError, MiragenError
 
 log = logging.getLogger("miragen")
 
@@ -25,15 +27,26 @@ EXIT_FAILED = 1  # the command ran, and its verdict is "no" (gate failed, NAK af
 EXIT_BAD_INPUT = 2  # bad input, bad usage, bad config
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's one error prefix: ``miragen: error: COMMAND: ...`` (exit 2),
+    after the usage line, for every command and subcommand."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        words = self.prog.split()[1:]
+        where = f"{' '.join(words)}: " if words else ""
+        self.exit(EXIT_BAD_INPUT, f"miragen: error: {where}{message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="miragen",
         description="Invent new sounds for the Ensoniq Mirage: convert, train, generate, judge, deliver.",
     )
     parser.add_argument("--version", action="version", version=f"miragen {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     from . import commands
 
@@ -50,18 +63,52 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
+def error_object(exc: BaseException) -> dict:
+    """The JSON form of an error, printed by ``--json`` commands instead of nothing."""
+    obj: dict = {"ok": False, "error": str(exc)}
+    if isinstance(exc, ConfigError):
+        obj.update(source=exc.source, problems=exc.problems)
+    elif isinstance(exc, InputError):
+        obj.update(file=exc.path, reason=exc.reason)
+    elif isinstance(exc, OSError):
+        obj.update(file=exc.filename, reason=exc.strerror or str(exc))
+    return obj
+
+
+def _os_error_text(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Every error a user can cause ends as one line on stderr naming the file
+    (or key, or port) and the reason, exit 2; with ``--json`` also as an error object on stdout."""
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
+    as_json = bool(getattr(args, "json", False))
     try:
         rc = args.func(args)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"miragen {args.command}: {exc.source}: {problem}", file=sys.stderr)
+            print(f"miragen: error: {exc.source}: {problem}", file=sys.stderr)
+        if as_json:
+            print(json.dumps(error_object(exc)))
         return EXIT_BAD_INPUT
     except MiragenError as exc:
         print(f"miragen: error: {exc}", file=sys.stderr)
+        if as_json:
+            print(json.dumps(error_object(exc)))
+        return EXIT_BAD_INPUT
+    except MemoryError:
+        print(f"miragen: error: {args.command}: out of memory", file=sys.stderr)
+        if as_json:
+            print(json.dumps({"ok": False, "error": "out of memory"}))
+        return EXIT_FAILED
+    except OSError as exc:  # a path the system refused (read-only, /proc, no space, ...)
+        print(f"miragen: error: {_os_error_text(exc)}", file=sys.stderr)
+        if as_json:
+            print(json.dumps(error_object(exc)))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("miragen: interrupted", file=sys.stderr)

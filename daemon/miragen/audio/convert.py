@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fsutil import fsync_dir
+from ..fsutil import fsync_dir, refuse_special_target
 from .io import DEFAULT_MAX_FILE_BYTES, read_audio, wav_u8_bytes, write_pcm, write_wav_u8
 from .mirage8 import Prepared, prepare
 from .render import waveform_png, waveform_png_bytes
+from .resample import SUPPORT_MARGIN_S
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,14 @@ def convert_file(
     fade_ms: float = 10.0,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     rng: np.random.Generator | None = None,
+    too_long_hint: str = "",
 ) -> Prepared:
-    """Decode ``path`` and prepare it for the Mirage. Raises ``InputError`` for bad input."""
-    audio = read_audio(path, raw_rate=raw_rate, max_file_bytes=max_file_bytes)
+    """Decode ``path`` and prepare it for the Mirage. Raises ``InputError`` for bad input;
+    ``too_long_hint`` ends the message for a refused long input (say which option cuts it)."""
+    # decode only what the output can hold (plus the resampling filter's reach): a long file, or
+    # a header whose rate stretches a small file over hours, costs what is kept
+    keep = min(int(max_bytes), 65536) / float(rate) + SUPPORT_MARGIN_S
+    audio = read_audio(path, raw_rate=raw_rate, max_file_bytes=max_file_bytes, keep_seconds=keep)
     return prepare(
         audio.samples,
         audio.rate,
@@ -47,6 +53,8 @@ def convert_file(
         fade_ms=fade_ms,
         rng=rng,
         source=str(path),
+        too_long_hint=too_long_hint,
+        total_frames=audio.total_frames,
     )
 
 
@@ -135,6 +143,7 @@ class OutputWriter:
         finally:
             os.close(dfd)
         for tmp, final in self._pending:
+            refuse_special_target(final)  # never rename a file over a device node or a FIFO
             os.replace(tmp, final)
             self.written.append(final)
         self._pending.clear()

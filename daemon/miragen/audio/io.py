@@ -12,8 +12,8 @@ values, too large, unreadable) instead of a libsndfile message.
 
 from __future__ import annotations
 
-import io
 import logging
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..fsutil import atomic_write_bytes
+from ..fsutil import atomic_write_bytes, open_regular
+from ..limits import SOURCE_RATE_MAX, source_rate_problem
 
 log = logging.getLogger(__name__)
 
 RAW_SUFFIXES = frozenset({".pcm", ".raw"})
-MAX_RATE = 1_000_000  # Hz; anything above is an absurd header value
+MAX_RATE = SOURCE_RATE_MAX  # Hz; anything above is an absurd header value
 MAX_CHANNELS = 256
 DEFAULT_RAW_RATE = 29411
 DEFAULT_MAX_FILE_BYTES = 64 * 2**20
@@ -35,17 +36,35 @@ DEFAULT_MAX_FILE_BYTES = 64 * 2**20
 
 @dataclass
 class Audio:
-    """Decoded audio: float32 mono samples in [-1, 1] at ``rate`` Hz."""
+    """Decoded audio: float32 mono samples in [-1, 1] at ``rate`` Hz.
+
+    When the reader was asked to keep only the start of a long file (``keep_seconds``),
+    ``samples`` holds that start and ``total_frames`` the length of the whole file.
+    """
 
     samples: np.ndarray
     rate: int
     path: str
     channels: int = 1  # channel count of the source (mixed down to mono)
     format: str = ""  # "wav", "aiff", "flac" or "raw"
+    total_frames: int = -1  # frames in the whole file (-1: same as len(samples))
+    lo: float = 0.0  # lowest and highest mono sample value decoded (over the whole file when
+    hi: float = 0.0  # it was measured whole: see scan_audio)
+
+    def __post_init__(self) -> None:
+        if self.total_frames < 0:
+            self.total_frames = len(self.samples)
+        if self.lo == 0.0 and self.hi == 0.0 and len(self.samples):
+            self.lo, self.hi = float(np.min(self.samples)), float(np.max(self.samples))
 
     @property
     def seconds(self) -> float:
-        return len(self.samples) / float(self.rate) if self.rate else 0.0
+        """Duration of the whole file (not only of what was kept)."""
+        return self.total_frames / float(self.rate) if self.rate else 0.0
+
+    @property
+    def kept_all(self) -> bool:
+        return len(self.samples) >= self.total_frames
 
 
 @dataclass
@@ -62,6 +81,19 @@ class _Header:
     encoding: int | None = None  # WAV format tag (1 PCM, 3 float, 0xFFFE extensible, ...)
 
 
+class _Source:
+    """One open regular file, read by offset (``pread``): headers are checked without loading
+    the file, so memory follows what is decoded, never the file's size."""
+
+    def __init__(self, path: Path, fd: int, size: int):
+        self.path, self.fd, self.size = path, fd, size
+
+    def read(self, offset: int, n: int) -> bytes:
+        if offset >= self.size or n <= 0:
+            return b""
+        return os.pread(self.fd, min(n, self.size - offset), offset)
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -70,6 +102,9 @@ def read_audio(
     *,
     raw_rate: int = DEFAULT_RAW_RATE,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    keep_seconds: float | None = None,
+    keep_frames: int | None = None,
+    measure_all: bool = False,
 ) -> Audio:
     """Decode ``path`` into float32 mono samples in [-1, 1].
 
@@ -77,63 +112,141 @@ def read_audio(
     accepted on read). Everything else is recognised by its magic bytes (RIFF/RIFX/RF64 WAVE,
     FORM AIFF/AIFC, fLaC), whatever its name. Channels are mixed down by averaging.
 
-    Raises :class:`InputError` naming the file and the reason for any bad input.
+    ``keep_seconds``: decode only the first ``keep_seconds`` of the file (the rest is measured,
+    not kept: :attr:`Audio.total_frames`), so a long file, or a header whose rate makes a small
+    file last for hours, costs what is kept; ``keep_frames`` does the same in frames (the smaller
+    of the two applies). ``measure_all`` decodes the rest too, block by block without keeping
+    it, so that :attr:`Audio.lo`/:attr:`Audio.hi` cover the whole file. Only regular files are
+    read (a FIFO or a device is refused at once). Raises :class:`InputError` naming the file and
+    the reason for bad input.
     """
     p = Path(path)
-    data = _read_bytes(p, max_file_bytes)
-    if p.suffix.lower() in RAW_SUFFIXES:
-        if raw_rate <= 0 or raw_rate > MAX_RATE:
-            raise InputError(p, f"raw sample rate {raw_rate} Hz is out of range (1..{MAX_RATE})")
-        u8 = np.frombuffer(data, dtype=np.uint8)
-        samples = (u8.astype(np.float32) - 128.0) / 128.0
-        return Audio(samples, int(raw_rate), str(p), 1, "raw")
-    header = _check_header(p, data)
-    # an uncompressed file holds at most one sample per byte; more decoded samples than the
-    # size limit allows is a lying header or a decompression bomb
-    return _decode(p, data, header, max_file_bytes)
-
-
-def _read_bytes(p: Path, max_file_bytes: int) -> bytes:
+    fd, size = _open_regular(p, max_file_bytes)
     try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise InputError(p, "file not found") from None
-    except PermissionError:
-        raise InputError(p, "cannot read the file: permission denied") from None
+        src = _Source(p, fd, size)
+        if p.suffix.lower() in RAW_SUFFIXES:
+            return _read_raw(src, raw_rate, keep_seconds, keep_frames, measure_all)
+        header = _check_header(p, src)
+        return _decode(src, header, max_file_bytes, keep_seconds, keep_frames, measure_all)
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _open_regular(p: Path, max_file_bytes: int) -> tuple[int, int]:
+    """Open ``p`` for reading if it is a non-empty regular file within the size limit."""
+    fd, st = open_regular(p, what="file")
+    try:
+        if st.st_size == 0:
+            raise InputError(p, "empty file (0 bytes)")
+        if st.st_size > max_file_bytes:
+            raise InputError(
+                p,
+                f"file is {st.st_size / 2**20:.1f} MB, larger than the "
+                f"{max_file_bytes / 2**20:g} MB limit",
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, int(st.st_size)
+
+
+def _keep_frames(keep_seconds: float | None, keep_frames: int | None, rate: float) -> int | None:
+    keep = None if keep_frames is None else max(1, int(keep_frames))
+    if keep_seconds is not None:
+        by_time = max(1, math.ceil(max(0.0, keep_seconds) * rate))
+        keep = by_time if keep is None else min(keep, by_time)
+    return keep
+
+
+def _read_raw(
+    src: _Source, raw_rate: int, keep_seconds: float | None, keep_frames: int | None,
+    measure_all: bool,
+) -> Audio:
+    problem = source_rate_problem(raw_rate)
+    if problem:
+        raise InputError(src.path, f"raw {problem}")
+    keep = _keep_frames(keep_seconds, keep_frames, raw_rate)
+    n = src.size if keep is None else min(src.size, keep)
+    try:
+        data = src.read(0, n)
+        lo, hi = _raw_range(src) if measure_all and n < src.size else (None, None)
+    except OSError as exc:
+        raise InputError(src.path, f"cannot read the file: {exc.strerror or exc}") from None
+    if not data:
+        raise InputError(src.path, "empty file (0 bytes)")
+    u8 = np.frombuffer(data, dtype=np.uint8)
+    samples = (u8.astype(np.float32) - 128.0) / 128.0
+    a = Audio(samples, int(raw_rate), str(src.path), 1, "raw", total_frames=src.size)
+    if lo is not None:
+        a.lo, a.hi = lo, hi
+    return a
+
+
+def _raw_range(src: _Source) -> tuple[float, float]:
+    lo, hi = 255, 0
+    for off in range(0, src.size, 1 << 20):
+        b = np.frombuffer(src.read(off, 1 << 20), dtype=np.uint8)
+        if len(b):
+            lo, hi = min(lo, int(b.min())), max(hi, int(b.max()))
+    return (lo - 128.0) / 128.0, (hi - 128.0) / 128.0
+
+
+def scan_audio(
+    path: str | os.PathLike, *, raw_rate: int = DEFAULT_RAW_RATE,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> Audio:
+    """Check and measure a whole file without keeping it: rate, channels, format, length
+    (:attr:`Audio.total_frames`) and the range of its values (:attr:`Audio.lo`, ``hi``), in
+    memory that does not grow with the file. ``samples`` holds only the first frame."""
+    return read_audio(
+        path, raw_rate=raw_rate, max_file_bytes=max_file_bytes, keep_frames=1, measure_all=True
+    )
+
+
+# Other formats, recognised so that the message says what to do instead of "not a WAV".
+_OTHER_FORMATS = (
+    (b"ID3", "an MP3 file"),
+    (b"OggS", "an Ogg file (Vorbis or Opus)"),
+    (b"\x1aE\xdf\xa3", "a Matroska/WebM file"),
+    (b"caff", "a Core Audio (CAF) file"),
+    (b".snd", "a Sun/NeXT .au file"),
+    (b"MThd", "a Standard MIDI File (notes, not audio)"),
+)
+
+
+def _other_format(head: bytes) -> str | None:
+    for magic, what in _OTHER_FORMATS:
+        if head.startswith(magic):
+            return what
+    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and (head[1] & 0x06):
+        return "an MP3 or AAC stream"
+    if head[4:8] == b"ftyp":
+        return "an MP4/M4A file"
+    return None
+
+
+def _check_header(p: Path, src: _Source) -> _Header:
+    try:
+        head = src.read(0, 12)
     except OSError as exc:
         raise InputError(p, f"cannot read the file: {exc.strerror or exc}") from None
-    if p.is_dir():
-        raise InputError(p, "is a folder, not an audio file")
-    if st.st_size == 0:
-        raise InputError(p, "empty file (0 bytes)")
-    if st.st_size > max_file_bytes:
-        raise InputError(
-            p, f"file is {st.st_size / 2**20:.1f} MB, larger than the {max_file_bytes / 2**20:g} MB limit"
-        )
-    try:
-        with open(p, "rb") as fh:
-            data = fh.read(max_file_bytes + 1)
-    except PermissionError:
-        raise InputError(p, "cannot read the file: permission denied") from None
-    except OSError as exc:
-        raise InputError(p, f"cannot read the file: {exc.strerror or exc}") from None
-    if len(data) == 0:
-        raise InputError(p, "empty file (0 bytes)")
-    if len(data) > max_file_bytes:
-        raise InputError(p, f"file is larger than the {max_file_bytes / 2**20:g} MB limit")
-    return data
-
-
-def _check_header(p: Path, data: bytes) -> _Header:
-    magic = data[:4]
+    magic = head[:4]
     if magic in (b"RIFF", b"RIFX", b"RF64"):
-        h = _check_wav(p, data)
+        h = _check_wav(p, src)
     elif magic == b"FORM":
-        h = _check_aiff(p, data)
+        h = _check_aiff(p, src)
     elif magic == b"fLaC":
-        h = _check_flac(p, data)
+        h = _check_flac(p, src)
     else:
-        shown = data[:4].decode("latin-1").encode("unicode_escape").decode("ascii")
+        other = _other_format(head)
+        if other:
+            raise InputError(
+                p, f"{other}, which Miragen does not read: convert it to WAV or FLAC first"
+            )
+        shown = head[:4].decode("latin-1").encode("unicode_escape").decode("ascii")
         hint = ""
         if p.suffix.lower() in {".wav", ".wave", ".aif", ".aiff", ".aifc", ".flac"}:
             hint = f" although it is named {p.suffix}"
@@ -150,11 +263,12 @@ def _check_values(p: Path, h: _Header) -> None:
     if h.channels <= 0:
         raise InputError(p, f"bad {h.format.upper()} header: it says {h.channels} channels")
     if h.channels > MAX_CHANNELS:
-        raise InputError(p, f"bad {h.format.upper()} header: it says {h.channels} channels (at most {MAX_CHANNELS})")
-    if not (h.rate > 0) or h.rate > MAX_RATE:
         raise InputError(
-            p, f"bad {h.format.upper()} header: sample rate {h.rate:g} Hz is out of range (1..{MAX_RATE})"
+            p, f"bad {h.format.upper()} header: it says {h.channels} channels (at most {MAX_CHANNELS})"
         )
+    problem = source_rate_problem(h.rate)
+    if problem:
+        raise InputError(p, f"bad {h.format.upper()} header: {problem}")
     if h.bits <= 0 or h.bits > 64:
         raise InputError(p, f"bad {h.format.upper()} header: {h.bits} bits per sample")
     if h.frames == 0 or h.data_bytes == 0:
@@ -167,41 +281,60 @@ def _check_values(p: Path, h: _Header) -> None:
         )
 
 
-def _walk_chunks(p: Path, data: bytes, start: int, big: bool, what: str):
+MAX_CHUNKS = 4096  # a real file has a handful; more is a hostile file made of empty chunks
+
+
+def _walk_chunks(p: Path, src: _Source, start: int, big: bool, what: str):
     """Yield (id, payload offset, declared length) for each chunk of a RIFF/IFF body."""
     pos = start
-    n = len(data)
+    n = src.size
     hdr = ">4sI" if big else "<4sI"
+    count = 0
     while pos + 8 <= n:
-        cid, length = struct.unpack_from(hdr, data, pos)
+        count += 1
+        if count > MAX_CHUNKS:
+            raise InputError(p, f"bad {what} file: more than {MAX_CHUNKS} chunks")
+        cid, length = struct.unpack(hdr, src.read(pos, 8))
         yield cid, pos + 8, length
         pos += 8 + length + (length & 1)
     if pos < n and pos + 8 > n and n - pos > 1:
         log.debug("%s: %d stray bytes after the last %s chunk", p, n - pos, what)
 
 
-def _check_wav(p: Path, data: bytes) -> _Header:
-    if len(data) < 12:
-        raise InputError(p, f"truncated: only {len(data)} bytes, too short for a WAV header")
-    riff, form = data[:4], data[8:12]
+STREAMED = 0xFFFFFFFF  # size fields of a WAV written while streaming (length unknown)
+
+
+def _check_wav(p: Path, src: _Source) -> _Header:
+    if src.size < 12:
+        raise InputError(p, f"truncated: only {src.size} bytes, too short for a WAV header")
+    head = src.read(0, 12)
+    riff, form = head[:4], head[8:12]
     if form != b"WAVE":
         shown = form.decode("latin-1").encode("unicode_escape").decode("ascii")
         raise InputError(p, f"a RIFF file, but not WAV audio (form type '{shown}')")
     big = riff == b"RIFX"
+    riff_size = struct.unpack(">I" if big else "<I", head[4:8])[0]
     fmt = None
     data_off = data_len = None
     ds64_data = None
-    for cid, off, length in _walk_chunks(p, data, 12, big, "WAV"):
+    for cid, off, length in _walk_chunks(p, src, 12, big, "WAV"):
         if cid == b"ds64" and length >= 28:
-            ds64_data = struct.unpack_from("<Q", data, off + 8)[0] if off + 16 <= len(data) else None
+            b = src.read(off + 8, 8)
+            ds64_data = struct.unpack("<Q", b)[0] if len(b) == 8 else None
         elif cid == b"fmt ":
-            if length < 16 or off + 16 > len(data):
+            b = src.read(off, 16)
+            if length < 16 or len(b) < 16:
                 raise InputError(p, "bad WAV header: the 'fmt ' chunk is too short")
-            fmt = struct.unpack_from(">HHIIHH" if big else "<HHIIHH", data, off)
+            fmt = struct.unpack(">HHIIHH" if big else "<HHIIHH", b)
         elif cid == b"data":
             data_off, data_len = off, length
-            if riff == b"RF64" and length == 0xFFFFFFFF and ds64_data is not None:
+            if riff == b"RF64" and length == STREAMED and ds64_data is not None:
                 data_len = ds64_data
+            elif riff == b"RIFF" and length == STREAMED and riff_size in (0, STREAMED):
+                # a streamed WAV (both sizes unknown to the writer): the audio runs to the end
+                # of the file. A legitimate WAV, not a truncated one; a data size alone that
+                # claims 4 GB in a file whose RIFF size is real is still a lie.
+                data_len = src.size - off
             break
     if fmt is None:
         if data_off is not None:
@@ -210,7 +343,7 @@ def _check_wav(p: Path, data: bytes) -> _Header:
     tag, channels, rate, _byte_rate, block_align, bits = fmt
     if data_off is None:
         raise InputError(p, "truncated or incomplete WAV: no 'data' chunk (no audio) found")
-    h = _Header("wav", channels, float(rate), bits, None, data_len, len(data) - data_off, tag)
+    h = _Header("wav", channels, float(rate), bits, None, data_len, src.size - data_off, tag)
     if channels > 0 and 0 < bits <= 64 and tag in (1, 3, 0xFFFE):
         width = (bits + 7) // 8
         if block_align != channels * width:
@@ -237,29 +370,37 @@ def _extended_to_float(b: bytes) -> float:
     return -val if b[0] & 0x80 else val
 
 
-def _check_aiff(p: Path, data: bytes) -> _Header:
-    if len(data) < 12:
-        raise InputError(p, f"truncated: only {len(data)} bytes, too short for an AIFF header")
-    form = data[8:12]
+_AIFF_PLAIN = (
+    b"NONE", b"twos", b"sowt", b"raw ", b"fl32", b"FL32", b"fl64", b"FL64", b"in24", b"in32",
+    b"42ni", b"23ni",
+)
+
+
+def _check_aiff(p: Path, src: _Source) -> _Header:
+    if src.size < 12:
+        raise InputError(p, f"truncated: only {src.size} bytes, too short for an AIFF header")
+    form = src.read(8, 4)
     if form not in (b"AIFF", b"AIFC"):
         shown = form.decode("latin-1").encode("unicode_escape").decode("ascii")
         raise InputError(p, f"an IFF file, but not AIFF audio (form type '{shown}')")
     comm = None
     compression = b"NONE"
     ssnd = None
-    for cid, off, length in _walk_chunks(p, data, 12, True, "AIFF"):
+    for cid, off, length in _walk_chunks(p, src, 12, True, "AIFF"):
         if cid == b"COMM":
-            if length < 18 or off + 18 > len(data):
+            b = src.read(off, 22)
+            if length < 18 or len(b) < 18:
                 raise InputError(p, "bad AIFF header: the 'COMM' chunk is too short")
-            channels, frames, bits = struct.unpack_from(">hIh", data, off)
-            rate = _extended_to_float(data[off + 8 : off + 18])
+            channels, frames, bits = struct.unpack_from(">hIh", b, 0)
+            rate = _extended_to_float(b[8:18])
             comm = (channels, frames, bits, rate)
-            if form == b"AIFC" and length >= 22 and off + 22 <= len(data):
-                compression = data[off + 18 : off + 22]
+            if form == b"AIFC" and length >= 22 and len(b) >= 22:
+                compression = b[18:22]
         elif cid == b"SSND":
-            if off + 8 > len(data):
+            b = src.read(off, 4)
+            if len(b) < 4 or off + 8 > src.size:
                 raise InputError(p, "truncated: the 'SSND' (audio) chunk is cut short")
-            offset = struct.unpack_from(">I", data, off)[0]
+            offset = struct.unpack(">I", b)[0]
             ssnd = (off + 8 + offset, length - 8 - offset)
     if comm is None:
         raise InputError(p, "bad or truncated AIFF: no 'COMM' chunk (format description) found")
@@ -267,7 +408,7 @@ def _check_aiff(p: Path, data: bytes) -> _Header:
     h = _Header("aiff", channels, rate, bits, frames, None, None)
     if frames > 0 and ssnd is None:
         raise InputError(p, "truncated or incomplete AIFF: no 'SSND' chunk (no audio) found")
-    if compression in (b"NONE", b"twos", b"sowt", b"raw ", b"fl32", b"FL32", b"fl64", b"FL64", b"in24", b"in32", b"42ni", b"23ni") and ssnd is not None:
+    if compression in _AIFF_PLAIN and ssnd is not None:
         width = (bits + 7) // 8 if bits > 0 else 0
         if compression in (b"fl32", b"FL32"):
             width = 4
@@ -275,13 +416,14 @@ def _check_aiff(p: Path, data: bytes) -> _Header:
             width = 8
         if channels > 0 and width > 0:
             h.data_bytes = frames * channels * width
-            h.available = len(data) - ssnd[0]
+            h.available = src.size - ssnd[0]
     return h
 
 
-def _check_flac(p: Path, data: bytes) -> _Header:
-    if len(data) < 8 + 34:
-        raise InputError(p, f"truncated: only {len(data)} bytes, too short for a FLAC header")
+def _check_flac(p: Path, src: _Source) -> _Header:
+    if src.size < 8 + 34:
+        raise InputError(p, f"truncated: only {src.size} bytes, too short for a FLAC header")
+    data = src.read(0, 8 + 34)
     block_type = data[4] & 0x7F
     length = int.from_bytes(data[5:8], "big")
     if block_type != 0 or length < 34:
@@ -317,48 +459,73 @@ def _translate(exc: Exception, h: _Header) -> str:
     for needle, reason in _SNDFILE_REASONS:
         if needle in text:
             return reason
-    return f"cannot decode the {h.format.upper()} audio (the file is damaged or uses an unusual encoding)"
+    return (
+        f"cannot decode the {h.format.upper()} audio "
+        "(the file is damaged or uses an unusual encoding)"
+    )
 
 
-_DECODE_BLOCK = 65536  # frames per read: memory follows what is decoded, never the header's claim
+_DECODE_SAMPLES = 65536  # samples (frames × channels) per read: memory per block is bounded
 _UNKNOWN_FRAMES = 2**63 - 1  # what libsndfile reports for a stream of unknown length
 
 
-def _decode(p: Path, data: bytes, h: _Header, max_samples: int) -> Audio:
+def _decode(
+    src: _Source, h: _Header, max_samples: int, keep_seconds: float | None,
+    keep_frames: int | None = None, measure_all: bool = False,
+) -> Audio:
     """Decode in blocks, mixing each down to mono; refuse more than ``max_samples`` samples
     (frames × channels), so neither a lying header (a FLAC claiming 2^36 samples) nor a
-    decompression bomb can make the reader allocate without bound."""
+    decompression bomb can make the reader allocate without bound. With ``keep_seconds`` only
+    that much is kept; the rest is counted (from the header when it says, else by decoding
+    block by block and dropping each block)."""
     import soundfile as sf
 
+    p = src.path
     blocks: list[np.ndarray] = []
-    frames = 0
+    kept = counted = 0
+    lo, hi = np.inf, -np.inf
     try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
+        with open(os.dup(src.fd), "rb", closefd=True) as fh, sf.SoundFile(fh) as f:
             rate, channels = f.samplerate, f.channels
-            if f.frames != _UNKNOWN_FRAMES and f.frames * channels > max_samples:
+            known = f.frames != _UNKNOWN_FRAMES
+            if known and f.frames * channels > max_samples:
                 raise InputError(
                     p,
-                    f"the header announces {f.frames} frames of {channels} channel(s), more than "
-                    f"the {max_samples} samples a file within the size limit may hold",
+                    f"the header announces {f.frames} frames of {channels} channel(s), more "
+                    f"than the {max_samples} samples a file within the size limit may hold",
                 )
+            keep = _keep_frames(keep_seconds, keep_frames, rate)
+            block = max(1, _DECODE_SAMPLES // max(1, channels))
             while True:
-                b = f.read(_DECODE_BLOCK, dtype="float32", always_2d=True)
+                want = block if keep is None or kept >= keep else min(block, keep - kept)
+                if keep is not None and kept >= keep and known and not measure_all:
+                    break  # the header says how long the rest is: no need to decode it
+                b = f.read(want, dtype="float32", always_2d=True)
                 if len(b) == 0:
                     break
-                frames += len(b)
-                if frames * channels > max_samples:
+                counted += len(b)
+                if counted * channels > max_samples:
                     raise InputError(
-                        p, f"decodes to more than the {max_samples} samples a file within the size limit may hold"
+                        p,
+                        f"decodes to more than the {max_samples} samples a file within the "
+                        "size limit may hold",
                     )
-                blocks.append(b.mean(axis=1, dtype=np.float32) if channels > 1 else b[:, 0].copy())
+                mono = b.mean(axis=1, dtype=np.float32) if channels > 1 else b[:, 0]
+                if measure_all and len(mono):
+                    lo, hi = min(lo, float(np.min(mono))), max(hi, float(np.max(mono)))
+                if keep is None or kept < keep:
+                    blocks.append(mono if channels > 1 else mono.copy())
+                    kept += len(b)
+            stopped = known and keep is not None and kept >= keep and not measure_all
+            total = int(f.frames) if stopped else counted
     except (RuntimeError, ValueError, TypeError, EOFError, sf.SoundFileError) as exc:
         log.debug("%s: libsndfile said: %s", p, exc)
         raise InputError(p, _translate(exc, h)) from None
-    if frames == 0:
+    if kept == 0:
         raise InputError(p, "no audio: the file holds 0 samples")
-    if h.frames is not None and frames < h.frames:
+    if h.frames is not None and counted == total and total < h.frames:
         raise InputError(
-            p, f"truncated: the header announces {h.frames} frames but only {frames} could be decoded"
+            p, f"truncated: the header announces {h.frames} frames but only {total} could be decoded"
         )
     x = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
     if not np.all(np.isfinite(x)):
@@ -366,7 +533,14 @@ def _decode(p: Path, data: bytes, h: _Header, max_samples: int) -> Audio:
     peak = float(np.max(np.abs(x)))
     if peak > 1.0:  # float files may exceed full scale; keep the promise of [-1, 1]
         x = x / np.float32(peak)
-    return Audio(np.ascontiguousarray(x, dtype=np.float32), int(rate), str(p), int(channels), h.format)
+    a = Audio(
+        np.ascontiguousarray(x, dtype=np.float32), int(rate), str(p), int(channels), h.format,
+        total_frames=max(total, len(x)),
+    )
+    if measure_all and lo <= hi:
+        scale = max(1.0, peak, abs(lo), abs(hi))
+        a.lo, a.hi = lo / scale, hi / scale
+    return a
 
 
 # --------------------------------------------------------------------------- writing

@@ -123,9 +123,80 @@ def fill_with_cycle(cycle: bytes | np.ndarray, capacity: int) -> bytes:
     For a 256-byte cycle (one page) and a page range of N pages this is exactly N pages, so a
     page-aligned loop anywhere in it plays the cycle seamlessly; a longer cycle that does not
     divide ``capacity`` leaves the rest to the caller's 0x80 padding. Raises when the cycle
-    itself does not fit.
+    itself does not fit, or is not whole pages: a cycle of any other length is made whole pages
+    by :func:`cycle_to_pages` first (tiling a page-padded cycle would repeat its padding).
     """
     n = len(cycle)
     if n > capacity:
         raise FormatError(f"a {n}-byte cycle does not fit in {capacity} bytes")
     return tile_cycle(cycle, n * max(1, capacity // n) if n else 0)
+
+
+def periodic_resample(x: np.ndarray, m: int) -> np.ndarray:
+    """One period of a periodic signal, resampled to ``m`` points, band-limited (FFT).
+
+    The spectrum of the one period is kept up to the lower of the two Nyquist frequencies and
+    the rest is zero, so the result, repeated, is as seamless as the input repeated: no
+    discontinuity where one period meets the next (a time-domain resampler would see an edge
+    there). An even length's Nyquist bin is halved when it becomes an ordinary frequency
+    (upsampling) and dropped when it would be folded (downsampling).
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    n = len(x)
+    if n == 0 or m <= 0:
+        raise FormatError(f"cannot resample a period of {n} samples to {m} points")
+    if n == m:
+        return x.copy()
+    spec = np.fft.rfft(x)
+    out = np.zeros(m // 2 + 1, dtype=np.complex128)
+    keep = min(len(spec), len(out))
+    out[:keep] = spec[:keep]
+    if n < m and n % 2 == 0:
+        out[n // 2] *= 0.5  # the source's Nyquist bin: split between ±n/2
+    if m < n and m % 2 == 0:
+        out[m // 2] = 0.0  # would alias: the target's Nyquist bin holds nothing
+    return np.fft.irfft(out, m) * (m / n)
+
+
+def cycle_pages(n_at_target: float) -> int:
+    """Pages for one cycle of ``n_at_target`` samples: k = max(1, round(n / 256))."""
+    return max(1, round(n_at_target / PAGE))
+
+
+def cycle_to_pages(
+    x: np.ndarray,
+    rate: float,
+    target_rate: float,
+    *,
+    max_bytes: int = 65536,
+    dither: str = "tpdf",
+    rng: np.random.Generator | None = None,
+) -> bytes:
+    """One single cycle (float audio at ``rate`` Hz) → Mirage 8-bit, whole pages, ready to tile.
+
+    The cycle lasts n = len·target_rate/rate samples at the target rate; it is resampled
+    periodically (:func:`periodic_resample`) to 256·k points, k = max(1, round(n/256)), then
+    quantised (:func:`miragen.audio.mirage8.to_mirage8`: DC removed, peak-normalised, no
+    0x00, no fade). Tiled, every k pages repeat exactly and the last point leads into the first.
+    Raises :class:`FormatError` when 256·k bytes exceed ``max_bytes``.
+    """
+    from .mirage8 import to_mirage8
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    x = x.reshape(-1)
+    if len(x) == 0:
+        raise FormatError("the cycle is empty")
+    if not np.all(np.isfinite(x)):
+        raise FormatError("the cycle holds invalid (NaN or infinite) sample values")
+    n = len(x) * float(target_rate) / float(rate)
+    k = cycle_pages(n)
+    if PAGE * k > max_bytes:
+        raise FormatError(
+            f"one cycle of {n:,.0f} samples at {target_rate:g} Hz takes {k} pages "
+            f"({PAGE * k:,} bytes); only {max_bytes:,} bytes are available "
+            "(is it really a single cycle?)"
+        )
+    y = periodic_resample(x, PAGE * k)
+    return to_mirage8(y, dither=dither, rng=rng).tobytes()

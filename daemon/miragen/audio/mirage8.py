@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import FormatError, InputError
-from .resample import resample
+from .resample import input_needed, output_length, resample
 
 log = logging.getLogger(__name__)
 
@@ -135,43 +135,60 @@ def prepare(
     fade_ms: float = 10.0,
     rng: np.random.Generator | None = None,
     source: str = "input",
+    too_long_hint: str = "",
+    total_frames: int | None = None,
 ) -> Prepared:
-    """Everything between decoded audio and the Mirage: mono, resample, cut, quantise, pad.
+    """Everything between decoded audio and the Mirage: mono, cut, resample, quantise, pad.
 
-    ``x`` is float audio (1-D, or 2-D frames × channels, mixed to mono) at ``rate`` Hz.
-    Input longer than ``max_bytes`` (rounded down to whole pages) after resampling is cut with
-    a ``fade_ms`` fade-out and a warning, or refused with ``strict`` (:class:`InputError`
-    naming ``source``). The result always passes :func:`check_mirage8`.
+    ``x`` is float audio (1-D, or 2-D frames × channels, mixed to mono) at ``rate`` Hz; it may be
+    only the start of a longer sound whose whole length is ``total_frames`` (what
+    :func:`miragen.audio.io.read_audio` keeps with ``keep_seconds``). A sound longer than
+    ``max_bytes`` (rounded down to whole pages) at ``target_rate`` is cut with a ``fade_ms``
+    fade-out and a warning, or refused with ``strict`` (:class:`InputError` naming ``source``,
+    followed by ``too_long_hint``, e.g. "use --cut to cut it"). It is cut in the source's own
+    time before it is resampled, so memory and time follow the output's length, not the
+    input's. DC is removed before resampling, so a constant input stays silent instead of
+    turning into edge clicks. The result always passes :func:`check_mirage8`.
     """
     limit = (min(int(max_bytes), MAX_WAVESAMPLE_BYTES) // PAGE) * PAGE
     if limit < PAGE:
         raise InputError(source, f"max_bytes {max_bytes} is below one 256-byte page")
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
     if x.ndim == 2:
         x = x.mean(axis=1)
     elif x.ndim != 1:
         raise InputError(source, f"audio must be 1-D or frames × channels (got shape {x.shape})")
     if len(x) == 0:
         raise InputError(source, "no audio: 0 samples")
-    if not np.all(np.isfinite(x)):
-        raise InputError(source, "the audio contains invalid (NaN or infinite) sample values")
+    rate, target_rate = int(rate), int(target_rate)
+    total = max(len(x), int(total_frames) if total_frames is not None else 0)
+    n_full = max(1, output_length(total, rate, target_rate))  # the whole sound at target_rate
     warnings: list[str] = []
-    y = resample(x, int(rate), int(target_rate)).astype(np.float64) if int(rate) != int(target_rate) else x
+    cut = n_full > limit
+    secs = n_full / target_rate
+    if cut and strict:
+        raise InputError(
+            source,
+            f"too long: {n_full} samples ({secs:.2f} s at {target_rate} Hz) exceed the "
+            f"{limit}-byte limit ({limit / target_rate:.2f} s)"
+            + (f"; {too_long_hint}" if too_long_hint else ""),
+        )
+    n_out = min(n_full, limit)
+    # only the source that decides the kept output is touched from here on
+    head = np.asarray(x[: input_needed(n_out, rate, target_rate)], dtype=np.float64)
+    if not np.all(np.isfinite(head)):
+        raise InputError(source, "the audio contains invalid (NaN or infinite) sample values")
+    span = head[: max(1, -(-n_out * rate // target_rate))]
+    head = head - span.mean()  # DC off before the filter: no step at the edges to ring
+    if rate != target_rate:
+        y = resample(head, rate, target_rate).astype(np.float64)[:n_out]
+    else:
+        y = head[:n_out]
     if len(y) == 0:
-        y = x[:1]
-    cut = False
-    if len(y) > limit:
-        secs = len(y) / target_rate
-        if strict:
-            raise InputError(
-                source,
-                f"too long: {len(y)} samples ({secs:.2f} s at {target_rate} Hz) exceed the "
-                f"{limit}-byte limit ({limit / target_rate:.2f} s); refused (strict)",
-            )
-        y = y[:limit]
+        y = head[:1]
+    if cut:
         y = y - y.mean()
-        y = _fade_out(y, int(target_rate), fade_ms)
-        cut = True
+        y = _fade_out(y, target_rate, fade_ms)
         warnings.append(
             f"{source}: cut from {secs:.2f} s to {limit / target_rate:.2f} s "
             f"({limit} bytes at {target_rate} Hz) with a {fade_ms:g} ms fade-out"
@@ -179,9 +196,14 @@ def prepare(
     u8 = to_mirage8(y, dither=dither, rng=rng)
     silent = float(np.max(np.abs(y - y.mean()))) < SILENCE_PEAK
     if silent:
-        warnings.append(f"{source}: the audio is silent (peak below −80 dBFS); written as flat 0x80")
+        warnings.append(
+            f"{source}: the audio is silent or constant (peak below −80 dBFS after DC removal); "
+            "written as flat 0x80"
+        )
     data = pad_to_pages(u8).tobytes()
     check_mirage8(data, max_bytes=limit)
     for w in warnings:
         log.info("%s", w)  # callers decide how to show them (the CLI prints them)
-    return Prepared(data=data, warnings=warnings, cut=cut, rate=int(target_rate), samples=len(u8), silent=silent)
+    return Prepared(
+        data=data, warnings=warnings, cut=cut, rate=target_rate, samples=len(u8), silent=silent
+    )

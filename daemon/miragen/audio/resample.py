@@ -82,3 +82,37 @@ def resample(x: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
         h = np.concatenate([h, np.zeros(post)])
     y = upfirdn(h, x, up, down)[n_remove : n_remove + n_out]
     return y.astype(np.float32)
+
+
+def output_length(n_in: int, src_rate: int, dst_rate: int) -> int:
+    """Samples that :func:`resample` makes from ``n_in`` input samples."""
+    if int(src_rate) == int(dst_rate):
+        return int(n_in)
+    return -(-int(n_in) * int(dst_rate) // int(src_rate))
+
+
+def input_needed(n_out: int, src_rate: int, dst_rate: int) -> int:
+    """Input samples that decide the first ``n_out`` output samples: the span they cover plus
+    the filter's half-length (``HALF_LEN_ZEROS`` zero crossings of the slower rate) and two for
+    rounding. ``resample_head`` relies on it; a test checks it against the full resampling."""
+    src, dst = int(src_rate), int(dst_rate)
+    if src == dst:
+        return int(n_out)
+    span = -(-int(n_out) * src // dst)
+    return span + int(np.ceil(HALF_LEN_ZEROS * max(1.0, src / dst))) + 2
+
+
+# seconds of source beyond the kept part that any supported rate pair needs (rates ≥ 1 kHz)
+SUPPORT_MARGIN_S = 0.05
+
+
+def resample_head(x: np.ndarray, src_rate: int, dst_rate: int, n_out: int) -> np.ndarray:
+    """The first ``n_out`` samples of ``resample(x, src_rate, dst_rate)``, computed from only the
+    input they depend on: the cost follows the output's length, never the input's (a long file,
+    or a header whose low rate stretches a small file over hours, cannot demand gigabytes)."""
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"resample expects a 1-D signal (got shape {x.shape})")
+    n_out = max(0, int(n_out))
+    head = x[: input_needed(n_out, src_rate, dst_rate)]
+    return resample(head, src_rate, dst_rate)[:n_out]

@@ -21,8 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created when missing)")
-    p.add_argument("--rate", type=int, metavar="HZ", help="target sample rate (default: config [audio] rate, 29411)")
-    p.add_argument("--max-bytes", type=int, metavar="N", help="longest output in bytes (default: config [audio] max_bytes, 65536)")
+    from ._args import config_int, target_rate
+
+    p.add_argument("--rate", type=target_rate(), metavar="HZ",
+                   help="target sample rate, 4,000..50,000 (default: config [audio] rate, 29411)")
+    p.add_argument("--max-bytes", type=config_int("audio", "max_bytes", unit="bytes"), metavar="N",
+                   help="longest output in bytes, 256..65,536 "
+                        "(default: config [audio] max_bytes, 65536)")
     p.add_argument("--dither", choices=("tpdf", "none"), help="dither when quantising (default: config [audio] dither)")
     p.add_argument("--strict", action="store_true", default=None, help="refuse inputs longer than --max-bytes instead of cutting them")
     p.add_argument("--config", metavar="FILE", help="configuration file")
@@ -32,20 +37,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _convert(args: argparse.Namespace) -> int:
     from .. import config as configmod
     from ..audio.convert import OutputWriter
+    from ..fsutil import prepare_output_dir
 
     audio = configmod.load(args.config)["audio"]
     rate = args.rate if args.rate is not None else audio["rate"]
     max_bytes = args.max_bytes if args.max_bytes is not None else audio["max_bytes"]
     dither = args.dither or audio["dither"]
     strict = audio["strict"] if args.strict is None else True
-    if not 1000 <= rate <= 200000:
-        print(f"miragen: error: --rate {rate}: must be between 1000 and 200000 Hz", file=sys.stderr)
-        return 2
-    if not 256 <= max_bytes <= 65536:
-        print(f"miragen: error: --max-bytes {max_bytes}: must be between 256 and 65536", file=sys.stderr)
-        return 2
+    # --rate and --max-bytes are checked by argparse, the configuration's by its schema.
 
-    out = Path(args.out)
+    out, created = prepare_output_dir(args.out)
+    if created:
+        print(f"miragen: note: created the output folder {out}", file=sys.stderr)
     writer = OutputWriter(out, rate)  # atomic files, one filesystem flush per batch
     try:
         failed = _run(args, audio, writer, rate=rate, max_bytes=max_bytes, dither=dither, strict=strict)
@@ -64,6 +67,7 @@ def _run(args: argparse.Namespace, audio: dict, writer, *, rate: int, max_bytes:
     """Convert every input; returns how many failed (each reported on one line)."""
     from ..audio.convert import convert_file
     from ..errors import MiragenError
+    from ..fsutil import check_output
 
     failed = 0
     used: set[str] = set()
@@ -78,16 +82,20 @@ def _run(args: argparse.Namespace, audio: dict, writer, *, rate: int, max_bytes:
                 raw_rate=audio["raw_rate"],
                 fade_ms=audio["fade_ms"],
                 max_file_bytes=audio["max_input_mb"] * 2**20,
+                too_long_hint="refused because of --strict ([audio] strict); without it the sound "
+                "is cut with a fade-out",
             )
+            stem = Path(src).stem
+            n = 2
+            while stem in used:  # two inputs with the same name: keep both
+                stem = f"{Path(src).stem}-{n}"
+                n += 1
+            for suffix in (".pcm", ".wav", ".png"):  # never over an input, a folder or a device
+                check_output(writer.out / f"{stem}{suffix}", inputs=args.inputs)
         except MiragenError as exc:
             print(f"miragen: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        stem = Path(src).stem
-        n = 2
-        while stem in used:  # two inputs with the same name: keep both
-            stem = f"{Path(src).stem}-{n}"
-            n += 1
         used.add(stem)
         for w in prepared.warnings:
             print(f"miragen: warning: {w}", file=sys.stderr)

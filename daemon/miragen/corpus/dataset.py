@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.resample import SUPPORT_MARGIN_S
 from ..errors import InputError, MiragenError
+from ..limits import HALF_BYTES, TARGET_RATE_MIN
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +65,20 @@ class Dataset:
         return train, held
 
 
+MAX_CYCLE_SOURCE = 65536  # samples: a longer file is not a single cycle (and would cost an FFT
+# of its whole length)
+# seconds any sound is kept when read for training or judging: a Mirage half lasts at most this
+# long at the lowest target rate; the rest of a longer file is never decoded
+KEEP_SECONDS = HALF_BYTES / TARGET_RATE_MIN + SUPPORT_MARGIN_S
+
+
 def cycle_from_wave(x: np.ndarray, cycle_len: int) -> np.ndarray:
     """One single cycle → exactly ``cycle_len`` points, DC removed, peak 1 (periodic resampling)."""
     from scipy.signal import resample
 
     x = np.asarray(x, dtype=np.float64)
+    if len(x) > MAX_CYCLE_SOURCE:
+        raise ValueError(f"{len(x)} samples is too long for a single cycle (at most {MAX_CYCLE_SOURCE})")
     if len(x) != cycle_len:
         x = resample(x, cycle_len)
     x = x - x.mean()
@@ -81,15 +92,19 @@ def list_audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
 
 
-def read_sounds(files: list[Path], *, raw_rate: int = 29411) -> list[tuple[Path, np.ndarray, int]]:
+def read_sounds(
+    files: list[Path], *, raw_rate: int = 29411, keep_seconds: float | None = KEEP_SECONDS
+) -> list[tuple[Path, np.ndarray, int]]:
     """(path, samples, rate) of every file the audio core reads; the others are skipped with a
-    warning naming the file and the reason (a training set survives one bad file)."""
+    warning naming the file and the reason (a training set survives one bad file). Only the
+    first ``keep_seconds`` of each file are decoded (all a Mirage half can hold), so memory
+    follows what is used, not the files' lengths."""
     from ..audio.io import read_audio
 
     out = []
     for f in files:
         try:
-            audio = read_audio(f, raw_rate=raw_rate)
+            audio = read_audio(f, raw_rate=raw_rate, keep_seconds=keep_seconds)
         except InputError as exc:
             log.warning("skipped %s", exc)
             continue
@@ -111,7 +126,7 @@ def load_dataset(
     only_class: str | None = None,
 ) -> Dataset:
     """Load ``folder`` as a dataset; unreadable files are skipped with a warning naming them."""
-    from ..audio.resample import resample
+    from ..audio.resample import resample_head
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -133,9 +148,13 @@ def load_dataset(
         waves, names = [], []
         for f, x, src_rate in read_sounds(files, raw_rate=raw_rate):
             if mode == "cycle":
-                w = cycle_from_wave(x, cycle_len)
+                try:
+                    w = cycle_from_wave(x, cycle_len)
+                except ValueError as exc:
+                    log.warning("skipped %s: %s", f, exc)
+                    continue
             else:
-                w = resample(x, src_rate, rate)[:max_len].astype(np.float32)
+                w = resample_head(x, src_rate, rate, max_len).astype(np.float32)
             waves.append(w)
             names.append(f.name)
         if waves:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MiragenError
+from ..limits import HALF_BYTES
 from .features import CYCLE_LEN, ONESHOT_RATE, check_kind, to_cycle
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,13 @@ def guess_kind(lengths: list[int]) -> str:
 
 
 def to_kind(x: np.ndarray, rate: int, kind: str) -> np.ndarray:
-    """One sound as the judge takes it: a 256-point cycle, or a one-shot at 29,411 Hz."""
-    from ..audio.resample import resample
+    """One sound as the judge takes it: a 256-point cycle, or a one-shot at 29,411 Hz (cut at
+    what a Mirage half holds, 65,536 samples: the cost follows that, not the file)."""
+    from ..audio.resample import resample_head
 
     if kind == "cycle":
         return to_cycle(x, CYCLE_LEN)
-    return np.asarray(resample(x, rate, ONESHOT_RATE), dtype=np.float64)
+    return np.asarray(resample_head(x, rate, ONESHOT_RATE, HALF_BYTES), dtype=np.float64)
 
 
 def load_waves(

@@ -80,21 +80,22 @@ def _read_claimed(src: Path, max_bytes: int) -> bytes:
 
 
 def _check_audio(src: Path, cfg: dict[str, Any], max_bytes: int) -> str:
-    """Decode with the project's one reader; returns the corpus suffix for its format."""
-    from ..audio.io import read_audio
+    """Check and measure the whole file with the project's one reader, without keeping it
+    (memory does not grow with the file); returns the corpus suffix for its format."""
+    from ..audio.io import scan_audio
 
     try:
-        audio = read_audio(src, raw_rate=cfg["audio"]["raw_rate"], max_file_bytes=max_bytes)
+        audio = scan_audio(src, raw_rate=cfg["audio"]["raw_rate"], max_file_bytes=max_bytes)
     except InputError as exc:
         raise Rejected(exc.reason) from None
-    x = audio.samples
-    if len(x) < 2:
+    except MemoryError:
+        raise Rejected("needs more memory to decode than this machine has") from None
+    if audio.total_frames < 2:
         raise Rejected("too short: fewer than 2 samples")
-    if not np.all(np.isfinite(x)):
+    if not (np.isfinite(audio.lo) and np.isfinite(audio.hi)):
         raise Rejected("holds samples that are not finite numbers")
-    peak = float(np.max(np.abs(x - float(np.mean(x)))))
-    if peak < SILENCE_PEAK:
-        raise Rejected("silent (no signal above -60 dBFS)")
+    if (audio.hi - audio.lo) / 2.0 < SILENCE_PEAK:
+        raise Rejected("silent or constant (no signal above -60 dBFS)")
     return FORMAT_SUFFIX.get(getattr(audio, "format", ""), src.suffix.lower() or ".wav")
 
 

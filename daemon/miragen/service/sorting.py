@@ -79,6 +79,7 @@ def cluster_pool(root: Path, cfg: dict[str, Any], pool: list[list[str]], members
     import numpy as np
 
     from ..audio.io import read_audio
+    from ..corpus.dataset import KEEP_SECONDS
     from ..errors import InputError
     from ..judge.cluster import cluster
     from ..judge.sets import to_kind
@@ -89,7 +90,8 @@ def cluster_pool(root: Path, cfg: dict[str, Any], pool: list[list[str]], members
     shas: list[str | None] = []
     for item, is_pool in [(m, True) for m in pool] + [(m, False) for m in members]:
         try:
-            audio = read_audio(root / item[1], raw_rate=cfg["audio"]["raw_rate"])
+            audio = read_audio(root / item[1], raw_rate=cfg["audio"]["raw_rate"],
+                               keep_seconds=KEEP_SECONDS)
         except InputError as exc:
             log.warning("sorting: skipped %s (%s)", item[1], exc.reason)
             continue
