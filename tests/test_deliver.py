@@ -221,7 +221,7 @@ def test_cli_deliver_bad_input(cli, tmp_path, tone):
     r = cli("deliver", str(tone), "--sim", "--wavesample", "9")
     assert r.returncode == 2
     r = cli("deliver", str(tone), "--raw", str(tmp_path / "midiC9D0"))
-    assert r.returncode == 1 and "raw MIDI device" in _text(r.stderr) and "Traceback" not in _text(r.stderr)
+    assert r.returncode == 2 and "raw MIDI device" in _text(r.stderr) and "Traceback" not in _text(r.stderr)
     r = cli("deliver", str(tone), "--sim-fault", "nak")
     assert r.returncode == 2 and "--sim" in _text(r.stderr)
 

@@ -104,6 +104,7 @@ def test_read_wave_memory_order():
 
 def test_parse_positions_by_hand():
     img = bytearray(D.SIZE)
+    img[:4] = b"\x7e\x10\x00\x01"  # an all-zero OS area is refused as implausible
     po = D.param_offset("upper2")
     img[po] = 0xA3
     cb = po + 1 + 24 * 2  # wavesample 3

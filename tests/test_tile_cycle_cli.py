@@ -38,9 +38,16 @@ def test_deliver_tile_cycle_sysex_and_disk(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["report"]["unused"] == 0
     assert _wavesample(img.read_bytes(), "lower1", 2) == cyc * 32
-    # not a single cycle of whole pages: refused with the reason, no traceback
+    # a byte-for-byte cycle that is not whole pages is resampled to whole pages (one here), then
+    # tiled: no 0x80 padding repeated (tests/test_disk_hardening.py checks the seams)
     (tmp_path / "odd.pcm").write_bytes(cyc[:200])
-    r = cli("deliver", str(tmp_path / "odd.pcm"), "--sim", "--tile-cycle")
+    r = cli("deliver", str(tmp_path / "odd.pcm"), "--sim", "--tile-cycle", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["pages"] == 8, r.stderr
+    # with --keep-bytes (disk write) it is refused instead, with the reason, no traceback
+    tpl = tmp_path / "tpl.img"
+    assert cli("disk", "template", "--synthetic", str(tpl)).returncode == 0
+    r = cli("disk", "write", "--template", str(tpl), "-o", str(tmp_path / "o.img"), "--tile-cycle",
+            "--keep-bytes", f"lower1:1={tmp_path / 'odd.pcm'}")
     assert r.returncode == 2 and b"whole 256-byte pages" in r.stderr and b"Traceback" not in r.stderr
 
 

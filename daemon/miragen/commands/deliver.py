@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._args import config_float, config_int
 from ._wave import add_convert_options, load_wave
 
 SYSEX_MAX_BYTES = 255 * 256  # one 0x06 dump carries at most 255 pages
@@ -24,26 +25,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", metavar="IN", help="audio file (WAV/AIFF/FLAC/...), 8-bit .pcm, or a .syx holding a 0x06 dump")
     p.add_argument("--half", choices=("lower", "upper"), help="memory half (default: deliver.half)")
-    p.add_argument("--wavesample", type=int, metavar="N", help="wavesample 1..8 (default: deliver.wavesample)")
+    p.add_argument("--wavesample", type=config_int("deliver", "wavesample"), metavar="N",
+                   help="wavesample 1..8 (default: deliver.wavesample)")
     dest = p.add_mutually_exclusive_group()
     dest.add_argument("--port", metavar="NAME", help="MIDI port whose name contains NAME (mido/rtmidi, ALSA sequencer)")
     dest.add_argument("--serial", metavar="DEV", help="serial device or pyserial URL (e.g. /dev/ttyTHS1, loop://)")
     dest.add_argument("--raw", metavar="DEV", help="raw MIDI device (/dev/snd/midiC1D0) or a pty")
     dest.add_argument("--sim", action="store_true", help="a simulated Mirage in this process")
     dest.add_argument("--disk", metavar="OUT.img", help="write a disk image instead of sending SysEx")
-    p.add_argument("--baud", type=int, help="serial speed (default: deliver.baud, 31250)")
+    p.add_argument("--baud", type=config_int("deliver", "baud", unit="baud"), metavar="B",
+                   help="serial speed, 300..4,000,000 (default: deliver.baud, 31250)")
     p.add_argument("--sim-fault", action="append", default=[], metavar="NAME[=N]", help="with --sim: a fault (see `miragen sim --help`)")
     p.add_argument("--template", metavar="T.img", help="with --disk: template image (default: deliver.template, else the synthetic one)")
     p.add_argument("--sound", choices=("lower1", "upper1", "lower2", "upper2", "lower3", "upper3"),
                    help="with --disk: sound of the image (default: deliver.sound; --half alone picks that half's sound of the same number)")
     p.add_argument("--verify", action="store_true", default=None, help="read the wavesample back (0x04) and compare (default: deliver.verify)")
-    p.add_argument("--tries", type=int, metavar="N", help="attempts per dump (default: deliver.tries)")
-    p.add_argument("--chunk-size", type=int, metavar="BYTES", help="bytes per paced chunk (default: deliver.chunk_size)")
-    p.add_argument("--chunk-gap-ms", type=float, metavar="MS", help="pause after each chunk (default: deliver.chunk_gap_ms)")
-    p.add_argument("--ack-margin", type=float, metavar="S", help="seconds beyond the wire time to wait for ACK/NAK (default: deliver.ack_margin_s)")
+    p.add_argument("--tries", type=config_int("deliver", "tries"), metavar="N",
+                   help="attempts per dump, 1..20 (default: deliver.tries)")
+    p.add_argument("--chunk-size", type=config_int("deliver", "chunk_size", unit="bytes"),
+                   metavar="BYTES", help="bytes per paced chunk (default: deliver.chunk_size)")
+    p.add_argument("--chunk-gap-ms", type=config_float("deliver", "chunk_gap_ms", unit="ms"),
+                   metavar="MS", help="pause after each chunk (default: deliver.chunk_gap_ms)")
+    p.add_argument("--ack-margin", type=config_float("deliver", "ack_margin_s", unit="s"),
+                   metavar="S", help="seconds beyond the wire time to wait for ACK/NAK, 0.1..600 "
+                        "(default: deliver.ack_margin_s)")
     p.add_argument("--tile-cycle", action="store_true",
-                   help="IN is one single cycle (whole 256-byte pages): repeat it to fill the wavesample, deliver.cycle_pages "
-                        "pages by SysEx (default 8), the template wavesample's page range with --disk (no 0x80 tail)")
+                   help="IN is one single cycle: a converted cycle is resampled (periodic, band-limited) to whole "
+                        "256-byte pages, then repeated to fill the wavesample: deliver.cycle_pages pages by SysEx "
+                        "(default 8), the template wavesample's page range with --disk (no 0x80 tail)")
     p.add_argument("--json", action="store_true", help='print {"ok", "bytes_sent", "wire_floor_s", "elapsed_s", "tries", "verified", ...}')
     p.add_argument("--config", metavar="FILE", help="configuration file")
     add_convert_options(p)
@@ -57,21 +66,33 @@ def _wave_bytes(args: argparse.Namespace, max_bytes: int) -> tuple[bytes, list[s
     path = Path(args.input)
     if path.suffix.lower() == ".syx":
         from ..mirage import sysex as S
+        from .sysex import decode_syx
 
-        try:
-            msgs = S.split_messages(path.read_bytes())
-        except OSError as exc:
-            raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
-        dumps = [m for m in msgs if len(m) > 3 and m[3] == S.CMD_WAVESAMPLE_DUMP]
-        if len(dumps) != 1:
-            raise InputError(path, f"holds {len(dumps)} wavesample dumps (0x06); expected exactly one")
-        return S.decode(dumps[0]).data or b"", [], False
+        # regular files only (a FIFO is refused, not waited on), message by message; what is
+        # not the Mirage's (other makers' SysEx, real-time bytes) is skipped and counted
+        stats = S.ScanStats()
+        first: bytes | None = None
+        dumps = 0
+        for m in decode_syx(path, stats):
+            if m.cmd == S.CMD_WAVESAMPLE_DUMP:
+                dumps += 1
+                if first is None:
+                    first = m.data or b""
+        if dumps != 1:
+            raise InputError(path, f"holds {dumps} wavesample dumps (0x06); expected exactly one")
+        args.syx_skipped = stats.to_dict()  # for the JSON result
+        note = stats.summary()
+        if note:
+            print(f"miragen: note: {path}: {note}", file=sys.stderr)
+        return first or b"", [], False
     from ..audio.mirage8 import pad_to_pages
 
+    if getattr(args, "tile_cycle", False):  # one cycle of whole pages, never padded: tiled later
+        from ._wave import load_cycle
+
+        wave = load_cycle(path, args, max_bytes=max_bytes)
+        return wave.data, list(wave.warnings), wave.converted
     wave = load_wave(path, args, max_bytes=max_bytes)
-    if getattr(args, "tile_cycle", False) and len(wave.data) % 256:
-        raise InputError(path, f"--tile-cycle: {len(wave.data):,} samples are not whole 256-byte pages "
-                               "(a single cycle for the Mirage is 256 points: one page)")
     return bytes(pad_to_pages(wave.data)), list(wave.warnings), wave.converted
 
 
@@ -98,70 +119,82 @@ def _progress_printer(enabled: bool):
     return progress, end
 
 
+_DEVICE_OPTIONS = (  # option, transport kind, what it names
+    ("port", "midi", "a part of a MIDI port name"),
+    ("serial", "serial", "a serial device or pyserial URL (e.g. /dev/ttyTHS1)"),
+    ("raw", "raw", "a raw MIDI device (e.g. /dev/snd/midiC1D0)"),
+)
+
+
+def _transport_spec(args: argparse.Namespace, d: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The transport the options name (else deliver.transport) and its overrides. An empty
+    --port/--serial/--raw is an error: it never falls back to the simulated Mirage."""
+    from ..errors import MiragenError
+
+    overrides: dict[str, Any] = {}
+    for option, kind, what in _DEVICE_OPTIONS:
+        value = getattr(args, option, None)
+        if value is None:
+            continue
+        if not value.strip():
+            raise MiragenError(f"--{option} {value!r}: no device given; name {what} "
+                               "(`miragen ports` lists what is here)")
+        spec = f"{kind}:{value}"
+        break
+    else:
+        spec = "sim" if args.sim else d["transport"].strip()
+    if args.sim_fault:
+        if not args.sim:
+            raise MiragenError("--sim-fault needs --sim")
+        from ..transport.simulated import Faults
+
+        try:
+            overrides["faults"] = Faults.parse(args.sim_fault)
+        except ValueError as exc:
+            raise MiragenError(f"--sim-fault: {exc}") from None
+    if args.baud is not None:
+        if spec.startswith("serial:"):
+            overrides["baud"] = args.baud
+        else:
+            print(f"miragen: warning: --baud {args.baud} is ignored: the transport is {spec}, "
+                  "not a serial port", file=sys.stderr)
+    return spec, overrides
+
+
 def _run(args: argparse.Namespace) -> int:
     from .. import config as configmod
 
     cfg = configmod.load(args.config)
     d = cfg["deliver"]
     half = args.half or d["half"]
-    number = args.wavesample if args.wavesample is not None else d["wavesample"]
-    if not 1 <= number <= 8:
-        print(f"miragen deliver: --wavesample {number}: expected 1..8", file=sys.stderr)
-        return 2
+    number = args.wavesample if args.wavesample is not None else d["wavesample"]  # both 1..8
     if args.disk:
         return _to_disk(args, cfg, half, number)
-    if args.sim_fault and not args.sim:
-        print("miragen deliver: --sim-fault needs --sim", file=sys.stderr)
-        return 2
+    spec, overrides = _transport_spec(args, d)  # before reading IN: a bad device fails at once
+    simulated = spec == "sim"
     data, warnings, converted = _wave_bytes(args, SYSEX_MAX_BYTES)
     if args.tile_cycle:
         from ..audio.loops import fill_with_cycle
 
         data = fill_with_cycle(data, max(len(data), 256 * d["cycle_pages"]))
     for w in warnings:
-        print(f"miragen deliver: warning: {w}", file=sys.stderr)
+        print(f"miragen: warning: {w}", file=sys.stderr)
 
-    from ..transport import TransportError, open_transport
+    from ..transport import open_transport
     from ..transport.deliver import deliver_wavesample
 
-    overrides: dict[str, Any] = {}
-    if args.port:
-        spec = f"midi:{args.port}"
-    elif args.serial:
-        spec = f"serial:{args.serial}"
-        if args.baud:
-            overrides["baud"] = args.baud
-    elif args.raw:
-        spec = f"raw:{args.raw}"
-    elif args.sim:
-        spec = "sim"
-        if args.sim_fault:
-            from ..transport.simulated import Faults
-
-            try:
-                overrides["faults"] = Faults.parse(args.sim_fault)
-            except ValueError as exc:
-                print(f"miragen deliver: {exc}", file=sys.stderr)
-                return 2
-    else:
-        spec = d["transport"]
-        if spec.startswith("serial:") and args.baud:
-            overrides["baud"] = args.baud
-        if spec == "sim" and not args.json:
-            print("miragen deliver: note: deliver.transport is 'sim', a simulated Mirage; pass --raw/--serial/--port "
-                  "or set it in the configuration (`miragen ports` lists what is here)", file=sys.stderr)
+    if simulated and not args.sim and not args.json:
+        print("miragen: note: deliver.transport is 'sim', a simulated Mirage; pass "
+              "--raw/--serial/--port or set it in the configuration (`miragen ports` lists what "
+              "is here)", file=sys.stderr)
+    # Ranges are checked where they are read (argparse types, the configuration schema).
     chunk_size = args.chunk_size if args.chunk_size is not None else d["chunk_size"]
     gap_ms = args.chunk_gap_ms if args.chunk_gap_ms is not None else d["chunk_gap_ms"]
-    if chunk_size < 1 or gap_ms < 0:
-        print("miragen deliver: --chunk-size must be ≥ 1 and --chunk-gap-ms ≥ 0", file=sys.stderr)
-        return 2
     show = not args.json and sys.stderr.isatty()
     progress, end = _progress_printer(show)
-    try:
-        transport = open_transport(spec, cfg, **overrides)
-    except TransportError as exc:
-        print(f"miragen deliver: {exc}", file=sys.stderr)
-        return 1
+    # A transport that cannot be opened (no such device, empty name...) is a TransportError:
+    # miragen.cli prints it on one line, exit 2.
+    transport = open_transport(spec, cfg, **overrides)
     with transport:
         res = deliver_wavesample(
             transport, data, half=half, number=number,
@@ -173,24 +206,39 @@ def _run(args: argparse.Namespace) -> int:
         )
     end()
     out = res.to_dict()
-    out.update(transport=transport.name, half=half, wavesample=number, pages=len(data) // 256, converted=converted)
+    out.update(transport=transport.name, simulated=simulated, half=half, wavesample=number,
+               pages=len(data) // 256, converted=converted)
+    if getattr(args, "syx_skipped", None):
+        out["syx_skipped"] = args.syx_skipped
+    where = "simulated Mirage (no instrument was reached): " if simulated else ""
     if args.json:
         print(json.dumps(out))
     elif res.ok:
-        print(f"delivered {len(data):,} bytes ({len(data) // 256} pages) to {half} wavesample {number} over "
-              f"{transport.name} in {res.elapsed_s:.1f} s (wire floor {res.wire_floor_s:.1f} s, "
-              f"{res.tries} {'try' if res.tries == 1 else 'tries'}){', verified' if res.verified else ''}")
+        pages = len(data) // 256
+        print(f"{where}delivered {len(data):,} bytes ({pages} page{'' if pages == 1 else 's'}) "
+              f"to {half} wavesample {number} over {transport.name} in {res.elapsed_s:.1f} s (wire floor "
+              f"{res.wire_floor_s:.1f} s, {res.tries} {'try' if res.tries == 1 else 'tries'})"
+              f"{', verified' if res.verified else ''}")
     if not res.ok:
-        print(f"miragen deliver: failed: {res.error}", file=sys.stderr)
+        to = " to the simulated Mirage" if simulated else ""
+        print(f"miragen: error: delivery{to} failed: {res.error}", file=sys.stderr)
         return 1
     return 0
 
 
 def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: int) -> int:
-    from ..fsutil import atomic_copy, atomic_write_bytes, atomic_write_text
-    from ..mirage import disk
+    from ..errors import FormatError, InputError
+    from ..fsutil import (
+        atomic_copy,
+        atomic_write_bytes,
+        atomic_write_text,
+        check_output,
+        prepare_output_dir,
+        same_file,
+    )
+    from ..mirage import disk, params
     from ..service.pipeline import IMG_CFG
-    from ._wave import read_file
+    from . import _wave
 
     d = cfg["deliver"]
     if args.sound:
@@ -200,21 +248,74 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
     else:
         sound = d["sound"]
     template_path = args.template or d["template"]
-    template = read_file(template_path, max_bytes=disk.SIZE, what="template image") if template_path else disk.synthetic_template()
-    data, warnings, converted = _wave_bytes(args, 65536)
+    # the outputs first: never the template or IN under another name (a link), never a folder
+    # or a device; the image's folder is created when missing (and said so)
+    inputs = [template_path, args.input]
+    out_dir = Path(args.disk).parent
+    if out_dir.exists() or out_dir.is_symlink():
+        check_output(args.disk, inputs=inputs, what="output image")
+    stick = cfg["paths"]["usb_stick"]
+    if stick and any(same_file(Path(stick) / Path(args.disk).name, i) for i in inputs if i):
+        raise InputError(Path(stick) / Path(args.disk).name,
+                         "the copy to the USB stick would replace an input "
+                         "(choose another image name)")
+    if template_path:
+        template = _wave.read_file(template_path, max_bytes=disk.SIZE, what="template image")
+        try:
+            disk.check_image(template)
+            disk.check_plausible(template)
+        except FormatError as exc:
+            raise InputError(template_path, str(exc)) from None
+    else:
+        template = disk.synthetic_template()
+    ws = params.parse_sound_params(disk.read_param_block(template, sound)).wavesample(number)
+    where = template_path or "the synthetic template"
+    if not ws.used:
+        raise InputError(where, f"{sound} wavesample {number} is unused in this template (end page "
+                                f"{ws.end_page} < start page {ws.start_page})")
+    if Path(args.input).suffix.lower() == ".syx":
+        data, warnings, converted = _wave_bytes(args, ws.length)
+        how = "taken byte for byte from the SysEx dump"
+        zero = None
+    else:
+        if args.tile_cycle:
+            wave = _wave.load_cycle(args.input, args, max_bytes=ws.length, keep_zero=True)
+        else:
+            hint = _wave.TOO_LONG_HINT
+            if disk.is_synthetic(template):
+                hint += (", or --template with an image whose wavesample is large enough (the "
+                         f"synthetic template gives {sound} wavesample {number} pages "
+                         f"{ws.start_page}..{ws.end_page})")
+            wave = _wave.load_wave(args.input, args, max_bytes=ws.length, keep_zero=True,
+                                   too_long_hint=hint)
+        data, warnings, converted, how = wave.data, list(wave.warnings), wave.converted, wave.how
+        zero = _wave.zero_warning(wave, sound, number)
     if args.tile_cycle:
         from ..audio.loops import fill_with_cycle
-        from ..mirage import params
 
-        ws = params.parse_sound_params(disk.read_param_block(template, sound)).wavesample(number)
-        if ws.used:  # an unused wavesample: write_wavesample says so
+        try:
             data = fill_with_cycle(data, ws.length)
-    image, report = disk.write_wavesample(template, sound, number, data)
-    out = atomic_write_bytes(args.disk, image)
+        except FormatError as exc:
+            raise InputError(args.input, f"--tile-cycle: {exc}") from None
+    try:
+        image, report = disk.write_wavesample(template, sound, number, data,
+                                              allow_zero=True, force=True)
+    except FormatError as exc:
+        raise InputError(args.input, str(exc)) from None
+    _, created = prepare_output_dir(out_dir, what="folder of the image")
+    check_output(args.disk, inputs=inputs, what="output image")
+    try:
+        out = atomic_write_bytes(args.disk, image)
+    except OSError as exc:
+        raise InputError(args.disk, f"cannot write it: {exc.strerror or exc}") from None
+    if created:
+        print(f"miragen: note: created the folder {out_dir}", file=sys.stderr)
+    warnings = warnings + ([zero] if zero else []) + list(report.get("warnings", []))
     result: dict[str, Any] = {"ok": True, "image": str(out), "sound": sound, "wavesample": number,
-                              "converted": converted, "warnings": warnings + list(report.get("warnings", [])),
+                              "converted": converted, "how": how, "warnings": warnings,
                               "report": json.loads(json.dumps(report, default=str))}
-    stick = cfg["paths"]["usb_stick"]
+    if getattr(args, "syx_skipped", None):
+        result["syx_skipped"] = args.syx_skipped
     if stick:
         try:
             copied = atomic_copy(out, Path(stick) / out.name)
@@ -230,11 +331,11 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
         print(json.dumps(result))
     else:
         for w in result["warnings"]:
-            print(f"miragen deliver: warning: {w}", file=sys.stderr)
+            print(f"miragen: warning: {w}", file=sys.stderr)
         if result["ok"]:
-            print(f"wrote {sound} wavesample {number} ({len(data):,} bytes) into {out}"
+            print(f"wrote {sound} wavesample {number} ({len(data):,} bytes; {how}) into {out}"
                   + (f", copied to {result['usb_stick']}" if "usb_stick" in result else ""))
     if not result["ok"]:
-        print(f"miragen deliver: failed: {result['error']}", file=sys.stderr)
+        print(f"miragen: error: {result['error']}", file=sys.stderr)
         return 1
     return 0

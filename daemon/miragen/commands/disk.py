@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 from ..errors import FormatError, InputError
-from ..fsutil import atomic_write_bytes, atomic_write_text
-from . import _wave
+from ..fsutil import atomic_write_bytes, check_output, prepare_output_dir
+from . import _args, _wave
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     info = dsub.add_parser("info", help="list the sounds, wavesamples and programs of an image")
     info.add_argument("image", metavar="IMAGE")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    info.add_argument("--force", action="store_true", help=FORCE_HELP)
     info.set_defaults(func=_info)
 
-    ex = dsub.add_parser("extract", help="write each sound's 64 KB wave area and each used wavesample as .pcm/.wav/.json")
+    ex = dsub.add_parser(
+        "extract",
+        help="write each sound's 64 KB wave area and each used wavesample as .pcm/.wav/.json",
+        description=(
+            "Write each sound's wave area (SOUND.pcm) and each used wavesample (SOUND-wsN.pcm, "
+            ".wav) with a .json sidecar into DIR (created when missing). A .pcm written here and "
+            "put back with `disk write` is taken byte for byte, 0x00 bytes included: extract "
+            "then write back gives the same image."
+        ),
+    )
     ex.add_argument("image", metavar="IMAGE")
     ex.add_argument("dir", metavar="DIR")
-    ex.add_argument("--rate", type=int, default=29411, help="sample rate written into the .wav files (no rate is stored on disk; default 29411)")
+    ex.add_argument("--rate", type=_args.target_rate(), default=29411, help="sample rate written into the .wav files (no rate is stored on disk; default 29411)")
+    ex.add_argument("--force", action="store_true", help=FORCE_HELP)
     ex.set_defaults(func=_extract)
 
     wr = dsub.add_parser(
@@ -54,10 +65,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     wr.add_argument("--program", action="append", default=[], metavar="SOUND:P:NAME=VALUE", help="set program field NAME (as stored, 0..255) of program P (1..4); repeatable")
     wr.add_argument("--hfe", action="store_true", help="also make OUT.hfe with HxC's hxcfe (when installed)")
     wr.add_argument("--tile-cycle", action="store_true",
-                    help="each FILE is one single cycle (whole 256-byte pages): repeat it to fill the wavesample's page range "
-                         "(or the whole wave area) instead of padding with 0x80")
+                    help="each FILE is one single cycle: repeat it to fill the wavesample's page "
+                         "range (or the whole wave area) instead of padding with 0x80. A .pcm taken "
+                         "byte for byte that is whole pages tiles as it is; any other cycle is "
+                         "resampled periodically to 256·k points (k = its length at --rate / 256, "
+                         "rounded, at least 1) first")
+    wr.add_argument("--force", action="store_true",
+                    help="write into a template that fails the plausibility check "
+                         "(see `disk info --force`)")
     wr.add_argument("--json", action="store_true", help="print the report as JSON")
     _wave.add_convert_options(wr)
+    _wave.add_keep_bytes_option(wr)
     wr.set_defaults(func=_write)
 
     tp = dsub.add_parser("template", help="make a synthetic, layout-valid image (it does NOT boot a Mirage)")
@@ -66,18 +84,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     tp.set_defaults(func=_template)
 
 
+FORCE_HELP = (
+    "read an image that fails the plausibility check (any 450,560 bytes have the right size; "
+    "checked: an operating system in tracks 0-1, loop points inside each used wavesample)"
+)
+
+SYNTHETIC_HINT = (
+    f"{_wave.TOO_LONG_HINT}, or --template with an image whose wavesample is large enough "
+    "(the synthetic template's are 32 pages)"
+)
+
 # --------------------------------------------------------------------------- helpers
 
 
-def _read_image(path: str) -> bytes:
+def _read_image(path: str, *, what: str = "disk image", force: bool = False) -> bytes:
+    """A regular file of exactly 450,560 bytes (FIFOs and devices refused at once) that passes
+    the plausibility check; with ``force`` an implausible one is read with a warning."""
     from ..mirage import disk as D
 
-    data = _wave.read_file(path, max_bytes=4 * D.SIZE, what="disk image")
+    data = _wave.read_file(path, max_bytes=4 * D.SIZE, what=what)
     try:
         D.check_image(data)
     except FormatError as exc:
         raise InputError(path, str(exc)) from None
+    problems = D.plausibility_problems(data)
+    if problems and not force:
+        raise InputError(path, f"{D.describe_problems(problems)}; --force reads it anyway")
+    if problems:
+        print(f"miragen: warning: {path}: {D.describe_problems(problems)}; read anyway (--force)",
+              file=sys.stderr)
     return data
+
+
+def _write_out(path: str | Path, data: bytes) -> Path:
+    """Write atomically; a path the system refuses becomes one :class:`InputError` line."""
+    try:
+        return atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise InputError(path, f"cannot write it: {exc.strerror or exc}") from None
 
 
 def _sound(name: str) -> str:
@@ -94,8 +138,8 @@ def _sound(name: str) -> str:
 def _info(args: argparse.Namespace) -> int:
     from ..mirage import disk as D
 
-    image = _read_image(args.image)
-    info = D.parse(image).info()
+    image = _read_image(args.image, force=args.force)
+    info = D.parse(image, force=True).info()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -113,7 +157,12 @@ WS_COLUMNS = (
 
 def render_info(info: dict, name: str = "") -> str:
     """The readable table form of :meth:`DiskImage.info`."""
-    lines = [f"{name}: {info['size']:,} bytes, Mirage disk image"]
+    if info.get("problems"):
+        head = f"{name}: {info['size']:,} bytes, NOT a plausible Mirage disk image"
+        lines = [f"{head} (read with --force):"]
+        lines += [f"   {p}" for p in info["problems"]]
+    else:
+        lines = [f"{name}: {info['size']:,} bytes, Mirage disk image"]
     if info.get("synthetic"):
         lines.append("SYNTHETIC TEMPLATE made by miragen: no operating system, it does NOT boot a Mirage")
     for sname, s in info["sounds"].items():
@@ -146,24 +195,37 @@ def _extract(args: argparse.Namespace) -> int:
     from ..audio.io import wav_u8_bytes
     from ..mirage import disk as D
 
-    image = _read_image(args.image)
-    disk = D.parse(image)
-    out = Path(args.dir)
-    written = 0
+    image = _read_image(args.image, force=args.force)
+    disk = D.parse(image, force=True)
+    files: list[tuple[str, bytes]] = []
+
+    def with_sidecar(stem: str, data: bytes, side: dict) -> None:
+        files.append((f"{stem}.pcm", data))
+        files.append((f"{stem}.json", (json.dumps(side, indent=2) + "\n").encode()))
+
     for sname, snd in disk.sounds.items():
-        atomic_write_bytes(out / f"{sname}.pcm", snd.wave)
-        written += 1
+        with_sidecar(sname, snd.wave, _wave.sidecar("wave area", sname, snd.wave, args.image))
         for ws in snd.params.wavesamples:
             if not ws.used:
                 continue
             stem = f"{sname}-ws{ws.number}"
             data = D.wavesample_bytes(snd.wave, ws)
-            atomic_write_bytes(out / f"{stem}.pcm", data)
-            atomic_write_bytes(out / f"{stem}.wav", wav_u8_bytes(data, args.rate))
-            side = {"sound": sname, **ws.to_dict(), "length": len(data), "rate": args.rate, "image": str(args.image)}
-            atomic_write_text(out / f"{stem}.json", json.dumps(side, indent=2) + "\n")
-            written += 3
-    print(f"{out}: {written} files from {args.image}" + (" (synthetic template)" if disk.synthetic else ""))
+            with_sidecar(stem, data, _wave.sidecar("wavesample", sname, data, args.image,
+                                                   **ws.to_dict(), rate=args.rate))
+            files.append((f"{stem}.wav", wav_u8_bytes(data, args.rate)))
+    # every target is checked before anything is written: a folder, a device, or the image
+    # itself under another name (a link) is refused, and nothing is half extracted
+    if Path(args.dir).is_file():
+        raise InputError(args.dir, "exists and is a file, not a folder; give a folder to "
+                                   "extract into (it is created when missing)")
+    out, created = prepare_output_dir(args.dir, what="output folder")
+    for name, _data in files:
+        check_output(out / name, inputs=[args.image], what="output file")
+    for name, data in files:
+        _write_out(out / name, data)
+    print(f"{out}: {len(files)} files from {args.image}"
+          + (" (synthetic template)" if disk.synthetic else "")
+          + (f"; created {out}" if created else ""))
     return 0
 
 
@@ -215,7 +277,16 @@ def _write(args: argparse.Namespace) -> int:
         raise InputError("disk write", "nothing to write: give at least one SPEC or --program")
     specs = [_parse_spec(s) for s in args.specs]
     programs = [_parse_program(s) for s in args.program]
-    image = _read_image(args.template)
+    inputs = [args.template, *(file for _s, _n, file in specs)]
+    check_output(args.output, inputs=inputs, what="output image")
+    hfe = str(Path(args.output).with_suffix(".hfe")) if args.hfe else None
+    if hfe is not None:
+        if Path(hfe) == Path(args.output):
+            raise InputError(args.output, "--hfe writes OUT.hfe beside OUT.img: "
+                                          "give the image another suffix")
+        check_output(hfe, inputs=inputs, what="output .hfe")
+    image = _read_image(args.template, what="template image", force=args.force)
+    synthetic = D.is_synthetic(image)
     reports = []
     for sname, number, file in specs:
         if number is None:
@@ -225,7 +296,12 @@ def _write(args: argparse.Namespace) -> int:
             if not ws.used:
                 raise InputError(args.template, f"{sname} wavesample {number} is unused in this template (end page {ws.end_page} < start page {ws.start_page})")
             capacity = ws.length
-        wave = _wave.load_wave(file, args, max_bytes=capacity)
+        hint = SYNTHETIC_HINT if synthetic and number is not None else _wave.TOO_LONG_HINT
+        if args.tile_cycle:
+            wave = _wave.load_cycle(file, args, max_bytes=capacity, keep_zero=True)
+        else:
+            wave = _wave.load_wave(file, args, max_bytes=capacity, keep_zero=True,
+                                   too_long_hint=hint)
         try:
             data = wave.data
             if args.tile_cycle:
@@ -233,25 +309,33 @@ def _write(args: argparse.Namespace) -> int:
 
                 data = fill_with_cycle(data, capacity)
             if number is None:
-                image, rep = D.write_wave_area(image, sname, data)
+                image, rep = D.write_wave_area(image, sname, data, allow_zero=True, force=True)
             else:
-                image, rep = D.write_wavesample(image, sname, number, data)
+                image, rep = D.write_wavesample(image, sname, number, data,
+                                                allow_zero=True, force=True)
         except FormatError as exc:
             raise InputError(file, str(exc)) from None
         rep["file"] = file
         rep["converted"] = wave.converted
-        rep["warnings"] = wave.warnings + rep["warnings"]
+        rep["how"] = wave.how
+        if args.tile_cycle:
+            rep["cycle_bytes"] = len(wave.data)
+            rep["cycles"] = len(data) // len(wave.data)
+        if wave.origin is not None:
+            keys = ("image", "sound", "kind", "number")
+            rep["extracted_from"] = {k: wave.origin[k] for k in keys if k in wave.origin}
+        zero = _wave.zero_warning(wave, sname, number)
+        rep["warnings"] = wave.warnings + ([zero] if zero else []) + rep["warnings"]
         reports.append(rep)
     for sname, p, name, v in programs:
         image = D.set_program_field(image, sname, p, name, v)
-    atomic_write_bytes(args.output, image)
+    _write_out(args.output, image)
     result = {"output": args.output, "template": args.template, "writes": reports, "programs": [
         {"sound": s, "program": p, "field": n, "value": v} for s, p, n, v in programs]}
     if D.is_synthetic(image):
         result["note"] = "the template is synthetic: this image does not boot a Mirage"
     rc = 0
-    if args.hfe:
-        hfe = str(Path(args.output).with_suffix(".hfe"))
+    if hfe is not None:
         ok, msg = make_hfe(args.output, hfe)
         result["hfe"] = hfe if ok else None
         result["hfe_message"] = msg
@@ -262,9 +346,13 @@ def _write(args: argparse.Namespace) -> int:
     else:
         for rep in reports:
             where = f"{rep['sound']}" + (f" wavesample {rep['number']} (pages {rep['start_page']}..{rep['end_page']})" if "number" in rep else " wave area")
-            print(f"{rep['file']} → {where}: {rep['written']:,} of {rep['capacity']:,} bytes, {rep['unused']:,} unused (0x80)" + ("" if rep["converted"] else ", taken byte for byte"))
+            tiled = ""
+            if "cycles" in rep:
+                tiled = f", the cycle ({rep['cycle_bytes']:,} bytes) {rep['cycles']}×"
+            print(f"{rep['file']} → {where}: {rep['written']:,} of {rep['capacity']:,} bytes, "
+                  f"{rep['unused']:,} unused (0x80){tiled}; {rep['how']}")
             for w in rep["warnings"]:
-                print(f"  warning: {w}")
+                print(f"miragen: warning: {w}", file=sys.stderr)
         for s, p, n, v in programs:
             print(f"{s} program {p}: {n} = {v}")
         print(f"wrote {args.output}" + (f" ({result['note']})" if "note" in result else ""))
@@ -311,7 +399,8 @@ def _template(args: argparse.Namespace) -> int:
             "only --synthetic templates can be made here; a bootable template must be saved on a real Mirage "
             "(its operating system is Ensoniq's code and is never shipped)",
         )
-    atomic_write_bytes(args.output, D.synthetic_template())
+    check_output(args.output, what="output image")
+    _write_out(args.output, D.synthetic_template())
     print(
         f"wrote {args.output}: synthetic template, 6 sounds × 8 wavesamples of 32 pages. "
         "It has NO operating system and does NOT boot a Mirage; use it for tests and demos."

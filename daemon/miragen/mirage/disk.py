@@ -15,6 +15,12 @@ UNCERTAIN choices, each isolated here:
   :func:`is_synthetic` tells it apart. It does NOT boot a Mirage.
 * Files that start with ``0D 0A`` (Giebler EDE/EDA family) are refused (:func:`check_not_ede`):
   their sector layout is not documented well enough to read them exactly.
+* :func:`plausibility_problems`: any 450,560 bytes have the right size, so the readers and
+  writers also check what FORMAT.md supports about a disk made on a real Mirage: the OS tracks
+  hold an operating system (not one repeated byte), and every used, looping wavesample keeps its
+  loop inside its pages (start ≤ loop start ≤ loop end ≤ end, FORMAT.md §1 and §3.1). Nothing else
+  (revision byte, flags, tune bytes, program values) is judged: their ranges are UNCERTAIN.
+  ``force=True`` reads or writes an image that fails the check anyway.
 """
 
 from __future__ import annotations
@@ -143,6 +149,62 @@ def is_synthetic(image: bytes) -> bool:
     return bytes(image[: len(SYNTHETIC_MARKER)]) == SYNTHETIC_MARKER
 
 
+MAX_PROBLEMS_SHOWN = 4
+
+
+def plausibility_problems(image: bytes) -> list[str]:
+    """What makes a full-size image implausible as a Mirage disk, one phrase per problem
+    (empty when it is plausible). Checked: the operating-system tracks are not one repeated
+    byte (unless the image is a :func:`synthetic_template`), and for every used wavesample
+    (end page ≥ start page) whose loop is on, start ≤ loop start ≤ loop end ≤ end page."""
+    check_image(image)
+    problems: list[str] = []
+    os_area = bytes(image[: 2 * TRACK_SIZE])
+    if not is_synthetic(image) and os_area.count(os_area[:1]) == len(os_area):
+        problems.append(
+            "tracks 0-1, where the Mirage operating system lies, hold nothing but "
+            f"0x{os_area[0]:02X} bytes: no operating system (and not a miragen synthetic template)"
+        )
+    for sound in SOUNDS:
+        block = P.parse_sound_params(read_param_block(image, sound))
+        for ws in block.wavesamples:
+            if not ws.used or not ws.loop_on:
+                # loop points of a wavesample that does not loop are never used by the Mirage:
+                # what a real disk leaves there is UNCERTAIN, so it is not judged
+                continue
+            where = f"{sound} wavesample {ws.number} (pages {ws.start_page}..{ws.end_page})"
+            start_in = ws.start_page <= ws.loop_start_page <= ws.end_page
+            end_in = ws.start_page <= ws.loop_end_page <= ws.end_page
+            if not start_in:
+                problems.append(
+                    f"{where}: loop start page {ws.loop_start_page} lies outside its pages"
+                )
+            if not end_in:
+                problems.append(f"{where}: loop end page {ws.loop_end_page} lies outside its pages")
+            if start_in and end_in and ws.loop_start_page > ws.loop_end_page:
+                problems.append(
+                    f"{where}: loop start page {ws.loop_start_page} lies after the loop end page "
+                    f"{ws.loop_end_page}"
+                )
+    return problems
+
+
+def describe_problems(problems: list[str]) -> str:
+    """One line for a list of :func:`plausibility_problems`: the first few, then the count."""
+    shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN])
+    more = len(problems) - MAX_PROBLEMS_SHOWN
+    tail = f" (and {more} more)" if more > 0 else ""
+    return "not a plausible Mirage disk image: " + shown + tail
+
+
+def check_plausible(image: bytes) -> None:
+    """Raise :class:`FormatError` naming what is wrong (sound, wavesample, field) unless
+    :func:`plausibility_problems` finds nothing."""
+    problems = plausibility_problems(image)
+    if problems:
+        raise FormatError(describe_problems(problems))
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -183,6 +245,7 @@ class Sound:
 class DiskImage:
     raw: bytes
     sounds: dict[str, Sound] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # plausibility (read with force=True)
 
     @property
     def synthetic(self) -> bool:
@@ -195,23 +258,32 @@ class DiskImage:
         if self.synthetic:
             out["synthetic"] = True
             out["note"] = "synthetic template made by miragen: no operating system, it does not boot a Mirage"
+        if self.problems:
+            out["plausible"] = False
+            out["problems"] = list(self.problems)
         return out
 
 
-def parse(image: bytes) -> DiskImage:
-    """Check the size (and refuse EDE files), then read every sound."""
+def parse(image: bytes, *, force: bool = False) -> DiskImage:
+    """Check the size (and refuse EDE files) and the plausibility (:func:`check_plausible`;
+    ``force=True`` reads an implausible image anyway, its problems kept in
+    :attr:`DiskImage.problems`), then read every sound."""
     image = bytes(image)
     check_image(image)
+    problems = plausibility_problems(image)
+    if problems and not force:
+        raise FormatError(describe_problems(problems))
     sounds = {
         name: Sound(name, P.parse_sound_params(read_param_block(image, name)), read_wave(image, name))
         for name in SOUNDS
     }
-    return DiskImage(image, sounds)
+    return DiskImage(image, sounds, problems)
 
 
 def training_samples(image: bytes, name: str) -> list[tuple[str, bytes]]:
     """One ``(f"{name}-{sound}-ws{n}", bytes)`` per used wavesample, in disk order, for the
-    ingest path (bytes from start page to end page inclusive, 8-bit unsigned as stored)."""
+    ingest path (bytes from start page to end page inclusive, 8-bit unsigned as stored).
+    An implausible image (:func:`check_plausible`) is refused with :class:`FormatError`."""
     disk = parse(image)
     out = []
     for sname, snd in disk.sounds.items():
@@ -224,34 +296,63 @@ def training_samples(image: bytes, name: str) -> list[tuple[str, bytes]]:
 # --------------------------------------------------------------------------- writing
 
 
-def _check_wave_data(data: bytes, what: str) -> None:
-    zero = bytes(data).find(b"\x00")
-    if zero >= 0:
+def _check_wave_data(data: bytes, what: str, allow_zero: bool = False) -> int:
+    """The number of 0x00 bytes in ``data``; refused unless ``allow_zero``."""
+    data = bytes(data)
+    zero = data.find(b"\x00")
+    if zero >= 0 and not allow_zero:
         raise FormatError(f"{what} holds a 0x00 byte (reserved: it stops the Mirage's oscillator); convert it to Mirage 8-bit first", zero)
+    return data.count(0) if zero >= 0 else 0
 
 
-def write_wave_area(image: bytes, sound: str, data: bytes) -> tuple[bytes, dict[str, Any]]:
-    """Replace the whole 64 KB wave area of ``sound`` with ``data`` (≤ 65,536 bytes, no
-    0x00), padding with 0x80. Returns the new image and a report."""
+def _check_template(image: bytes, force: bool) -> None:
     check_image(image)
+    if not force:
+        check_plausible(image)
+
+
+def write_wave_area(
+    image: bytes, sound: str, data: bytes, *, allow_zero: bool = False, force: bool = False
+) -> tuple[bytes, dict[str, Any]]:
+    """Replace the whole 64 KB wave area of ``sound`` with ``data`` (≤ 65,536 bytes, no
+    0x00 unless ``allow_zero``: bytes put back as a disk held them), padding with 0x80.
+    An implausible template is refused unless ``force``. Returns the new image and a report
+    (``zero_bytes``: the 0x00 bytes written)."""
+    _check_template(image, force)
     data = bytes(data)
     if len(data) > HALF:
         raise FormatError(f"wave data for {sound} is {len(data):,} bytes; a sound holds at most {HALF:,}")
-    _check_wave_data(data, f"wave data for {sound}")
+    zeros = _check_wave_data(data, f"wave data for {sound}", allow_zero)
     padded = data + b"\x80" * (HALF - len(data))
     out = bytearray(image)
     for k, off, n in wave_runs(sound):
         out[off : off + n] = padded[k : k + n]
-    report = {"sound": sound, "written": len(data), "capacity": HALF, "unused": HALF - len(data), "warnings": []}
+    report = {"sound": sound, "written": len(data), "capacity": HALF, "unused": HALF - len(data),
+              "zero_bytes": zeros, "warnings": []}
     return bytes(out), report
 
 
-def write_wavesample(image: bytes, sound: str, number: int, data: bytes) -> tuple[bytes, dict[str, Any]]:
+SYNTHETIC_TOO_SMALL_HINT = (
+    "the synthetic template's wavesamples are 32 pages; use --template with an image whose "
+    "wavesample is large enough, or --cut to cut the sound with a fade-out"
+)
+
+
+def write_wavesample(
+    image: bytes,
+    sound: str,
+    number: int,
+    data: bytes,
+    *,
+    allow_zero: bool = False,
+    force: bool = False,
+) -> tuple[bytes, dict[str, Any]]:
     """Write ``data`` into the page range the template's control block gives wavesample
     ``number`` (1..8) of ``sound``; a shorter ``data`` is padded with 0x80 to the end page.
-    Control blocks are not changed. Returns the new image and a report (unused length,
-    loop points that now lie in the padding)."""
-    check_image(image)
+    Control blocks are not changed. 0x00 bytes are refused unless ``allow_zero``; an
+    implausible template unless ``force``. Returns the new image and a report (unused length,
+    ``zero_bytes`` written, loop points that now lie in the padding)."""
+    _check_template(image, force)
     data = bytes(data)
     block = P.parse_sound_params(read_param_block(image, sound))
     ws = block.wavesample(number)
@@ -262,13 +363,14 @@ def write_wavesample(image: bytes, sound: str, number: int, data: bytes) -> tupl
         )
     capacity = ws.length
     if len(data) > capacity:
+        hint = f"; {SYNTHETIC_TOO_SMALL_HINT}" if is_synthetic(image) else ""
         raise FormatError(
             f"{len(data):,} bytes do not fit {sound} wavesample {number}: the template gives it pages "
-            f"{ws.start_page}..{ws.end_page} ({capacity:,} bytes)"
+            f"{ws.start_page}..{ws.end_page} ({capacity:,} bytes){hint}"
         )
     if not data:
         raise FormatError(f"no data for {sound} wavesample {number}")
-    _check_wave_data(data, f"data for {sound} wavesample {number}")
+    zeros = _check_wave_data(data, f"data for {sound} wavesample {number}", allow_zero)
     padded = data + b"\x80" * (capacity - len(data))
     base = ws.start_page * PAGE
     out = bytearray(image)
@@ -292,6 +394,7 @@ def write_wavesample(image: bytes, sound: str, number: int, data: bytes) -> tupl
         "capacity": capacity,
         "written": len(data),
         "unused": capacity - len(data),
+        "zero_bytes": zeros,
         "warnings": warnings,
     }
     return bytes(out), report
