@@ -30,7 +30,8 @@ def test_encode_decode_files(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sysex", "decode", str(both), "--json"]) == 0
     objs = json.loads(capsys.readouterr().out)
-    assert [o["kind"] for o in objs] == ["wavesample_dump", "program_dump", "keys"]
+    assert [o["kind"] for o in objs] == ["wavesample_dump", "program_dump", "keys", "summary"]
+    assert objs[-1]["messages"] == 3 and objs[-1]["skipped_bytes"] == 0
     assert objs[0]["pages"] == 4 and objs[1]["half"] == "upper"
     assert main(["sysex", "decode", str(both)]) == 0
     assert "wavesample_dump" in capsys.readouterr().out

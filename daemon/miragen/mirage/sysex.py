@@ -9,6 +9,16 @@ for its command, the checksum) and returns a :class:`SysexMessage`. Every error 
 Message layouts are kept as data (``_LAYOUT``) and checked in one place, in the manner of
 mido's ``specs.py``/``checks.py``.
 
+Streams (a ``.syx`` file, what a port received): :class:`MessageScanner` and
+:func:`iter_decode` take the bytes in pieces and give the Mirage's messages one by one, with
+bounded memory per message. What is not the Mirage's is skipped and counted
+(:class:`ScanStats`): other manufacturers' SysEx, stray bytes between messages, and MIDI
+real-time bytes (0xF8..0xFF), which MIDI allows anywhere, even inside a SysEx message (there
+they are dropped and the message still decodes). A Mirage message that is malformed (bad
+checksum, truncated, a status byte inside) is an error naming its byte offset in the stream.
+:func:`split_messages` / :func:`decode_stream` stay strict: they accept nothing but
+back-to-back messages.
+
 Choices where FORMAT.md says UNCERTAIN (each isolated in one function, documented there):
 
 * :func:`encode_wavesample_dump` refuses more than 255 pages (the page count is one byte; a
@@ -22,8 +32,10 @@ Choices where FORMAT.md says UNCERTAIN (each isolated in one function, documente
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import FormatError
@@ -143,12 +155,16 @@ class SysexMessage:
     cmd: int
     fields: dict[str, Any] = field(default_factory=dict)
     data: bytes | None = None
+    offset: int | None = None  # where its F0 lies in the stream it was read from, if known
 
     def to_dict(self, *, with_data: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (``data`` summarised by length and SHA-256 unless asked)."""
         import hashlib
 
-        out: dict[str, Any] = {"kind": self.kind, "cmd": self.cmd, **self.fields}
+        out: dict[str, Any] = {"kind": self.kind, "cmd": self.cmd}
+        if self.offset is not None:
+            out["offset"] = self.offset
+        out.update(self.fields)
         if self.data is not None:
             out["data_length"] = len(self.data)
             out["data_sha256"] = hashlib.sha256(self.data).hexdigest()
@@ -160,11 +176,19 @@ class SysexMessage:
 # --------------------------------------------------------------------------- nybbles
 
 
+_LOW_NYBBLE = bytes(b & 0x0F for b in range(256))
+_HIGH_NYBBLE = bytes(b >> 4 for b in range(256))
+_SHIFT_LEFT_4 = bytes((b << 4) & 0xFF for b in range(256))
+_NOT_NYBBLE = re.compile(rb"[\x10-\xff]")
+_HIGH_BIT = re.compile(rb"[\x80-\xff]")
+
+
 def nybblize(data: bytes) -> bytes:
     """Each byte → two bytes ``0000LLLL 0000HHHH`` (low nybble first)."""
+    data = bytes(data)
     out = bytearray(2 * len(data))
-    out[0::2] = bytes(b & 0x0F for b in data)
-    out[1::2] = bytes(b >> 4 for b in data)
+    out[0::2] = data.translate(_LOW_NYBBLE)
+    out[1::2] = data.translate(_HIGH_NYBBLE)
     return bytes(out)
 
 
@@ -174,12 +198,14 @@ def denybblize(nybbles: bytes | bytearray | memoryview, offset: int = 0) -> byte
     nyb = bytes(nybbles)
     if len(nyb) % 2:
         raise SysexError(f"odd number of nybbles ({len(nyb)}); expected pairs (low, high)", offset)
-    for i, b in enumerate(nyb):
-        if b > 0x0F:
-            raise SysexError(f"byte 0x{b:02X} is not a nybble; expected 0x00..0x0F", offset + i)
+    bad = _NOT_NYBBLE.search(nyb)
+    if bad is not None:
+        i = bad.start()
+        raise SysexError(f"byte 0x{nyb[i]:02X} is not a nybble; expected 0x00..0x0F", offset + i)
     lo = nyb[0::2]
-    hi = nyb[1::2]
-    return bytes((h << 4) | l for l, h in zip(lo, hi))
+    hi = nyb[1::2].translate(_SHIFT_LEFT_4)
+    # high << 4 and low share no bit, so one big-integer OR joins every pair at C speed
+    return (int.from_bytes(hi, "big") | int.from_bytes(lo, "big")).to_bytes(len(lo), "big")
 
 
 def _checksum(values: Iterable[int]) -> int:
@@ -444,7 +470,8 @@ def _nyb(msg: bytes, start: int, count: int) -> bytes:
 
 def _dec_simple(kind: str) -> Callable[[bytes, int], SysexMessage]:
     def dec(msg: bytes, cmd: int) -> SysexMessage:
-        _expect_len(msg, 5, f"{kind} message (0x{cmd:02X})")
+        if len(msg) != 5:  # (the message text only when it is needed)
+            _expect_len(msg, 5, f"{kind} message (0x{cmd:02X})")
         fields: dict[str, Any] = {}
         if cmd in (CMD_PROGRAM_REQUEST, CMD_PROGRAM_REQUEST | UPPER_FLAG):
             fields["half"] = _half_name(bool(cmd & UPPER_FLAG))
@@ -519,7 +546,8 @@ def _dec_wavesample_dump(msg: bytes, cmd: int) -> SysexMessage:
 
 def _dec_status(kind: str) -> Callable[[bytes, int], SysexMessage]:
     def dec(msg: bytes, cmd: int) -> SysexMessage:
-        _expect_len(msg, 6, f"{kind} message (0x{cmd:02X})")
+        if len(msg) != 6:  # (the message text only when it is needed)
+            _expect_len(msg, 6, f"{kind} message (0x{cmd:02X})")
         b = msg[4]
         if b > 0x1F:
             raise SysexError(f"status byte 0x{b:02X}: expected 0x00..0x1F (0x10 = upper, low nybble = number)", 4)
@@ -568,7 +596,8 @@ def _dec_absolute_dump(msg: bytes, cmd: int) -> SysexMessage:
 
 def _dec_param(kind: str) -> Callable[[bytes, int], SysexMessage]:
     def dec(msg: bytes, cmd: int) -> SysexMessage:
-        _expect_len(msg, 9, f"{kind} message (0x{cmd:02X})")
+        if len(msg) != 9:  # (the message text only when it is needed)
+            _expect_len(msg, 9, f"{kind} message (0x{cmd:02X})")
         num = msg[4]
         if num > 0x1F:
             raise SysexError(f"number byte 0x{num:02X}: expected 0x00..0x1F (0x10 = upper, low nybble = number)", 4)
@@ -644,9 +673,10 @@ def check_framing(msg: bytes) -> None:
         raise SysexError(f"manufacturer byte 0x{msg[1]:02X}; expected 0x0F (Ensoniq)", 1)
     if msg[2] != MODEL:
         raise SysexError(f"model byte 0x{msg[2]:02X}; expected 0x01 (Mirage)", 2)
-    for i in range(3, len(msg) - 1):
-        if msg[i] > 0x7F:
-            raise SysexError(f"data byte 0x{msg[i]:02X} ≥ 0x80; expected 0x00..0x7F", i)
+    bad = _HIGH_BIT.search(msg, 3, len(msg) - 1)
+    if bad is not None:
+        i = bad.start()
+        raise SysexError(f"data byte 0x{msg[i]:02X} ≥ 0x80; expected 0x00..0x7F", i)
 
 
 def decode(msg: bytes) -> SysexMessage:
@@ -675,16 +705,18 @@ def split_messages(stream: bytes) -> list[bytes]:
     while i < n:
         if stream[i] != SOX:
             raise SysexError(f"byte 0x{stream[i]:02X} outside a message; expected F0", i)
-        j = i + 1
-        while j < n and stream[j] != EOX:
-            if stream[j] == SOX:
-                raise SysexError("F0 inside a message; the message before it has no F7", j)
-            j += 1
-        if j >= n:
+        m = _SOX_OR_EOX.search(stream, i + 1)
+        if m is None:
             raise SysexError(f"message starting at byte {i} has no F7 (truncated)", n - 1)
+        j = m.start()
+        if stream[j] == SOX:
+            raise SysexError("F0 inside a message; the message before it has no F7", j)
         out.append(stream[i : j + 1])
         i = j + 1
     return out
+
+
+_SOX_OR_EOX = re.compile(rb"[\xf0\xf7]")
 
 
 def decode_stream(stream: bytes) -> list[SysexMessage]:
@@ -699,6 +731,279 @@ def decode_stream(stream: bytes) -> list[SysexMessage]:
             raise SysexError(f"message {len(out) + 1}: {exc.reason}", off) from None
         pos += len(msg)
     return out
+
+
+# --------------------------------------------------------------------------- streams
+
+#: The longest Mirage message: a 0x0C dump of a whole 64 KB half (14 + 2 × 65,535 bytes).
+#: A wavesample dump of 256 pages (8 + 512 × 256) is 4 bytes shorter. A message still without
+#: F7 past this length cannot be the Mirage's, so the scanner never holds more than this.
+MAX_MESSAGE = 14 + 2 * 0xFFFF
+
+_REALTIME = bytes(range(0xF8, 0x100))  # MIDI real-time bytes: allowed anywhere, even in SysEx
+_STATUS_NOT_REALTIME = re.compile(rb"[\x80-\xf7]")  # what ends another maker's message
+_CLEAN_MESSAGE = re.compile(rb"\xf0\x0f\x01[\x00-\x7f]*\xf7")  # a whole one, nothing inside
+
+_OUT, _HEAD, _MIRAGE, _OTHER = range(4)
+
+
+@dataclass
+class ScanStats:
+    """What a scan read and what it skipped (every byte that is not part of a Mirage message).
+
+    ``skipped_bytes`` = ``other_message_bytes`` (SysEx of other manufacturers or instruments)
+    + ``realtime_bytes`` (0xF8..0xFF, anywhere, also inside Mirage messages) + ``stray_bytes``
+    (anything else outside a message), and ``bytes`` = the Mirage messages' bytes +
+    ``skipped_bytes``.
+    """
+
+    bytes: int = 0
+    messages: int = 0
+    skipped_messages: int = 0
+    skipped_bytes: int = 0
+    other_message_bytes: int = 0
+    realtime_bytes: int = 0
+    stray_bytes: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def summary(self) -> str | None:
+        """One sentence on what was skipped, or None when nothing was."""
+        if not self.skipped_bytes:
+            return None
+        parts = []
+        if self.skipped_messages:
+            parts.append(f"{_plural(self.skipped_messages, 'SysEx message')} of another "
+                         f"manufacturer or instrument ({self.other_message_bytes:,} bytes)")
+        if self.realtime_bytes:
+            parts.append(f"{_plural(self.realtime_bytes, 'MIDI real-time byte')} (0xF8..0xFF)")
+        if self.stray_bytes:
+            parts.append(f"{_plural(self.stray_bytes, 'stray byte')} outside any message")
+        return (f"skipped {_plural(self.skipped_bytes, 'byte')} that are not the Mirage's: "
+                + ", ".join(parts))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+@dataclass(slots=True)
+class RawMessage:
+    """One Mirage message cut out of a stream: ``data`` is ``F0 0F 01 … F7`` without the
+    real-time bytes that were inside it; ``offset`` is where its F0 lies in the stream."""
+
+    offset: int
+    data: bytes
+    number: int = 0  # its place among the Mirage messages of the stream, from 1
+    _at: list[int] | None = None  # indexes in data where real-time bytes were dropped
+    _dropped: list[int] | None = None  # real-time bytes dropped up to that index (running sum)
+
+    def stream_offset(self, index: int) -> int:
+        """The stream offset of ``data[index]`` (real-time bytes dropped before it counted)."""
+        before = 0
+        if self._at:
+            k = bisect_right(self._at, index)
+            if k:
+                before = self._dropped[k - 1]
+        return self.offset + index + before
+
+
+class MessageScanner:
+    """Cut the Mirage's messages out of a byte stream given in pieces (:meth:`feed`, then
+    :meth:`finish`), skipping and counting in :attr:`stats` what is not the Mirage's.
+
+    Raises :class:`SysexError` (offsets in the stream) for a Mirage message (``F0 0F 01``)
+    with a status byte inside (an F0, or 0x80..0xF6), longer than :data:`MAX_MESSAGE`, or
+    cut off by the end of the stream. Memory: one message at most (:data:`MAX_MESSAGE`).
+    """
+
+    def __init__(self, stats: ScanStats | None = None):
+        self.stats = stats if stats is not None else ScanStats()
+        self._pos = 0  # stream offset of the next byte fed
+        self._state = _OUT
+        self._buf = bytearray()  # the message being collected, real-time bytes dropped
+        self._start = 0  # stream offset of its F0
+        self._at: list[int] = []
+        self._dropped: list[int] = []
+
+    # -- helpers
+    def _skip(self, chunk: bytes, i: int, j: int, in_message: bool) -> None:
+        if j <= i:
+            return
+        seg = chunk[i:j]
+        rt = len(seg) - len(seg.translate(None, _REALTIME))
+        st = self.stats
+        st.skipped_bytes += len(seg)
+        st.realtime_bytes += rt
+        if in_message:
+            st.other_message_bytes += len(seg) - rt
+        else:
+            st.stray_bytes += len(seg) - rt
+
+    def _drop_realtime(self) -> None:
+        self.stats.skipped_bytes += 1
+        self.stats.realtime_bytes += 1
+        here = len(self._buf)
+        if self._at and self._at[-1] == here:
+            self._dropped[-1] += 1
+        else:
+            self._at.append(here)
+            self._dropped.append((self._dropped[-1] if self._dropped else 0) + 1)
+
+    def _not_mirage(self) -> None:
+        """The message being collected belongs to someone else: count it, skip the rest."""
+        st = self.stats
+        st.skipped_messages += 1
+        st.skipped_bytes += len(self._buf)
+        st.other_message_bytes += len(self._buf)
+        self._buf = bytearray()
+        self._at, self._dropped = [], []
+
+    def _emit(self) -> RawMessage:
+        self.stats.messages += 1
+        raw = RawMessage(self._start, bytes(self._buf), self.stats.messages,
+                         self._at or None, self._dropped or None)
+        self._buf = bytearray()
+        self._at, self._dropped = [], []
+        self._state = _OUT
+        return raw
+
+    def _where(self) -> str:
+        return f"message {self.stats.messages + 1} (from byte {self._start})"
+
+    # -- the scan
+    def feed(self, chunk: bytes) -> Iterator[RawMessage]:
+        """Scan the next piece of the stream; yields the Mirage messages it completes. Take
+        every one before feeding the next piece (the scan advances as they are taken)."""
+        chunk = bytes(chunk)
+        base = self._pos
+        stats = self.stats
+        clean = _CLEAN_MESSAGE.match
+        n = len(chunk)
+        i = 0
+        while i < n:
+            state = self._state
+            if state == _OUT:
+                m = clean(chunk, i)
+                while m is not None:  # fast path: whole clean messages, back to back
+                    end = m.end()
+                    if end - i > MAX_MESSAGE:
+                        break
+                    stats.messages += 1
+                    yield RawMessage(base + i, chunk[i:end], stats.messages)
+                    i = end
+                    m = clean(chunk, i)
+                if i >= n:
+                    break
+                j = chunk.find(b"\xF0", i)
+                end = n if j < 0 else j
+                self._skip(chunk, i, end, False)
+                if j < 0:
+                    break
+                if j > i and clean(chunk, j) is not None:
+                    i = j  # the fast path takes it
+                    continue
+                self._start = base + j
+                self._buf = bytearray(b"\xF0")
+                self._state = _HEAD
+                i = j + 1
+            elif state == _HEAD:  # F0 seen; is it F0 0F 01?
+                b = chunk[i]
+                if b >= 0xF8:
+                    self._drop_realtime()
+                    i += 1
+                elif b >= 0x80:  # ended before its maker was known: not the Mirage's
+                    self._not_mirage()
+                    self._state = _OUT
+                    if b == EOX:
+                        self.stats.skipped_bytes += 1
+                        self.stats.other_message_bytes += 1
+                        i += 1
+                else:
+                    self._buf.append(b)
+                    i += 1
+                    k = len(self._buf)
+                    if (k == 2 and b != MANUFACTURER) or (k == 3 and b != MODEL):
+                        self._not_mirage()
+                        self._state = _OTHER
+                    elif k == 3:
+                        self._state = _MIRAGE
+            elif state == _OTHER:  # another maker's message: skip to its end
+                m = _STATUS_NOT_REALTIME.search(chunk, i)
+                end = n if m is None else m.start()
+                self._skip(chunk, i, end, True)
+                if m is None:
+                    break
+                self._state = _OUT
+                if chunk[end] == EOX:
+                    self._skip(chunk, end, end + 1, True)
+                    i = end + 1
+                else:  # F0 or a status byte ends it without F7: scanned again as outside
+                    i = end
+            else:  # _MIRAGE: collect up to F7
+                m = _HIGH_BIT.search(chunk, i)
+                end = n if m is None else m.start()
+                had = len(self._buf)
+                if had + (end - i) >= MAX_MESSAGE:  # and the F7 still to come
+                    at = base + i + (MAX_MESSAGE - had)
+                    raise SysexError(f"{self._where()} is longer than any Mirage message "
+                                     f"({MAX_MESSAGE:,} bytes) and has no F7", at)
+                self._buf += chunk[i:end]
+                if m is None:
+                    break
+                b = chunk[end]
+                if b == EOX:
+                    self._buf.append(b)
+                    yield self._emit()
+                elif b >= 0xF8:
+                    self._drop_realtime()
+                elif b == SOX:
+                    raise SysexError(f"{self._where()}: F0 inside a message; the message before "
+                                     "it has no F7", base + end)
+                else:
+                    raise SysexError(f"{self._where()}: data byte 0x{b:02X} ≥ 0x80; expected "
+                                     "0x00..0x7F", base + end)
+                i = end + 1
+        self._pos += n
+        stats.bytes += n
+
+    def finish(self) -> None:
+        """End of the stream: a Mirage message still open (or an F0 that may start one) is
+        truncated, an error; another maker's unfinished message is skipped."""
+        if self._state in (_HEAD, _MIRAGE):
+            raise SysexError(f"{self._where()} has no F7 (truncated)", max(self._pos - 1, 0))
+        if self._state == _OTHER:
+            self._state = _OUT
+
+
+def decode_raw(raw: RawMessage) -> SysexMessage:
+    """:func:`decode` one scanned message; errors name the message and the offset in the
+    stream."""
+    try:
+        msg = decode(raw.data)
+    except SysexError as exc:
+        off = None if exc.offset is None else raw.stream_offset(exc.offset)
+        where = f"message {raw.number} (from byte {raw.offset})"
+        raise SysexError(f"{where}: {exc.reason}", off) from None
+    msg.offset = raw.offset
+    return msg
+
+
+def iter_decode(chunks: Iterable[bytes], stats: ScanStats | None = None) -> Iterator[SysexMessage]:
+    """Decode the Mirage's messages of a stream given in pieces, one by one as they complete,
+    skipping (and counting in ``stats``) what is not the Mirage's; see :class:`MessageScanner`.
+    A malformed Mirage message raises :class:`SysexError` with its offset in the stream."""
+    scanner = MessageScanner(stats)
+    for chunk in chunks:
+        for raw in scanner.feed(chunk):
+            yield decode_raw(raw)
+    scanner.finish()
+
+
+def decode_lenient(stream: bytes, stats: ScanStats | None = None) -> list[SysexMessage]:
+    """:func:`iter_decode` of one bytes object, as a list."""
+    return list(iter_decode([stream], stats))
 
 
 def wire_seconds(nbytes: int, baud: int = 31250) -> float:
