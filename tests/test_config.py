@@ -37,9 +37,9 @@ colour = "red"
 
 
 def test_types_are_checked():
-    with pytest.raises(ConfigError, match="audio.strict: must be a bool"):
+    with pytest.raises(ConfigError, match="audio.strict: must be a boolean"):
         config.parse_text("[audio]\nstrict = 1\n")
-    with pytest.raises(ConfigError, match="audio.rate: must be a int"):
+    with pytest.raises(ConfigError, match="audio.rate: must be an integer"):
         config.parse_text("[audio]\nrate = true\n")
     cfg = config.parse_text("[audio]\nfade_ms = 5\n")
     assert cfg["audio"]["fade_ms"] == 5.0 and isinstance(cfg["audio"]["fade_ms"], float)

@@ -9,6 +9,7 @@ with problems is refused as a whole (``ConfigError`` lists them all).
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import os
 import sys
@@ -17,7 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
+from .fsutil import read_regular
+from .limits import SOURCE_RATE_MAX, SOURCE_RATE_MIN, TARGET_RATE_MAX, TARGET_RATE_MIN
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,6 +29,7 @@ else:  # pragma: no cover - Python 3.10 (JetPack 6)
 
 DEFAULT_CONFIG_PATHS = ("/etc/miragen/miragen.toml",)
 ENV_CONFIG = "MIRAGEN_CONFIG"
+MAX_CONFIG_BYTES = 16 * 2**20  # a configuration file is a few KB; more is not one
 
 
 @dataclass(frozen=True)
@@ -49,19 +53,36 @@ def _range(lo: float | None = None, hi: float | None = None) -> Callable[[Any], 
             return f"must be ≤ {hi} (got {v})"
         return None
 
+    check.lo = lo  # type: ignore[attr-defined]  # read by key_range() for the command line
+    check.hi = hi  # type: ignore[attr-defined]
     return check
 
 
+TRANSPORT_KINDS = {"midi:": "midi:<port name part>", "serial:": "serial:<device or pyserial URL>",
+                   "raw:": "raw:/dev/snd/midiC*D*"}
+TRANSPORT_FORMS = ("'sim', 'midi:<port name part>', 'serial:<device or pyserial URL>' "
+                   "or 'raw:/dev/snd/midiC*D*'")
+
+
 def _transport(v: str) -> str | None:
-    if v == "sim" or v == "" or any(v.startswith(p) and len(v) > len(p) for p in ("midi:", "serial:", "raw:")):
+    spec = v.strip()
+    if spec == "sim":
         return None
-    return "must be 'sim', 'midi:<port name part>', 'serial:<device or pyserial URL>' or 'raw:/dev/snd/midiC*D*'"
+    if not spec:
+        return f"is empty; must be {TRANSPORT_FORMS}"
+    for kind, form in TRANSPORT_KINDS.items():
+        if spec.startswith(kind):
+            if not spec[len(kind):].strip():
+                what = "MIDI port" if kind == "midi:" else "device"
+                return f"{v!r} names no {what}; write {form}"
+            return None
+    return f"must be {TRANSPORT_FORMS}"
 
 
 def _midi_input(v: str) -> str | None:
     if v == "":
         return None
-    return _transport(v) if v != "sim" else None
+    return _transport(v) if v.strip() != "sim" else None
 
 
 def _hex_pattern(v: str) -> str | None:
@@ -88,8 +109,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "usb_stick": Key(str, "", "folder of a mounted Gotek USB stick; disk images and IMG.CFG are copied there (empty: off)"),
     },
     "audio": {
-        "rate": Key(int, 29411, "target sample rate in Hz (Mirage default 1 MHz / 34)", _range(4000, 50000)),
-        "raw_rate": Key(int, 29411, "rate assumed for headerless .pcm/.raw input", _range(1000, 200000)),
+        "rate": Key(int, 29411, "target sample rate in Hz (Mirage default 1 MHz / 34)",
+                    _range(TARGET_RATE_MIN, TARGET_RATE_MAX)),
+        "raw_rate": Key(int, 29411, "rate assumed for headerless .pcm/.raw input",
+                        _range(SOURCE_RATE_MIN, SOURCE_RATE_MAX)),
         "max_bytes": Key(int, 65536, "longest output in bytes; longer input is cut with a fade-out (or refused with strict)", _range(256, 65536)),
         "dither": Key(str, "tpdf", "dither when quantising to 8 bits", choices=("tpdf", "none")),
         "strict": Key(bool, False, "refuse input longer than max_bytes instead of cutting it"),
@@ -160,13 +183,40 @@ TRIGGER_SCHEMA: dict[str, Key] = {
 }
 
 
+# A TOML value's type in words, with its article: "must be an integer (got a string '7')".
+_TYPE_WORDS = {bool: "a boolean (true or false)", int: "an integer", float: "a number",
+               str: "a string", list: "an array", dict: "a table"}
+_GOT_WORDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+              list: "an array", dict: "a table"}
+
+
+def _type_words(t: type, table: dict[type, str]) -> str:
+    for known, words in table.items():
+        if t is known:
+            return words
+    for known, words in table.items():  # datetime and friends: TOML has them, the schema does not
+        if issubclass(t, known):
+            return words
+    name = t.__name__.replace("_", " ")
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = value.isoformat() if hasattr(value, "isoformat") else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _check_value(dotted: str, spec: Key, value: Any) -> str | None:
     want = spec.type
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if want is int and isinstance(value, bool) or not isinstance(value, want):
-        tname = want.__name__ if isinstance(want, type) else "/".join(t.__name__ for t in want)
-        return f"{dotted}: must be a {tname} (got {type(value).__name__} {value!r})"
+        wants = (want,) if isinstance(want, type) else tuple(want)
+        tname = " or ".join(_type_words(t, _TYPE_WORDS) for t in wants)
+        got = _type_words(type(value), _GOT_WORDS)
+        return f"{dotted}: must be {tname} (got {got}: {_shown(value)})"
     if spec.choices is not None and value not in spec.choices:
         return f"{dotted}: must be one of {', '.join(repr(c) for c in spec.choices)} (got {value!r})"
     if spec.check is not None:
@@ -174,6 +224,28 @@ def _check_value(dotted: str, spec: Key, value: Any) -> str | None:
         if reason:
             return f"{dotted}: {reason}"
     return None
+
+
+def _did_you_mean(word: str, known: Any, section: str | None = None) -> str:
+    """' (did you mean 'rate'?)' for a mistyped name; ' (it belongs in [deliver])' for a known
+    key in the wrong section; '' otherwise."""
+    if len(word) > 64:  # a name that long is no typo, and comparing it costs time
+        return ""
+    close = difflib.get_close_matches(word, [str(k) for k in known], n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    if section is not None:
+        owners = [s for s, keys in SCHEMA.items() if s != section and word in keys]
+        if owners:
+            return f" (it belongs in [{owners[0]}])"
+    return ""
+
+
+def key_range(section: str, key: str) -> tuple[float | None, float | None]:
+    """The (low, high) bounds the schema checks for ``section.key`` (``trigger`` for a trigger
+    key); the command line uses them so that both accept the same values."""
+    spec = TRIGGER_SCHEMA[key] if section == "trigger" else SCHEMA[section][key]
+    return getattr(spec.check, "lo", None), getattr(spec.check, "hi", None)
 
 
 def defaults() -> dict[str, Any]:
@@ -198,7 +270,8 @@ def validate(data: dict[str, Any], source: str = "config") -> dict[str, Any]:
                     dotted = f"trigger[{i}].{key}"
                     spec = TRIGGER_SCHEMA.get(key)
                     if spec is None:
-                        problems.append(f"{dotted}: unknown key")
+                        hint = _did_you_mean(key, TRIGGER_SCHEMA)
+                        problems.append(f"{dotted}: unknown key{hint}")
                         continue
                     reason = _check_value(dotted, spec, value)
                     if reason:
@@ -209,7 +282,14 @@ def validate(data: dict[str, Any], source: str = "config") -> dict[str, Any]:
             continue
         keys = SCHEMA.get(section)
         if keys is None:
-            problems.append(f"{section}: unknown section")
+            if isinstance(body, dict):
+                hint = _did_you_mean(section, [*SCHEMA, "trigger"])
+                problems.append(f"{section}: unknown section{hint}")
+            else:  # a key written above every [section]: say where it may belong
+                owners = [s for s, ks in SCHEMA.items() if section in ks]
+                hint = (f" (put it under [{owners[0]}])" if len(owners) == 1
+                        else _did_you_mean(section, SCHEMA))
+                problems.append(f"{section}: unknown key outside every [section]{hint}")
             continue
         if not isinstance(body, dict):
             problems.append(f"{section}: must be a table ([{section}])")
@@ -218,7 +298,7 @@ def validate(data: dict[str, Any], source: str = "config") -> dict[str, Any]:
             dotted = f"{section}.{key}"
             spec = keys.get(key)
             if spec is None:
-                problems.append(f"{dotted}: unknown key")
+                problems.append(f"{dotted}: unknown key{_did_you_mean(key, keys, section)}")
                 continue
             reason = _check_value(dotted, spec, value)
             if reason:
@@ -231,6 +311,7 @@ def validate(data: dict[str, Any], source: str = "config") -> dict[str, Any]:
 
 
 def parse_text(text: str, source: str = "config") -> dict[str, Any]:
+    text = text.removeprefix("\ufeff")  # a byte order mark: not TOML, but harmless
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -258,13 +339,25 @@ def load(path: str | os.PathLike | None = None) -> dict[str, Any]:
     if path is None:
         return parse_text(default_text(), "embedded default")
     p = Path(path)
+    if str(path) == "":
+        raise ConfigError(["empty configuration file name"], "''")
+    try:  # regular files only: a FIFO or a device is refused at once instead of hanging
+        data = read_regular(p, max_bytes=MAX_CONFIG_BYTES, what="configuration file")
+    except InputError as exc:
+        raise ConfigError([exc.reason], str(p)) from None
+    return parse_text(decode_text(data, str(p)), str(p))
+
+
+def decode_text(data: bytes, source: str = "config") -> str:
+    """UTF-8 text of a configuration file; a leading byte order mark (Windows editors write
+    one) is dropped. Anything else that is not UTF-8 is refused on one line naming the byte."""
+    bom = data.startswith(b"\xef\xbb\xbf")
+    body = data[3:] if bom else data
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(["file not found"], str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"cannot read: {exc}"], str(p)) from None
-    return parse_text(text, str(p))
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = exc.start + (3 if bom else 0)
+        raise ConfigError([f"not a text file (not UTF-8 at byte {at})"], source) from None
 
 
 def default_text() -> str:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ._args import int_range
+
     p = sub.add_parser("bitmap", help="draw a wave as a square line picture, or read one back")
     bsub = p.add_subparsers(dest="bitmap_command", metavar="ACTION")
     bsub.required = True
@@ -19,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     enc.add_argument("input", metavar="IN.pcm")
     enc.add_argument("output", metavar="OUT.png")
-    enc.add_argument("--size", type=int, default=256, help="picture size in pixels (default 256)")
+    enc.add_argument("--size", type=int_range(2, 4096, unit="pixels"), default=256,
+                     help="picture size in pixels, 2..4096 (default 256)")
     enc.set_defaults(func=_encode)
     dec = bsub.add_parser(
         "decode",
@@ -30,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     dec.add_argument("input", metavar="IN.png")
     dec.add_argument("output", metavar="OUT.pcm")
-    dec.add_argument("--length", type=int, help="samples to write (default: one per column)")
+    dec.add_argument("--length", type=int_range(1, 1 << 20), metavar="N",
+                     help="samples to write, 1..1,048,576 (default: one per column)")
     dec.add_argument("--interp", choices=("linear", "cubic"), default="linear", help="interpolation to --length (default linear)")
     dec.set_defaults(func=_decode)
 

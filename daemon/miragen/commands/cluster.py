@@ -10,6 +10,8 @@ from ..errors import MiragenError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ._args import seed, source_rate
+
     p = sub.add_parser(
         "cluster",
         help="group unlabeled sounds into classes (k-means on the judge's features)",
@@ -22,8 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", metavar="OUT", help="write class folders of copies here (must be empty or new)")
     p.add_argument("--kind", default="auto", choices=("auto", "cycle", "oneshot"), help="auto: cycles when every file has ≤ 2048 samples")
     p.add_argument("--recursive", action="store_true", help="include subfolders of DIR")
-    p.add_argument("--raw-rate", type=int, default=29411, metavar="HZ", help="rate of headerless .pcm files")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--raw-rate", type=source_rate(), default=29411, metavar="HZ",
+                   help="rate of headerless .pcm files, 1,000..1,000,000")
+    p.add_argument("--seed", type=seed(), default=0, help="seed of k-means (0..4,294,967,295)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cluster)
 

@@ -36,7 +36,7 @@ def _check(args: argparse.Namespace) -> int:
         configmod.load(args.file)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"{exc.source}: {problem}", file=sys.stderr)
+            print(f"miragen: error: {exc.source}: {problem}", file=sys.stderr)
         return 2
     print(f"{args.file}: ok")
     return 0

@@ -15,7 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="FILE", help="configuration file (default: $MIRAGEN_CONFIG, /etc/miragen/miragen.toml, or the embedded default)")
     p.add_argument("--state", metavar="DIR", help="state folder (overrides paths.state)")
     p.add_argument("--until-idle", action="store_true", help="process the drop folders and the queue, then exit")
-    p.add_argument("--max-seconds", type=float, metavar="S", help="stop after S seconds whatever is left (queue kept)")
+    from ._args import float_range
+
+    p.add_argument("--max-seconds", type=float_range(0, unit="s", lo_open=True), metavar="S",
+                   help="stop after S seconds whatever is left (queue kept)")
     p.set_defaults(func=_run)
 
 

@@ -9,6 +9,7 @@ import sys
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..service.demo import DEFAULT_SECONDS
+    from ._args import int_range
 
     p = sub.add_parser(
         "demo", help="run the whole pipeline on the built-in sounds: train, generate, judge, deliver (no hardware)",
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Exit 0 when every stage succeeded (a judge verdict of FAIL is reported, not an error).")
     p.add_argument("--dir", default="miragen-demo", metavar="DIR",
                    help="studio folder (default: ./miragen-demo); a rerun replaces the demo's own files in it")
-    p.add_argument("--seconds", type=int, default=DEFAULT_SECONDS, metavar="S",
+    p.add_argument("--seconds", type=int_range(1, unit="s"), default=DEFAULT_SECONDS, metavar="S",
                    help=f"training time in all, split among the classes (default: {DEFAULT_SECONDS})")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_run)
@@ -28,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..service.demo import format_summary, run_demo
 
     if args.seconds < 1:
-        print(f"miragen demo: --seconds {args.seconds}: must be at least 1", file=sys.stderr)
+        print(f"miragen: error: --seconds {args.seconds}: must be at least 1", file=sys.stderr)
         return 2
 
     def progress(msg: str) -> None:

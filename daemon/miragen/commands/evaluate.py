@@ -7,6 +7,8 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ._args import float_range, seed, source_rate
+
     p = sub.add_parser(
         "evaluate",
         help="judge generated sounds: novelty, copies, diversity, precision/recall, NDB/K, Fréchet",
@@ -18,11 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train", required=True, metavar="DIR", help="the training sounds")
     p.add_argument("--held", required=True, metavar="DIR", help="real sounds of the same class not used in training")
     p.add_argument("--kind", required=True, choices=("cycle", "oneshot"), help="single cycles or one-shots")
-    p.add_argument("--raw-rate", type=int, default=29411, metavar="HZ", help="rate of headerless .pcm files (one-shots)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random draws")
+    p.add_argument("--raw-rate", type=source_rate(), default=29411, metavar="HZ",
+                   help="rate of headerless .pcm files (one-shots), 1,000..1,000,000")
+    p.add_argument("--seed", type=seed(), default=0, help="seed of the random draws")
     p.add_argument(
         "--allowance",
-        type=float,
+        type=float_range(0),
         default=1.645,
         metavar="Z",
         help="sampling-noise allowance in standard errors (default 1.645; 0 applies the bare thresholds)",

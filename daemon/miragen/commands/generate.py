@@ -9,6 +9,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ._args import int_range, seed
+
     p = sub.add_parser(
         "generate",
         help="make new sounds with a trained model",
@@ -17,10 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="MODEL", help="model folder (written by `miragen train` or `miragen model import`)")
     p.add_argument("--class", dest="cls", metavar="NAME", help="class to generate (default: the model's first)")
-    p.add_argument("-n", type=int, default=None, metavar="N", help="sounds to write (default: generate.count)")
+    p.add_argument("-n", type=int_range(1), default=None, metavar="N",
+                   help="sounds to write, at least 1 (default: generate.count)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.add_argument("--gate", choices=("on", "off"), default=None, help="candidate gate (default: generate.gate); off writes every candidate")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: a new one each run)")
+    p.add_argument("--seed", type=seed(), default=None,
+                   help="random seed, 0..4,294,967,295 (default: a new one each run)")
     p.add_argument("--config", metavar="FILE", help="configuration file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_generate)
@@ -45,10 +49,11 @@ def _generate(args: argparse.Namespace) -> int:
     else:
         for f in result.pcm:
             print(f)
-    print(f"{result.summary}", file=sys.stderr)
+    print(f"miragen: note: {result.summary}", file=sys.stderr)
     for w in result.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"miragen: warning: {w}", file=sys.stderr)
     if len(result.pcm) < n:
-        print(f"miragen: only {len(result.pcm)} of {n} candidates passed the gate", file=sys.stderr)
+        print(f"miragen: error: only {len(result.pcm)} of {n} candidates passed the gate",
+              file=sys.stderr)
         return 1
     return 0

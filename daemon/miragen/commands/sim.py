@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="misbehave: drop, corrupt, silent, nak, corrupt_reply, noise, slow, disconnect "
                         "(N: first N dumps; disconnect=N: after N bytes); repeatable")
     p.add_argument("--state", metavar="FILE", help="write the memory, selection and counters to FILE (JSON) after every change")
-    p.add_argument("--pages-per-wavesample", type=int, default=32, metavar="N",
+    from ._args import int_range
+
+    p.add_argument("--pages-per-wavesample", type=int_range(1, 32), default=32, metavar="N",
                    help="initial layout: wavesample n starts at page N·(n−1) (default 32)")
     p.set_defaults(func=_run)
 
@@ -46,10 +48,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         faults = Faults.parse(args.fault)
     except ValueError as exc:
-        print(f"miragen sim: {exc}", file=sys.stderr)
+        print(f"miragen: error: --fault: {exc}", file=sys.stderr)
         return 2
     if not 1 <= args.pages_per_wavesample <= 32:
-        print("miragen sim: --pages-per-wavesample must be 1..32", file=sys.stderr)
+        print("miragen: error: --pages-per-wavesample must be 1..32", file=sys.stderr)
         return 2
     sim = SimulatedMirage(faults, pages_per_wavesample=args.pages_per_wavesample)
     master, slave = os.openpty()

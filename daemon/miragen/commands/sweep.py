@@ -7,6 +7,8 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ._args import float_range, int_range, seed
+
     p = sub.add_parser(
         "sweep",
         help="train a grid of settings side by side, judge each run, name the best",
@@ -19,11 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="training folder (subfolders are classes)")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="engine option and its values (repeatable)")
     p.add_argument("--set", action="append", default=[], dest="fixed", metavar="KEY=V", help="engine option fixed for every run (repeatable)")
-    p.add_argument("--seconds", required=True, type=float, metavar="S", help="training budget per run")
+    p.add_argument("--seconds", required=True, type=float_range(0, unit="s", lo_open=True),
+                   metavar="S", help="training budget per run")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="sweep folder (sweep.db, runNNN/, summary.png)")
     p.add_argument("--mode", default="cycle", choices=("cycle", "oneshot"))
-    p.add_argument("--count", type=int, default=16, metavar="N", help="candidates drawn and judged per class and run")
-    p.add_argument("--seed", type=int, default=0, help="split, training and sampling seed")
+    p.add_argument("--count", type=int_range(1), default=16, metavar="N",
+                   help="candidates drawn and judged per class and run")
+    p.add_argument("--seed", type=seed(), default=0, help="split, training and sampling seed")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_sweep)
 

@@ -20,6 +20,8 @@ SPENT_FILE = "spent.json"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ._args import float_range, int_range
+
     p = sub.add_parser(
         "train",
         help="train a generator on a folder of sounds",
@@ -33,9 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--class", dest="cls", metavar="NAME", help="train only this class")
     p.add_argument("--cycle-len", type=int, choices=(256, 512), default=256, help="points per single cycle (cycle mode)")
     b = p.add_mutually_exclusive_group()
-    b.add_argument("--seconds", type=float, metavar="S", help="time budget (default: train.seconds)")
-    b.add_argument("--steps", type=int, metavar="N", help="step budget (generator steps)")
-    b.add_argument("--iterations", type=int, metavar="N", help="same as --steps (the article's word)")
+    b.add_argument("--seconds", type=float_range(0, unit="s", lo_open=True), metavar="S",
+                   help="time budget (default: train.seconds)")
+    b.add_argument("--steps", type=int_range(1), metavar="N", help="step budget (generator steps)")
+    b.add_argument("--iterations", type=int_range(1), metavar="N",
+                   help="same as --steps (the article's word)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder to write")
     p.add_argument("--config", metavar="FILE", help="configuration file")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="engine option (repeatable), e.g. --set recipe=wavegan-paper")

@@ -31,9 +31,17 @@ def open_transport(spec: str, cfg: dict[str, Any] | None = None, **overrides: An
         from .simulated import SimTransport
 
         return SimTransport(**common, **overrides)
+    forms = "'sim', 'midi:<port name part>', 'serial:<device or URL>' or 'raw:/dev/snd/midiCxDy'"
+    if not spec:
+        raise TransportError(f"no transport given (empty); expected {forms}")
     kind, sep, rest = spec.partition(":")
+    rest = rest.strip()
+    if sep and not rest and kind in ("serial", "raw", "midi"):
+        what = {"serial": "serial device or URL", "raw": "raw MIDI device",
+                "midi": "MIDI port name"}[kind]
+        raise TransportError(f"transport {spec!r}: the {what} is empty; expected {forms}")
     if not sep or not rest:
-        raise TransportError(f"transport {spec!r}: expected 'sim', 'midi:<port name part>', 'serial:<device or URL>' or 'raw:/dev/snd/midiCxDy'")
+        raise TransportError(f"transport {spec!r}: expected {forms}")
     if kind == "serial":
         from .serial import SerialTransport
 

@@ -14,6 +14,7 @@ import glob
 import logging
 import os
 import select
+import stat
 import sys
 import time
 from typing import Any
@@ -162,6 +163,11 @@ class RawMidiTransport(Transport):
             elif exc.errno == errno.EBUSY:
                 hint = " (another program holds it; close it or use the ALSA sequencer port)"
             raise TransportError(f"raw MIDI device {path}: cannot open ({exc.strerror}){hint}") from None
+        if stat.S_ISREG(os.fstat(self._fd).st_mode):  # never write SysEx into somebody's file
+            os.close(self._fd)
+            found = sorted(glob.glob(RAW_GLOB))
+            raise TransportError(f"raw MIDI device {path}: is a regular file, not a device "
+                                 f"(raw MIDI devices here: {', '.join(found) or 'none'})")
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
