@@ -4,6 +4,12 @@ For each bank: N random 60/20/20 splits into training T, held-out H and a second
 R (real, should pass), copies of T, white noise and a collapsed set (3 training items + noise
 at the 8-bit level) are judged with miragen.judge.metrics.evaluate. Prints JSON: per bank and
 in total, the share of each set that fails, and how often each check fires.
+
+``--sizes 8,14,20,30`` (issue 20) instead judges at fixed held-out sizes s: H and R of s sounds
+each, T the rest of the bank, and besides R a half-collapsed set (a random half of R, each twice,
+with 8-bit noise: a model that covers half of the class) and the collapsed one. Each is counted as
+pass, fail or inconclusive per size. The bar: real sets fail no more often than at 60/20/20, and
+no half-collapsed set passes (it is failed or called inconclusive) at any size.
 """
 
 from __future__ import annotations
@@ -33,7 +39,10 @@ def main() -> int:
     ap.add_argument("--splits", type=int, default=10)
     ap.add_argument("--oneshots", action="store_true", help="also the sonic-pi one-shots")
     ap.add_argument("--z", type=float, default=Thresholds().z, help="noise allowance of every check, in standard errors")
+    ap.add_argument("--sizes", default="", help="held-out sizes to judge at (e.g. 8,14,20,30)")
     args = ap.parse_args()
+    if args.sizes:
+        return by_size(args, [int(x) for x in args.sizes.split(",") if x])
     sets = [(b, "cycle", SHARED / "pcm8" / b) for b in args.banks.split(",") if b]
     if args.oneshots:
         sets.append(("sonic-pi", "oneshot", SHARED / "oneshots" / "sonic-pi"))
@@ -67,6 +76,48 @@ def main() -> int:
     result["fail_rate"] = {k: round(v["failed"] / max(v["sets"], 1), 3) for k, v in total.items()}
     result["seconds"] = round(time.time() - t0, 1)
     print(json.dumps(result, indent=1))
+    return 0
+
+
+def by_size(args, sizes: list[int]) -> int:
+    t0 = time.time()
+    banks = [b for b in args.banks.split(",") if b]
+    out: dict = {"splits": args.splits, "z": args.z, "sizes": {}}
+    for size in sizes:
+        tally = {k: collections.Counter() for k in ("real", "half_collapsed", "collapse")}
+        for bank in banks:
+            waves, _ = load_waves(SHARED / "pcm8" / bank, "cycle")
+            if len(waves) < 2 * size + 10:
+                tally["real"]["banks_too_small"] += 1
+                continue
+            for s in range(args.splits):
+                rng = np.random.default_rng(1000 * size + s)
+                idx = rng.permutation(len(waves))
+                H = [waves[i] for i in idx[:size]]
+                R = [waves[i] for i in idx[size:2 * size]]
+                T = [waves[i] for i in idx[2 * size:]]
+                half = [R[i] for i in rng.choice(size, (size + 1) // 2, replace=False)]
+                fakes = {
+                    "real": R,
+                    "half_collapsed": [half[i % len(half)] + rng.normal(0, 0.003, 256) for i in range(size)],
+                    "collapse": [T[i % 3] + rng.normal(0, 0.003, 256) for i in range(size)],
+                }
+                for k, g in fakes.items():
+                    rep = evaluate(g, T, H, "cycle", seed=s, thresholds=Thresholds(z=args.z))
+                    tally[k]["sets"] += 1
+                    tally[k][rep.verdict] += 1
+                    if rep.power:  # every check passed: how many of the power probes passed too
+                        tally[k][f"probes_passed_{rep.power['passed_probes']}"] += 1
+                    if k == "real" and rep.verdict == "inconclusive" and rep.power.get("held_needed"):
+                        tally[k]["needed_sum"] += rep.power["held_needed"]
+        row = {k: dict(v) for k, v in tally.items()}
+        for k, v in tally.items():
+            n = max(v["sets"], 1)
+            row[k]["rates"] = {x: round(v[x] / n, 3) for x in ("pass", "fail", "inconclusive")}
+        out["sizes"][str(size)] = row
+        print(json.dumps({"size": size, **row}), file=sys.stderr, flush=True)
+    out["seconds"] = round(time.time() - t0, 1)
+    print(json.dumps(out, indent=1))
     return 0
 
 

@@ -62,7 +62,7 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     for c, e in classes.items():
         assert e["sounds"] == 24 and e["held_out"] == 5 and e["trained_on"] == 19
         assert isinstance(e["steps"], int) and e["train_seconds"] > 0  # steps: few (even 0) on a loaded CPU
-        assert e["verdict"] in ("pass", "fail") and e["judged"] is True
+        assert e["verdict"] in ("pass", "fail", "inconclusive") and e["judged"] is True
         assert e["state"] == "done"
         assert e["sysex"]["ok"] is True and e["sysex"]["verified"] is True
         assert 1 <= len(e["candidates"]) <= demo.COUNT  # the gate drops duplicates of an undertrained model

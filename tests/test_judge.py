@@ -63,7 +63,14 @@ def test_evaluate_real_passes_fakes_fail_for_their_reasons(shared_data, bank):
     n = len(other)
 
     real = evaluate(other, train, held, "cycle")
-    assert real.passed, real.table()
+    assert not real.failed and real.verdict in ("pass", "inconclusive"), real.table()
+    assert real.passed == (real.verdict == "pass")
+    # the same real set, and a half-collapsed one (half of it, each twice): at these sizes
+    # (14 to 25 held-out sounds) the rules cannot always tell them apart, and the judge says so
+    # instead of passing both
+    half = [other[i % ((n + 1) // 2)] for i in range(n)]
+    half_rep = evaluate(half, train, held, "cycle")
+    assert half_rep.verdict in ("fail", "inconclusive"), half_rep.table()
 
     copies = evaluate([train[i].copy() for i in rng.choice(len(train), n, replace=False)], train, held, "cycle")
     assert not copies.passed
@@ -95,7 +102,8 @@ def test_evaluate_oneshots(shared_data, tmp_path):
     waves, _ = load_waves(pick, "oneshot")
     assert len(waves) == len(files[::3])
     train, held, other = split3(waves, seed=2)
-    assert evaluate(other, train, held, "oneshot").passed
+    real = evaluate(other, train, held, "oneshot")
+    assert not real.failed and real.verdict in ("pass", "inconclusive"), real.table()
     copies = evaluate(train[: len(other)], train, held, "oneshot")
     assert {"novelty", "copy_fraction"} <= set(copies.failed)
 
@@ -120,7 +128,7 @@ def test_bare_rules_without_allowance():
     assert any(c.allowance > 0 for c in noisy.checks)
 
 
-def test_gate_drops_each_bad_kind_and_ranks(shared_data):
+def test_gate_drops_each_bad_kind_and_keeps_the_rest_as_drawn(shared_data):
     waves = [read_pcm(p) for p in bank_files(shared_data, "fmsynth")]
     train, held, _ = split3(waves)
     t = np.linspace(0, 1, 256, endpoint=False)
@@ -144,11 +152,34 @@ def test_gate_drops_each_bad_kind_and_ranks(shared_data):
     assert res.rejected[5].startswith("copy of training sample 3")
     assert res.rejected.get(12, "").startswith("duplicate of candidate 6") or res.rejected.get(6, "").startswith("duplicate of candidate 12")
     assert len(res.kept) == 4 and set(res.kept) <= set(range(6, 13))
-    scores = [res.scores[i] for i in res.kept]
-    assert scores == sorted(scores, reverse=True)
+    assert set(res.scores) == set(range(5, 13))  # every candidate that reached the distances
     assert res.counts["candidates"] == 13 and res.counts["kept"] == 4
     assert res.counts["surplus"] == 13 - 4 - 7
     assert sum(res.counts[r] for r in ("non-finite", "silent", "constant", "near-silent", "clipped", "copy", "duplicate", "surplus")) == 9
+
+
+def test_gate_spreads_what_it_keeps_over_everything_the_model_drew():
+    """Issue 20: the gate keeps a stratified sample of the usable candidates, not the most
+    ordinary ones. Four families of cycles, a big one and three small ones whose candidates
+    vary more than their training sounds: asked for four, the gate keeps one of each family
+    (ranking by closeness to the typical distance kept three of the big family and one other)."""
+    rng = np.random.default_rng(3)
+    t = np.linspace(0, 1, 256, endpoint=False)
+
+    def family(h: int, n: int, spread: float = 0.2) -> list[np.ndarray]:
+        return [np.sin(2 * np.pi * h * t) * 0.8
+                + spread * np.sin(2 * np.pi * (h + 1) * t) * rng.uniform(-1, 1)
+                + spread * np.sin(2 * np.pi * (h + 2) * t) * rng.uniform(-1, 1) for _ in range(n)]
+
+    train = family(1, 10) + family(3, 4) + family(5, 4) + family(7, 4)
+    cands = family(1, 20) + family(3, 4, 0.6) + family(5, 4, 0.6) + family(7, 4, 0.6)
+    res = gate_candidates(cands, train, "cycle", keep=4, duplicate_factor=0.0, copy_factor=0.0)
+    fams = sorted({0 if i < 20 else 1 + (i - 20) // 4 for i in res.kept})
+    assert fams == [0, 1, 2, 3], res.kept
+    assert res.kept[0] < 20  # the largest group first
+    assert res.counts["surplus"] == len(cands) - 4
+    again = gate_candidates(cands, train, "cycle", keep=4, duplicate_factor=0.0, copy_factor=0.0)
+    assert again.kept == res.kept  # the same seed, the same choice
 
 
 def test_gate_rails_are_judged_against_the_corpus():
@@ -170,9 +201,12 @@ def test_cli_evaluate(shared_data, tmp_path, cli):
         for f in group:
             shutil.copy(f, tmp_path / name / f.name)
     base = ["evaluate", "--train", str(tmp_path / "train"), "--held", str(tmp_path / "held"), "--kind", "cycle"]
-    ok = cli(*base, "--gen", str(tmp_path / "gen"))
-    assert ok.returncode == 0, ok.stdout.decode() + ok.stderr.decode()
-    assert b"verdict: PASS" in ok.stdout and b"frechet" in ok.stdout
+    ok = cli(*base, "--gen", str(tmp_path / "gen"))  # a real set: never a fail
+    assert ok.returncode in (0, 3), ok.stdout.decode() + ok.stderr.decode()
+    verdict = b"verdict: PASS" if ok.returncode == 0 else b"verdict: INCONCLUSIVE"
+    assert verdict in ok.stdout and b"frechet" in ok.stdout
+    if ok.returncode == 3:
+        assert b"half-collapsed" in ok.stdout and b"held-out sounds" in ok.stdout
     bad = cli(*base, "--gen", str(tmp_path / "copies"), "--json")
     assert bad.returncode == 1
     import json

@@ -13,8 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="judge generated sounds: novelty, copies, diversity, precision/recall, NDB/K, Fréchet",
         description="Compare a folder of generated sounds with the training set and a held-out set of "
-        "real sounds; prints every metric beside the held-out figure and the verdict. Exit 1 when the "
-        "gate fails (docs/judge.md).",
+        "real sounds; prints every metric beside the held-out figure and the verdict: pass (exit 0), "
+        "fail (exit 1), or inconclusive (exit 3: every check passed, but with so few held-out sounds "
+        "a half-collapsed set would pass too; the report says roughly how many would be needed). "
+        "docs/judge.md.",
     )
     p.add_argument("--gen", required=True, metavar="DIR", help="generated sounds")
     p.add_argument("--train", required=True, metavar="DIR", help="the training sounds")
@@ -57,4 +59,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:
         print(report.table())
-    return 0 if report.passed else 1
+    return {"pass": 0, "inconclusive": EXIT_INCONCLUSIVE}.get(report.verdict, 1)
+
+
+EXIT_INCONCLUSIVE = 3

@@ -4,7 +4,8 @@ Every engine's model goes through here (CLI ``miragen generate`` and the daemon 
 
 1. draw ``n × generate.oversample`` candidates from the model (``n`` when the gate is off);
 2. the judge's candidate gate (:func:`miragen.judge.gate.gate_candidates`) drops silent,
-   clipped, copied and duplicate candidates and ranks the rest against the training waves;
+   clipped, copied and duplicate candidates and keeps a stratified sample of the rest (one
+   from each of ``n`` k-means groups), as varied as what the model drew;
 3. each kept candidate is prepared with :func:`miragen.audio.mirage8.prepare` (cycles keep
    their exact length: one 256-point cycle is one page) and written as ``.pcm``, ``.wav`` and
    ``.png`` (atomically, through :func:`miragen.audio.convert.write_outputs`).
@@ -141,7 +142,8 @@ def generate_to_folder(
             train_waves = load_reference(folder).get(cls) if folder else None
         if not train_waves:
             raise MiragenError(f"class '{cls}': the gate needs the training waves (none given and no {REFERENCE} in the model folder); use --gate off")
-        res = gate_candidates(candidates, list(train_waves), kind, keep=n, copy_factor=g["copy_factor"], duplicate_factor=g["duplicate_factor"], rate=model.rate)
+        res = gate_candidates(candidates, list(train_waves), kind, keep=n, copy_factor=g["copy_factor"],
+                              duplicate_factor=g["duplicate_factor"], rate=model.rate, seed=seed or 0)
         kept, rejected, summary = list(res.kept), dict(res.rejected), res.summary()
         log.info("gate for %s: %s", cls, summary)
     else:

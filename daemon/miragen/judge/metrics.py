@@ -43,6 +43,7 @@ FRECHET_EPS = 1e-3  # ridge added to covariances, × the mean variance of T in P
 SILENT_PEAK = 1.0 / 128  # a wave whose AC part never reaches one 8-bit step is silent
 MIN_TRAIN = 5
 MIN_SET = 4  # k-NN radii with k = 3 need 4 points
+MIN_CONCLUSIVE_HELD = 10  # with fewer held-out sounds a pass is never conclusive (docs/judge.md)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,10 @@ class Report:
     reasons: list[str]  # one line per failed check, starting with the check's name
     failed: list[str]  # names of failed checks
     details: dict[str, Any] = field(default_factory=dict)
+    # "pass", "fail", or "inconclusive": every check passed, but at these sizes a half-collapsed
+    # set would pass them too (``power``); ``passed`` is True only for "pass"
+    verdict: str = ""
+    power: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
@@ -97,9 +102,28 @@ class Report:
             )
         s = self.sizes
         lines.append(f"sets: generated {s['gen']}, training {s['train']}, held-out {s['held']} ({self.kind})")
-        lines.append("verdict: " + ("PASS" if self.passed else "FAIL"))
+        verdict = self.verdict or ("pass" if self.passed else "fail")
+        lines.append("verdict: " + verdict.upper())
         lines.extend(f"  - {r}" for r in self.reasons)
+        if verdict == "inconclusive":
+            lines.append(f"  - {self.inconclusive_reason()}")
         return "\n".join(lines)
+
+    def inconclusive_reason(self) -> str:
+        need, held = self.power.get("held_needed"), self.power.get("held") or 0
+        if need and need <= 10 * held:
+            size = f"roughly {need} held-out sounds would be needed to tell them apart"
+        elif need:
+            size = f"more than {10 * held} held-out sounds would be needed to tell them apart"
+        else:
+            size = "no number of held-out sounds would tell them apart with these rules"
+        if held < MIN_CONCLUSIVE_HELD:
+            return (f"every check passed, but {held} held-out sounds are too few to tell a real set "
+                    f"from a half-collapsed one (at least {MIN_CONCLUSIVE_HELD}, and enough that "
+                    f"no half-collapsed probe passes): {size}")
+        return (f"every check passed, but a half-collapsed set of the same size (half of the "
+                f"held-out sounds, each twice) passes too in {self.power.get('passed_probes')} of "
+                f"{self.power.get('probes')} tries: {size}")
 
 
 def _fmt(v: float) -> str:
@@ -335,6 +359,7 @@ def evaluate(
     half_sets: int = 30,
     seed: int = 0,
     permutations: int | None = None,
+    power_probes: int = 10,
 ) -> Report:
     """Judge generated waves ``gen`` against training waves ``train`` and held-out real ``held``.
 
@@ -346,6 +371,15 @@ def evaluate(
     from the spread of each figure over ``half_sets`` random half-sets of G and of H. It
     shrinks as the sets grow; ``half_sets=0`` applies the bare rules. ``permutations`` is the
     earlier name of ``half_sets`` (accepted; it wins when given).
+
+    Power: when every check passes, the same checks (same allowances) are applied to
+    ``power_probes`` half-collapsed sets made from the held-out sounds (a random half of them,
+    each twice: a model that covers half of the class). If any of them passes too, or there are
+    fewer than :data:`MIN_CONCLUSIVE_HELD` held-out sounds, the sets are too small for the rules
+    to tell a real set from a half-collapsed one and the verdict is **inconclusive**, with a
+    rough estimate of the held-out size that would tell them apart (the size at which the
+    allowances, shrinking as 1/√n, would fall below the probes' distance to the bare rules for
+    nine probes in ten). ``power_probes=0`` skips it (verdict pass/fail only).
     """
     if permutations is not None:
         half_sets = int(permutations)
@@ -413,13 +447,17 @@ def evaluate(
         _check("frechet", metrics, baseline, "le_mul", th.frechet_factor, tol),
     ]
     reasons = [_reason(c) for c in checks if not c.passed]
+    power: dict[str, Any] = {}
+    if not reasons and power_probes > 0:
+        power = _power(pool, hi, m, draws, rng, mh, tol, th, power_probes)
+    verdict = "fail" if reasons else ("inconclusive" if power and not power["conclusive"] else "pass")
     report = Report(
         kind=kind,
         sizes={"gen": ng, "train": len(T), "held": nh, "matched": m},
         metrics=metrics,
         baseline=baseline,
         checks=checks,
-        passed=not reasons,
+        passed=verdict == "pass",
         reasons=reasons,
         failed=[c.name for c in checks if not c.passed],
         details={
@@ -433,9 +471,72 @@ def evaluate(
             "z": th.z,
             "k": K_NN,
         },
+        verdict=verdict,
+        power=power,
     )
-    log.info("evaluate %s: %s (%s)", kind, "pass" if report.passed else "fail", ", ".join(report.failed) or "all checks ok")
+    log.info("evaluate %s: %s (%s)", kind, verdict, ", ".join(report.failed) or "all checks ok")
     return report
+
+
+def _checks(figures: dict[str, float], baseline: dict[str, float], th: Thresholds,
+            tol: dict[str, float]) -> list[Check]:
+    """Every rule but 'silent' applied to ``figures`` against ``baseline``."""
+    how = {"novelty": th.novelty_min, "copy_fraction": th.copy_margin, "diversity": th.diversity_min,
+           "recall": th.recall_factor, "ndb_k": th.ndb_margin, "precision": th.precision_factor,
+           "frechet": th.frechet_factor}
+    return [_check(name, figures, baseline, _HOW[name], x, tol) for name, x in how.items()]
+
+
+def _power(pool: _Pool, hi: np.ndarray, m: int, draws: int, rng: np.random.Generator,
+           mh: dict[str, float], tol: dict[str, float], th: Thresholds, probes: int) -> dict[str, Any]:
+    """Would the checks catch a half-collapsed set of this size? See :func:`evaluate`."""
+    baseline = _gate_figures(mh, mh)
+    passed_probes = 0
+    needs: list[float] = []
+    caught_by: dict[str, int] = {}
+    for _ in range(probes):
+        half = rng.choice(hi, max(2, (len(hi) + 1) // 2), replace=False)
+        hc = np.resize(half, len(hi))  # each of the half twice: half the class, at full size
+        figures = _gate_figures(pool.all(hc, _draws(hc, m, draws, rng)), mh)
+        checks = _checks(figures, baseline, th, tol)
+        missed = [c for c in checks if not c.passed]
+        if not missed:
+            passed_probes += 1
+        for c in missed:
+            caught_by[c.name] = caught_by.get(c.name, 0) + 1
+        # the size at which the allowance shrinks below the probe's distance to the bare rule
+        bare = {c.name: c for c in _checks(figures, baseline, th, {})}
+        best = math.inf
+        for c in checks:
+            b = bare[c.name]
+            if b.passed or c.allowance <= 0:
+                continue  # the bare rule does not see the probe, or it is already caught bare
+            gap = _gap(c, b)
+            if gap > 0:
+                best = min(best, m * (c.allowance / gap) ** 2)
+        needs.append(best)
+    # conclusive only when no probe slips through: measured with bench/judge_calibration.py
+    # --sizes, one probe in ten slipping lets real half-collapsed sets pass at 14-30 sounds;
+    # below MIN_CONCLUSIVE_HELD even none slipping does (2 of 70 at 8 sounds)
+    conclusive = passed_probes == 0 and len(hi) >= MIN_CONCLUSIVE_HELD
+    need = None
+    if not conclusive:
+        # the size at which nine probes in ten would be caught (inf: never, by these rules);
+        # the sets are m-sized, and the held-out side is what limits m when G is larger
+        at = sorted(needs)[min(len(needs) - 1, probes - probes // 10 - 1)]
+        if math.isfinite(at):
+            need = max(int(math.ceil(at * len(hi) / max(m, 1))), len(hi) + 1, MIN_CONCLUSIVE_HELD)
+    return {"probes": probes, "passed_probes": passed_probes, "conclusive": conclusive,
+            "caught_by": caught_by, "held_needed": need, "held": int(len(hi)), "matched": int(m)}
+
+
+def _gap(c: Check, bare: Check) -> float:
+    """How far a value lies beyond its bare limit, on the scale its allowance is measured in."""
+    how = _HOW[c.name]
+    if how in ("le_mul", "ge_ratio"):
+        v, lim = max(c.value, 1e-12), max(bare.limit, 1e-12)
+        return abs(math.log(v / lim))
+    return abs(c.value - bare.limit)
 
 
 def _gate_figures(ms: dict[str, float], mh: dict[str, float]) -> dict[str, float]:

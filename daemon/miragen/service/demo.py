@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MiragenError
-from ..fsutil import atomic_write_bytes, atomic_write_text
+from ..fsutil import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -423,11 +423,12 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
             rep = models[c]["report"]
             if not rep.get("judged"):
                 raise MiragenError(f"class {c} was not judged: {'; '.join(rep.get('reasons', []))}")
-            verdicts[c] = "pass" if rep.get("passed") else "fail"
+            verdicts[c] = _verdict(rep)
         info["verdicts"] = verdicts
         passed = [c for c, v in verdicts.items() if v == "pass"]
         return (f"verdict per class: {', '.join(f'{c} {v.upper()}' for c, v in verdicts.items())}"
-                + ("" if len(passed) == len(verdicts) else " (a fail verdict is reported, not hidden; the demo goes on)"))
+                + ("" if len(passed) == len(verdicts) else
+                   " (a fail or inconclusive verdict is reported, not hidden; the demo goes on)"))
 
     def generate_deliver() -> str:
         req_dir = folder / "requests"
@@ -461,26 +462,21 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
         return f"{len(records)} requests done: candidates written, best of each sent by SysEx (ACK, read back) and written to a disk image"
 
     def disk_image() -> str:
-        from ..audio.loops import tile_cycle
-        from ..mirage import disk
-        from .pipeline import IMG_CFG
+        from ..app import disk as disk_app
 
-        image = disk.synthetic_template()
+        image = disk_app.load_template("")  # the synthetic template: the demo has no Mirage
         placed = {}
         for i, c in enumerate(run.classes):
             best = _best_pcm(folder, info["records"][c])
             data = best.read_bytes()
-            capacity = _wavesample(image, DISK_SOUND, i + 1).length
             # a single cycle fills the slot (no 0x80 tail); longer sounds go in as they are
-            tiles = capacity // len(data) if len(data) < capacity and capacity % len(data) == 0 else 1
-            body = tile_cycle(data, len(data) * tiles)
-            image, report = disk.write_wavesample(image, DISK_SOUND, i + 1, body)
+            put = disk_app.place(image, DISK_SOUND, i + 1, data, cycle=disk_app.is_cycle(data))
+            image = put.image
             placed[c] = {"sound": DISK_SOUND, "wavesample": i + 1, "pcm": _rel(folder, best), "bytes": len(data),
-                         "tiled": tiles, "written": report["written"], "capacity": report["capacity"],
-                         "warnings": report["warnings"]}
-        img = atomic_write_bytes(folder / "out" / "demo.img", image)
-        atomic_write_text(folder / "out" / "IMG.CFG", IMG_CFG)
-        info["disk"] = {"image": _rel(folder, img), "img_cfg": "out/IMG.CFG", "placed": placed}
+                         "tiled": put.tiled, "written": put.report["written"], "capacity": put.report["capacity"],
+                         "warnings": put.warnings}
+        pub = disk_app.publish(image, folder / "out" / "demo.img")
+        info["disk"] = {"image": _rel(folder, Path(pub["image"])), "img_cfg": "out/IMG.CFG", "placed": placed}
         where = ", ".join(f"{c} → {DISK_SOUND} wavesample {p['wavesample']}" for c, p in placed.items())
         return f"out/demo.img: {where}"
 
@@ -584,12 +580,6 @@ def _best_pcm(folder: Path, record: dict[str, Any]) -> Path:
     return folder / pcms[0]
 
 
-def _wavesample(image: bytes, sound: str, number: int):
-    from ..mirage import disk
-
-    return disk.parse(image).sounds[sound].params.wavesample(number)
-
-
 def _model_meta(model_dir: Path) -> dict[str, Any]:
     from ..engines.base import MODEL_META
 
@@ -643,7 +633,7 @@ def _summary(run: DemoRun, info: dict[str, Any], total_s: float) -> dict[str, An
             meta = _model_meta(folder / m["path"])
             entry.update(model=m["path"], steps=meta.get("steps"), train_seconds=meta.get("train_seconds"),
                          device=meta.get("device"), judged=bool(rep.get("judged")),
-                         verdict=("pass" if rep.get("passed") else "fail") if rep.get("judged") else "not judged",
+                         verdict=_verdict(rep) if rep.get("judged") else "not judged",
                          reasons=list(rep.get("reasons", [])), metrics=rep.get("metrics", {}))
         rec = info.get("records", {}).get(c)
         if rec:
@@ -717,12 +707,15 @@ def format_summary(s: dict[str, Any]) -> str:
         if "verdict" in e:
             row += f", judge {e['verdict'].upper()}"
         lines.append(row)
-        if e.get("verdict") == "fail" and e.get("reasons"):
+        if e.get("verdict") in ("fail", "inconclusive") and e.get("reasons"):
             lines.append(f"            {_reason_text(e['reasons'])}")
     j = s["judge"]
     if j["of"]:
-        lines.append(f"Judge: {j['passed']} of {j['of']} classes pass the held-out judge."
-                     + ("" if j["passed"] == j["of"] else
+        undecided = sum(v == "inconclusive" for v in j["verdicts"].values())
+        lines.append(f"Judge: {j['passed']} of {j['of']} classes pass the held-out judge"
+                     + (f", {undecided} inconclusive (too few held-out sounds to tell a real set from a "
+                        "half-collapsed one)." if undecided else ".")
+                     + ("" if j["passed"] + undecided == j["of"] else
                         " A FAIL is the honest verdict of a short CPU run: train longer (--seconds, or train.seconds"
                         " in miragen.toml); the candidate gate still kept only new, non-silent, non-duplicate sounds."))
     lines.append("")
@@ -754,3 +747,8 @@ def format_summary(s: dict[str, Any]) -> str:
     lines.append("Next, with real hardware:")
     lines += [f"  {x}" for x in s["next"]]
     return "\n".join(lines)
+
+
+def _verdict(rep: dict) -> str:
+    """pass, fail or inconclusive, from a model's judge report (older records: pass/fail)."""
+    return rep.get("verdict") or ("pass" if rep.get("passed") else "fail")

@@ -194,7 +194,9 @@ def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
             report.update(judged=False, passed=False, reasons=[f"the judge could not run: {exc}"])
         else:
             passed = bool(rep.passed)
-            report.update(judged=True, passed=passed, reasons=list(rep.reasons), metrics=rep.to_dict().get("metrics", {}))
+            reasons = list(rep.reasons) + ([rep.inconclusive_reason()] if rep.verdict == "inconclusive" else [])
+            report.update(judged=True, passed=passed, verdict=rep.verdict, reasons=reasons,
+                          power=rep.power, metrics=rep.to_dict().get("metrics", {}))
     else:
         report.update(judged=False, passed=False, reasons=[f"class has {len(ds)} sounds; {MIN_JUDGE_CLASS} needed to judge"])
     return {"passed": passed, "report": report, "files": len(ds), "run_s": budget.elapsed()}
