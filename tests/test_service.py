@@ -444,3 +444,22 @@ def test_sort_resumes_after_a_kill_between_the_index_and_the_renames(tmp_path):
     run_sort(d, job)  # once more (a second restart): nothing changes
     assert sorted(p.name for p in d.state.corpus.rglob("*.pcm")) == sorted(f"{s[:24]}.pcm" for s in shas)
     d.queue.close()
+
+
+def test_which_new_model_serves():
+    """pass > inconclusive > fail: an inconclusive model replaces a failed or inconclusive one,
+    never a passing one; a failed one serves only a class without a model (issue 20)."""
+    from miragen.service.pipeline import takes_over
+
+    def row(verdict):
+        return {"passed": verdict == "pass", "report": {"verdict": verdict, "passed": verdict == "pass"}}
+
+    assert takes_over({"verdict": "fail"}, None)
+    for new, now, expected in [("pass", "pass", True), ("pass", "fail", True),
+                               ("inconclusive", "pass", False), ("inconclusive", "inconclusive", True),
+                               ("inconclusive", "fail", True), ("fail", "fail", False),
+                               ("fail", "inconclusive", False)]:
+        assert takes_over({"verdict": new, "passed": new == "pass"}, row(now)) is expected, (new, now)
+    # a record written before verdicts existed: passed only
+    assert not takes_over({"verdict": "inconclusive"}, {"passed": 1, "report": {"passed": True}})
+    assert takes_over({"verdict": "inconclusive"}, {"passed": 0, "report": {}})

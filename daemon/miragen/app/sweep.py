@@ -208,7 +208,7 @@ def run_sweep(
     from ..audio.render import contact_sheet
     from ..corpus.dataset import load_dataset
     from ..engines.base import Budget, engine_class
-    from .metrics import MIN_SET, evaluate
+    from ..judge.metrics import MIN_SET, evaluate
 
     if seconds <= 0:
         raise MiragenError(f"--seconds must be positive (got {seconds})")
@@ -326,6 +326,8 @@ def _one_run(run: SweepRun, cls_engine, opts, train, held, ds, seconds, count, m
         rep = evaluate(waves, train.classes[c], held.classes[c], mode, rate=ds.rate, seed=run.seed)
         run.reports[c] = rep.to_dict()
         run.failed += [f"{c}: {name}" for name in rep.failed]
+        if rep.verdict == "inconclusive":
+            run.failed.append(f"{c}: inconclusive (too few held-out sounds to tell)")
         fh, gh = rep.baseline["frechet"], rep.metrics["frechet"]
         fr.append(gh / fh if fh > 0 else math.inf)
         rh = rep.baseline["recall"]

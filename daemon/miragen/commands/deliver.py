@@ -174,9 +174,9 @@ def _run(args: argparse.Namespace) -> int:
     simulated = spec == "sim"
     data, warnings, converted = _wave_bytes(args, SYSEX_MAX_BYTES)
     if args.tile_cycle:
-        from ..audio.loops import fill_with_cycle
+        from ..app.sysex import sysex_body
 
-        data = fill_with_cycle(data, max(len(data), 256 * d["cycle_pages"]))
+        data = sysex_body(data, cycle=True, cycle_pages=d["cycle_pages"])
     for w in warnings:
         print(f"miragen: warning: {w}", file=sys.stderr)
 
@@ -227,17 +227,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: int) -> int:
+    from ..app import disk as disk_app
     from ..errors import FormatError, InputError
-    from ..fsutil import (
-        atomic_copy,
-        atomic_write_bytes,
-        atomic_write_text,
-        check_output,
-        prepare_output_dir,
-        same_file,
-    )
-    from ..mirage import disk, params
-    from ..service.pipeline import IMG_CFG
+    from ..fsutil import check_output, prepare_output_dir, same_file
+    from ..mirage import disk
     from . import _wave
 
     d = cfg["deliver"]
@@ -259,16 +252,8 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
         raise InputError(Path(stick) / Path(args.disk).name,
                          "the copy to the USB stick would replace an input "
                          "(choose another image name)")
-    if template_path:
-        template = _wave.read_file(template_path, max_bytes=disk.SIZE, what="template image")
-        try:
-            disk.check_image(template)
-            disk.check_plausible(template)
-        except FormatError as exc:
-            raise InputError(template_path, str(exc)) from None
-    else:
-        template = disk.synthetic_template()
-    ws = params.parse_sound_params(disk.read_param_block(template, sound)).wavesample(number)
+    template = disk_app.load_template(template_path)
+    ws = disk_app.wavesample(template, sound, number)
     where = template_path or "the synthetic template"
     if not ws.used:
         raise InputError(where, f"{sound} wavesample {number} is unused in this template (end page "
@@ -290,50 +275,36 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
                                    too_long_hint=hint)
         data, warnings, converted, how = wave.data, list(wave.warnings), wave.converted, wave.how
         zero = _wave.zero_warning(wave, sound, number)
-    if args.tile_cycle:
-        from ..audio.loops import fill_with_cycle
-
-        try:
-            data = fill_with_cycle(data, ws.length)
-        except FormatError as exc:
-            raise InputError(args.input, f"--tile-cycle: {exc}") from None
     try:
-        image, report = disk.write_wavesample(template, sound, number, data,
-                                              allow_zero=True, force=True)
+        placed = disk_app.place(template, sound, number, data, cycle=bool(args.tile_cycle),
+                                allow_zero=True, force=True)
     except FormatError as exc:
-        raise InputError(args.input, str(exc)) from None
+        raise InputError(args.input, ("--tile-cycle: " if args.tile_cycle else "") + str(exc)) from None
     _, created = prepare_output_dir(out_dir, what="folder of the image")
     check_output(args.disk, inputs=inputs, what="output image")
     try:
-        out = atomic_write_bytes(args.disk, image)
+        pub = disk_app.publish(placed.image, args.disk, img_cfg=False, stick=stick)
     except OSError as exc:
         raise InputError(args.disk, f"cannot write it: {exc.strerror or exc}") from None
     if created:
         print(f"miragen: note: created the folder {out_dir}", file=sys.stderr)
-    warnings = warnings + ([zero] if zero else []) + list(report.get("warnings", []))
-    result: dict[str, Any] = {"ok": True, "image": str(out), "sound": sound, "wavesample": number,
+    out = Path(pub["image"])
+    warnings = warnings + ([zero] if zero else []) + placed.warnings + pub["warnings"]
+    result: dict[str, Any] = {"ok": pub["ok"], "image": str(out), "sound": sound, "wavesample": number,
                               "converted": converted, "how": how, "warnings": warnings,
-                              "report": json.loads(json.dumps(report, default=str))}
+                              "report": disk_app.report_json(placed.report)}
     if getattr(args, "syx_skipped", None):
         result["syx_skipped"] = args.syx_skipped
-    if stick:
-        try:
-            copied = atomic_copy(out, Path(stick) / out.name)
-            cfg_path = Path(stick) / "IMG.CFG"
-            if not cfg_path.exists():
-                atomic_write_text(cfg_path, IMG_CFG)
-            elif "[::450560]" not in cfg_path.read_text(encoding="utf-8", errors="replace"):
-                result["warnings"].append(f"{cfg_path} exists without a [::450560] section; FlashFloppy will not read the image (add the section from deploy/)")
-            result["usb_stick"] = str(copied)
-        except OSError as exc:
-            result.update(ok=False, error=f"cannot copy to the USB stick {stick}: {exc.strerror or exc}")
+    for key in ("usb_stick", "error"):
+        if key in pub:
+            result[key] = pub[key]
     if args.json:
         print(json.dumps(result))
     else:
         for w in result["warnings"]:
             print(f"miragen: warning: {w}", file=sys.stderr)
         if result["ok"]:
-            print(f"wrote {sound} wavesample {number} ({len(data):,} bytes; {how}) into {out}"
+            print(f"wrote {sound} wavesample {number} ({placed.report['written']:,} bytes; {how}) into {out}"
                   + (f", copied to {result['usb_stick']}" if "usb_stick" in result else ""))
     if not result["ok"]:
         print(f"miragen: error: {result['error']}", file=sys.stderr)

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from ..judge.sweep import parse_fixed, parse_grid, run_sweep
+    from ..app.sweep import parse_fixed, parse_grid, run_sweep
 
     grid = parse_grid(args.grid)
     fixed = parse_fixed(args.fixed)

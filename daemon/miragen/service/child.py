@@ -23,12 +23,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import MiragenError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .daemon import Daemon
+from .context import Context
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +62,7 @@ def _signal_name(rc: int) -> str:
         return f"signal {-rc}"
 
 
-def run_child(d: Daemon, worker: str, task: str, spec: dict[str, Any], *, what: str,
+def run_child(d: Context, worker: str, task: str, spec: dict[str, Any], *, what: str,
               on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run ``task`` in a child; returns its result, or raises ChildFailed/ChildCrashed/ChildStopped."""
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
@@ -91,7 +89,7 @@ def run_child(d: Daemon, worker: str, task: str, spec: dict[str, Any], *, what: 
         proc.stdout.close()
 
 
-def _supervise(d: Daemon, worker: str, proc: subprocess.Popen, what: str,
+def _supervise(d: Context, worker: str, proc: subprocess.Popen, what: str,
                on_event: Callable[[dict[str, Any]], None] | None, t0: float) -> dict[str, Any]:
     limit = silence_limit(d.cfg)
     sel = selectors.DefaultSelector()

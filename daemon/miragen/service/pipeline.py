@@ -20,41 +20,32 @@ Training policy (one model line per class, ``models/<class>/vNNNN``):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..app import disk as disk_app
+from ..app.disk import is_cycle
+from ..app.sysex import sysex_body
 from ..errors import MiragenError
-from ..fsutil import atomic_copy, atomic_write_bytes, atomic_write_text
 from .child import ChildFailed, ChildStopped, run_child
+from .context import Context, Stopping
 from .jobs import Job
 from .requests import RequestError, parse_request_file, unique_name, write_record
 from .state import printable, reject_file, safe_name
 from .worker import MIN_JUDGE_CLASS, MIN_TRAIN_CLASS, SMALL_CLASS, read_manifest  # noqa: F401  (re-exported: the demo reads them here)
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .daemon import Daemon
 
 log = logging.getLogger(__name__)
 
 MODEL_WAIT_S = 2.0  # a request whose class is still training is looked at again after this
 SAVE_SPENT_S = 5.0  # how often a training run records the budget it has spent
 
-# FlashFloppy (Gotek) IMG.CFG for Mirage images: one file, shipped as package data;
-# deploy/IMG.CFG is a link to it.
-IMG_CFG = resources.files("miragen").joinpath("data/IMG.CFG").read_text(encoding="utf-8")
-
-
-class Stopping(Exception):
-    """Raised inside a long step when the daemon is asked to stop (checkpoint and put back)."""
 
 
 # ------------------------------------------------------------------------------ requests
-def run_request(d: Daemon, job: Job) -> None:
+def run_request(d: Context, job: Job) -> None:
     """A claimed request file (or a trigger's request) → result record + generate job."""
     p = job.payload
     state, queue = d.state, d.queue
@@ -97,7 +88,7 @@ def run_request(d: Daemon, job: Job) -> None:
 
 
 # ------------------------------------------------------------------------------ training
-def run_train(d: Daemon, job: Job) -> None:
+def run_train(d: Context, job: Job) -> None:
     """Train one class in a child process (:mod:`.worker`); record the model and its verdict here.
 
     The pool of unsorted material (class :data:`~.sorting.POOL`) is not trained: its "train"
@@ -147,7 +138,7 @@ def run_train(d: Daemon, job: Job) -> None:
         return
     passed = bool(res.get("passed"))
     current = d.queue.current_model(cls)
-    make_current = passed or current is None
+    make_current = takes_over(res.get("report", {}), current)
     rel = str(model_dir.relative_to(d.state.root))
     if not any(m["path"] == rel for m in d.queue.models()):  # not recorded before a kill
         d.queue.add_model(cls, rel, passed, res.get("report", {}), make_current)
@@ -156,8 +147,25 @@ def run_train(d: Daemon, job: Job) -> None:
              " and serves now" if make_current else "; the previous model keeps serving")
 
 
+def _verdict_rank(report: dict[str, Any]) -> int:
+    verdict = report.get("verdict") or ("pass" if report.get("passed") else "fail")
+    return {"pass": 2, "inconclusive": 1}.get(verdict, 0)
+
+
+def takes_over(report: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """Does a newly trained model (its judge ``report``) serve instead of ``current`` (the
+    models row serving now, or None)? pass > inconclusive (too few held-out sounds to tell) >
+    fail or not judged: a model that passes serves; an inconclusive one unless the one serving
+    passed; a failed one only when the class has no model yet."""
+    if current is None:
+        return True
+    rank = _verdict_rank(report)
+    now = current.get("report") or {"passed": bool(current.get("passed"))}
+    return rank >= 1 and rank >= _verdict_rank(now)
+
+
 # ------------------------------------------------------------------------------ generation
-def _pick_class(d: Daemon, wanted: str) -> str | None:
+def _pick_class(d: Context, wanted: str) -> str | None:
     if wanted:
         return wanted
     classes = sorted(m["class"] for m in d.queue.models() if m["current"])
@@ -169,7 +177,7 @@ def _pick_class(d: Daemon, wanted: str) -> str | None:
     return min(counts) if counts else None
 
 
-def run_generate(d: Daemon, job: Job) -> None:
+def run_generate(d: Context, job: Job) -> None:
     p = job.payload
     name, req = p["name"], p["request"]
     cls = _pick_class(d, req.get("class", ""))
@@ -214,14 +222,14 @@ def run_generate(d: Daemon, job: Job) -> None:
         d.queue.finish(job, conn=c)
 
 
-def _fail_request(d: Daemon, job: Job, name: str, reason: str, **fields: Any) -> None:
+def _fail_request(d: Context, job: Job, name: str, reason: str, **fields: Any) -> None:
     write_record(d.state, name, state="failed", reason=reason, **fields)
     d.queue.fail(job, reason)
     log.warning("request %s failed: %s", name, reason)
 
 
 # ------------------------------------------------------------------------------ delivery
-def run_deliver(d: Daemon, job: Job) -> None:
+def run_deliver(d: Context, job: Job) -> None:
     p = job.payload
     name = p["name"]
     data = (d.state.root / p["pcm"]).read_bytes()
@@ -233,7 +241,8 @@ def run_deliver(d: Daemon, job: Job) -> None:
             continue  # delivered before a restart: counted once
         d.queue.delivery_start(delivery_id, job.id, name, part)
         if part == "sysex":
-            res = _deliver_sysex(d, _sysex_body(d, data), p)
+            body = sysex_body(data, cycle=_is_cycle(d, data), cycle_pages=d.cfg["deliver"]["cycle_pages"])
+            res = _deliver_sysex(d, body, p)
         else:
             res = _deliver_disk(d, data, p)
         d.queue.delivery_end(delivery_id, bool(res.get("ok")), res)
@@ -251,21 +260,12 @@ def run_deliver(d: Daemon, job: Job) -> None:
         log.warning("request %s: delivery failed: %s", name, reason)
 
 
-def _is_cycle(d: Daemon, data: bytes) -> bool:
+def _is_cycle(d: Context, data: bytes) -> bool:
     """A cycle-mode candidate: one single cycle of whole pages (what cycle-mode models make)."""
-    return d.cfg["train"]["mode"] == "cycle" and 0 < len(data) and len(data) % 256 == 0
+    return d.cfg["train"]["mode"] == "cycle" and is_cycle(data)
 
 
-def _sysex_body(d: Daemon, data: bytes) -> bytes:
-    """A single cycle repeated to ``deliver.cycle_pages`` pages (any page-aligned loop is seamless)."""
-    from ..audio.loops import fill_with_cycle
-
-    if not _is_cycle(d, data):
-        return data
-    return fill_with_cycle(data, max(len(data), 256 * int(d.cfg["deliver"]["cycle_pages"])))
-
-
-def _deliver_sysex(d: Daemon, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
+def _deliver_sysex(d: Context, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
     from ..transport.deliver import deliver_wavesample
 
     c = d.cfg["deliver"]
@@ -299,37 +299,25 @@ def _deliver_sysex(d: Daemon, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _deliver_disk(d: Daemon, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
-    from ..mirage import disk
-
+def _deliver_disk(d: Context, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
+    """The request's sound into the template, as ``out/<name>/<name>.img`` beside IMG.CFG, and
+    onto the USB stick when one is configured (:mod:`miragen.app.disk`)."""
     c = d.cfg["deliver"]
     try:
-        if c["template"]:
-            template = Path(c["template"]).read_bytes()
-        else:
-            template = disk.synthetic_template()
-        if _is_cycle(d, data):  # a single cycle fills the template wavesample's page range (no 0x80 tail)
-            from ..audio.loops import fill_with_cycle
-            from ..mirage import params
-
-            ws = params.parse_sound_params(disk.read_param_block(template, p["sound"])).wavesample(int(p["wavesample"]))
-            if ws.used and ws.length >= len(data):
-                data = fill_with_cycle(data, ws.length)
-        image, report = disk.write_wavesample(template, p["sound"], int(p["wavesample"]), data)
+        template = disk_app.load_template(c["template"])
+        placed = disk_app.place(template, p["sound"], int(p["wavesample"]), data,
+                                cycle=_is_cycle(d, data))
     except (OSError, MiragenError) as exc:
         return {"ok": False, "error": f"disk image: {exc}"}
     out_dir = d.state.out / p["name"]
-    img = atomic_write_bytes(out_dir / f"{p['name']}.img", image)
-    atomic_write_text(out_dir / "IMG.CFG", IMG_CFG)
-    res: dict[str, Any] = {"ok": True, "image": str(img.relative_to(d.state.root)), "sound": p["sound"],
-                           "wavesample": int(p["wavesample"]), "report": json.loads(json.dumps(report, default=str))}
-    stick = d.cfg["paths"]["usb_stick"]
-    if stick:
-        try:
-            atomic_copy(img, Path(stick) / img.name)
-            if not (Path(stick) / "IMG.CFG").exists():
-                atomic_write_text(Path(stick) / "IMG.CFG", IMG_CFG)
-            res["usb_stick"] = str(Path(stick) / img.name)
-        except OSError as exc:
-            res.update(ok=False, error=f"cannot copy to the USB stick {stick}: {exc.strerror or exc}")
+    pub = disk_app.publish(placed.image, out_dir / f"{p['name']}.img",
+                           stick=d.cfg["paths"]["usb_stick"])
+    res: dict[str, Any] = {"ok": pub["ok"], "image": str(Path(pub["image"]).relative_to(d.state.root)),
+                           "sound": p["sound"], "wavesample": int(p["wavesample"]),
+                           "report": disk_app.report_json(placed.report)}
+    for key in ("usb_stick", "error"):
+        if key in pub:
+            res[key] = pub[key]
+    if pub["warnings"]:
+        res["warnings"] = pub["warnings"]
     return res

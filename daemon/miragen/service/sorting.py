@@ -29,13 +29,11 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..fsutil import fsync_dir
+from .context import Context, Stopping
 from .jobs import Job
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +106,9 @@ def cluster_pool(root: Path, cfg: dict[str, Any], pool: list[list[str]], members
             "sizes": {n: int(sum(1 for v in assign.values() if v == n)) for n in sorted(set(assign.values()))}}
 
 
-def run_sort(d: Daemon, job: Job) -> None:
+def run_sort(d: Context, job: Job) -> None:
     """(Daemon side.) The pool's "train" job: sort the pool into auto classes (see the module)."""
     from .child import ChildFailed, ChildStopped, run_child
-    from .pipeline import Stopping
 
     q, p = d.queue, job.payload
     if "assign" not in p:
@@ -157,7 +154,7 @@ def _path_of(c, sha: str) -> str:
     return row["path"] if row else ""
 
 
-def _move_assigned(d: Daemon, assign: dict[str, str]) -> int:
+def _move_assigned(d: Context, assign: dict[str, str]) -> int:
     """Rename each assigned file from the pool folder to its class folder (idempotent)."""
     root = d.state.root
     moved = 0

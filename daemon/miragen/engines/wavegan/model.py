@@ -54,7 +54,7 @@ class WaveGANModel(Model):
         self._g = g
 
     def sample(self, n: int, cls: str | None = None, seed: int | None = None) -> list[np.ndarray]:
-        from .train import generate_internal
+        from .networks import generate_internal
 
         cls = self.resolve_class(cls)
         label = self.classes.index(cls)

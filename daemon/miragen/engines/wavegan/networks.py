@@ -20,7 +20,9 @@ Circular padding everywhere in cycle mode: a cycle has no edges.
 from __future__ import annotations
 
 import math
+import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -221,3 +223,22 @@ class Discriminator(nn.Module):
         if self.embed is not None:
             out = out + (self.embed(y) * h).sum(dim=1, keepdim=True) / math.sqrt(h.shape[1])
         return out.view(-1)
+
+
+def generate_internal(g, n: int, label: int, fracs: np.ndarray | None, seed: int | None, device=None, batch: int = 256) -> np.ndarray:
+    """Run the generator: (n, L) float32 at the internal resolution (inference: used by the
+    saved model and by the trainer's snapshots)."""
+    device = device or next(g.parameters()).device
+    gen = torch.Generator().manual_seed(int(seed) if seed is not None else int(time.time_ns() % (2**31)))
+    out = []
+    was_training = g.training
+    g.eval()
+    with torch.no_grad():
+        for s in range(0, n, batch):
+            m = min(batch, n - s)
+            z = torch.randn(m, g.z_dim, generator=gen).to(device)
+            y = torch.full((m,), label, dtype=torch.long, device=device)
+            f = torch.as_tensor(fracs[s : s + m], dtype=torch.float32, device=device) if fracs is not None else None
+            out.append(g(z, y, f)[:, 0].float().cpu().numpy())
+    g.train(was_training)
+    return np.concatenate(out, axis=0) if out else np.zeros((0, g.length), np.float32)

@@ -280,26 +280,6 @@ def network_spec(opts: dict[str, Any], mode: str, length: int, n_classes: int) -
     }
 
 
-def generate_internal(g, n: int, label: int, fracs: np.ndarray | None, seed: int | None, device=None, batch: int = 256) -> np.ndarray:
-    """Run the generator: (n, L) float32 at the internal resolution."""
-    import torch
-
-    device = device or next(g.parameters()).device
-    gen = torch.Generator().manual_seed(int(seed) if seed is not None else int(time.time_ns() % (2**31)))
-    out = []
-    was_training = g.training
-    g.eval()
-    with torch.no_grad():
-        for s in range(0, n, batch):
-            m = min(batch, n - s)
-            z = torch.randn(m, g.z_dim, generator=gen).to(device)
-            y = torch.full((m,), label, dtype=torch.long, device=device)
-            f = torch.as_tensor(fracs[s : s + m], dtype=torch.float32, device=device) if fracs is not None else None
-            out.append(g(z, y, f)[:, 0].float().cpu().numpy())
-    g.train(was_training)
-    return np.concatenate(out, axis=0) if out else np.zeros((0, g.length), np.float32)
-
-
 # ---------------------------------------------------------------------------------------------
 # judge-based snapshot score
 
@@ -333,7 +313,7 @@ def judge_score(gen: list[np.ndarray], train: list[np.ndarray], held: list[np.nd
     on the user's side is another sample, and a pass by a hair is a coin toss there)."""
     from ...judge.metrics import evaluate
 
-    report = evaluate(gen, train, held, kind, rate=rate, permutations=10)
+    report = evaluate(gen, train, held, kind, rate=rate, permutations=10, power_probes=0)
     margins = [margin(c) for c in report.checks if c.name != "silent"]
     missing = sum(shortfall(c) for c in report.checks)
     least = min(margins) if margins else 0.0
@@ -435,6 +415,7 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
     from .augment import diff_augment
     from .loss import d_loss_ns, d_loss_wgan, g_loss_ns, g_loss_wgan, gradient_penalty, r1_penalty
     from .model import WaveGANModel
+    from .networks import generate_internal
 
     opts = resolve_options(options)
     hook: Callable | None = opts.pop("snapshot_hook")
