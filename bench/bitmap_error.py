@@ -24,8 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
-from miragen.audio.bitmap import _columns, _interp, decode, encode, wave_bytes
-from miragen.audio.convert import convert_file
+from miragen.audio.bitmap import _columns, _interp, decode, encode, wave_bytes  # noqa: E402
+from miragen.audio.convert import convert_file  # noqa: E402
 
 
 def _stats(errs: list[np.ndarray], sigs: list[np.ndarray]) -> dict:
@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     out["pcm8_exact"] = _stats(errs, [u - 128.0 for u in cycles])
     for sigma in (0.7, 1.5):
         sub = cycles[::10]
-        errs = [decode(gaussian_filter(encode(u).astype(float), sigma)).astype(int) - u for u in sub]
+        errs = [
+            decode(gaussian_filter(encode(u).astype(float), sigma)).astype(int) - u for u in sub
+        ]
         out[f"pcm8_blur{sigma}"] = _stats(errs, [u - 128.0 for u in sub])
 
     akwf = [wave_bytes(str(f)) for f in sorted((data / "akwf").glob("AKWF_*/*.wav"))[::5]]

@@ -9,7 +9,8 @@ Prints one JSON object: files, failed, seconds, files_per_s, cpu_seconds, files_
 (this process's CPU time: what the machine's other load does not change), peak_rss_mb,
 load_avg_1min (at the start), png, writer, rate.
 
-    .venv/bin/python bench/convert.py [--png] [--per-file-fsync] [--data DIR] [--limit N] [--out DIR]
+    .venv/bin/python bench/convert.py [--png] [--per-file-fsync] [--data DIR] [--limit N]
+        [--out DIR]
 """
 
 from __future__ import annotations
@@ -27,15 +28,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
-from miragen.audio.convert import OutputWriter, convert_file, write_outputs
-from miragen.errors import InputError
+from miragen.audio.convert import OutputWriter, convert_file, write_outputs  # noqa: E402
+from miragen.errors import InputError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "akwf"), help="folder searched for *.wav")
+    ap.add_argument(
+        "--data",
+        default=str(ROOT.parent / "shared" / "data" / "akwf"),
+        help="folder searched for *.wav",
+    )
     ap.add_argument("--png", action="store_true", help="also render the .png of each file")
-    ap.add_argument("--per-file-fsync", action="store_true", help="write each file with fsync (write_outputs)")
+    ap.add_argument(
+        "--per-file-fsync", action="store_true", help="write each file with fsync (write_outputs)"
+    )
     ap.add_argument("--limit", type=int, default=0, help="convert only the first N files (0: all)")
     ap.add_argument("--out", help="output folder (default: a temporary folder, removed afterwards)")
     ap.add_argument("--rate", type=int, default=29411)
@@ -70,19 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     if not args.out:
         shutil.rmtree(out, ignore_errors=True)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({
-        "files": len(files),
-        "failed": failed,
-        "seconds": round(seconds, 3),
-        "files_per_s": round(len(files) / seconds, 1),
-        "cpu_seconds": round(cpu, 3),
-        "files_per_cpu_s": round(len(files) / cpu, 1),
-        "peak_rss_mb": round(peak_kb / 1024, 1),
-        "load_avg_1min": round(load, 2) if load is not None else None,
-        "png": bool(args.png),
-        "writer": "per-file-fsync" if args.per_file_fsync else "batched (OutputWriter)",
-        "rate": args.rate,
-    }))
+    print(
+        json.dumps(
+            {
+                "files": len(files),
+                "failed": failed,
+                "seconds": round(seconds, 3),
+                "files_per_s": round(len(files) / seconds, 1),
+                "cpu_seconds": round(cpu, 3),
+                "files_per_cpu_s": round(len(files) / cpu, 1),
+                "peak_rss_mb": round(peak_kb / 1024, 1),
+                "load_avg_1min": round(load, 2) if load is not None else None,
+                "png": bool(args.png),
+                "writer": "per-file-fsync" if args.per_file_fsync else "batched (OutputWriter)",
+                "rate": args.rate,
+            }
+        )
+    )
     return 0
 
 

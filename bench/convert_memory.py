@@ -38,9 +38,25 @@ CHILD = (
 
 def wav(path: Path, pcm: bytes, rate: int, bits: int) -> Path:
     width = bits // 8
-    path.write_bytes(struct.pack(
-        "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(pcm), b"WAVE", b"fmt ", 16, 1, 1, rate,
-        rate * width, width, bits, b"data", len(pcm)) + pcm)
+    path.write_bytes(
+        struct.pack(
+            "<4sI4s4sIHHIIHH4sI",
+            b"RIFF",
+            36 + len(pcm),
+            b"WAVE",
+            b"fmt ",
+            16,
+            1,
+            1,
+            rate,
+            rate * width,
+            width,
+            bits,
+            b"data",
+            len(pcm),
+        )
+        + pcm
+    )
     return path
 
 
@@ -49,32 +65,51 @@ def make_inputs(folder: Path) -> dict[str, Path]:
     t = np.arange(int(0.1 * 44100))
     sine16 = (12000 * np.sin(2 * np.pi * 440 * t / 44100)).astype("<i2").tobytes()
     out = {"baseline_0.1s_44k": wav(folder / "short.wav", sine16, 44100, 16)}
-    out["header_1hz_100kb"] = wav(folder / "hz1.wav",
-                                  rng.integers(1, 256, 100_000).astype(np.uint8).tobytes(), 1, 8)
+    out["header_1hz_100kb"] = wav(
+        folder / "hz1.wav", rng.integers(1, 256, 100_000).astype(np.uint8).tobytes(), 1, 8
+    )
     out["header_1khz_4mb_67min"] = wav(
-        folder / "hz1000.wav", rng.integers(1, 256, 4_000_000).astype(np.uint8).tobytes(), 1000, 8)
+        folder / "hz1000.wav", rng.integers(1, 256, 4_000_000).astype(np.uint8).tobytes(), 1000, 8
+    )
     t = np.arange(600 * 44100)
     out["ten_minutes_44k_16bit"] = wav(
-        folder / "tenmin.wav", (12000 * np.sin(2 * np.pi * 440 * t / 44100)).astype("<i2").tobytes(),
-        44100, 16)
+        folder / "tenmin.wav",
+        (12000 * np.sin(2 * np.pi * 440 * t / 44100)).astype("<i2").tobytes(),
+        44100,
+        16,
+    )
     t = np.arange(15_000_000)
     out["wav_30mb_8k_16bit"] = wav(
-        folder / "big8k.wav", (12000 * np.sin(2 * np.pi * 440 * t / 8000)).astype("<i2").tobytes(),
-        8000, 16)
+        folder / "big8k.wav",
+        (12000 * np.sin(2 * np.pi * 440 * t / 8000)).astype("<i2").tobytes(),
+        8000,
+        16,
+    )
     return out
 
 
 def run(path: Path, out: Path) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", CHILD, "convert", str(path), "-o", str(out)],
-                       capture_output=True, text=True, env=env, check=False, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, "convert", str(path), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=600,
+    )
     secs = time.monotonic() - t0
     line = [x for x in r.stdout.splitlines() if x.startswith("HWM")]
     kb, rc = (int(line[0].split()[1]), int(line[0].split()[2])) if line else (0, r.returncode)
     err = [x for x in r.stderr.splitlines() if "error" in x or "warning" in x]
-    return {"input_bytes": path.stat().st_size, "exit": rc, "peak_mb": round(kb / 1024, 1),
-            "seconds": round(secs, 2), "message": err[0] if err else ""}
+    return {
+        "input_bytes": path.stat().st_size,
+        "exit": rc,
+        "peak_mb": round(kb / 1024, 1),
+        "seconds": round(secs, 2),
+        "message": err[0] if err else "",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,8 +125,18 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows.values():
         r["over_baseline_mb"] = round(r["peak_mb"] - base, 1)
     worst = max(r["peak_mb"] for r in rows.values())
-    print(json.dumps({"bench": "convert_memory", "target_peak_mb": 200, "worst_peak_mb": worst,
-                      "pass": worst <= 200, "cases": rows}, indent=1))
+    print(
+        json.dumps(
+            {
+                "bench": "convert_memory",
+                "target_peak_mb": 200,
+                "worst_peak_mb": worst,
+                "pass": worst <= 200,
+                "cases": rows,
+            },
+            indent=1,
+        )
+    )
     return 0 if worst <= 200 else 1
 
 

@@ -1,6 +1,7 @@
 """Idle footprint of the daemon and drop-to-corpus latency; prints one JSON object.
 
-    .venv/bin/python bench/daemon.py [--idle-seconds 10] [--drops 20] [--settle 1.0] [--polling] [--train [--requests 5]]
+    .venv/bin/python bench/daemon.py [--idle-seconds 10] [--drops 20] [--settle 1.0] [--polling]
+        [--train [--requests 5]]
 
 Starts the real daemon (``python -m miragen daemon``) on a temporary state folder with the
 simulated transport and no MIDI input, and training pushed out of the way
@@ -114,25 +115,43 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--idle-seconds", type=float, default=10.0)
     ap.add_argument("--drops", type=int, default=20)
-    ap.add_argument("--settle", type=float, default=1.0, help="daemon.settle_s (default: the shipped default, 1.0)")
-    ap.add_argument("--polling", action="store_true", help="use the polling observer (daemon.polling)")
-    ap.add_argument("--train", action="store_true",
-                    help="then train one class (3 s budget) and serve --requests requests from it; report the idle RSS after "
-                         "training (rss_after_training_mb) and after the requests, and each request's latency")
-    ap.add_argument("--requests", type=int, default=5, help="requests served after training (with --train)")
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="daemon.settle_s (default: the shipped default, 1.0)",
+    )
+    ap.add_argument(
+        "--polling", action="store_true", help="use the polling observer (daemon.polling)"
+    )
+    ap.add_argument(
+        "--train",
+        action="store_true",
+        help="then train one class (3 s budget) and serve --requests requests from it; "
+        "report the idle RSS after "
+        "training (rss_after_training_mb) and after the requests, and each request's latency",
+    )
+    ap.add_argument(
+        "--requests", type=int, default=5, help="requests served after training (with --train)"
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="miragen-bench-") as tmp:
         state = Path(tmp) / "state"
         config = Path(tmp) / "miragen.toml"
         config.write_text(
-            f'[paths]\nstate = "{state}"\n[train]\ndebounce_s = {2.0 if args.train else 86400.0}\nseconds = 3\n'
-            f'[daemon]\nsettle_s = {args.settle}\nrescan_s = 60.0\npolling = {"true" if args.polling else "false"}\n'
+            f'[paths]\nstate = "{state}"\n[train]\n'
+            f"debounce_s = {2.0 if args.train else 86400.0}\nseconds = 3\n"
+            f"[daemon]\nsettle_s = {args.settle}\nrescan_s = 60.0\n"
+            f"polling = {'true' if args.polling else 'false'}\n"
             '[deliver]\ntransport = "sim"\n'
         )
         t0 = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "miragen", "daemon", "--config", str(config)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "miragen", "daemon", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             while not (state / "status.json").exists():
                 if proc.poll() is not None:
@@ -176,7 +195,9 @@ def main() -> int:
                 peak = _ChildPeak(proc.pid)
                 (state / "inbox" / "trained").mkdir()
                 for i, w in enumerate(waves):
-                    u8 = np.clip(np.round(128 + 120 * w / max(1e-9, float(np.max(np.abs(w))))), 1, 255).astype(np.uint8)
+                    u8 = np.clip(
+                        np.round(128 + 120 * w / max(1e-9, float(np.max(np.abs(w))))), 1, 255
+                    ).astype(np.uint8)
                     (staging / f"t{i}.pcm").write_bytes(u8.tobytes())
                     os.replace(staging / f"t{i}.pcm", state / "inbox" / "trained" / f"t{i}.pcm")
                 t = time.monotonic()
@@ -187,11 +208,14 @@ def main() -> int:
                 cycle["train_s"] = round(time.monotonic() - t, 2)
                 time.sleep(3.0)
                 rss_trained = round(_rss_mb(proc.pid), 1)
-                # then requests: each one's generate job starts a worker process (python, torch, the model)
+                # then requests: each one's generate job starts a worker process
+                # (python, torch, the model)
                 records = state / "out" / "requests"
                 lat_req, timings = [], []
                 for i in range(args.requests):
-                    (staging / f"r{i}.toml").write_text('class = "trained"\ncount = 1\nroute = "disk"\n')
+                    (staging / f"r{i}.toml").write_text(
+                        'class = "trained"\ncount = 1\nroute = "disk"\n'
+                    )
                     t = time.monotonic()
                     os.replace(staging / f"r{i}.toml", state / "requests" / f"r{i}.toml")
                     rec: dict = {}
@@ -210,10 +234,15 @@ def main() -> int:
                 time.sleep(3.0)
                 cycle.update(
                     requests=args.requests,
-                    request_to_done_s={"min": round(min(lat_req), 2), "median": round(statistics.median(lat_req), 2),
-                                       "max": round(max(lat_req), 2)},
-                    worker_median_s={k: round(statistics.median(float(x.get(k, 0.0)) for x in timings), 3)
-                                     for k in ("start_s", "torch_s", "model_s", "generate_s")},
+                    request_to_done_s={
+                        "min": round(min(lat_req), 2),
+                        "median": round(statistics.median(lat_req), 2),
+                        "max": round(max(lat_req), 2),
+                    },
+                    worker_median_s={
+                        k: round(statistics.median(float(x.get(k, 0.0)) for x in timings), 3)
+                        for k in ("start_s", "torch_s", "model_s", "generate_s")
+                    },
                     worker_peak_rss_mb=peak.stop(),
                     idle_rss_after_cycle_mb=round(_rss_mb(proc.pid), 1),
                     torch_loaded_after_cycle=_torch_loaded(proc.pid),
@@ -252,7 +281,13 @@ def main() -> int:
     print(json.dumps(out, indent=2))
     ok = rss0 <= 150 and not torch and proc.returncode == 0
     if cycle:
-        ok = ok and rss_trained is not None and rss_trained <= 150 and cycle["idle_rss_after_cycle_mb"] <= 150 and not cycle["torch_loaded_after_cycle"]
+        ok = (
+            ok
+            and rss_trained is not None
+            and rss_trained <= 150
+            and cycle["idle_rss_after_cycle_mb"] <= 150
+            and not cycle["torch_loaded_after_cycle"]
+        )
     return 0 if ok else 1
 
 

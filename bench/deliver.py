@@ -83,7 +83,11 @@ def measure(nbytes: int, chunk_size: int, data: bytes) -> dict:
 
 
 def end_to_end(data: bytes) -> dict:
-    proc = subprocess.Popen([sys.executable, "-m", "miragen", "sim", "--pty", "--fault", "slow"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "miragen", "sim", "--pty", "--fault", "slow"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         path = proc.stdout.readline().strip()
         with SerialTransport(path) as t:
@@ -99,14 +103,30 @@ def end_to_end(data: bytes) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pages", type=int, default=16, help="wavesample pages in the dump (default 16: 8,200 bytes, 2.6 s)")
-    ap.add_argument("--chunks", default="16,256", help="chunk sizes to measure, comma-separated (default 16,256)")
-    ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end delivery to `miragen sim --pty`")
+    ap.add_argument(
+        "--pages",
+        type=int,
+        default=16,
+        help="wavesample pages in the dump (default 16: 8,200 bytes, 2.6 s)",
+    )
+    ap.add_argument(
+        "--chunks",
+        default="16,256",
+        help="chunk sizes to measure, comma-separated (default 16,256)",
+    )
+    ap.add_argument(
+        "--no-e2e", action="store_true", help="skip the end-to-end delivery to `miragen sim --pty`"
+    )
     args = ap.parse_args()
     wave = bytes((i % 254) + 1 for i in range(256 * args.pages))
     dump = S.encode_wavesample_dump(wave)
-    out: dict = {"bench": "deliver", "python": platform.python_version(), "machine": platform.machine(),
-                 "floor_bytes_per_s": MIDI_BYTES_PER_S, "pacing": []}
+    out: dict = {
+        "bench": "deliver",
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "floor_bytes_per_s": MIDI_BYTES_PER_S,
+        "pacing": [],
+    }
     for c in (int(x) for x in args.chunks.split(",")):
         out["pacing"].append(measure(len(dump), c, dump))
     out["min_ratio_to_floor"] = min(p["ratio_to_floor"] for p in out["pacing"])

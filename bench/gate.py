@@ -59,25 +59,42 @@ def run_bank(bank: str, cache: str, seconds: float, samples: int, seed: int) -> 
         except MiragenError:  # a broken cache entry is trained again
             model = None
     if model is None:
-        model = engine_class("wavegan")(threads=1).fit(train, Budget(seconds=seconds), None, folder / "ckpt")
+        model = engine_class("wavegan")(threads=1).fit(
+            train, Budget(seconds=seconds), None, folder / "ckpt"
+        )
         model.save(folder)
     g = configmod.defaults()["generate"]
     t_rate = train.rate
     off = model.sample(samples, cls, seed=seed)
     draws = model.sample(samples * int(g["oversample"]), cls, seed=seed + 1)
-    res = gate_candidates(draws, train.classes[cls], "cycle", keep=samples,
-                          copy_factor=g["copy_factor"], duplicate_factor=g["duplicate_factor"],
-                          rate=t_rate)
+    res = gate_candidates(
+        draws,
+        train.classes[cls],
+        "cycle",
+        keep=samples,
+        copy_factor=g["copy_factor"],
+        duplicate_factor=g["duplicate_factor"],
+        rate=t_rate,
+    )
     on = [draws[i] for i in res.kept]
-    row: dict = {"bank": Path(bank).name, "train": len(train.classes[cls]),
-                 "held": len(held.classes[cls]), "steps": model.meta.get("steps")}
+    row: dict = {
+        "bank": Path(bank).name,
+        "train": len(train.classes[cls]),
+        "held": len(held.classes[cls]),
+        "steps": model.meta.get("steps"),
+    }
     for name, waves in (("off", off), ("on", on)):
         rep = evaluate(waves, train.classes[cls], held.classes[cls], "cycle", rate=t_rate)
-        row[name] = {"n": len(waves), "diversity": rep.metrics.get("diversity"),
-                     "recall": rep.metrics.get("recall"), "precision": rep.metrics.get("precision"),
-                     "frechet": rep.metrics.get("frechet"), "passed": rep.passed,
-                     "verdict": getattr(rep, "verdict", "pass" if rep.passed else "fail"),
-                     "failed": rep.failed}
+        row[name] = {
+            "n": len(waves),
+            "diversity": rep.metrics.get("diversity"),
+            "recall": rep.metrics.get("recall"),
+            "precision": rep.metrics.get("precision"),
+            "frechet": rep.metrics.get("frechet"),
+            "passed": rep.passed,
+            "verdict": getattr(rep, "verdict", "pass" if rep.passed else "fail"),
+            "failed": rep.failed,
+        }
     for m in ("diversity", "recall"):
         a, b = row["on"][m], row["off"][m]
         row[f"{m}_ratio"] = round(a / b, 4) if a is not None and b else None
@@ -91,9 +108,12 @@ def summary(rows: list[dict]) -> dict:
     for m in ("diversity_ratio", "recall_ratio"):
         vals = [r[m] for r in rows if r.get(m) is not None]
         if vals:
-            out[m] = {"median": round(statistics.median(vals), 4), "min": round(min(vals), 4),
-                      "below_0.85": sum(v < 0.85 for v in vals),
-                      "worst": min(rows, key=lambda r: r.get(m) or 9)["bank"]}
+            out[m] = {
+                "median": round(statistics.median(vals), 4),
+                "min": round(min(vals), 4),
+                "below_0.85": sum(v < 0.85 for v in vals),
+                "worst": min(rows, key=lambda r: r.get(m) or 9)["bank"],
+            }
     for side in ("on", "off"):
         out[f"passed_{side}"] = sum(1 for r in rows if r[side]["passed"])
         out[f"failed_{side}"] = sum(1 for r in rows if r[side]["failed"])
@@ -123,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     todo = [b for b in banks if b.name not in have]
     args.cache.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futs = {pool.submit(run_bank, str(b), str(args.cache), args.seconds, args.samples,
-                            args.seed): b for b in todo}
+        futs = {
+            pool.submit(run_bank, str(b), str(args.cache), args.seconds, args.samples, args.seed): b
+            for b in todo
+        }
         for fut in as_completed(futs):
             try:
                 row = fut.result()

@@ -29,8 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 from miragen.judge.metrics import Thresholds, evaluate
 from miragen.judge.sets import load_waves
 
-SHARED = Path(os.environ.get("MIRAGEN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-BANKS = "squ,ebass,fmsynth,oscchip,linear,distorted,blended,overtone,aguitar,granular,snippet,hdrawn,saw,gapsaw"
+SHARED = Path(
+    os.environ.get("MIRAGEN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+BANKS = (
+    "squ,ebass,fmsynth,oscchip,linear,distorted,blended,overtone,aguitar,"
+    "granular,snippet,hdrawn,saw,gapsaw"
+)
 
 
 def main() -> int:
@@ -38,7 +43,12 @@ def main() -> int:
     ap.add_argument("--banks", default=BANKS, help="pcm8 banks (comma-separated)")
     ap.add_argument("--splits", type=int, default=10)
     ap.add_argument("--oneshots", action="store_true", help="also the sonic-pi one-shots")
-    ap.add_argument("--z", type=float, default=Thresholds().z, help="noise allowance of every check, in standard errors")
+    ap.add_argument(
+        "--z",
+        type=float,
+        default=Thresholds().z,
+        help="noise allowance of every check, in standard errors",
+    )
     ap.add_argument("--sizes", default="", help="held-out sizes to judge at (e.g. 8,14,20,30)")
     args = ap.parse_args()
     if args.sizes:
@@ -94,12 +104,14 @@ def by_size(args, sizes: list[int]) -> int:
                 rng = np.random.default_rng(1000 * size + s)
                 idx = rng.permutation(len(waves))
                 H = [waves[i] for i in idx[:size]]
-                R = [waves[i] for i in idx[size:2 * size]]
-                T = [waves[i] for i in idx[2 * size:]]
+                R = [waves[i] for i in idx[size : 2 * size]]
+                T = [waves[i] for i in idx[2 * size :]]
                 half = [R[i] for i in rng.choice(size, (size + 1) // 2, replace=False)]
                 fakes = {
                     "real": R,
-                    "half_collapsed": [half[i % len(half)] + rng.normal(0, 0.003, 256) for i in range(size)],
+                    "half_collapsed": [
+                        half[i % len(half)] + rng.normal(0, 0.003, 256) for i in range(size)
+                    ],
                     "collapse": [T[i % 3] + rng.normal(0, 0.003, 256) for i in range(size)],
                 }
                 for k, g in fakes.items():
@@ -108,7 +120,11 @@ def by_size(args, sizes: list[int]) -> int:
                     tally[k][rep.verdict] += 1
                     if rep.power:  # every check passed: how many of the power probes passed too
                         tally[k][f"probes_passed_{rep.power['passed_probes']}"] += 1
-                    if k == "real" and rep.verdict == "inconclusive" and rep.power.get("held_needed"):
+                    if (
+                        k == "real"
+                        and rep.verdict == "inconclusive"
+                        and rep.power.get("held_needed")
+                    ):
                         tally[k]["needed_sum"] += rep.power["held_needed"]
         row = {k: dict(v) for k, v in tally.items()}
         for k, v in tally.items():

@@ -1,10 +1,12 @@
 """Benchmarks of the ``pygan`` engine; each prints one JSON object.
 
-    python bench/pygan_bench.py speed [--size 256 --batch 40 --k-step 10 --iters 3 --threads 2 --device cpu]
-        seconds per PyGAN learn() iteration (the first one apart: it builds lazy layers)
-    python bench/pygan_bench.py judge --data ../shared/data/akwf/AKWF_cello [--size 64 --seconds 120 -n 40]
-        trains on 80 % of a bank, draws n waves, reports the judge's verdict on them against the
-        held-out 20 % and copy_report (the mode-collapse measurement)
+python bench/pygan_bench.py speed [--size 256 --batch 40 --k-step 10 --iters 3 --threads 2
+        --device cpu]
+    seconds per PyGAN learn() iteration (the first one apart: it builds lazy layers)
+python bench/pygan_bench.py judge --data ../shared/data/akwf/AKWF_cello [--size 64 --seconds 120
+        -n 40]
+    trains on 80 % of a bank, draws n waves, reports the judge's verdict on them against the
+    held-out 20 % and copy_report (the mode-collapse measurement)
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ def _dataset(data: str | None, limit: int):
     else:
         corpus = default_corpus(0)
         cls = min(corpus)
-        ds = Dataset("cycle", 29411, {cls: corpus[cls]}, {cls: [f"{cls}{i}" for i in range(len(corpus[cls]))]})
+        ds = Dataset(
+            "cycle",
+            29411,
+            {cls: corpus[cls]},
+            {cls: [f"{cls}{i}" for i in range(len(corpus[cls]))]},
+        )
     cls = ds.class_names[0]
     ds = ds.subset(cls)
     ds.classes[cls] = ds.classes[cls][:limit]
@@ -45,7 +52,14 @@ def speed(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     ds = _dataset(args.data, args.limit)
     u8 = waves_to_u8(ds.classes[ds.class_names[0]])
-    opts = PyGANOptions(variant=args.variant, size=args.size, batch_size=args.batch, k_step=args.k_step, device=args.device, backend=args.backend)
+    opts = PyGANOptions(
+        variant=args.variant,
+        size=args.size,
+        batch_size=args.batch,
+        k_step=args.k_step,
+        device=args.device,
+        backend=args.backend,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         write_bitmaps(u8, Path(tmp), args.size)
         sess = PyGANSession(opts, Path(tmp))
@@ -94,7 +108,13 @@ def judge(args: argparse.Namespace) -> dict:
     ds = _dataset(args.data, args.limit)
     train, held = ds.split(0.8, seed=0)
     cls = ds.class_names[0]
-    engine = PyGANEngine(variant=args.variant, size=args.size, batch_size=args.batch, k_step=args.k_step, device=args.device)
+    engine = PyGANEngine(
+        variant=args.variant,
+        size=args.size,
+        batch_size=args.batch,
+        k_step=args.k_step,
+        device=args.device,
+    )
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         model = engine.fit(train, Budget(seconds=args.seconds, steps=args.steps), None, Path(tmp))
@@ -128,9 +148,13 @@ def judge(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("what", choices=("speed", "judge"))
-    p.add_argument("--data", help="a folder of single cycles (default: the synthetic corpus's first class)")
+    p.add_argument(
+        "--data", help="a folder of single cycles (default: the synthetic corpus's first class)"
+    )
     p.add_argument("--limit", type=int, default=200, help="use at most this many waves")
     p.add_argument("--variant", default="gan", choices=("gan", "ebgan", "ebaae"))
     p.add_argument("--backend", default="torch", choices=("torch", "mxnet"))

@@ -37,7 +37,12 @@ def judge(model, train, held, mode: str, rate: int, n: int, seed: int) -> dict:
         gen = model.sample(n, cls, seed=seed)
         rep = evaluate(gen, train.classes[cls], held.classes[cls], mode, rate=rate)
         passed = passed and rep.passed
-        per_class[cls] = {"passed": rep.passed, "failed": rep.failed, "metrics": rep.metrics, "baseline": rep.baseline}
+        per_class[cls] = {
+            "passed": rep.passed,
+            "failed": rep.failed,
+            "metrics": rep.metrics,
+            "baseline": rep.baseline,
+        }
     return {"passed": passed and bool(per_class), "classes": per_class}
 
 
@@ -48,8 +53,14 @@ def run_row(name: str, args, train, held, workdir: Path) -> dict:
     opts = dict(opts, threads=args.threads)
     if engine_name == "wavegan" and name == "wavegan":
         opts.update(args.options)
-    row: dict = {"engine": name, "data": str(args.data), "mode": args.mode, "seconds": args.seconds,
-                 "train_sounds": len(train), "held_sounds": len(held)}
+    row: dict = {
+        "engine": name,
+        "data": str(args.data),
+        "mode": args.mode,
+        "seconds": args.seconds,
+        "train_sounds": len(train),
+        "held_sounds": len(held),
+    }
     try:
         cls = engine_class(engine_name)
     except ImportError as exc:
@@ -69,7 +80,14 @@ def run_row(name: str, args, train, held, workdir: Path) -> dict:
                 first.update(s=round(elapsed, 1), step=step)
             if trace is not None:
                 failed = sorted({f for c in res["classes"].values() for f in c["failed"]})
-                trace.append({"step": step, "s": round(elapsed, 1), "passed": res["passed"], "failed": failed})
+                trace.append(
+                    {
+                        "step": step,
+                        "s": round(elapsed, 1),
+                        "passed": res["passed"],
+                        "failed": failed,
+                    }
+                )
 
         opts["snapshot_hook"] = hook
     t0 = time.monotonic()
@@ -82,28 +100,50 @@ def run_row(name: str, args, train, held, workdir: Path) -> dict:
     if first["s"] is None and row["passed"]:
         first.update(s=row["train_s"], step=model.meta.get("steps"))
     row["first_pass_s"], row["first_pass_step"] = first["s"], first["step"]
-    row["meta"] = {k: model.meta.get(k) for k in ("steps", "best_step", "device") if k in model.meta}
+    row["meta"] = {
+        k: model.meta.get(k) for k in ("steps", "best_step", "device") if k in model.meta
+    }
     if engine_name == "wavegan" and name == "wavegan" and args.options:
         row["options"] = args.options
     return row
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--mode", choices=("cycle", "oneshot"), default="cycle")
     p.add_argument("--seconds", type=float, default=300)
-    p.add_argument("--engines", default="wavegan,wavegan-paper,pygan", help="comma-separated rows: " + ",".join(ROWS))
+    p.add_argument(
+        "--engines",
+        default="wavegan,wavegan-paper,pygan",
+        help="comma-separated rows: " + ",".join(ROWS),
+    )
     p.add_argument("--samples", type=int, default=128, help="generated sounds judged per class")
-    p.add_argument("--eval-every", type=int, default=300, help="wavegan: steps between snapshot evaluations")
+    p.add_argument(
+        "--eval-every", type=int, default=300, help="wavegan: steps between snapshot evaluations"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="wavegan row: an engine option (value read as JSON), repeatable")
-    p.add_argument("--trace", action="store_true",
-                   help="wavegan rows: judge every snapshot against the held-out 20 %% (listed in 'snapshots')")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="wavegan row: an engine option (value read as JSON), repeatable",
+    )
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="wavegan rows: judge every snapshot against the held-out 20 %% "
+        "(listed in 'snapshots')",
+    )
     args = p.parse_args(argv)
-    from miragen.commands.train import parse_sets  # the same KEY=VALUE rules as `miragen train --set`
+    from miragen.commands.train import (
+        parse_sets,
+    )  # the same KEY=VALUE rules as `miragen train --set`
     from miragen.errors import MiragenError
 
     try:
@@ -118,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
 
     ds = load_dataset(args.data, args.mode)
     train, held = ds.split(0.8, seed=args.seed)
-    device = "cuda" if torch.cuda.is_available() else f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    device = (
+        "cuda"
+        if torch.cuda.is_available()
+        else f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name in [e.strip() for e in args.engines.split(",") if e.strip()]:
             if name not in ROWS:

@@ -25,9 +25,10 @@ request and route: must be 0), ``resent_after_kill`` (SysEx dumps the Mirage sto
 per delivered request: a kill after the ACK and before the record resends the same bytes to the
 same wavesample; informational), ``rejected_orphans`` (an entry of ``rejected/`` without its
 reason file or the reverse), ``crashes`` (daemon processes that exited by themselves with an
-error, plus Python tracebacks in the log: must be 0), ``unfinished_jobs``, ``failed_without_reason``,
-``requests`` (states), ``partial_out_files`` and ``bad_out_files`` (a visible file in ``out/`` with
-a temporary name, or a ``.pcm`` that breaks the Mirage rules: must be 0), ``mirage_mismatch``
+error, plus Python tracebacks in the log: must be 0), ``unfinished_jobs``,
+``failed_without_reason``, ``requests`` (states), ``partial_out_files`` and ``bad_out_files`` (a
+visible file in ``out/`` with a temporary name, or a ``.pcm`` that breaks the Mirage rules: must
+be 0), ``mirage_mismatch``
 (delivered bytes not in the simulated Mirage's memory), ``train_resumes`` (restarts that resumed
 training from a checkpoint), ``stale_temp_files`` (hidden ``.NAME.XXXX.part`` files of atomic
 writes cut by a kill: never visible under a real name, never cleaned up; informational),
@@ -65,7 +66,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+ENV = dict(
+    os.environ,
+    PYTHONUNBUFFERED="1",
+    OMP_NUM_THREADS="1",
+    MKL_NUM_THREADS="1",
+    OPENBLAS_NUM_THREADS="1",
+)
 PHASES = ("ingest", "train", "generate", "deliver")
 TEMP_SUFFIXES = (".part", ".tmp", ".crdownload", "~")
 
@@ -75,7 +82,10 @@ def cycle(rng: random.Random) -> bytes:
     """One 256-byte single cycle, 8 random harmonics, Mirage 8-bit (1..255), never silent."""
     h = [rng.gauss(0, 1) / (1 + k) for k in range(8)]
     ph = [rng.uniform(0, 6.283) for _ in range(8)]
-    x = [sum(h[k] * math.sin(2 * math.pi * (k + 1) * i / 256 + ph[k]) for k in range(8)) for i in range(256)]
+    x = [
+        sum(h[k] * math.sin(2 * math.pi * (k + 1) * i / 256 + ph[k]) for k in range(8))
+        for i in range(256)
+    ]
     peak = max(abs(v) for v in x) or 1.0
     return bytes(min(255, max(1, round(128 + 120 * v / peak))) for v in x)
 
@@ -141,9 +151,19 @@ class RssWatch:
 class Harness:
     """A state folder, its config, a simulated Mirage on a pty, and the daemon's lifecycle."""
 
-    def __init__(self, root: Path, *, seed: int = 0, train_seconds: float = 2.0, route: str = "both",
-                 sim: bool = True, sim_faults: tuple[str, ...] = (), config: dict[str, dict[str, Any]] | None = None,
-                 triggers: list[dict[str, Any]] | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        seed: int = 0,
+        train_seconds: float = 2.0,
+        route: str = "both",
+        sim: bool = True,
+        sim_faults: tuple[str, ...] = (),
+        config: dict[str, dict[str, Any]] | None = None,
+        triggers: list[dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.state = self.root / "state"
@@ -154,9 +174,15 @@ class Harness:
         self.env = dict(ENV, **(env or {}))
         self.good: dict[str, str] = {}  # sha256 -> original name: must end in the corpus, once
         self.data: dict[str, bytes] = {}  # sha256 -> bytes of the good inputs
-        self.dups: dict[str, list[str]] = {}  # sha256 -> further names the same bytes were dropped under
-        self.bad: dict[str, str] = {}  # original name (relative to inbox/) -> reason fragment: must end in rejected/
-        self.requests: dict[str, dict[str, Any]] = {}  # request name -> request (must end done or failed)
+        self.dups: dict[
+            str, list[str]
+        ] = {}  # sha256 -> further names the same bytes were dropped under
+        self.bad: dict[
+            str, str
+        ] = {}  # original name (relative to inbox/) -> reason fragment: must end in rejected/
+        self.requests: dict[
+            str, dict[str, Any]
+        ] = {}  # request name -> request (must end done or failed)
         self.inputs_tried = 0
         self.kills = 0
         self.phase_hits: Counter[str] = Counter()
@@ -174,8 +200,13 @@ class Harness:
             transport = "serial:" + self.start_sim(sim_faults)
         self.config_sections: dict[str, dict[str, Any]] = {
             "paths": {"state": str(self.state)},
-            "train": {"seconds": int(max(1, train_seconds)), "debounce_s": 0.3, "device": "cpu", "threads": 1,
-                      "checkpoint_every": 10},
+            "train": {
+                "seconds": int(max(1, train_seconds)),
+                "debounce_s": 0.3,
+                "device": "cpu",
+                "threads": 1,
+                "checkpoint_every": 10,
+            },
             # no candidate gate: its verdict on a 2-second model is not what these runs test, and a
             # request it empties would fail for a reason unrelated to crashes and restarts
             "generate": {"count": 1, "oversample": 2, "gate": False},
@@ -211,7 +242,9 @@ class Harness:
             self.sim_proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, env=self.env)
         path = self.sim_proc.stdout.readline().decode().strip()
         if not path.startswith("/dev/"):
-            raise RuntimeError(f"miragen sim --pty did not start: {(self.root / 'sim.log').read_text()[-2000:]}")
+            raise RuntimeError(
+                f"miragen sim --pty did not start: {(self.root / 'sim.log').read_text()[-2000:]}"
+            )
         # hold the slave open ourselves (never read): the pty keeps working while no daemon runs
         self._slave_fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
         return path
@@ -256,7 +289,8 @@ class Harness:
         self._place(rel, self.data[h], "rename")
 
     def slow_copy(self, rel: str, pieces: int = 8, gap: float = 0.3, reopen: bool = False) -> str:
-        """Write a new good file in ``pieces`` over ``pieces × gap`` seconds (a slow network copy)."""
+        """Write a new good file in ``pieces`` over ``pieces × gap`` seconds (a slow network
+        copy)."""
         data = b"".join(cycle(self.rng) for _ in range(pieces))
         h = sha(data)
         self.good[h] = rel
@@ -270,12 +304,12 @@ class Harness:
             if reopen:
                 for k in range(pieces):
                     with open(dest, "ab") as fh:
-                        fh.write(data[k * step:(k + 1) * step])
+                        fh.write(data[k * step : (k + 1) * step])
                     time.sleep(gap)
             else:
                 with open(dest, "wb") as fh:
                     for k in range(pieces):
-                        fh.write(data[k * step:(k + 1) * step])
+                        fh.write(data[k * step : (k + 1) * step])
                         fh.flush()
                         time.sleep(gap)
 
@@ -295,7 +329,9 @@ class Harness:
         self._slot += 1
         return half, number
 
-    def drop_request(self, name: str, cls: str, *, as_json: bool | None = None, **fields: Any) -> dict[str, Any]:
+    def drop_request(
+        self, name: str, cls: str, *, as_json: bool | None = None, **fields: Any
+    ) -> dict[str, Any]:
         half, number = self.next_slot()
         req = {"class": cls, "half": half, "wavesample": number, **fields}
         self.requests[name] = req
@@ -314,9 +350,13 @@ class Harness:
     # -- the daemon -----------------------------------------------------------------------
     def start(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
-            proc = subprocess.Popen([sys.executable, "-m", "miragen", "daemon", "--config", str(self.config), *extra],
-                                    stdout=out, stderr=subprocess.STDOUT, env=dict(self.env, **(env or {})),
-                                    cwd=str(self.root))
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "miragen", "daemon", "--config", str(self.config), *extra],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(self.env, **(env or {})),
+                cwd=str(self.root),
+            )
         proc.rss = RssWatch(proc.pid)  # type: ignore[attr-defined]
         return proc
 
@@ -346,7 +386,9 @@ class Harness:
                 return set()
             try:
                 kinds = {r[0] for r in c.execute("SELECT kind FROM jobs WHERE state='running'")}
-                if c.execute("SELECT 1 FROM jobs WHERE kind='ingest' AND state='queued' LIMIT 1").fetchone():
+                if c.execute(
+                    "SELECT 1 FROM jobs WHERE kind='ingest' AND state='queued' LIMIT 1"
+                ).fetchone():
                     kinds.add("ingest")
                 return kinds
             finally:
@@ -359,8 +401,13 @@ class Harness:
         folder = self.state / "models"
         return {str(p): p.stat().st_mtime for p in folder.rglob("*.pt")} if folder.is_dir() else {}
 
-    def kill_during(self, phase: str | None, timeout: float = 40.0, extra_delay: float = 0.8,
-                    before_kill: Callable[[], None] | None = None) -> bool:
+    def kill_during(
+        self,
+        phase: str | None,
+        timeout: float = 40.0,
+        extra_delay: float = 0.8,
+        before_kill: Callable[[], None] | None = None,
+    ) -> bool:
         """Start the daemon, wait until a ``phase`` job runs (or a random moment when ``phase`` is
         None or never comes), wait a random moment more, SIGKILL it. True when the phase was hit."""
         proc = self.start()
@@ -398,6 +445,7 @@ class Harness:
 
     def _check_orphans(self, pids: list[int], grace_s: float = 10.0) -> None:
         """Worker processes must die with the daemon; survivors are counted, then ended."""
+
         def alive(pid: int) -> bool:
             try:
                 with open(f"/proc/{pid}/stat") as fh:
@@ -437,30 +485,47 @@ class Harness:
         st = self.state
         for d in ("inbox", "requests", "processing"):
             folder = st / d
-            if folder.is_dir() and any((p.is_file() or p.is_symlink()) and not p.name.startswith(".")
-                                       and not p.name.endswith(TEMP_SUFFIXES) for p in folder.rglob("*")):
+            if folder.is_dir() and any(
+                (p.is_file() or p.is_symlink())
+                and not p.name.startswith(".")
+                and not p.name.endswith(TEMP_SUFFIXES)
+                for p in folder.rglob("*")
+            ):
                 return False
         c = self.db()
         if c is None:
             return False
         try:
             marks = ",".join("?" * len(kinds))
-            n = c.execute(f"SELECT count(*) FROM jobs WHERE state IN ('queued','running') AND kind IN ({marks})", kinds).fetchone()[0]
+            n = c.execute(
+                "SELECT count(*) FROM jobs WHERE state IN ('queued','running') "
+                f"AND kind IN ({marks})",
+                kinds,
+            ).fetchone()[0]
         except sqlite3.Error:
             return False
         finally:
             c.close()
         return n == 0
 
-    def wait_for(self, cond: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen | None = None,
-                 stable_s: float = 0.0) -> None:
+    def wait_for(
+        self,
+        cond: Callable[[], bool],
+        timeout: float,
+        what: str,
+        proc: subprocess.Popen | None = None,
+        stable_s: float = 0.0,
+    ) -> None:
         """Poll ``cond`` until it holds (for ``stable_s`` seconds); raise AssertionError on timeout
         or when ``proc`` exits."""
         t0 = time.monotonic()
         since: float | None = None
         while time.monotonic() - t0 < timeout:
             if proc is not None and proc.poll() is not None:
-                raise AssertionError(f"the daemon exited ({proc.returncode}) while waiting for {what}\n{self.log_tail()}")
+                raise AssertionError(
+                    f"the daemon exited ({proc.returncode}) while waiting for {what}\n"
+                    f"{self.log_tail()}"
+                )
             if cond():
                 since = since or time.monotonic()
                 if time.monotonic() - since >= stable_s:
@@ -468,7 +533,9 @@ class Harness:
             else:
                 since = None
             time.sleep(0.1)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{self.log_tail()}")
+        raise AssertionError(
+            f"timed out after {timeout:.0f} s waiting for {what}\n{self.log_tail()}"
+        )
 
     def stop(self, proc: subprocess.Popen, timeout: float = 15.0) -> tuple[int, float]:
         """SIGTERM; returns (exit status, seconds it took)."""
@@ -516,7 +583,9 @@ class Harness:
         folder = self.state / "rejected"
         if not folder.is_dir():
             return out
-        names = {n for n in os.listdir(folder) if not n.startswith(".")}  # hidden: temp files of killed writes
+        names = {
+            n for n in os.listdir(folder) if not n.startswith(".")
+        }  # hidden: temp files of killed writes
         inputs = {n for n in names if n + ".reason.txt" in names}
         reasons = {n + ".reason.txt" for n in inputs}
         orphans = sorted(names - inputs - reasons)
@@ -536,7 +605,11 @@ class Harness:
         from miragen.service.state import printable
 
         st = self.state
-        corpus = [p for p in (st / "corpus").rglob("*") if p.is_file() and not p.name.startswith(".")] if (st / "corpus").is_dir() else []
+        corpus = (
+            [p for p in (st / "corpus").rglob("*") if p.is_file() and not p.name.startswith(".")]
+            if (st / "corpus").is_dir()
+            else []
+        )
         corpus_hashes = Counter(sha(p.read_bytes()) for p in corpus if p.suffix != ".img")
         rejected = self.rejected()
         lost: list[str] = []
@@ -554,9 +627,15 @@ class Harness:
             elif len(rej) < len(names) - 1:
                 lost += [n for n in names if n not in rej][1:]
         lost += [rel for rel in self.bad if printable(rel) not in rejected]
-        leftovers = [str(p.relative_to(st)) for d in ("inbox", "processing", "requests") if (st / d).is_dir()
-                     for p in (st / d).rglob("*") if (p.is_file() or p.is_symlink()) and not p.name.startswith(".")
-                     and not p.name.endswith(TEMP_SUFFIXES)]
+        leftovers = [
+            str(p.relative_to(st))
+            for d in ("inbox", "processing", "requests")
+            if (st / d).is_dir()
+            for p in (st / d).rglob("*")
+            if (p.is_file() or p.is_symlink())
+            and not p.name.startswith(".")
+            and not p.name.endswith(TEMP_SUFFIXES)
+        ]
         res: dict[str, Any] = {}
         c = self.db()
         unfinished = failed_no_reason = dup_deliveries = 0
@@ -564,13 +643,24 @@ class Harness:
         if c is not None:
             try:
                 marks = ",".join("?" * len(ignore_kinds)) or "''"
-                unfinished = c.execute(f"SELECT count(*) FROM jobs WHERE state IN ('queued','running') AND kind NOT IN ({marks})",
-                                       ignore_kinds).fetchone()[0]
-                failed_no_reason = c.execute("SELECT count(*) FROM jobs WHERE state='failed' AND trim(last_error)=''").fetchone()[0]
-                dup_deliveries = c.execute("SELECT count(*) FROM (SELECT request, route, count(*) AS n FROM deliveries "
-                                           "WHERE state='done' GROUP BY request, route HAVING n > 1)").fetchone()[0]
-                deliveries_done = [tuple(r) for r in c.execute(
-                    "SELECT request, route FROM deliveries WHERE state='done' ORDER BY finished")]
+                unfinished = c.execute(
+                    "SELECT count(*) FROM jobs WHERE state IN ('queued','running') "
+                    f"AND kind NOT IN ({marks})",
+                    ignore_kinds,
+                ).fetchone()[0]
+                failed_no_reason = c.execute(
+                    "SELECT count(*) FROM jobs WHERE state='failed' AND trim(last_error)=''"
+                ).fetchone()[0]
+                dup_deliveries = c.execute(
+                    "SELECT count(*) FROM (SELECT request, route, count(*) AS n FROM deliveries "
+                    "WHERE state='done' GROUP BY request, route HAVING n > 1)"
+                ).fetchone()[0]
+                deliveries_done = [
+                    tuple(r)
+                    for r in c.execute(
+                        "SELECT request, route FROM deliveries WHERE state='done' ORDER BY finished"
+                    )
+                ]
             finally:
                 c.close()
         req_states: Counter[str] = Counter()
@@ -592,8 +682,14 @@ class Harness:
                     if part == "sysex" and r.get("ok"):
                         pcm = next((f for f in rec.get("files", []) if f.endswith(".pcm")), None)
                         if pcm:
-                            sysex_bytes[name] = ((req["half"], int(req["wavesample"])), (st / pcm).read_bytes())
-        for request, route in deliveries_done:  # in the order they finished: the last one stays in the Mirage
+                            sysex_bytes[name] = (
+                                (req["half"], int(req["wavesample"])),
+                                (st / pcm).read_bytes(),
+                            )
+        for (
+            request,
+            route,
+        ) in deliveries_done:  # in the order they finished: the last one stays in the Mirage
             if route == "sysex" and request in sysex_bytes:
                 slot, data = sysex_bytes[request]
                 done_sysex[slot] = data
@@ -659,9 +755,22 @@ class Harness:
             peak_worker_rss_mb=round(self.peak_worker_rss_kb / 1024, 1),
             orphan_workers=self.orphans,
         )
-        res["ok"] = not (self.orphans or res["files_lost"] or res["processed_twice"] or wrongly_rejected or res["leftovers"] or res["unfinished_jobs"]
-                         or res["failed_without_reason"] or req_problems or dup_deliveries or mismatch or partial
-                         or bad_out or res["crashes"] or res["rejected_orphans"])
+        res["ok"] = not (
+            self.orphans
+            or res["files_lost"]
+            or res["processed_twice"]
+            or wrongly_rejected
+            or res["leftovers"]
+            or res["unfinished_jobs"]
+            or res["failed_without_reason"]
+            or req_problems
+            or dup_deliveries
+            or mismatch
+            or partial
+            or bad_out
+            or res["crashes"]
+            or res["rejected_orphans"]
+        )
         return res
 
 
@@ -669,13 +778,30 @@ class Harness:
 CLASSES = ("bass", "lead", "pad", "organ")
 
 
-def soak(root: Path, *, files: int, slow: int, kills: int, n_requests: int, seed: int,
-         train_seconds: float = 4.0, final_timeout: float = 600.0) -> dict[str, Any]:
+def soak(
+    root: Path,
+    *,
+    files: int,
+    slow: int,
+    kills: int,
+    n_requests: int,
+    seed: int,
+    train_seconds: float = 4.0,
+    final_timeout: float = 600.0,
+) -> dict[str, Any]:
     t0 = time.monotonic()
     # slow-paced dumps (32-byte chunks, 20 ms apart) so that a kill can land inside a delivery;
     # a checkpoint every 3 steps so that a kill inside training has one to resume from
-    h = Harness(root, seed=seed, train_seconds=train_seconds, route="both",
-                config={"deliver": {"chunk_size": 32, "chunk_gap_ms": 20.0}, "train": {"checkpoint_every": 3}})
+    h = Harness(
+        root,
+        seed=seed,
+        train_seconds=train_seconds,
+        route="both",
+        config={
+            "deliver": {"chunk_size": 32, "chunk_gap_ms": 20.0},
+            "train": {"checkpoint_every": 3},
+        },
+    )
     rng = h.rng
     try:
         # material arrives in waves between the kills, so that every phase keeps having work
@@ -701,15 +827,21 @@ def soak(root: Path, *, files: int, slow: int, kills: int, n_requests: int, seed
             if k // 2 + 1 < len(per_wave) and k % 2 == 0:
                 drop_wave(per_wave[k // 2 + 1])
             if slow_left and rng.random() < 0.5:
-                h.slow_copy(f"{CLASSES[slow_left % len(CLASSES)]}/slow-{slow_left}.pcm", pieces=12, gap=0.15,
-                            reopen=bool(slow_left % 2))
+                h.slow_copy(
+                    f"{CLASSES[slow_left % len(CLASSES)]}/slow-{slow_left}.pcm",
+                    pieces=12,
+                    gap=0.15,
+                    reopen=bool(slow_left % 2),
+                )
                 slow_left -= 1
             if req_left and phase in ("generate", "deliver"):
                 h.drop_request(f"req-{n_requests - req_left:03d}", CLASSES[req_left % len(CLASSES)])
                 req_left -= 1
             h.kill_during(phase, timeout=30.0, extra_delay=0.5)
         while slow_left:
-            h.slow_copy(f"{CLASSES[slow_left % len(CLASSES)]}/slow-{slow_left}.pcm", pieces=12, gap=0.15)
+            h.slow_copy(
+                f"{CLASSES[slow_left % len(CLASSES)]}/slow-{slow_left}.pcm", pieces=12, gap=0.15
+            )
             slow_left -= 1
         while req_left:
             h.drop_request(f"req-{n_requests - req_left:03d}", CLASSES[req_left % len(CLASSES)])
@@ -726,17 +858,31 @@ def soak(root: Path, *, files: int, slow: int, kills: int, n_requests: int, seed
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="300 files, 5 slow copies, 10 kills, 6 requests")
+    ap.add_argument(
+        "--quick", action="store_true", help="300 files, 5 slow copies, 10 kills, 6 requests"
+    )
     ap.add_argument("--files", type=int)
     ap.add_argument("--slow", type=int)
     ap.add_argument("--kills", type=int)
     ap.add_argument("--requests", type=int)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temporary folder, removed)")
+    ap.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="work in DIR and keep it (default: a temporary folder, removed)",
+    )
     a = ap.parse_args(argv)
-    size = ({"files": 300, "slow": 5, "kills": 10, "n_requests": 6} if a.quick
-            else {"files": 2000, "slow": 20, "kills": 100, "n_requests": 24})
-    for key, val in (("files", a.files), ("slow", a.slow), ("kills", a.kills), ("n_requests", a.requests)):
+    size = (
+        {"files": 300, "slow": 5, "kills": 10, "n_requests": 6}
+        if a.quick
+        else {"files": 2000, "slow": 20, "kills": 100, "n_requests": 24}
+    )
+    for key, val in (
+        ("files", a.files),
+        ("slow", a.slow),
+        ("kills", a.kills),
+        ("n_requests", a.requests),
+    ):
         if val is not None:
             size[key] = val
     if a.keep:

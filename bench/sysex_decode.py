@@ -27,11 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
-from miragen.mirage import sysex as sx
+from miragen.mirage import sysex as sx  # noqa: E402
 
 
-def build(path: Path, mb: float, pages: int, kind: str = "wavesample",
-          seed: int = 14) -> tuple[int, int]:
+def build(
+    path: Path, mb: float, pages: int, kind: str = "wavesample", seed: int = 14
+) -> tuple[int, int]:
     """Write the file; returns (bytes, messages)."""
     rng = random.Random(seed)
     target = int(mb * 1_000_000)
@@ -56,15 +57,22 @@ def build(path: Path, mb: float, pages: int, kind: str = "wavesample",
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=10.0, help="size of the file in MB (default 10)")
-    ap.add_argument("--pages", type=int, default=255,
-                    help="pages per wavesample dump, 1..255 (default 255)")
-    ap.add_argument("--kind", choices=("wavesample", "parameter", "ack"), default="wavesample",
-                    help="what the file holds: wavesample dumps (default), or many small messages "
-                         "(9-byte 0x0E parameter changes, 5-byte ACKs)")
-    ap.add_argument("--json", action="store_true",
-                    help="time `sysex decode --json` instead of the text listing")
-    ap.add_argument("--keep", metavar="FILE",
-                    help="write the .syx here and keep it (default: a temporary file)")
+    ap.add_argument(
+        "--pages", type=int, default=255, help="pages per wavesample dump, 1..255 (default 255)"
+    )
+    ap.add_argument(
+        "--kind",
+        choices=("wavesample", "parameter", "ack"),
+        default="wavesample",
+        help="what the file holds: wavesample dumps (default), or many small messages "
+        "(9-byte 0x0E parameter changes, 5-byte ACKs)",
+    )
+    ap.add_argument(
+        "--json", action="store_true", help="time `sysex decode --json` instead of the text listing"
+    )
+    ap.add_argument(
+        "--keep", metavar="FILE", help="write the .syx here and keep it (default: a temporary file)"
+    )
     args = ap.parse_args(argv)
 
     tmp = None
@@ -85,16 +93,20 @@ def main(argv: list[str] | None = None) -> int:
         rc = proc.returncode
         elapsed = time.perf_counter() - t0
         rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-        print(json.dumps({
-            "time_s": round(elapsed, 3),
-            "peak_rss_mb": round(rss_kb / 1024, 1),
-            "bytes": nbytes,
-            "messages": messages,
-            "kind": args.kind,
-            "pages": args.pages if args.kind == "wavesample" else None,
-            "json": args.json,
-            "rc": rc,
-        }))
+        print(
+            json.dumps(
+                {
+                    "time_s": round(elapsed, 3),
+                    "peak_rss_mb": round(rss_kb / 1024, 1),
+                    "bytes": nbytes,
+                    "messages": messages,
+                    "kind": args.kind,
+                    "pages": args.pages if args.kind == "wavesample" else None,
+                    "json": args.json,
+                    "rc": rc,
+                }
+            )
+        )
         return 0 if rc == 0 else 1
     finally:
         if tmp is not None:

@@ -1,6 +1,7 @@
 """Training speed, generation throughput and generation latency of each engine on this device.
 
-    .venv/bin/python bench/train_speed.py [--seconds 20] [--threads 2] [--engines wavegan,wavegan-paper,pygan]
+    .venv/bin/python bench/train_speed.py [--seconds 20] [--threads 2]
+        [--engines wavegan,wavegan-paper,pygan]
 
 For every engine row and length (a 256-point cycle; one-shots at the internal lengths 4096 and
 16384 → 65,536 output samples), prints one JSON line: ``steps_per_s`` (training on synthetic data,
@@ -22,7 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROWS = {"wavegan": ("wavegan", {}), "wavegan-paper": ("wavegan", {"recipe": "wavegan-paper"}), "pygan": ("pygan", {})}
+ROWS = {
+    "wavegan": ("wavegan", {}),
+    "wavegan-paper": ("wavegan", {"recipe": "wavegan-paper"}),
+    "pygan": ("pygan", {}),
+}
 
 
 def synthetic(mode: str, n: int, length: int, rate: int):
@@ -78,7 +83,9 @@ def measure(name: str, mode: str, out_len: int, oneshot_len: int, args) -> dict:
 
         model = engine.fit(ds, Budget(seconds=args.seconds), progress, Path(tmp) / "run")
         if len(marks) >= 2:
-            row["steps_per_s"] = round((marks[-1][0] - marks[0][0]) / (marks[-1][1] - marks[0][1]), 2)
+            row["steps_per_s"] = round(
+                (marks[-1][0] - marks[0][0]) / (marks[-1][1] - marks[0][1]), 2
+            )
         else:
             row["steps_per_s"] = None
             row["note"] = "fewer than two progress reports: raise --seconds"
@@ -99,7 +106,9 @@ def measure(name: str, mode: str, out_len: int, oneshot_len: int, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--seconds", type=float, default=20, help="training seconds per row")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--engines", default="wavegan,wavegan-paper,pygan")
@@ -108,8 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else f"cpu ({platform.machine()}, {args.threads} threads)"
-    shapes = [("cycle", 256, 0)] + ([] if args.no_oneshot else [("oneshot", 4096, 4096), ("oneshot", 65536, 16384)])
+    device = (
+        f"cuda ({torch.cuda.get_device_name(0)})"
+        if torch.cuda.is_available()
+        else f"cpu ({platform.machine()}, {args.threads} threads)"
+    )
+    shapes = [("cycle", 256, 0)] + (
+        [] if args.no_oneshot else [("oneshot", 4096, 4096), ("oneshot", 65536, 16384)]
+    )
     for name in [e.strip() for e in args.engines.split(",") if e.strip()]:
         for mode, out_len, internal in shapes:
             row = measure(name, mode, out_len, internal, args)

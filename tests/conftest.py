@@ -21,7 +21,13 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def run_cli(*args: str, input: bytes | None = None, timeout: float = 300, env: dict | None = None, cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str,
+    input: bytes | None = None,
+    timeout: float = 300,
+    env: dict | None = None,
+    cwd: str | Path | None = None,
+) -> subprocess.CompletedProcess:
     """Run the real ``miragen`` command in a subprocess."""
     full_env = dict(os.environ)
     full_env.setdefault("PYTHONUNBUFFERED", "1")

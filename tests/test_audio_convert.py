@@ -26,7 +26,12 @@ def _check_outputs(out, stem, rate=29411):
     pcm = (out / f"{stem}.pcm").read_bytes()
     check_mirage8(pcm)
     info = sf.info(out / f"{stem}.wav")
-    assert (info.samplerate, info.channels, info.subtype, info.frames) == (rate, 1, "PCM_U8", len(pcm))
+    assert (info.samplerate, info.channels, info.subtype, info.frames) == (
+        rate,
+        1,
+        "PCM_U8",
+        len(pcm),
+    )
     wav_u8 = np.rint(sf.read(out / f"{stem}.wav", dtype="float64")[0] * 128 + 128).astype(np.uint8)
     assert wav_u8.tobytes() == pcm
     with Image.open(out / f"{stem}.png") as im:
@@ -57,7 +62,9 @@ def test_real_akwf_and_oneshots_convert(shared_data):
     for f in akwf[::100]:
         p = convert_file(f)
         check_mirage8(p.data)
-        assert p.samples == 401 and len(p.data) == 512  # 600 frames at 44.1 kHz → ⌈400.15⌉ at 29,411 Hz
+        assert (
+            p.samples == 401 and len(p.data) == 512
+        )  # 600 frames at 44.1 kHz → ⌈400.15⌉ at 29,411 Hz
     shots = sorted((shared_data / "oneshots" / "sonic-pi").glob("*.wav"))
     special = [f for f in shots if sf.info(f).samplerate != 44100 or sf.info(f).subtype == "PCM_24"]
     assert len(special) >= 3
@@ -89,12 +96,23 @@ def test_cli_convert_good_and_bad_inputs(tmp_path, cli):
         "empty.wav": b"",
         "magic.wav": b"GIF89a" + b"\0" * 100,
         "trunc.wav": _sine_file(tmp_path / "full.wav", seconds=0.2).read_bytes()[:3000],
-        "zeroch.wav": b"RIFF" + struct.pack("<I", 36 + 8) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 0, 44100, 0, 0, 16) + b"data" + struct.pack("<I", 8) + b"\0" * 8,
+        "zeroch.wav": b"RIFF"
+        + struct.pack("<I", 36 + 8)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 0, 44100, 0, 0, 16)
+        + b"data"
+        + struct.pack("<I", 8)
+        + b"\0" * 8,
     }
     for name, data in bad.items():
         (tmp_path / name).write_bytes(data)
     out = tmp_path / "out"
-    args = [str(good1), *(str(tmp_path / n) for n in bad), str(good2), str(tmp_path / "missing.flac")]
+    args = [
+        str(good1),
+        *(str(tmp_path / n) for n in bad),
+        str(good2),
+        str(tmp_path / "missing.flac"),
+    ]
     r = cli("convert", *args, "-o", str(out))
     err = r.stderr.decode()
     assert r.returncode == 2, err
@@ -103,7 +121,14 @@ def test_cli_convert_good_and_bad_inputs(tmp_path, cli):
     for name in [*bad, "missing.flac"]:
         assert any(name in ln for ln in lines), (name, err)
     assert "Traceback" not in err
-    assert sorted(p.name for p in out.iterdir()) == ["one.pcm", "one.png", "one.wav", "two.pcm", "two.png", "two.wav"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "one.pcm",
+        "one.png",
+        "one.wav",
+        "two.pcm",
+        "two.png",
+        "two.wav",
+    ]
     _check_outputs(out, "one")
     two = _check_outputs(out, "two")
     assert len(two) == 768 and 0 not in two
@@ -111,7 +136,18 @@ def test_cli_convert_good_and_bad_inputs(tmp_path, cli):
 
 def test_cli_convert_options_and_config(tmp_path, cli):
     src = _sine_file(tmp_path / "long.wav", seconds=1.0, rate=44100)
-    r = cli("convert", str(src), "-o", str(tmp_path / "a"), "--max-bytes", "4096", "--rate", "22050", "--dither", "none")
+    r = cli(
+        "convert",
+        str(src),
+        "-o",
+        str(tmp_path / "a"),
+        "--max-bytes",
+        "4096",
+        "--rate",
+        "22050",
+        "--dither",
+        "none",
+    )
     assert r.returncode == 0, r.stderr
     assert "cut" in r.stderr.decode() and "warning" in r.stderr.decode()
     assert len((tmp_path / "a" / "long.pcm").read_bytes()) == 4096
@@ -161,7 +197,9 @@ def test_output_writer_batches_atomically(tmp_path):
             w.add(p, f"w{i}")
         # after 3 conversions the first batch is final; the rest are still temporary files
         names = sorted(f.name for f in (tmp_path / "o").iterdir())
-        assert [n for n in names if not n.startswith(".")] == [f"w{i}.{e}" for i in range(3) for e in ("pcm", "wav")]
+        assert [n for n in names if not n.startswith(".")] == [
+            f"w{i}.{e}" for i in range(3) for e in ("pcm", "wav")
+        ]
         assert sum(n.endswith(".part") for n in names) == 4
     names = sorted(f.name for f in (tmp_path / "o").iterdir())
     assert names == sorted(f"w{i}.{e}" for i in range(5) for e in ("pcm", "wav"))

@@ -1,4 +1,5 @@
-"""miragen.audio.io: every accepted format decodes; every bad input is an InputError naming the file."""
+"""miragen.audio.io: every accepted format decodes; every bad input is an InputError naming
+the file."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ def _sine(n=2000, f=441.0, rate=RATE, amp=0.5):
 def _riff(chunks: list[tuple[bytes, bytes]], form=b"WAVE", magic=b"RIFF", size=None) -> bytes:
     body = form
     for cid, payload in chunks:
-        body += cid + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) & 1 else b"")
+        body += (
+            cid + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) & 1 else b"")
+        )
     return magic + struct.pack("<I", len(body) if size is None else size) + body
 
 
@@ -98,7 +101,15 @@ def test_channels_are_mixed_to_mono(tmp_path):
 
 def test_unknown_chunks_are_skipped(tmp_path):
     x = _sine(1000)
-    data = _riff([(b"JUNK", b"\1" * 27), (b"fmt ", _fmt()), (b"zzzz", b"hello"), (b"data", _pcm16(x)), (b"LIST", b"INFOabcd")])
+    data = _riff(
+        [
+            (b"JUNK", b"\1" * 27),
+            (b"fmt ", _fmt()),
+            (b"zzzz", b"hello"),
+            (b"data", _pcm16(x)),
+            (b"LIST", b"INFOabcd"),
+        ]
+    )
     path = tmp_path / "chunks.wav"
     path.write_bytes(data)
     assert np.max(np.abs(read_audio(path).samples - x)) < 1e-3
@@ -135,7 +146,9 @@ def test_writers_are_valid_8bit_files(tmp_path):
     info = sf.info(tmp_path / "a.wav")
     assert (info.samplerate, info.channels, info.subtype, info.frames) == (29411, 1, "PCM_U8", 256)
     back = read_audio(tmp_path / "a.wav")
-    assert np.array_equal(np.rint(back.samples * 128 + 128).astype(int), np.frombuffer(data, np.uint8))
+    assert np.array_equal(
+        np.rint(back.samples * 128 + 128).astype(int), np.frombuffer(data, np.uint8)
+    )
     odd = wav_u8_bytes(b"\x81" * 3, 8000)
     assert len(odd) % 2 == 0 and sf.info(__import__("io").BytesIO(odd)).frames == 3
 
@@ -179,12 +192,30 @@ def _good_wav(tmp_path, n=1000) -> bytes:
 
 
 BAD_WAVS = {
-    "zero_channels": (lambda: _riff([(b"fmt ", _fmt(ch=0, align=2)), (b"data", b"\0" * 100)]), "0 channels"),
-    "absurd_channels": (lambda: _riff([(b"fmt ", _fmt(ch=5000, align=10000)), (b"data", b"\0" * 100)]), "channels"),
-    "zero_rate": (lambda: _riff([(b"fmt ", _fmt(rate=0)), (b"data", b"\0" * 100)]), "sample rate 0 Hz"),
-    "huge_rate": (lambda: _riff([(b"fmt ", _fmt(rate=5_000_000)), (b"data", b"\0" * 100)]), "out of range"),
-    "zero_bits": (lambda: _riff([(b"fmt ", _fmt(bits=0, align=2)), (b"data", b"\0" * 100)]), "0 bits"),
-    "bad_block_align": (lambda: _riff([(b"fmt ", _fmt(ch=2, bits=16, align=3)), (b"data", b"\0" * 96)]), "block size"),
+    "zero_channels": (
+        lambda: _riff([(b"fmt ", _fmt(ch=0, align=2)), (b"data", b"\0" * 100)]),
+        "0 channels",
+    ),
+    "absurd_channels": (
+        lambda: _riff([(b"fmt ", _fmt(ch=5000, align=10000)), (b"data", b"\0" * 100)]),
+        "channels",
+    ),
+    "zero_rate": (
+        lambda: _riff([(b"fmt ", _fmt(rate=0)), (b"data", b"\0" * 100)]),
+        "sample rate 0 Hz",
+    ),
+    "huge_rate": (
+        lambda: _riff([(b"fmt ", _fmt(rate=5_000_000)), (b"data", b"\0" * 100)]),
+        "out of range",
+    ),
+    "zero_bits": (
+        lambda: _riff([(b"fmt ", _fmt(bits=0, align=2)), (b"data", b"\0" * 100)]),
+        "0 bits",
+    ),
+    "bad_block_align": (
+        lambda: _riff([(b"fmt ", _fmt(ch=2, bits=16, align=3)), (b"data", b"\0" * 96)]),
+        "block size",
+    ),
     "no_fmt": (lambda: _riff([(b"data", b"\0" * 100)]), "'fmt '"),
     "no_data": (lambda: _riff([(b"fmt ", _fmt())]), "no 'data' chunk"),
     "empty_data": (lambda: _riff([(b"fmt ", _fmt()), (b"data", b"")]), "0 samples"),
@@ -227,7 +258,9 @@ def test_frames_larger_than_file(tmp_path):
 def test_truncated_wav(tmp_path, capfd):
     path = tmp_path / "cut.wav"
     path.write_bytes(_truncated(tmp_path))
-    with pytest.raises(InputError, match=r"truncated: the header announces 8000 bytes of audio but only 3000"):
+    with pytest.raises(
+        InputError, match=r"truncated: the header announces 8000 bytes of audio but only 3000"
+    ):
         read_audio(path)
     assert capfd.readouterr() == ("", "")
 
@@ -238,7 +271,9 @@ def test_truncated_aiff_and_flac(tmp_path, capfd):
     (tmp_path / "cut.aiff").write_bytes(full[: len(full) // 2])
     with pytest.raises(InputError, match="truncated"):
         read_audio(tmp_path / "cut.aiff")
-    sf.write(tmp_path / "a.flac", np.random.default_rng(1).uniform(-1, 1, 40000), RATE, format="FLAC")
+    sf.write(
+        tmp_path / "a.flac", np.random.default_rng(1).uniform(-1, 1, 40000), RATE, format="FLAC"
+    )
     full = (tmp_path / "a.flac").read_bytes()
     (tmp_path / "cut.flac").write_bytes(full[: len(full) // 2])
     with pytest.raises(InputError, match="truncated") as ei:

@@ -87,7 +87,16 @@ def test_quantiser_is_monotonic_without_dither(x):
 @given(
     f=st.floats(0.02, 0.4),
     rates=st.sampled_from(
-        [(44100, 29411), (48000, 29411), (96000, 29411), (192000, 29411), (22050, 29411), (8000, 29411), (29411, 44100), (11025, 29411)]
+        [
+            (44100, 29411),
+            (48000, 29411),
+            (96000, 29411),
+            (192000, 29411),
+            (22050, 29411),
+            (8000, 29411),
+            (29411, 44100),
+            (11025, 29411),
+        ]
     ),
 )
 def test_resampling_keeps_a_sines_frequency(f, rates):
@@ -105,7 +114,9 @@ def test_resampling_keeps_a_sines_frequency(f, rates):
 # --------------------------------------------------------------------------- resampler
 
 
-@pytest.mark.parametrize("src,tone", [(44100, 20000.0), (44100, 16500.0), (96000, 30000.0), (192000, 80000.0)])
+@pytest.mark.parametrize(
+    "src,tone", [(44100, 20000.0), (44100, 16500.0), (96000, 30000.0), (192000, 80000.0)]
+)
 def test_content_above_new_nyquist_is_attenuated(src, tone):
     x = np.sin(2 * np.pi * tone * np.arange(src // 4) / src)
     y = resample(x, src, 29411)
@@ -154,12 +165,18 @@ def test_dc_removed_and_peak_normalised():
 
 
 def test_silence_and_near_silence_stay_flat():
-    for x in (np.zeros(500), np.full(500, 0.7), 0.5 + 1e-6 * np.random.default_rng(0).standard_normal(500)):
+    for x in (
+        np.zeros(500),
+        np.full(500, 0.7),
+        0.5 + 1e-6 * np.random.default_rng(0).standard_normal(500),
+    ):
         for dither in ("tpdf", "none"):
             assert np.all(to_mirage8(x, dither=dither) == 0x80)
     p = prepare(np.zeros(1000), 44100)
     assert p.silent and set(p.data) == {0x80} and any("silent" in w for w in p.warnings)
-    quiet = SILENCE_PEAK * 3 * np.sin(2 * np.pi * np.arange(1000) / 50)  # quiet but real: normalised
+    quiet = (
+        SILENCE_PEAK * 3 * np.sin(2 * np.pi * np.arange(1000) / 50)
+    )  # quiet but real: normalised
     assert to_mirage8(quiet, dither="none").max() == 255
 
 

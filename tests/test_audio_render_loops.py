@@ -119,12 +119,23 @@ def test_loops_on_real_oneshots_are_valid(shared_data):
 def test_fill_with_cycle_tiles_whole_cycles_into_a_page_range():
     from miragen.audio.loops import fill_with_cycle
 
-    cyc = bytes(np.clip(np.round(128 + 100 * np.sin(2 * np.pi * np.arange(256) / 256)), 1, 255).astype(np.uint8))
+    cyc = bytes(
+        np.clip(np.round(128 + 100 * np.sin(2 * np.pi * np.arange(256) / 256)), 1, 255).astype(
+            np.uint8
+        )
+    )
     full = fill_with_cycle(cyc, 32 * 256)  # the synthetic template's 32-page wavesample
-    assert len(full) == 32 * 256 and all(full[k * 256:(k + 1) * 256] == cyc for k in range(32))  # no 0x80 tail
-    # every page starts the cycle: a loop from any page start to any page end continues it seamlessly
-    assert {full[k * 256] for k in range(32)} == {cyc[0]} and {full[k * 256 + 255] for k in range(32)} == {cyc[255]}
-    two = bytes(range(1, 256)) + b"\x01" + bytes(range(1, 256)) + b"\x02"  # a 2-page cycle into 5 pages: 2 whole cycles
+    assert len(full) == 32 * 256 and all(
+        full[k * 256 : (k + 1) * 256] == cyc for k in range(32)
+    )  # no 0x80 tail
+    # every page starts the cycle: a loop from any page start to any page end continues it
+    # seamlessly
+    assert {full[k * 256] for k in range(32)} == {cyc[0]} and {
+        full[k * 256 + 255] for k in range(32)
+    } == {cyc[255]}
+    two = (
+        bytes(range(1, 256)) + b"\x01" + bytes(range(1, 256)) + b"\x02"
+    )  # a 2-page cycle into 5 pages: 2 whole cycles
     assert fill_with_cycle(two, 5 * 256) == two * 2
     assert fill_with_cycle(cyc, 256) == cyc
     with pytest.raises(FormatError):

@@ -124,7 +124,13 @@ def test_thick_lines():
 def test_any_value_range_float_and_inverted_scale():
     x = _sine_u8()
     img = encode(x).astype(np.float64)
-    for arr in (img / 255.0 * 2 - 1, img / 255.0, img * 256, (img - 128).astype(np.int16), img.astype(np.float32) * 1e-3):
+    for arr in (
+        img / 255.0 * 2 - 1,
+        img / 255.0,
+        img * 256,
+        (img - 128).astype(np.int16),
+        img.astype(np.float32) * 1e-3,
+    ):
         assert _mean_err(decode(arr), x) < 0.6, arr.dtype
     noisy = img / 255.0 + np.random.default_rng(0).normal(0, 0.05, img.shape)
     assert _mean_err(decode(noisy), x) < 2.0
@@ -184,7 +190,7 @@ def test_interpolation_to_length():
     img = encode(x)
     for interp in ("linear", "cubic"):
         y = decode(img, length=1024, interp=interp)
-        ref = (np.rint(127 * np.sin(2 * np.pi * (np.arange(1024) + 0.5) / 1024 - np.pi / 256)) + 128)
+        ref = np.rint(127 * np.sin(2 * np.pi * (np.arange(1024) + 0.5) / 1024 - np.pi / 256)) + 128
         assert len(y) == 1024 and y.min() >= 1
         assert np.mean(np.abs(y - ref)) < 1.5
     assert len(decode(img, length=100)) == 100
@@ -215,7 +221,16 @@ def test_cli_encode_decode(tmp_path, cli, shared_data):
     r = cli("bitmap", "decode", str(png), str(back))
     assert r.returncode == 0, r.stderr
     assert back.read_bytes() == src.read_bytes()
-    r = cli("bitmap", "decode", str(png), str(tmp_path / "l.pcm"), "--length", "1000", "--interp", "cubic")
+    r = cli(
+        "bitmap",
+        "decode",
+        str(png),
+        str(tmp_path / "l.pcm"),
+        "--length",
+        "1000",
+        "--interp",
+        "cubic",
+    )
     assert r.returncode == 0 and len((tmp_path / "l.pcm").read_bytes()) == 1000
     r = cli("bitmap", "encode", str(src), str(tmp_path / "s.png"), "--size", "64")
     with Image.open(tmp_path / "s.png") as im:

@@ -83,8 +83,9 @@ BAD_OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize("words,option,value,allowed", BAD_OPTIONS,
-                         ids=[f"{w[0]}{o}={v}" for w, o, v, _ in BAD_OPTIONS])
+@pytest.mark.parametrize(
+    "words,option,value,allowed", BAD_OPTIONS, ids=[f"{w[0]}{o}={v}" for w, o, v, _ in BAD_OPTIONS]
+)
 def test_bad_numeric_option_is_a_usage_error(words, option, value, allowed, capsys):
     with pytest.raises(SystemExit) as info:
         main([*words, option, value])
@@ -114,9 +115,26 @@ def test_one_rule_for_rates_and_deliver_ranges():
 
 
 def test_boundary_values_are_accepted(cli, page, sim_config):
-    r = cli("deliver", str(page), "--sim", "--tries", "1", "--ack-margin", "0.1",
-            "--chunk-gap-ms", "0", "--chunk-size", "256", "--wavesample", "8", "--rate", "4000",
-            "--raw-rate", "1000", "--json")
+    r = cli(
+        "deliver",
+        str(page),
+        "--sim",
+        "--tries",
+        "1",
+        "--ack-margin",
+        "0.1",
+        "--chunk-gap-ms",
+        "0",
+        "--chunk-size",
+        "256",
+        "--wavesample",
+        "8",
+        "--rate",
+        "4000",
+        "--raw-rate",
+        "1000",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["ok"] is True
 
@@ -181,8 +199,9 @@ def test_sim_says_so_in_the_first_line(cli, page, sim_config):
 
 
 def test_a_real_transport_is_not_simulated(cli, page, sim_config):
-    r = cli("deliver", str(page), "--serial", "loop://", "--tries", "1", "--ack-margin", "0.1",
-            "--json")
+    r = cli(
+        "deliver", str(page), "--serial", "loop://", "--tries", "1", "--ack-margin", "0.1", "--json"
+    )
     assert r.returncode == 1  # nobody answers on a loop: no ACK
     out = json.loads(r.stdout)
     assert out["simulated"] is False and out["transport"] == "serial:loop://"
@@ -197,8 +216,9 @@ def test_deliver_messages_use_the_common_prefixes(cli, page, sim_config):
     assert r.returncode == 2 and r.stderr.decode().startswith("miragen: error: --sim-fault: ")
     r = cli("deliver", str(page), "--sim", "--baud", "9600")
     assert r.returncode == 0 and b"miragen: warning: --baud 9600 is ignored" in r.stderr
-    r = cli("deliver", str(page), "--sim", "--sim-fault", "nak", "--ack-margin", "0.1",
-            "--tries", "1")
+    r = cli(
+        "deliver", str(page), "--sim", "--sim-fault", "nak", "--ack-margin", "0.1", "--tries", "1"
+    )
     assert r.returncode == 1
     assert r.stderr.decode().startswith("miragen: error: delivery to the simulated Mirage failed: ")
     assert b"miragen deliver:" not in r.stderr

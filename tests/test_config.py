@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import pytest
-
 from miragen import config
 from miragen.errors import ConfigError
 
 
 def test_default_text_matches_schema():
-    assert config.default_text() == config.generate_default_text(), "regenerate data/default.toml: python -m miragen.config"
+    assert config.default_text() == config.generate_default_text(), (
+        "regenerate data/default.toml: python -m miragen.config"
+    )
 
 
 def test_default_parses_to_defaults():
@@ -32,7 +33,15 @@ colour = "red"
     with pytest.raises(ConfigError) as info:
         config.parse_text(text, "t.toml")
     problems = "\n".join(info.value.problems)
-    for needle in ("audio.rate", "audio.dither", "audio.bogus: unknown key", "deliver.transport", "nonsense: unknown section", "trigger[0].note", "trigger[0].colour: unknown key"):
+    for needle in (
+        "audio.rate",
+        "audio.dither",
+        "audio.bogus: unknown key",
+        "deliver.transport",
+        "nonsense: unknown section",
+        "trigger[0].note",
+        "trigger[0].colour: unknown key",
+    ):
         assert needle in problems
 
 

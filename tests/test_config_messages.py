@@ -39,21 +39,27 @@ def test_type_errors_use_the_right_article_for_every_key():
         (problem,) = _problems(f"[[trigger]]\n{key} = {_wrong_value(spec)}\n")
         assert not bad_article.search(problem), problem
     assert _problems("[audio]\nrate = true\n") == [
-        "audio.rate: must be an integer (got a boolean: true)"]
+        "audio.rate: must be an integer (got a boolean: true)"
+    ]
     assert _problems('[audio]\nfade_ms = "5"\n') == [
-        "audio.fade_ms: must be a number (got a string: '5')"]
+        "audio.fade_ms: must be a number (got a string: '5')"
+    ]
     assert _problems("[audio]\nstrict = [1]\n")[0].startswith(
-        "audio.strict: must be a boolean (true or false)")
+        "audio.strict: must be a boolean (true or false)"
+    )
 
 
-@pytest.mark.parametrize("text,problem", [
-    ("[audio]\nrat = 22050\n", "audio.rat: unknown key (did you mean 'rate'?)"),
-    ("[audoi]\nrate = 22050\n", "audoi: unknown section (did you mean 'audio'?)"),
-    ("[[trigger]]\nnot = 3\n", "trigger[0].not: unknown key (did you mean 'note'?)"),
-    ('[audio]\ntransport = "sim"\n', "audio.transport: unknown key (it belongs in [deliver])"),
-    ("rate = 22050\n", "rate: unknown key outside every [section] (put it under [audio])"),
-    ("[audio]\nzzzzzz = 1\n", "audio.zzzzzz: unknown key"),  # nothing close: no guess
-])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("[audio]\nrat = 22050\n", "audio.rat: unknown key (did you mean 'rate'?)"),
+        ("[audoi]\nrate = 22050\n", "audoi: unknown section (did you mean 'audio'?)"),
+        ("[[trigger]]\nnot = 3\n", "trigger[0].not: unknown key (did you mean 'note'?)"),
+        ('[audio]\ntransport = "sim"\n', "audio.transport: unknown key (it belongs in [deliver])"),
+        ("rate = 22050\n", "rate: unknown key outside every [section] (put it under [audio])"),
+        ("[audio]\nzzzzzz = 1\n", "audio.zzzzzz: unknown key"),  # nothing close: no guess
+    ],
+)
 def test_did_you_mean(text, problem):
     assert _problems(text) == [problem]
 
@@ -74,11 +80,17 @@ def test_a_byte_order_mark_is_accepted(tmp_path, cli):
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.parametrize("data,at", [
-    (b"[audio]\nrate = 2\xff\xfe\n", 16),
-    (b"\x89PNG\r\n\x1a\n\x00\x00", 0),
-    (b"\xef\xbb\xbf[paths]\n\xc3", 11),  # after a byte order mark the offset still counts from 0
-])
+@pytest.mark.parametrize(
+    "data,at",
+    [
+        (b"[audio]\nrate = 2\xff\xfe\n", 16),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", 0),
+        (
+            b"\xef\xbb\xbf[paths]\n\xc3",
+            11,
+        ),  # after a byte order mark the offset still counts from 0
+    ],
+)
 def test_a_binary_config_is_one_line(tmp_path, cli, data, at):
     c = tmp_path / "bin.toml"
     c.write_bytes(data)

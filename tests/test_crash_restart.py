@@ -29,8 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-
-
 soak = load_soak()
 KILLS = int(os.environ.get("MIRAGEN_CI_KILLS", "10"))
 CLASSES = ("bass", "lead", "pad")
@@ -38,8 +36,14 @@ CLASSES = ("bass", "lead", "pad")
 
 def test_kill9_ten_times_across_every_phase(tmp_path):
     h = soak.Harness(
-        tmp_path, seed=5, train_seconds=4, route="both",
-        config={"deliver": {"chunk_size": 32, "chunk_gap_ms": 20.0}, "train": {"checkpoint_every": 3}},
+        tmp_path,
+        seed=5,
+        train_seconds=4,
+        route="both",
+        config={
+            "deliver": {"chunk_size": 32, "chunk_gap_ms": 20.0},
+            "train": {"checkpoint_every": 3},
+        },
     )
     try:
         n = 0
@@ -53,11 +57,24 @@ def test_kill9_ten_times_across_every_phase(tmp_path):
         material(24)
         h.drop_bad("junk.wav", b"RIFF\x10\x00\x00\x00WAVEjunkjunk", "WAV")
         requests = 0
-        order = ["train", "ingest", "generate", "deliver", "train", "deliver", "ingest", "generate", "train", "deliver"]
+        order = [
+            "train",
+            "ingest",
+            "generate",
+            "deliver",
+            "train",
+            "deliver",
+            "ingest",
+            "generate",
+            "train",
+            "deliver",
+        ]
         for k in range(KILLS):
             phase = order[k % len(order)]
             if phase in ("ingest", "train"):
-                material(30 if phase == "ingest" else 6)  # new material: an ingest storm, then a retrain
+                material(
+                    30 if phase == "ingest" else 6
+                )  # new material: an ingest storm, then a retrain
             if phase in ("generate", "deliver"):
                 h.drop_request(f"req-{requests}", CLASSES[requests % 3])
                 requests += 1
@@ -77,10 +94,14 @@ def test_kill9_ten_times_across_every_phase(tmp_path):
             assert rec["state"] == "done" or "interrupted too many times" in rec["reason"], rec
         assert res["requests"].get("done", 0) >= requests - 1, res
         # the phases that last long enough to be hit for sure
-        assert res["phase_hits"].get("train", 0) >= 1 and res["phase_hits"].get("deliver", 0) >= 1, res
+        assert (
+            res["phase_hits"].get("train", 0) >= 1 and res["phase_hits"].get("deliver", 0) >= 1
+        ), res
         steps = [int(s) for s in re.findall(r"resumed from \S+ at step (\d+)", h.log.read_text())]
         assert steps and max(steps) > 0, "training never resumed from a checkpoint after a kill"
         assert res["duplicate_deliveries"] == 0 and res["files_lost"] == 0 and res["crashes"] == 0
-        assert res["orphan_workers"] == 0  # training/generation worker processes die with the daemon
+        assert (
+            res["orphan_workers"] == 0
+        )  # training/generation worker processes die with the daemon
     finally:
         h.close()

@@ -70,19 +70,30 @@ def _write_config(path: Path, state: Path, **sections) -> Path:
 
 
 def _start(config: Path, log: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "miragen", "daemon", "--config", str(config), *extra],
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=ENV)
+    return subprocess.Popen(
+        [sys.executable, "-m", "miragen", "daemon", "--config", str(config), *extra],
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        env=ENV,
+    )
 
 
-def _wait(cond, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
+def _wait(
+    cond, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None
+):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if cond():
             return
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"daemon exited ({proc.returncode}) while waiting for {what}:\n" + (log.read_text()[-4000:] if log else ""))
+            raise AssertionError(
+                f"daemon exited ({proc.returncode}) while waiting for {what}:\n"
+                + (log.read_text()[-4000:] if log else "")
+            )
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}" + ("\n" + log.read_text()[-4000:] if log else ""))
+    raise AssertionError(
+        f"timed out waiting for {what}" + ("\n" + log.read_text()[-4000:] if log else "")
+    )
 
 
 def _record(state: Path, name: str) -> dict:
@@ -93,7 +104,11 @@ def _record(state: Path, name: str) -> dict:
 
 
 def _corpus_hashes(state: Path) -> list[str]:
-    return [hashlib.sha256(p.read_bytes()).hexdigest() for p in (state / "corpus").rglob("*") if p.is_file() and p.suffix != ".img"]
+    return [
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (state / "corpus").rglob("*")
+        if p.is_file() and p.suffix != ".img"
+    ]
 
 
 def _drop(folder: Path, name: str, data: bytes) -> None:
@@ -107,8 +122,12 @@ def _drop(folder: Path, name: str, data: bytes) -> None:
 def test_daemon_end_to_end(tmp_path):
     state = tmp_path / "state"
     sim_state = tmp_path / "sim.json"
-    sim = subprocess.Popen([sys.executable, "-m", "miragen", "sim", "--pty", "--state", str(sim_state)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "miragen", "sim", "--pty", "--state", str(sim_state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
     master, slave = os.openpty()
     tty.setraw(slave)
     daemon = None
@@ -117,10 +136,20 @@ def test_daemon_end_to_end(tmp_path):
         sim_pty = sim.stdout.readline().decode().strip()
         assert sim_pty.startswith("/dev/"), sim.stderr.read().decode()
         config = _write_config(
-            tmp_path / "miragen.toml", state,
+            tmp_path / "miragen.toml",
+            state,
             deliver={"transport": f"serial:{sim_pty}", "route": "sysex"},
             midi={"input": f"serial:{os.ttyname(slave)}"},
-            trigger=[{"message": "note_on", "channel": 1, "note": 60, "class": "a", "wavesample": 2, "half": "lower"}],
+            trigger=[
+                {
+                    "message": "note_on",
+                    "channel": 1,
+                    "note": 60,
+                    "class": "a",
+                    "wavesample": 2,
+                    "half": "lower",
+                }
+            ],
         )
         daemon = _start(config, log)
         _wait(lambda: (state / "status.json").exists(), 60, "daemon start", daemon, log)
@@ -149,11 +178,11 @@ def test_daemon_end_to_end(tmp_path):
         handles = [open(inbox / "b" / f"slow-{i}.pcm", "wb") for i in range(2)]
         for k in range(8):
             for h, data in zip(handles, slow[:2]):
-                h.write(data[k * 256:(k + 1) * 256])
+                h.write(data[k * 256 : (k + 1) * 256])
                 h.flush()
             for i, data in enumerate(slow[2:], start=2):
                 with open(inbox / "b" / f"slow-{i}.pcm", "ab") as fh:
-                    fh.write(data[k * 256:(k + 1) * 256])
+                    fh.write(data[k * 256 : (k + 1) * 256])
             time.sleep(0.12)
         for h in handles:
             h.close()
@@ -163,17 +192,29 @@ def test_daemon_end_to_end(tmp_path):
         (inbox / "big.pcm").write_bytes(b"\x81" * (2 * 2**20))
         (inbox / "a" / "again.pcm").write_bytes(_u8(corpus[classes[0]][0]))  # a duplicate
         os.symlink("/etc/hostname", inbox / "link.pcm")
-        (inbox / "weird\x01name\udcff.pcm".encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")).write_bytes(b"\x00")
+        (
+            inbox
+            / "weird\x01name\udcff.pcm".encode("utf-8", "surrogateescape").decode(
+                "utf-8", "surrogateescape"
+            )
+        ).write_bytes(b"\x00")
         # a request file, a bad one, and a MIDI note
-        (state / "requests" / "r1.toml").write_text('class = "b"\ncount = 1\nroute = "both"\nwavesample = 1\n')
+        (state / "requests" / "r1.toml").write_text(
+            'class = "b"\ncount = 1\nroute = "both"\nwavesample = 1\n'
+        )
         (state / "requests" / "bad.toml").write_text('class = "b"\ncolour = "red"\n')
         os.write(master, bytes([0x90, 60, 100]))
 
         def midi_records():
-            return [json.loads(p.read_text()) for p in (state / "out" / "requests").glob("midi-*.json")]
+            return [
+                json.loads(p.read_text()) for p in (state / "out" / "requests").glob("midi-*.json")
+            ]
 
-        done = lambda: _record(state, "r1").get("state") in ("done", "failed") and any(
-            r.get("state") in ("done", "failed") for r in midi_records())
+        def done():
+            return _record(state, "r1").get("state") in ("done", "failed") and any(
+                r.get("state") in ("done", "failed") for r in midi_records()
+            )
+
         _wait(done, 170, "the request file and the MIDI trigger", daemon, log)
         r1 = _record(state, "r1")
         assert r1["state"] == "done", r1
@@ -194,22 +235,40 @@ def test_daemon_end_to_end(tmp_path):
         assert img.stat().st_size == 450560 and (img.parent / "IMG.CFG").exists()
 
         # every good file exactly once in the corpus; every bad one in rejected/ with a reason
-        _wait(lambda: not any(p.is_file() for p in inbox.rglob("*")), 30, "empty inbox", daemon, log)
+        _wait(
+            lambda: not any(p.is_file() for p in inbox.rglob("*")), 30, "empty inbox", daemon, log
+        )
         hashes = _corpus_hashes(state)
         assert len(hashes) == len(set(hashes)) == len(expected) and set(hashes) == expected
-        rejected = sorted(p.name for p in (state / "rejected").iterdir() if not p.name.endswith(".reason.txt"))
-        assert len(rejected) == 7, rejected  # bad, empty, big, duplicate, link, weird name, bad request
+        rejected = sorted(
+            p.name for p in (state / "rejected").iterdir() if not p.name.endswith(".reason.txt")
+        )
+        assert len(rejected) == 7, (
+            rejected
+        )  # bad, empty, big, duplicate, link, weird name, bad request
         for name in rejected:
             assert (state / "rejected" / f"{name}.reason.txt").read_text().count("reason:") == 1
         assert "larger than" in (state / "rejected" / "big.pcm.reason.txt").read_text()
         dup = [n for n in rejected if n in ("again.pcm", f"{classes[0]}-0.pcm")]
-        assert len(dup) == 1 and "duplicate" in (state / "rejected" / f"{dup[0]}.reason.txt").read_text()
+        assert (
+            len(dup) == 1
+            and "duplicate" in (state / "rejected" / f"{dup[0]}.reason.txt").read_text()
+        )
         assert (state / "rejected" / "link.pcm").is_symlink()
-        assert _record(state, "bad")["state"] == "failed" and "colour" in _record(state, "bad")["reason"]
+        assert (
+            _record(state, "bad")["state"] == "failed"
+            and "colour" in _record(state, "bad")["reason"]
+        )
         assert not [p for p in (state / "processing").rglob("*") if p.is_file()]
 
-        st = subprocess.run([sys.executable, "-m", "miragen", "status", "--config", str(config), "--json"],
-                            check=False, capture_output=True, text=True, timeout=60, env=ENV)
+        st = subprocess.run(
+            [sys.executable, "-m", "miragen", "status", "--config", str(config), "--json"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=ENV,
+        )
         assert st.returncode == 0, st.stderr
         info = json.loads(st.stdout)
         assert info["daemon"]["running"] and info["deliveries"]["done"] >= 3
@@ -232,8 +291,12 @@ def test_daemon_end_to_end(tmp_path):
 
 def test_kill9_and_restart_lose_and_duplicate_nothing(tmp_path):
     state = tmp_path / "state"
-    config = _write_config(tmp_path / "miragen.toml", state, deliver={"transport": "sim", "route": "both"},
-                           train={"seconds": 2, "debounce_s": 0.2})
+    config = _write_config(
+        tmp_path / "miragen.toml",
+        state,
+        deliver={"transport": "sim", "route": "both"},
+        train={"seconds": 2, "debounce_s": 0.2},
+    )
     log = tmp_path / "daemon.log"
     rng = np.random.default_rng(7)
     seed = random.randrange(10**6)
@@ -247,7 +310,9 @@ def test_kill9_and_restart_lose_and_duplicate_nothing(tmp_path):
             expected.add(hashlib.sha256(data).hexdigest())
     (state / "requests").mkdir(parents=True)
     for i, cls in enumerate(("x", "y", "x")):
-        (state / "requests" / f"req{i}.json").write_text(json.dumps({"class": cls, "wavesample": i + 1}))
+        (state / "requests" / f"req{i}.json").write_text(
+            json.dumps({"class": cls, "wavesample": i + 1})
+        )
     kills = 0
     for _ in range(3):
         daemon = _start(config, log)
@@ -256,8 +321,24 @@ def test_kill9_and_restart_lose_and_duplicate_nothing(tmp_path):
             daemon.kill()  # SIGKILL: no cleanup at all
             kills += 1
         daemon.wait()
-    final = subprocess.run([sys.executable, "-m", "miragen", "daemon", "--config", str(config), "--until-idle", "--max-seconds", "150"],
-                           check=False, capture_output=True, text=True, timeout=200, env=ENV)
+    final = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "miragen",
+            "daemon",
+            "--config",
+            str(config),
+            "--until-idle",
+            "--max-seconds",
+            "150",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=200,
+        env=ENV,
+    )
     assert final.returncode == 0, final.stderr[-3000:]
     msg = f"(kill seed {seed}, {kills} kills)\n{final.stderr[-3000:]}"
     hashes = _corpus_hashes(state)
@@ -271,11 +352,20 @@ def test_kill9_and_restart_lose_and_duplicate_nothing(tmp_path):
         assert rec["delivery"]["sysex"]["ok"] and rec["delivery"]["disk"]["ok"]
     assert not list((state / "out").rglob("*.part")), msg
     db = sqlite3.connect(state / "miragen.db")
-    rows = db.execute("SELECT id, count(*) FROM deliveries WHERE state='done' GROUP BY id").fetchall()
-    assert sorted(r[0] for r in rows) == sorted(f"req{i}:{p}" for i in range(3) for p in ("sysex", "disk")), msg
+    rows = db.execute(
+        "SELECT id, count(*) FROM deliveries WHERE state='done' GROUP BY id"
+    ).fetchall()
+    assert sorted(r[0] for r in rows) == sorted(
+        f"req{i}:{p}" for i in range(3) for p in ("sysex", "disk")
+    ), msg
     assert all(n == 1 for _, n in rows)
-    assert db.execute("SELECT count(*) FROM jobs WHERE state IN ('queued','running')").fetchone()[0] == 0
-    bad = db.execute("SELECT kind, last_error FROM jobs WHERE state='failed' AND last_error=''").fetchall()
+    assert (
+        db.execute("SELECT count(*) FROM jobs WHERE state IN ('queued','running')").fetchone()[0]
+        == 0
+    )
+    bad = db.execute(
+        "SELECT kind, last_error FROM jobs WHERE state='failed' AND last_error=''"
+    ).fetchall()
     assert not bad, msg
     assert db.execute("SELECT count(*) FROM files").fetchone()[0] == len(expected)
 
@@ -283,8 +373,14 @@ def test_kill9_and_restart_lose_and_duplicate_nothing(tmp_path):
 def test_bad_config_stops_the_start_with_every_problem(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[daemon]\nsettle = 1\n[deliver]\nroute = "carrier-pigeon"\n')
-    r = subprocess.run([sys.executable, "-m", "miragen", "daemon", "--config", str(bad)], check=False, capture_output=True, text=True,
-                       timeout=60, env=ENV)
+    r = subprocess.run(
+        [sys.executable, "-m", "miragen", "daemon", "--config", str(bad)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
     assert r.returncode == 2
     assert "daemon.settle: unknown key" in r.stderr and "deliver.route" in r.stderr
     assert "Traceback" not in r.stderr
@@ -316,9 +412,15 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_with_the_daemon(tmp_path):
+def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_with_the_daemon(
+    tmp_path,
+):
     state = tmp_path / "state"
-    config = _write_config(tmp_path / "miragen.toml", state, train={"seconds": 120, "debounce_s": 0.2, "checkpoint_every": 3})
+    config = _write_config(
+        tmp_path / "miragen.toml",
+        state,
+        train={"seconds": 120, "debounce_s": 0.2, "checkpoint_every": 3},
+    )
     log = tmp_path / "daemon.log"
     corpus = default_corpus(seed=0)
     waves = corpus[min(corpus)][:12]
@@ -327,11 +429,19 @@ def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_
     ckpt = state / "models" / "a" / "checkpoint-v0001"
     daemon = _start(config, log)
     try:
-        _wait(lambda: _children(daemon.pid) and any(ckpt.glob("*.pt")), 120, "training in a worker process", daemon, log)
+        _wait(
+            lambda: _children(daemon.pid) and any(ckpt.glob("*.pt")),
+            120,
+            "training in a worker process",
+            daemon,
+            log,
+        )
         (child,) = _children(daemon.pid)
         assert "miragen.service.worker" in Path(f"/proc/{child}/cmdline").read_text()
         assert "libtorch" in Path(f"/proc/{child}/maps").read_text()
-        assert "libtorch" not in Path(f"/proc/{daemon.pid}/maps").read_text()  # torch never in the daemon
+        assert (
+            "libtorch" not in Path(f"/proc/{daemon.pid}/maps").read_text()
+        )  # torch never in the daemon
         assert _rss_mb(daemon.pid) < 150
         time.sleep(1.0)
         t0 = time.monotonic()
@@ -342,7 +452,9 @@ def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_
         assert stop_s < 10
         _wait(lambda: not _alive(child), 5, "the worker process to end")
         db = sqlite3.connect(state / "miragen.db")
-        state_, payload, err = db.execute("SELECT state, payload, last_error FROM jobs WHERE kind='train'").fetchone()
+        state_, payload, err = db.execute(
+            "SELECT state, payload, last_error FROM jobs WHERE kind='train'"
+        ).fetchone()
         db.close()
         assert state_ == "queued" and "stopped by shutdown" in err, (state_, err)
         assert json.loads(payload)["elapsed"] > 0
@@ -350,8 +462,16 @@ def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_
 
         # kill -9 of the daemon: its worker process dies with it (PR_SET_PDEATHSIG)
         daemon = _start(config, log)
-        _wait(lambda: _children(daemon.pid) and "resum" in log.read_text().split("checkpointed at shutdown")[-1], 120,
-              "training to resume in a worker process", daemon, log)
+        _wait(
+            lambda: (
+                _children(daemon.pid)
+                and "resum" in log.read_text().split("checkpointed at shutdown")[-1]
+            ),
+            120,
+            "training to resume in a worker process",
+            daemon,
+            log,
+        )
         (child,) = _children(daemon.pid)
         daemon.kill()
         daemon.wait()
@@ -362,8 +482,24 @@ def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_
             daemon.wait()
     # the rest of the budget: the spent seconds are kept, the run finishes from its checkpoint
     _write_config(config, state, train={"seconds": 3, "debounce_s": 0.2, "checkpoint_every": 3})
-    final = subprocess.run([sys.executable, "-m", "miragen", "daemon", "--config", str(config), "--until-idle", "--max-seconds", "120"],
-                           check=False, capture_output=True, text=True, timeout=180, env=ENV)
+    final = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "miragen",
+            "daemon",
+            "--config",
+            str(config),
+            "--until-idle",
+            "--max-seconds",
+            "120",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=ENV,
+    )
     assert final.returncode == 0, final.stderr[-3000:]
     assert (state / "models" / "a" / "v0001" / "model.json").is_file()
     assert not list((state / "models" / "a").glob("*.part"))

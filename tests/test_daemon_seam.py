@@ -36,12 +36,24 @@ def fake_train(d, job):
 def fake_generate(d, job):
     name, req = job.payload["name"], job.payload["request"]
     if req["class"] == "nothing":
-        raise RuntimeError("boom")  # an unexpected error: retried, then the request fails with the reason
+        raise RuntimeError(
+            "boom"
+        )  # an unexpected error: retried, then the request fails with the reason
     pcm = d.state.out / name / "cand-1.pcm"
     atomic_write_bytes(pcm, _wave(job.id))
-    d.queue.add("deliver", {"name": name, "pcm": str(pcm.relative_to(d.state.root)), "route": req["route"] or "sysex",
-                            "half": req["half"], "wavesample": req["wavesample"], "sound": "lower1"},
-                key=f"deliver:{name}", subject=name)
+    d.queue.add(
+        "deliver",
+        {
+            "name": name,
+            "pcm": str(pcm.relative_to(d.state.root)),
+            "route": req["route"] or "sysex",
+            "half": req["half"],
+            "wavesample": req["wavesample"],
+            "sound": "lower1",
+        },
+        key=f"deliver:{name}",
+        subject=name,
+    )
     d.queue.finish(job)
 
 
@@ -60,20 +72,27 @@ def running(tmp_path):
     import tty
 
     tty.setraw(slave)
-    cfg = configmod.validate({
-        "paths": {"state": str(tmp_path / "state")},
-        "train": {"debounce_s": 0.0},
-        "daemon": {"settle_s": 0.1, "rescan_s": 5.0},
-        "deliver": {"transport": "sim", "route": "sysex"},
-        "midi": {"input": f"serial:{os.ttyname(slave)}"},
-        "trigger": [{"message": "note_on", "channel": 1, "note": 60, "class": "bass", "wavesample": 2},
-                    {"message": "program_change", "program": 3, "class": "nothing"}],
-    })
+    cfg = configmod.validate(
+        {
+            "paths": {"state": str(tmp_path / "state")},
+            "train": {"debounce_s": 0.0},
+            "daemon": {"settle_s": 0.1, "rescan_s": 5.0},
+            "deliver": {"transport": "sim", "route": "sysex"},
+            "midi": {"input": f"serial:{os.ttyname(slave)}"},
+            "trigger": [
+                {"message": "note_on", "channel": 1, "note": 60, "class": "bass", "wavesample": 2},
+                {"message": "program_change", "program": 3, "class": "nothing"},
+            ],
+        }
+    )
     d = Daemon(cfg, handlers={"train": fake_train, "generate": fake_generate})
     d.idle_wait = 0.5
     t = threading.Thread(target=d.run, daemon=True)
     t.start()
-    _wait(lambda: d.listener is not None and d.listener.ready.is_set() and d.queue is not None, what="daemon start")
+    _wait(
+        lambda: d.listener is not None and d.listener.ready.is_set() and d.queue is not None,
+        what="daemon start",
+    )
     yield d, master
     d.stopping.set()
     t.join(timeout=15)
@@ -90,16 +109,22 @@ def test_request_file_trigger_and_failures(running):
     (st.requests / "r1.toml").write_text('class = "bass"\nroute = "both"\nwavesample = 3\n')
     (st.requests / "bad.json").write_text('{"count": 100}')
     os.write(master, bytes([0x90, 60, 100]))  # note on C4, channel 1 → trigger 0
-    os.write(master, bytes([0x90, 61, 100, 0xF8]))  # no trigger for note 61; a clock byte is ignored
+    os.write(
+        master, bytes([0x90, 61, 100, 0xF8])
+    )  # no trigger for note 61; a clock byte is ignored
 
     _wait(lambda: (read_record(st, "r1") or {}).get("state") in ("done", "failed"), what="r1")
     r1 = read_record(st, "r1")
     assert r1["state"] == "done", r1
     assert r1["delivery"]["sysex"]["ok"] and r1["delivery"]["sysex"]["wavesample"] == 3
-    assert r1["delivery"]["disk"]["ok"] and (st.root / r1["delivery"]["disk"]["image"]).stat().st_size == 450560
+    assert (
+        r1["delivery"]["disk"]["ok"]
+        and (st.root / r1["delivery"]["disk"]["image"]).stat().st_size == 450560
+    )
     assert (st.out / "r1" / "IMG.CFG").read_text().count("450560") == 1
     assert (st.records / "r1.request.toml").exists() and not list(st.requests.iterdir())
-    # a single cycle is tiled: 8 pages by SysEx (deliver.cycle_pages), the template's whole page range on disk
+    # a single cycle is tiled: 8 pages by SysEx (deliver.cycle_pages), the template's whole page
+    # range on disk
     from miragen.mirage import disk, params
 
     cycle = (st.out / "r1" / "cand-1.pcm").read_bytes()
@@ -107,7 +132,10 @@ def test_request_file_trigger_and_failures(running):
     assert d.transport().sim.wavesample_data("lower", 3)[: 8 * 256] == cycle * 8
     img = (st.root / r1["delivery"]["disk"]["image"]).read_bytes()
     ws = params.parse_sound_params(disk.read_param_block(img, "lower1")).wavesample(3)
-    assert ws.length == 32 * 256 and disk.wavesample_bytes(disk.read_wave(img, "lower1"), ws) == cycle * 32
+    assert (
+        ws.length == 32 * 256
+        and disk.wavesample_bytes(disk.read_wave(img, "lower1"), ws) == cycle * 32
+    )
     assert r1["delivery"]["disk"]["report"]["unused"] == 0
 
     bad = read_record(st, "bad")
@@ -117,17 +145,28 @@ def test_request_file_trigger_and_failures(running):
     def midi_records():
         return [json.loads(p.read_text()) for p in st.records.glob("midi-*.json")]
 
-    _wait(lambda: any(r["state"] == "done" for r in midi_records()), what="the MIDI-triggered request")
+    _wait(
+        lambda: any(r["state"] == "done" for r in midi_records()), what="the MIDI-triggered request"
+    )
     recs = midi_records()
-    assert len(recs) == 1 and recs[0]["delivery"]["sysex"]["ok"] and recs[0]["delivery"]["sysex"]["wavesample"] == 2
+    assert (
+        len(recs) == 1
+        and recs[0]["delivery"]["sysex"]["ok"]
+        and recs[0]["delivery"]["sysex"]["wavesample"] == 2
+    )
     assert "MIDI trigger 0" in recs[0]["source"]
 
     # a generate job that raises is retried with backoff; the record says why once it gives up
     d.cfg["daemon"]["watchdog_s"] = 30.0
     os.write(master, bytes([0xC5, 3]))  # program change 3 (channel 6) → trigger 1 → class "nothing"
     _wait(lambda: len(midi_records()) == 2, what="second trigger")
-    job = [j for j in d.queue.jobs(kind="generate") if j.payload["request"]["class"] == "nothing"][0]
-    _wait(lambda: d.queue.get(job.id).attempts >= 1 and d.queue.get(job.id).last_error != "", what="retry")
+    job = [j for j in d.queue.jobs(kind="generate") if j.payload["request"]["class"] == "nothing"][
+        0
+    ]
+    _wait(
+        lambda: d.queue.get(job.id).attempts >= 1 and d.queue.get(job.id).last_error != "",
+        what="retry",
+    )
     assert "boom" in d.queue.get(job.id).last_error
 
     counts = d.queue.counts()
@@ -157,7 +196,8 @@ def test_status_collect_reads_the_running_state(running):
 
 
 def test_one_uart_both_ways_trigger_and_ack(tmp_path):
-    """midi.input == deliver.transport: the Mirage's MIDI OUT carries the played key and the ACKs."""
+    """midi.input == deliver.transport: the Mirage's MIDI OUT carries the played key and the
+    ACKs."""
     import select
     import tty
 
@@ -182,18 +222,31 @@ def test_one_uart_both_ways_trigger_and_ack(tmp_path):
 
     pump = threading.Thread(target=mirage, daemon=True)
     pump.start()
-    cfg = configmod.validate({
-        "paths": {"state": str(tmp_path / "state")},
-        "daemon": {"settle_s": 0.1},
-        "deliver": {"transport": f"serial:{path}", "route": "sysex"},
-        "midi": {"input": f"serial:{path}"},
-        "trigger": [{"message": "note_on", "note": 72, "class": "bass", "half": "upper", "wavesample": 4}],
-    })
+    cfg = configmod.validate(
+        {
+            "paths": {"state": str(tmp_path / "state")},
+            "daemon": {"settle_s": 0.1},
+            "deliver": {"transport": f"serial:{path}", "route": "sysex"},
+            "midi": {"input": f"serial:{path}"},
+            "trigger": [
+                {
+                    "message": "note_on",
+                    "note": 72,
+                    "class": "bass",
+                    "half": "upper",
+                    "wavesample": 4,
+                }
+            ],
+        }
+    )
     d = Daemon(cfg, handlers={"train": fake_train, "generate": fake_generate})
     t = threading.Thread(target=d.run, daemon=True)
     t.start()
     try:
-        _wait(lambda: d.listener is not None and d.listener.ready.is_set() and d.queue is not None, what="daemon start")
+        _wait(
+            lambda: d.listener is not None and d.listener.ready.is_set() and d.queue is not None,
+            what="daemon start",
+        )
         d.queue.add_model("bass", "models/bass/v0001", True, {}, True)
         os.write(master, bytes([0x90, 72, 64]))  # the musician plays C5 on the Mirage
         st = d.state
@@ -201,7 +254,10 @@ def test_one_uart_both_ways_trigger_and_ack(tmp_path):
         def recs():
             return [json.loads(p.read_text()) for p in st.records.glob("midi-*.json")]
 
-        _wait(lambda: any(r["state"] in ("done", "failed") for r in recs()), what="delivery over the shared UART")
+        _wait(
+            lambda: any(r["state"] in ("done", "failed") for r in recs()),
+            what="delivery over the shared UART",
+        )
         (rec,) = recs()
         assert rec["state"] == "done", rec
         assert rec["delivery"]["sysex"]["ok"] and rec["delivery"]["sysex"]["naks"] == 0
@@ -223,8 +279,13 @@ def test_until_idle_returns_and_frees_the_state(tmp_path):
     """The demo's mode: process what is there, return 0, leave signals and the lock as they were."""
     import signal
 
-    cfg = configmod.validate({"paths": {"state": str(tmp_path / "s")}, "daemon": {"settle_s": 0.1},
-                              "train": {"debounce_s": 0.0}})
+    cfg = configmod.validate(
+        {
+            "paths": {"state": str(tmp_path / "s")},
+            "daemon": {"settle_s": 0.1},
+            "train": {"debounce_s": 0.0},
+        }
+    )
     st = Path(cfg["paths"]["state"])
     (st / "inbox" / "bass").mkdir(parents=True)
     for i in range(3):
@@ -232,7 +293,12 @@ def test_until_idle_returns_and_frees_the_state(tmp_path):
     (st / "requests").mkdir()
     (st / "requests" / "r.json").write_text('{"class": "bass", "route": "disk"}')
     before = signal.getsignal(signal.SIGINT)
-    assert Daemon(cfg, handlers={"train": fake_train, "generate": fake_generate}).run(until_idle=True, max_seconds=60) == 0
+    assert (
+        Daemon(cfg, handlers={"train": fake_train, "generate": fake_generate}).run(
+            until_idle=True, max_seconds=60
+        )
+        == 0
+    )
     assert signal.getsignal(signal.SIGINT) is before
     rec = json.loads((st / "out" / "requests" / "r.json").read_text())
     assert rec["state"] == "done" and rec["delivery"]["disk"]["ok"]
@@ -252,18 +318,30 @@ def test_unsorted_drops_are_sorted_into_stable_auto_classes(tmp_path):
     from miragen.service.sorting import POOL
 
     def u8(w):
-        return bytes(np.clip(np.round(128 + 120 * w / max(1e-9, float(np.max(np.abs(w))))), 1, 255).astype(np.uint8))
+        return bytes(
+            np.clip(np.round(128 + 120 * w / max(1e-9, float(np.max(np.abs(w))))), 1, 255).astype(
+                np.uint8
+            )
+        )
 
     trained: list[str] = []
 
-    def train(d, job):  # the pool's job is the real one (it sorts); classes are not really trained here
+    def train(
+        d, job
+    ):  # the pool's job is the real one (it sorts); classes are not really trained here
         if job.subject == POOL:
             return run_train(d, job)
         trained.append(job.subject)
         d.queue.finish(job)
 
-    cfg = configmod.validate({"paths": {"state": str(tmp_path / "state")}, "train": {"debounce_s": 1.5},
-                              "daemon": {"settle_s": 0.1, "rescan_s": 5.0, "unsorted_min": 16}, "deliver": {"transport": "sim"}})
+    cfg = configmod.validate(
+        {
+            "paths": {"state": str(tmp_path / "state")},
+            "train": {"debounce_s": 1.5},
+            "daemon": {"settle_s": 0.1, "rescan_s": 5.0, "unsorted_min": 16},
+            "deliver": {"transport": "sim"},
+        }
+    )
     inbox = tmp_path / "state" / "inbox"
     inbox.mkdir(parents=True)
     source: dict[str, str] = {}
@@ -271,7 +349,9 @@ def test_unsorted_drops_are_sorted_into_stable_auto_classes(tmp_path):
     t = np.arange(256) / 256
 
     def soft(rng):
-        return np.sin(2 * np.pi * t + rng.uniform(0, 6)) + rng.uniform(0, 0.3) * np.sin(4 * np.pi * t + rng.uniform(0, 6))
+        return np.sin(2 * np.pi * t + rng.uniform(0, 6)) + rng.uniform(0, 0.3) * np.sin(
+            4 * np.pi * t + rng.uniform(0, 6)
+        )
 
     def pulse(rng):
         x = np.where((t + rng.uniform(0, 1)) % 1 < rng.uniform(0.08, 0.2), 1.0, -0.3)
@@ -307,13 +387,19 @@ def test_unsorted_drops_are_sorted_into_stable_auto_classes(tmp_path):
     purity = sum(max(c.values()) for c in first.values()) / 24
     assert purity >= 0.95, first
     assert sorted(set(trained)) == ["auto-1", "auto-2"]
-    assert not (tmp_path / "state" / "corpus" / POOL).exists() or not any((tmp_path / "state" / "corpus" / POOL).iterdir())
+    assert not (tmp_path / "state" / "corpus" / POOL).exists() or not any(
+        (tmp_path / "state" / "corpus" / POOL).iterdir()
+    )
     main = {c: max(v, key=v.get) for c, v in first.items()}
     assert sorted(main.values()) == ["pulse", "soft"]
     # a second batch: the same kinds join the classes of the same names
     drop(2, 8)
     assert Daemon(cfg, handlers={"train": train}).run(until_idle=True) == 0
     second = classes()
-    assert POOL not in second and all(sum(second[c].values()) > sum(first[c].values()) for c in first), second
-    gained = {c: {k: second[c].get(k, 0) - first[c].get(k, 0) for k in ("soft", "pulse")} for c in first}
+    assert POOL not in second and all(
+        sum(second[c].values()) > sum(first[c].values()) for c in first
+    ), second
+    gained = {
+        c: {k: second[c].get(k, 0) - first[c].get(k, 0) for k in ("soft", "pulse")} for c in first
+    }
     assert all(max(g, key=g.get) == main[c] for c, g in gained.items()), (gained, main)

@@ -40,7 +40,13 @@ MATRIX = {
 
 def _check(res, fault, stored: bytes, acks_sent: int):
     ok, verified, tries, naks, timeouts, err = MATRIX[fault]
-    assert (res.ok, res.verified, res.tries, res.naks, res.timeouts) == (ok, verified, tries, naks, timeouts), res
+    assert (res.ok, res.verified, res.tries, res.naks, res.timeouts) == (
+        ok,
+        verified,
+        tries,
+        naks,
+        timeouts,
+    ), res
     if err:
         assert err in res.error
     else:
@@ -54,19 +60,29 @@ def _check(res, fault, stored: bytes, acks_sent: int):
 @pytest.mark.parametrize("fault", list(MATRIX))
 def test_fault_matrix_in_process(fault):
     t = SimTransport(faults=Faults.parse([fault] if fault else []))
-    res = deliver_wavesample(t, WAVE, half="upper", number=2, verify=True, ack_margin_s=MARGIN, backoff_s=0.01)
+    res = deliver_wavesample(
+        t, WAVE, half="upper", number=2, verify=True, ack_margin_s=MARGIN, backoff_s=0.01
+    )
     _check(res, fault, t.sim.wavesample_data("upper", 2), t.sim.counters["acks_sent"])
 
 
-@pytest.mark.parametrize("fault", ["drop=1", "corrupt", "silent=2", "nak=1", "corrupt_reply=1", "noise", "disconnect=500"])
+@pytest.mark.parametrize(
+    "fault",
+    ["drop=1", "corrupt", "silent=2", "nak=1", "corrupt_reply=1", "noise", "disconnect=500"],
+)
 def test_fault_matrix_sim_process(tmp_path, fault):
     state = tmp_path / "sim.json"
-    proc = subprocess.Popen([sys.executable, "-m", "miragen", "sim", "--pty", "--state", str(state), "--fault", fault],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "miragen", "sim", "--pty", "--state", str(state), "--fault", fault],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         path = proc.stdout.readline().strip()
         with open_transport(f"serial:{path}", None, baud=3_000_000) as t:
-            res = deliver_wavesample(t, WAVE, half="upper", number=2, verify=True, ack_margin_s=MARGIN, backoff_s=0.01)
+            res = deliver_wavesample(
+                t, WAVE, half="upper", number=2, verify=True, ack_margin_s=MARGIN, backoff_s=0.01
+            )
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
@@ -133,7 +149,9 @@ def test_refuses_data_no_dump_can_carry():
 def test_progress_and_chunking():
     t = SimTransport()
     seen = []
-    res = deliver_wavesample(t, WAVE, half="lower", number=1, chunk_size=100, progress=lambda d, n: seen.append((d, n)))
+    res = deliver_wavesample(
+        t, WAVE, half="lower", number=1, chunk_size=100, progress=lambda d, n: seen.append((d, n))
+    )
     assert res.ok
     keys = len(S.encode_keys(S.select_wavesample_keys("lower", 1)))
     total = keys + len(S.encode_wavesample_dump(WAVE))
@@ -158,11 +176,19 @@ def tone(tmp_path):
 
 
 def test_cli_deliver_sim_json(cli, tone):
-    r = cli("deliver", str(tone), "--sim", "--verify", "--json", "--half", "upper", "--wavesample", "8")
+    r = cli(
+        "deliver", str(tone), "--sim", "--verify", "--json", "--half", "upper", "--wavesample", "8"
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert {"ok", "bytes_sent", "wire_floor_s", "elapsed_s", "tries", "verified"} <= set(out)
-    assert out["ok"] and out["verified"] and out["tries"] == 1 and out["pages"] == 12 and out["converted"]
+    assert (
+        out["ok"]
+        and out["verified"]
+        and out["tries"] == 1
+        and out["pages"] == 12
+        and out["converted"]
+    )
     assert out["wire_floor_s"] == pytest.approx(S.wire_seconds(8 + 512 * 12), abs=1e-3)
 
 
@@ -171,16 +197,33 @@ def test_cli_deliver_sim_fault_fails_clearly(cli, tone):
     assert r.returncode == 1
     out = json.loads(r.stdout)
     assert out["ok"] is False and "3 NAK" in out["error"]
-    r = cli("deliver", str(tone), "--sim", "--sim-fault", "silent", "--ack-margin", "0.2", "--tries", "2")
-    assert r.returncode == 1 and "failed: no ACK after 2 tries" in _text(r.stderr) and "Traceback" not in _text(r.stderr)
+    r = cli(
+        "deliver",
+        str(tone),
+        "--sim",
+        "--sim-fault",
+        "silent",
+        "--ack-margin",
+        "0.2",
+        "--tries",
+        "2",
+    )
+    assert (
+        r.returncode == 1
+        and "failed: no ACK after 2 tries" in _text(r.stderr)
+        and "Traceback" not in _text(r.stderr)
+    )
 
 
 def test_cli_deliver_over_serial_to_sim_process_at_true_pacing(cli, tmp_path):
     page = tmp_path / "one.pcm"
     page.write_bytes(bytes(range(1, 129)) * 2)  # Mirage-ready: taken byte for byte
     state = tmp_path / "sim.json"
-    proc = subprocess.Popen([sys.executable, "-m", "miragen", "sim", "--pty", "--state", str(state)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "miragen", "sim", "--pty", "--state", str(state)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         path = proc.stdout.readline().strip()
         t0 = time.monotonic()
@@ -203,7 +246,19 @@ def test_cli_deliver_disk_and_usb_stick(cli, tone, tmp_path):
     conf = tmp_path / "m.toml"
     conf.write_text(f'[paths]\nusb_stick = "{stick}"\n')
     out_img = tmp_path / "out" / "new.img"
-    r = cli("deliver", str(tone), "--disk", str(out_img), "--half", "upper", "--wavesample", "2", "--config", str(conf), "--json")
+    r = cli(
+        "deliver",
+        str(tone),
+        "--disk",
+        str(out_img),
+        "--half",
+        "upper",
+        "--wavesample",
+        "2",
+        "--config",
+        str(conf),
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["ok"] and res["sound"] == "upper1" and res["usb_stick"] == str(stick / "new.img")
@@ -212,16 +267,22 @@ def test_cli_deliver_disk_and_usb_stick(cli, tone, tmp_path):
     assert "[::450560]" in (stick / "IMG.CFG").read_text()
     wave = disk.read_wave(image, "upper1")
     assert wave[32 * 256 : 32 * 256 + 3000] != b"\x80" * 3000  # written where wavesample 2 lives
-    assert wave[:32 * 256] == b"\x80" * (32 * 256)
+    assert wave[: 32 * 256] == b"\x80" * (32 * 256)
 
 
 def test_cli_deliver_bad_input(cli, tmp_path, tone):
     r = cli("deliver", str(tmp_path / "missing.wav"), "--sim")
-    assert r.returncode == 2 and "not found" in _text(r.stderr) and "Traceback" not in _text(r.stderr)
+    assert (
+        r.returncode == 2 and "not found" in _text(r.stderr) and "Traceback" not in _text(r.stderr)
+    )
     r = cli("deliver", str(tone), "--sim", "--wavesample", "9")
     assert r.returncode == 2
     r = cli("deliver", str(tone), "--raw", str(tmp_path / "midiC9D0"))
-    assert r.returncode == 2 and "raw MIDI device" in _text(r.stderr) and "Traceback" not in _text(r.stderr)
+    assert (
+        r.returncode == 2
+        and "raw MIDI device" in _text(r.stderr)
+        and "Traceback" not in _text(r.stderr)
+    )
     r = cli("deliver", str(tone), "--sim-fault", "nak")
     assert r.returncode == 2 and "--sim" in _text(r.stderr)
 
@@ -233,4 +294,8 @@ def test_cli_ports(cli):
     assert {"alsa_sequencer", "midi_outputs", "raw_midi", "serial", "hints"} <= set(s)
     assert s["hints"]
     r = cli("ports")
-    assert r.returncode == 0 and "ALSA sequencer" in _text(r.stdout) and "serial devices" in _text(r.stdout)
+    assert (
+        r.returncode == 0
+        and "ALSA sequencer" in _text(r.stdout)
+        and "serial devices" in _text(r.stdout)
+    )

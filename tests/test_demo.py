@@ -41,13 +41,16 @@ def _broken_daemon(cfg):
 @pytest.mark.timeout(400)
 def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     folder = tmp_path / "studio"
-    # an earlier demo left this folder (a run that failed after its setup), plus a file of the user's
+    # an earlier demo left this folder (a run that failed after its setup), plus a file of the
+    # user's
     with monkeypatch.context() as m:
         m.setattr(demo, "_run_daemon", _broken_daemon)
         assert demo.run_demo(folder, 8)["ok"] is False
     (folder / "notes.txt").write_text("mine")
     (folder / "out" / "old").mkdir(parents=True)
-    (folder / "out" / "old" / "stale.pcm").write_bytes(b"\x00")  # would break the 8-bit check if kept
+    (folder / "out" / "old" / "stale.pcm").write_bytes(
+        b"\x00"
+    )  # would break the 8-bit check if kept
     (folder / "miragen.db").write_bytes(b"not a database")
 
     r = cli("demo", "--dir", str(folder), "--seconds", "8", "--json", timeout=380)
@@ -61,13 +64,26 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     assert len(classes) >= 2
     for c, e in classes.items():
         assert e["sounds"] == 24 and e["held_out"] == 5 and e["trained_on"] == 19
-        assert isinstance(e["steps"], int) and e["train_seconds"] > 0  # steps: few (even 0) on a loaded CPU
+        assert (
+            isinstance(e["steps"], int) and e["train_seconds"] > 0
+        )  # steps: few (even 0) on a loaded CPU
         assert e["verdict"] in ("pass", "fail", "inconclusive") and e["judged"] is True
         assert e["state"] == "done"
         assert e["sysex"]["ok"] is True and e["sysex"]["verified"] is True
-        assert 1 <= len(e["candidates"]) <= demo.COUNT  # the gate drops duplicates of an undertrained model
+        assert (
+            1 <= len(e["candidates"]) <= demo.COUNT
+        )  # the gate drops duplicates of an undertrained model
     assert s["judge"]["of"] == len(classes) and set(s["judge"]["verdicts"]) == set(classes)
-    assert set(s["timings_s"]) >= {"setup", "ingest", "train_and_judge", "generate", "deliver", "disk", "previews", "check"}
+    assert set(s["timings_s"]) >= {
+        "setup",
+        "ingest",
+        "train_and_judge",
+        "generate",
+        "deliver",
+        "disk",
+        "previews",
+        "check",
+    }
     # the progress lines went to stderr, the JSON alone to stdout
     assert b"[1] setup" in r.stderr
 
@@ -114,7 +130,9 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     chk = cli("config", "check", str(cfg_file))
     assert chk.returncode == 0, chk.stderr.decode()
     text = cfg_file.read_text()
-    assert f'state = "{folder}"' in text and 'transport = "sim"' in text and 'route = "both"' in text
+    assert (
+        f'state = "{folder}"' in text and 'transport = "sim"' in text and 'route = "both"' in text
+    )
     assert json.loads((folder / demo.SUMMARY_NAME).read_text())["ok"] is True
 
     # a rerun: the earlier demo's files were replaced, the user's file kept
@@ -124,7 +142,12 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
 
     # the human summary (the same dict, as `miragen demo` without --json prints it)
     out = demo.format_summary(s)
-    assert "every stage ok" in out and "Judge:" in out and "out/demo.img" in out and "read back and verified" in out
+    assert (
+        "every stage ok" in out
+        and "Judge:" in out
+        and "out/demo.img" in out
+        and "read back and verified" in out
+    )
     for c, e in classes.items():
         assert f"judge {e['verdict'].upper()}" in out
     assert "--serial /dev/ttyTHS1" in out and "miragen ports" in out and "install-jetson" in out

@@ -135,10 +135,21 @@ def test_parse_positions_by_hand():
     s = info["sounds"]["upper2"]
     ws = s["wavesamples"][2]
     assert ws == {
-        "number": 3, "used": True, "start_page": 10, "end_page": 20, "loop_start_page": 12,
-        "loop_end_page": 19, "loop_end_fine": 0x80, "loop_on": 1, "coarse_tune": 0x11,
-        "fine_tune": 0x22, "top_key": 0x66, "relative_amplitude": 0x33, "relative_filter": 0x44,
-        "max_filter": 0x55, "free_run": 1,
+        "number": 3,
+        "used": True,
+        "start_page": 10,
+        "end_page": 20,
+        "loop_start_page": 12,
+        "loop_end_page": 19,
+        "loop_end_fine": 0x80,
+        "loop_on": 1,
+        "coarse_tune": 0x11,
+        "fine_tune": 0x22,
+        "top_key": 0x66,
+        "relative_amplitude": 0x33,
+        "relative_filter": 0x44,
+        "max_filter": 0x55,
+        "free_run": 1,
     }
     prog = s["programs"][3]
     assert prog["number"] == 4 and prog["osc_mix"] == 32 and prog["panel"]["osc_mix"] == 8
@@ -194,7 +205,9 @@ def test_synthetic_template(template):
     assert info["synthetic"] is True and "does not boot" in info["note"]
     for s in D.SOUNDS:
         ws = info["sounds"][s]["wavesamples"]
-        assert [(w["start_page"], w["end_page"]) for w in ws] == [(32 * i, 32 * i + 31) for i in range(8)]
+        assert [(w["start_page"], w["end_page"]) for w in ws] == [
+            (32 * i, 32 * i + 31) for i in range(8)
+        ]
         assert all(w["used"] for w in ws)
         assert D.read_wave(template, s) == b"\x80" * 65536
     # the OS area holds nothing but the marker
@@ -216,7 +229,9 @@ def _outside_writable_equal(a: bytes, b: bytes) -> bool:
 @given(
     st.sampled_from(D.SOUNDS),
     st.integers(1, 8),
-    st.integers(1, 32 * 256).flatmap(lambda n: st.binary(min_size=n, max_size=n).map(lambda b: bytes(x or 1 for x in b))),
+    st.integers(1, 32 * 256).flatmap(
+        lambda n: st.binary(min_size=n, max_size=n).map(lambda b: bytes(x or 1 for x in b))
+    ),
     st.integers(0, 3),
 )
 def test_write_read_round_trip(sound, number, data, seed):
@@ -297,7 +312,12 @@ def test_program_dump_matches_disk_block(template):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.binary(min_size=625, max_size=625), st.integers(1, 4), st.sampled_from(sorted(P.PROGRAM_FIELDS)), st.integers(0, 255))
+@given(
+    st.binary(min_size=625, max_size=625),
+    st.integers(1, 4),
+    st.sampled_from(sorted(P.PROGRAM_FIELDS)),
+    st.integers(0, 255),
+)
 def test_params_parse_and_set_round_trip(block, program, name, value):
     sp = P.parse_sound_params(block)
     assert sp.revision == block[0]

@@ -47,11 +47,21 @@ def test_write_extract_round_trip(tpl, tmp_path, capsys):
     a = _pcm(tmp_path / "a.pcm", 3000)
     b = _pcm(tmp_path / "b.pcm", 40000)
     out = tmp_path / "out.img"
-    rc = main([
-        "disk", "write", "--template", str(tpl), "-o", str(out), "--json",
-        f"lower1:3={tmp_path / 'a.pcm'}", f"upper3={tmp_path / 'b.pcm'}",
-        "--program", "upper1:2:filter_cutoff=99",
-    ])
+    rc = main(
+        [
+            "disk",
+            "write",
+            "--template",
+            str(tpl),
+            "-o",
+            str(out),
+            "--json",
+            f"lower1:3={tmp_path / 'a.pcm'}",
+            f"upper3={tmp_path / 'b.pcm'}",
+            "--program",
+            "upper1:2:filter_cutoff=99",
+        ]
+    )
     assert rc == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["writes"][0]["unused"] == 8192 - 3000 and rep["writes"][0]["converted"] is False
@@ -88,15 +98,55 @@ def test_write_converts_audio(tpl, tmp_path, shared_data, capsys):
 def test_write_refusals(tpl, tmp_path, capsys):
     _pcm(tmp_path / "big.pcm", 9000)
     out = tmp_path / "o.img"
-    assert main(["disk", "write", "--template", str(tpl), "-o", str(out), f"lower1:1={tmp_path / 'big.pcm'}"]) == 2
+    assert (
+        main(
+            [
+                "disk",
+                "write",
+                "--template",
+                str(tpl),
+                "-o",
+                str(out),
+                f"lower1:1={tmp_path / 'big.pcm'}",
+            ]
+        )
+        == 2
+    )
     assert "8,192" in capsys.readouterr().err and not out.exists()
     small = tmp_path / "small.img"
     small.write_bytes(bytes(1000))
-    assert main(["disk", "write", "--template", str(small), "-o", str(out), f"lower1:1={tmp_path / 'big.pcm'}"]) == 2
+    assert (
+        main(
+            [
+                "disk",
+                "write",
+                "--template",
+                str(small),
+                "-o",
+                str(out),
+                f"lower1:1={tmp_path / 'big.pcm'}",
+            ]
+        )
+        == 2
+    )
     assert "1,000 bytes" in capsys.readouterr().err
     assert main(["disk", "write", "--template", str(tpl), "-o", str(out), "middle:1=x.pcm"]) == 2
     assert main(["disk", "write", "--template", str(tpl), "-o", str(out), "lower1:9=x.pcm"]) == 2
-    assert main(["disk", "write", "--template", str(tpl), "-o", str(out), "--program", "lower1:1:nope=3"]) == 2
+    assert (
+        main(
+            [
+                "disk",
+                "write",
+                "--template",
+                str(tpl),
+                "-o",
+                str(out),
+                "--program",
+                "lower1:1:nope=3",
+            ]
+        )
+        == 2
+    )
     assert "unknown program field" in capsys.readouterr().err
     assert not out.exists()
 
@@ -105,7 +155,18 @@ def test_hfe_without_hxcfe(tpl, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     _pcm(tmp_path / "a.pcm", 300)
     out = tmp_path / "o.img"
-    rc = main(["disk", "write", "--template", str(tpl), "-o", str(out), f"lower1:1={tmp_path / 'a.pcm'}", "--hfe"])
+    rc = main(
+        [
+            "disk",
+            "write",
+            "--template",
+            str(tpl),
+            "-o",
+            str(out),
+            f"lower1:1={tmp_path / 'a.pcm'}",
+            "--hfe",
+        ]
+    )
     assert rc == 2 and out.exists()
     assert "hxcfe" in capsys.readouterr().err
 
@@ -116,14 +177,29 @@ def test_hfe_with_fake_hxcfe(tpl, tmp_path, monkeypatch, capsys):
     fake = bindir / "hxcfe"
     fake.write_text(
         "#!/bin/sh\n"
-        "for a in \"$@\"; do case \"$a\" in -finput:*) in=${a#-finput:};; -foutput:*) out=${a#-foutput:};; esac; done\n"
-        "case \"$in\" in *.edm) cp \"$in\" \"$out\";; *) exit 3;; esac\n"
+        'for a in "$@"; do case "$a" in -finput:*) in=${a#-finput:};; '
+        "-foutput:*) out=${a#-foutput:};; esac; done\n"
+        'case "$in" in *.edm) cp "$in" "$out";; *) exit 3;; esac\n'
     )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
     _pcm(tmp_path / "a.pcm", 300)
     out = tmp_path / "o.img"
-    assert main(["disk", "write", "--template", str(tpl), "-o", str(out), f"lower1:1={tmp_path / 'a.pcm'}", "--hfe"]) == 0
+    assert (
+        main(
+            [
+                "disk",
+                "write",
+                "--template",
+                str(tpl),
+                "-o",
+                str(out),
+                f"lower1:1={tmp_path / 'a.pcm'}",
+                "--hfe",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "o.hfe").read_bytes() == out.read_bytes()
 
 

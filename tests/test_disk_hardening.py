@@ -81,8 +81,11 @@ def _real_image_params():
     images = _real_images()
     if images:
         return [pytest.param(p, id=p.name) for p in images]
-    why = (f"{SHARED} is absent" if not SHARED.is_dir()
-           else f"no real Mirage disk image (.img/.edm of {D.SIZE:,} bytes) under {SHARED}")
+    why = (
+        f"{SHARED} is absent"
+        if not SHARED.is_dir()
+        else f"no real Mirage disk image (.img/.edm of {D.SIZE:,} bytes) under {SHARED}"
+    )
     return [pytest.param(None, marks=pytest.mark.skip(reason=why), id="no-real-image")]
 
 
@@ -133,10 +136,13 @@ def test_zero_and_random_images_are_refused_force_reads(tmp_path, tpl, capsys):
     assert D.plausibility_problems(tpl.read_bytes()) == []
 
 
-@pytest.mark.parametrize("field,value,needle", [
-    (17, 40, "lower2 wavesample 4 (pages 96..127): loop start page 40 lies outside its pages"),
-    (18, 200, "lower2 wavesample 4 (pages 96..127): loop end page 200 lies outside its pages"),
-])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        (17, 40, "lower2 wavesample 4 (pages 96..127): loop start page 40 lies outside its pages"),
+        (18, 200, "lower2 wavesample 4 (pages 96..127): loop end page 200 lies outside its pages"),
+    ],
+)
 def test_problem_names_sound_wavesample_and_field(field, value, needle):
     img = bytearray(D.synthetic_template())
     cb = D.param_offset("lower2") + P.control_offset(4)
@@ -178,21 +184,30 @@ def fifo(tmp_path) -> Path:
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("argv", [
-    ["disk", "info", "{fifo}"],
-    ["disk", "extract", "{fifo}", "{tmp}/ex"],
-    ["disk", "write", "--template", "{fifo}", "-o", "{tmp}/o.img", "lower1:1={pcm}"],
-    ["disk", "write", "--template", "{tpl}", "-o", "{tmp}/o.img", "lower1:1={fifo_pcm}"],
-    ["disk", "write", "--template", "{tpl}", "-o", "{tmp}/o.img", "lower1:1={fifo_wav}"],
-    ["deliver", "{pcm}", "--disk", "{tmp}/o.img", "--template", "{fifo}"],
-    ["deliver", "{fifo_pcm}", "--disk", "{tmp}/o.img", "--template", "{tpl}"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["disk", "info", "{fifo}"],
+        ["disk", "extract", "{fifo}", "{tmp}/ex"],
+        ["disk", "write", "--template", "{fifo}", "-o", "{tmp}/o.img", "lower1:1={pcm}"],
+        ["disk", "write", "--template", "{tpl}", "-o", "{tmp}/o.img", "lower1:1={fifo_pcm}"],
+        ["disk", "write", "--template", "{tpl}", "-o", "{tmp}/o.img", "lower1:1={fifo_wav}"],
+        ["deliver", "{pcm}", "--disk", "{tmp}/o.img", "--template", "{fifo}"],
+        ["deliver", "{fifo_pcm}", "--disk", "{tmp}/o.img", "--template", "{tpl}"],
+    ],
+)
 def test_fifo_inputs_are_refused_at_once(argv, fifo, tpl, tmp_path, capsys):
     pcm = _pcm(tmp_path / "a.pcm", 300)
     os.mkfifo(tmp_path / "f.pcm")
     os.mkfifo(tmp_path / "f.wav")
-    subst = {"fifo": fifo, "tmp": tmp_path, "pcm": pcm, "tpl": tpl,
-             "fifo_pcm": tmp_path / "f.pcm", "fifo_wav": tmp_path / "f.wav"}
+    subst = {
+        "fifo": fifo,
+        "tmp": tmp_path,
+        "pcm": pcm,
+        "tpl": tpl,
+        "fifo_pcm": tmp_path / "f.pcm",
+        "fifo_wav": tmp_path / "f.wav",
+    }
     argv = [a.format(**subst) for a in argv]
     assert main(argv) == 2
     line = _err_line(capsys)
@@ -239,18 +254,25 @@ def test_output_that_is_an_input_is_refused(link, tmp_path, tpl, capsys):
 # ----------------------------------------------------------------- one-line errors (item 7)
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["disk", "write", "--template", "{tpl}", "-o", "{folder}", "lower1:1={pcm}"], "folder"),
-    (["disk", "extract", "{tpl}", "{regular}"], "not a folder"),
-    (["disk", "write", "--template", "{tpl}", "-o", "/proc/x.img", "lower1:1={pcm}"],
-     "/proc/x.img"),
-    (["disk", "template", "--synthetic", "/proc/x.img"], "/proc/x.img"),
-    (["deliver", "{pcm}", "--disk", "{folder}"], "folder"),
-    (["deliver", "{pcm}", "--disk", "/proc/x.img"], "/proc/x.img"),
-    (["disk", "template", "--synthetic", "{folder}"], "folder"),
-    (["disk", "write", "--template", "{tpl}", "-o", "{tmp}/missing/o.img", "lower1:1={pcm}"],
-     "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["disk", "write", "--template", "{tpl}", "-o", "{folder}", "lower1:1={pcm}"], "folder"),
+        (["disk", "extract", "{tpl}", "{regular}"], "not a folder"),
+        (
+            ["disk", "write", "--template", "{tpl}", "-o", "/proc/x.img", "lower1:1={pcm}"],
+            "/proc/x.img",
+        ),
+        (["disk", "template", "--synthetic", "/proc/x.img"], "/proc/x.img"),
+        (["deliver", "{pcm}", "--disk", "{folder}"], "folder"),
+        (["deliver", "{pcm}", "--disk", "/proc/x.img"], "/proc/x.img"),
+        (["disk", "template", "--synthetic", "{folder}"], "folder"),
+        (
+            ["disk", "write", "--template", "{tpl}", "-o", "{tmp}/missing/o.img", "lower1:1={pcm}"],
+            "does not exist",
+        ),
+    ],
+)
 def test_bad_outputs_give_one_line(argv, needle, tmp_path, tpl, capsys):
     folder = tmp_path / "folder"
     folder.mkdir()
@@ -294,15 +316,19 @@ def _identity(image: Path, tmp_path: Path, capsys, *extra: str) -> str:
     ex = tmp_path / "ex"
     assert main(["disk", "extract", str(image), str(ex), *extra]) == 0
     specs = _write_back_argv(ex)
-    used = sum(ws.used for s in D.parse(image.read_bytes(), force=True).sounds.values()
-               for ws in s.params.wavesamples)
+    used = sum(
+        ws.used
+        for s in D.parse(image.read_bytes(), force=True).sounds.values()
+        for ws in s.params.wavesamples
+    )
     assert len(specs) == 6 + used
     back = tmp_path / "back.img"
     capsys.readouterr()
     assert main(["disk", "write", "--template", str(image), "-o", str(back), *specs, *extra]) == 0
     out = capsys.readouterr()
     assert back.read_bytes() == image.read_bytes(), (
-        f"{sum(a != b for a, b in zip(back.read_bytes(), image.read_bytes()))} bytes changed")
+        f"{sum(a != b for a, b in zip(back.read_bytes(), image.read_bytes()))} bytes changed"
+    )
     return out.out + out.err
 
 
@@ -411,8 +437,23 @@ def test_tile_cycle_of_a_converted_cycle_is_seamless(tmp_path, rate, period):
 def test_tile_cycle_cli_disk_and_byte_for_byte(tmp_path, tpl, capsys):
     wav = _sine_wav(tmp_path / "sine.wav")
     out = tmp_path / "o.img"
-    assert main(["deliver", str(wav), "--disk", str(out), "--template", str(tpl),
-                 "--wavesample", "3", "--tile-cycle", "--json"]) == 0
+    assert (
+        main(
+            [
+                "deliver",
+                str(wav),
+                "--disk",
+                str(out),
+                "--template",
+                str(tpl),
+                "--wavesample",
+                "3",
+                "--tile-cycle",
+                "--json",
+            ]
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert res["report"]["unused"] == 0 and res["converted"] is True
     img = out.read_bytes()

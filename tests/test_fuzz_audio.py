@@ -40,8 +40,47 @@ EXAMPLE_SECONDS = 10.0  # a parse of a few-KB file that takes longer than this i
 PEAK_BYTES = 64 * 2**20  # Python/numpy allocations per example (files are a few KB)
 MAX_FILE_BYTES = 1 * 2**20
 
-INTERESTING_32 = [0, 1, 2, 3, 7, 8, 16, 255, 256, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF]
-INTERESTING_16 = [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 33, 64, 65, 255, 256, 0x7FFF, 0x8000, 0xFFFE, 0xFFFF]
+INTERESTING_32 = [
+    0,
+    1,
+    2,
+    3,
+    7,
+    8,
+    16,
+    255,
+    256,
+    0x7FFF,
+    0x8000,
+    0xFFFF,
+    0x10000,
+    0x7FFFFFFF,
+    0x80000000,
+    0xFFFFFFFE,
+    0xFFFFFFFF,
+]
+INTERESTING_16 = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    6,
+    8,
+    12,
+    16,
+    24,
+    32,
+    33,
+    64,
+    65,
+    255,
+    256,
+    0x7FFF,
+    0x8000,
+    0xFFFE,
+    0xFFFF,
+]
 
 
 def _sine(n: int, ch: int) -> np.ndarray:
@@ -87,7 +126,9 @@ def mutated(draw) -> tuple[str, bytes]:
         head = st.integers(min(4, n - 1), max(min(n, 96) - 1, 0)) if n else st.just(0)
         body = st.integers(min(4, n - 1), n - 1) if n else st.just(0)
         pos = draw(st.one_of(head, head, head, body, st.integers(0, max(n - 1, 0))))
-        op = draw(st.sampled_from(["flip", "set32", "set16", "truncate", "insert", "delete", "byte"]))
+        op = draw(
+            st.sampled_from(["flip", "set32", "set16", "truncate", "insert", "delete", "byte"])
+        )
         if n == 0:
             op = "insert"
         if op == "flip":
@@ -136,7 +177,9 @@ def check_read(path: Path) -> str:
         tracemalloc.stop()
     elapsed = time.monotonic() - t0
     assert elapsed < EXAMPLE_SECONDS, f"read_audio took {elapsed:.1f} s"
-    assert peak < PEAK_BYTES, f"read_audio allocated {peak / 2**20:.0f} MB for a {path.stat().st_size}-byte file"
+    assert peak < PEAK_BYTES, (
+        f"read_audio allocated {peak / 2**20:.0f} MB for a {path.stat().st_size}-byte file"
+    )
     return outcome
 
 
@@ -248,7 +291,11 @@ def test_lying_headers_do_not_allocate_what_they_claim(tmp_path):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, str(1536 * 2**20), *paths],
-        capture_output=True, text=True, timeout=120, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -25,15 +25,26 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from miragen import config
 from miragen.errors import ConfigError, MiragenError
+from miragen.service import requests
+from miragen.service import state as state_mod
+from miragen.service import triggers as triggers_mod
 
 N = int(os.environ.get("MIRAGEN_FUZZ_EXAMPLES", "400"))
 EXAMPLE_SECONDS = 10.0
 
 
 def fuzz(n: int = N) -> settings:
-    return settings(max_examples=n, derandomize=not os.environ.get("MIRAGEN_FUZZ_RANDOM"), database=None, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.function_scoped_fixture])
+    return settings(
+        max_examples=n,
+        derandomize=not os.environ.get("MIRAGEN_FUZZ_RANDOM"),
+        database=None,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.function_scoped_fixture,
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- a tiny TOML writer
@@ -84,8 +95,29 @@ scalar = st.one_of(
     st.sampled_from([0, 1, -1, 16, 127, 128, 256, 65536, 65537, 4096, 10**7 + 1]),
     st.floats(allow_nan=True, allow_infinity=True),
     safe_text,
-    st.sampled_from(["sim", "midi:", "midi:x", "serial:loop://", "raw:/dev/snd/midiC1D0", "F0 7D * F7", "zz", "",
-                     "tpdf", "wavegan", "pygan", "both", "disk", "sysex", "lower", "upper", "lower1", "DEBUG", "auto"]),
+    st.sampled_from(
+        [
+            "sim",
+            "midi:",
+            "midi:x",
+            "serial:loop://",
+            "raw:/dev/snd/midiC1D0",
+            "F0 7D * F7",
+            "zz",
+            "",
+            "tpdf",
+            "wavegan",
+            "pygan",
+            "both",
+            "disk",
+            "sysex",
+            "lower",
+            "upper",
+            "lower1",
+            "DEBUG",
+            "auto",
+        ]
+    ),
 )
 value = st.one_of(scalar, st.lists(scalar, max_size=3))
 
@@ -103,7 +135,10 @@ def config_doc(draw) -> dict:
     if draw(st.booleans()):
         tkeys = list(config.TRIGGER_SCHEMA)
         doc["trigger"] = [
-            {draw(st.sampled_from(tkeys) | safe_text.filter(bool)): draw(value) for _ in range(draw(st.integers(0, 5)))}
+            {
+                draw(st.sampled_from(tkeys) | safe_text.filter(bool)): draw(value)
+                for _ in range(draw(st.integers(0, 5)))
+            }
             for _ in range(draw(st.integers(0, 3)))
         ]
     return doc
@@ -178,13 +213,12 @@ def test_random_config_text(text):
 def test_deep_and_huge_config_text():
     for text in ("a = " + "[" * 50_000, "[paths]\n" + "x = [1]\n" * 100_000, "x=1\n" * 100_000):
         assert _parse_config(text) == "error"
-    _parse_config("[paths]\nstate = \"" + "x" * 2_000_000 + "\"\n")  # odd but a string: either way, quickly
+    _parse_config(
+        '[paths]\nstate = "' + "x" * 2_000_000 + '"\n'
+    )  # odd but a string: either way, quickly
 
 
 # --------------------------------------------------------------------------- request files
-
-requests = pytest.importorskip("miragen.service.requests")
-from miragen.service import state as state_mod
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | safe_text,
@@ -199,8 +233,24 @@ def request_doc(draw) -> dict:
     doc = {}
     for _ in range(draw(st.integers(0, 6))):
         k = draw(st.sampled_from(keys) | safe_text)
-        doc[k] = draw(st.one_of(value, st.sampled_from(["../../etc/passwd", "/abs/path", "a/b", "..", "bass", "x" * 300,
-                                                         "\x00\x1b[2J", "caf\u00e9", ""])))
+        doc[k] = draw(
+            st.one_of(
+                value,
+                st.sampled_from(
+                    [
+                        "../../etc/passwd",
+                        "/abs/path",
+                        "a/b",
+                        "..",
+                        "bass",
+                        "x" * 300,
+                        "\x00\x1b[2J",
+                        "caf\u00e9",
+                        "",
+                    ]
+                ),
+            )
+        )
     return doc
 
 
@@ -274,8 +324,12 @@ def test_request_files_that_are_deep_huge_or_odd(tmp_path):
 hostile_names = st.one_of(
     st.text(max_size=120),
     st.binary(max_size=60).map(lambda b: os.fsdecode(b)),  # not UTF-8 → surrogate escapes
-    st.lists(st.sampled_from(["..", ".", "/", "a", "\x00", "\n", "\x1b", "~", "con", " ", "\\", "é", ".part"]),
-             max_size=12).map("".join),
+    st.lists(
+        st.sampled_from(
+            ["..", ".", "/", "a", "\x00", "\n", "\x1b", "~", "con", " ", "\\", "é", ".part"]
+        ),
+        max_size=12,
+    ).map("".join),
 )
 
 
@@ -300,8 +354,6 @@ def test_names_from_outside_stay_one_safe_component(tmp_path_factory, name):
 
 
 # --------------------------------------------------------------------------- trigger matching
-
-triggers_mod = pytest.importorskip("miragen.service.triggers")
 
 
 @fuzz()

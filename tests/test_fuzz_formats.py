@@ -93,8 +93,12 @@ def _check_disk(image: bytes) -> str:
 
 
 @fuzz()
-@given(image=mutated_image(), sound=st.sampled_from(disk.SOUNDS), number=st.integers(1, 8),
-       pages=st.integers(1, 40))
+@given(
+    image=mutated_image(),
+    sound=st.sampled_from(disk.SOUNDS),
+    number=st.integers(1, 8),
+    pages=st.integers(1, 40),
+)
 def test_mutated_disk_images_parse_or_fail_clearly(image, sound, number, pages):
     outcome = _timed(_check_disk, image)
     # writing into a damaged template either works inside the wave area or is refused
@@ -132,7 +136,10 @@ VALID_MESSAGES = [
     sx.encode_nak(),
     sx.encode_wavesample_dump(bytes(range(1, 256)) + b"\x80"),
     sx.encode_wavesample_dump(b"\x80" * 512),
-    sx.encode_program_dump(bytes(range(256)) * (sx.PROGRAM_BLOCK_SIZE // 256) + bytes(sx.PROGRAM_BLOCK_SIZE % 256), False),
+    sx.encode_program_dump(
+        bytes(range(256)) * (sx.PROGRAM_BLOCK_SIZE // 256) + bytes(sx.PROGRAM_BLOCK_SIZE % 256),
+        False,
+    ),
     sx.encode_config_dump(bytes(range(sx.CONFIG_SIZE))),
     sx.encode_absolute_request(0, 255, True),
     sx.encode_absolute_dump(256, bytes(range(1, 200)), False),
@@ -153,7 +160,10 @@ def mutated_sysex(draw) -> bytes:
         pos = draw(st.one_of(st.integers(0, min(n, 16) - 1), st.integers(0, n - 1)))
         op = draw(st.sampled_from(["byte", "flip", "truncate", "insert", "delete"]))
         if op == "byte":
-            data[pos] = draw(st.sampled_from([0x00, 0x0F, 0x10, 0x7F, 0x80, 0xF0, 0xF7, 0xFF]) | st.integers(0, 255))
+            data[pos] = draw(
+                st.sampled_from([0x00, 0x0F, 0x10, 0x7F, 0x80, 0xF0, 0xF7, 0xFF])
+                | st.integers(0, 255)
+            )
         elif op == "flip":
             data[pos] ^= 1 << draw(st.integers(0, 7))
         elif op == "truncate":
@@ -222,16 +232,31 @@ def test_huge_syx_is_linear():
 
 @st.composite
 def midi_chunks(draw) -> list[bytes]:
-    pieces = draw(st.lists(
-        st.one_of(
-            st.binary(max_size=64),
-            st.sampled_from(VALID_MESSAGES),
-            st.sampled_from([b"\x90\x3c\x40", b"\xc0\x05", b"\xb0\x07\x7f", b"\x3c\x00", b"\xf8", b"\xfe", b"\xf2\x01\x02", b"\xf6"]),
-            st.builds(lambda n: b"\xf0" + b"\x01" * n, st.integers(0, 3000)),  # long, unterminated
-            st.just(b"\xf7"),
-        ),
-        max_size=40,
-    ))
+    pieces = draw(
+        st.lists(
+            st.one_of(
+                st.binary(max_size=64),
+                st.sampled_from(VALID_MESSAGES),
+                st.sampled_from(
+                    [
+                        b"\x90\x3c\x40",
+                        b"\xc0\x05",
+                        b"\xb0\x07\x7f",
+                        b"\x3c\x00",
+                        b"\xf8",
+                        b"\xfe",
+                        b"\xf2\x01\x02",
+                        b"\xf6",
+                    ]
+                ),
+                st.builds(
+                    lambda n: b"\xf0" + b"\x01" * n, st.integers(0, 3000)
+                ),  # long, unterminated
+                st.just(b"\xf7"),
+            ),
+            max_size=40,
+        )
+    )
     stream = b"".join(pieces)
     cuts = sorted(draw(st.lists(st.integers(0, len(stream)), max_size=8)))
     out, prev = [], 0
@@ -242,7 +267,11 @@ def midi_chunks(draw) -> list[bytes]:
 
 
 @fuzz()
-@given(chunks=midi_chunks(), max_message=st.sampled_from([16, 300, 4096]), max_queued=st.sampled_from([1, 4, 64]))
+@given(
+    chunks=midi_chunks(),
+    max_message=st.sampled_from([16, 300, 4096]),
+    max_queued=st.sampled_from([1, 4, 64]),
+)
 def test_midi_stream_parser_stays_bounded(chunks, max_message, max_queued):
     p = MidiStreamParser(max_message_bytes=max_message, max_queued=max_queued)
     t0 = time.monotonic()

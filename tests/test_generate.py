@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from miragen import config as configmod
 from miragen.engines.base import Model
 from miragen.engines.generate import generate_to_folder, load_reference, save_reference
@@ -74,7 +73,9 @@ def test_gate_rejects_copies(tmp_path: Path):
             return [w.copy() for w in TRAIN[:n]]
 
     TRAIN = _cycles(20, 3)
-    res = generate_to_folder(Copier("cycle", ["a"], {"a": 256}, 29411), 4, tmp_path, train_waves=TRAIN, seed=1)
+    res = generate_to_folder(
+        Copier("cycle", ["a"], {"a": 256}, 29411), 4, tmp_path, train_waves=TRAIN, seed=1
+    )
     assert res.pcm == [] and all("copy" in r for r in res.rejected.values())
 
 

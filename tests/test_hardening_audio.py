@@ -29,13 +29,31 @@ from miragen.errors import InputError
 ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
-def wav8(path: Path, data: bytes, rate: int, *, riff_size: int | None = None,
-         data_size: int | None = None) -> Path:
+def wav8(
+    path: Path,
+    data: bytes,
+    rate: int,
+    *,
+    riff_size: int | None = None,
+    data_size: int | None = None,
+) -> Path:
     """An 8-bit WAV whose header says what the test wants (the bytes are the test's)."""
     n = len(data)
     hdr = struct.pack(
-        "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + n if riff_size is None else riff_size, b"WAVE",
-        b"fmt ", 16, 1, 1, rate, rate, 1, 8, b"data", n if data_size is None else data_size,
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        36 + n if riff_size is None else riff_size,
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,
+        1,
+        rate,
+        rate,
+        1,
+        8,
+        b"data",
+        n if data_size is None else data_size,
     )
     path.write_bytes(hdr + bytes(data))
     return path
@@ -48,8 +66,10 @@ def _noise_u8(n: int, seed: int = 0) -> bytes:
 # --------------------------------------------------------------------------- 1. memory
 
 
-@pytest.mark.parametrize("src,dst", [(44100, 29411), (8000, 29411), (96000, 29411),
-                                     (1000, 29411), (29411, 4000), (48000, 22050)])
+@pytest.mark.parametrize(
+    "src,dst",
+    [(44100, 29411), (8000, 29411), (96000, 29411), (1000, 29411), (29411, 4000), (48000, 22050)],
+)
 def test_resample_head_is_the_start_of_the_full_resampling(src, dst):
     x = np.random.default_rng(src).normal(size=60000)
     n = 1000 if dst < src else 3000
@@ -68,8 +88,12 @@ def test_convert_cost_follows_the_output_not_the_header(tmp_path):
     wav8(tmp_path / "hz1.wav", _noise_u8(100_000), 1)
     wav8(tmp_path / "hz1000.wav", _noise_u8(4_000_000), 1000)
     t = np.arange(15_000_000) / 8000.0
-    sf.write(tmp_path / "big8k.wav", (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 8000,
-             subtype="PCM_16")
+    sf.write(
+        tmp_path / "big8k.wav",
+        (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),
+        8000,
+        subtype="PCM_16",
+    )
     del t
     child = (
         "import resource, sys\n"
@@ -81,9 +105,22 @@ def test_convert_cost_follows_the_output_not_the_header(tmp_path):
         "sys.exit(rc)\n"
     )
     for name, rc_wanted in (("hz1.wav", 2), ("hz1000.wav", 0), ("big8k.wav", 0)):
-        r = subprocess.run([sys.executable, "-c", child, "convert", str(tmp_path / name), "-o",
-                            str(tmp_path / "out")], capture_output=True, text=True, env=ENV,
-                           timeout=300, check=False)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                child,
+                "convert",
+                str(tmp_path / name),
+                "-o",
+                str(tmp_path / "out"),
+            ],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=300,
+            check=False,
+        )
         assert r.returncode == rc_wanted, r.stderr
         assert "Traceback" not in r.stderr
         rss = int(r.stdout.split("RSS")[-1])
@@ -144,7 +181,9 @@ def test_convert_never_replaces_its_input(tmp_path, capsys):
     assert src.read_bytes() == before
 
 
-def test_convert_refuses_to_replace_a_special_file_and_says_when_it_creates_a_folder(tmp_path, capsys):
+def test_convert_refuses_to_replace_a_special_file_and_says_when_it_creates_a_folder(
+    tmp_path, capsys
+):
     src = tmp_path / "x.wav"
     sf.write(src, np.sin(np.arange(3000) / 5.0) * 0.5, 44100)
     out = tmp_path / "out"
@@ -198,7 +237,9 @@ def test_pure_dc_is_silent_not_a_click(tmp_path, capsys):
     assert "silent" in capsys.readouterr().err
     # a sine riding on a DC offset ends near the centre line, without a step at the end
     t = np.arange(20000)
-    sf.write(tmp_path / "off.wav", (0.6 + 0.3 * np.sin(2 * np.pi * t / 100)).astype(np.float32), 44100)
+    sf.write(
+        tmp_path / "off.wav", (0.6 + 0.3 * np.sin(2 * np.pi * t / 100)).astype(np.float32), 44100
+    )
     p = prepare(read_audio(tmp_path / "off.wav").samples, 44100, dither="none")
     body = np.frombuffer(p.data[: p.samples], np.uint8).astype(int) - 128
     slope = 126 * 2 * np.pi * 44100 / 100 / 29411  # the sine's steepest step, in LSB
@@ -206,8 +247,9 @@ def test_pure_dc_is_silent_not_a_click(tmp_path, capsys):
     assert np.max(np.abs(np.diff(body[:40]))) <= slope + 2  # nor at the start
 
 
-@pytest.mark.parametrize("head,what", [(b"ID3\x04\x00", "MP3"), (b"\xff\xfb\x90\x00", "MP3"),
-                                       (b"OggS\x00\x02", "Ogg")])
+@pytest.mark.parametrize(
+    "head,what", [(b"ID3\x04\x00", "MP3"), (b"\xff\xfb\x90\x00", "MP3"), (b"OggS\x00\x02", "Ogg")]
+)
 def test_other_formats_say_what_to_do(tmp_path, head, what):
     p = tmp_path / "song.wav"
     p.write_bytes(head + bytes(2000))
@@ -217,8 +259,13 @@ def test_other_formats_say_what_to_do(tmp_path, head, what):
 
 def test_a_streamed_wav_is_read(tmp_path):
     x = (np.sin(np.arange(5000) / 9.0) * 100).astype(np.int64) + 128
-    p = wav8(tmp_path / "stream.wav", x.astype(np.uint8).tobytes(), 22050,
-             riff_size=0xFFFFFFFF, data_size=0xFFFFFFFF)
+    p = wav8(
+        tmp_path / "stream.wav",
+        x.astype(np.uint8).tobytes(),
+        22050,
+        riff_size=0xFFFFFFFF,
+        data_size=0xFFFFFFFF,
+    )
     a = read_audio(p)
     assert len(a.samples) == 5000 and a.rate == 22050
     # a real RIFF size with a data size claiming 4 GB is still a lie

@@ -33,8 +33,6 @@ pytestmark = pytest.mark.slow
 SAFE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 
-
-
 soak = load_soak()
 
 
@@ -65,8 +63,12 @@ def _fsname(b: bytes) -> str:
 
 
 def test_hostile_names_links_fifos_and_oversized_files(tmp_path):
-    h = soak.Harness(tmp_path / "h", seed=21, sim=False,
-                     config={"train": {"debounce_s": 86400.0}, "daemon": {"settle_s": 0.3, "max_file_mb": 1}})
+    h = soak.Harness(
+        tmp_path / "h",
+        seed=21,
+        sim=False,
+        config={"train": {"debounce_s": 86400.0}, "daemon": {"settle_s": 0.3, "max_file_mb": 1}},
+    )
     outside = tmp_path / "outside"
     outside.mkdir()
     secret = soak.cycle(h.rng)
@@ -79,9 +81,22 @@ def test_hostile_names_links_fifos_and_oversized_files(tmp_path):
         proc = h.start()
         h.wait_for(lambda: (h.state / "status.json").exists(), 60, "the daemon to start", proc)
         good_names = [
-            "a..b.pcm", "x\x01\x1b[31mred\x1b[0m.pcm", "new\nline.pcm", "tab\there.pcm", _fsname(b"caf\xe9-\xff\xfe.pcm"),
-            "L" * 240 + ".pcm", "-rf.pcm", "back\\slash.pcm", " spaced .pcm", "semi;colon$(id).pcm", "\u202eevil.pcm",
-            "bass/x...pcm", "cl\x07ass/in.pcm", _fsname(b"\xfe\xfeclass/in.pcm"), "x..y/deep/er/in.pcm", "~/in.pcm",
+            "a..b.pcm",
+            "x\x01\x1b[31mred\x1b[0m.pcm",
+            "new\nline.pcm",
+            "tab\there.pcm",
+            _fsname(b"caf\xe9-\xff\xfe.pcm"),
+            "L" * 240 + ".pcm",
+            "-rf.pcm",
+            "back\\slash.pcm",
+            " spaced .pcm",
+            "semi;colon$(id).pcm",
+            "\u202eevil.pcm",
+            "bass/x...pcm",
+            "cl\x07ass/in.pcm",
+            _fsname(b"\xfe\xfeclass/in.pcm"),
+            "x..y/deep/er/in.pcm",
+            "~/in.pcm",
         ]
         for name in good_names:
             h.drop_good(name)
@@ -118,7 +133,10 @@ def test_hostile_names_links_fifos_and_oversized_files(tmp_path):
         for rel, fragment in h.bad.items():
             from miragen.service.state import printable
 
-            assert fragment.lower() in reasons[printable(rel)].lower(), (rel, reasons[printable(rel)])
+            assert fragment.lower() in reasons[printable(rel)].lower(), (
+                rel,
+                reasons[printable(rel)],
+            )
         for p in (h.state / "rejected").iterdir():
             assert SAFE.fullmatch(p.name), p.name
             if p.name.endswith(".reason.txt"):
@@ -126,9 +144,16 @@ def test_hostile_names_links_fifos_and_oversized_files(tmp_path):
                 assert all(c.isprintable() or c == "\n" for c in text), text
         for p in (h.state / "corpus").rglob("*"):
             assert SAFE.fullmatch(p.name), p.name
-        # links were moved as links (never followed); what they point to is untouched, unread, unfiled
-        assert (h.state / "rejected" / "link.pcm").is_symlink() and (h.state / "rejected" / "linkdir").is_symlink()
-        hashes = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (h.state / "corpus").rglob("*") if p.is_file()}
+        # links were moved as links (never followed); what they point to is untouched, unread,
+        # unfiled
+        assert (h.state / "rejected" / "link.pcm").is_symlink() and (
+            h.state / "rejected" / "linkdir"
+        ).is_symlink()
+        hashes = {
+            hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in (h.state / "corpus").rglob("*")
+            if p.is_file()
+        }
         assert hashlib.sha256(secret).hexdigest() not in hashes
         assert hashlib.sha256(folder_secret).hexdigest() not in hashes
         assert _snapshot(tmp_path, h.state) == before
@@ -170,12 +195,26 @@ def test_request_files_cannot_write_outside_the_state_folder(tmp_path):
         h.wait_for(h.quiet, 60, "the request files to be handled", proc, stable_s=1.0)
         # the records: one per request file, every one inside out/requests, failed with a reason
         records = sorted((h.state / "out" / "requests").glob("*.json"))
-        recs = [json.loads(p.read_text()) for p in records if not p.name.endswith(".request.json")
-                and not p.name.count(".request.")]
-        h.wait_for(lambda: all(json.loads(p.read_text()).get("state") in ("done", "failed") for p in records
-                               if ".request." not in p.name), 30, "records to settle", proc)
-        recs = [json.loads(p.read_text()) for p in sorted((h.state / "out" / "requests").glob("*.json"))
-                if ".request." not in p.name]
+        recs = [
+            json.loads(p.read_text())
+            for p in records
+            if not p.name.endswith(".request.json") and not p.name.count(".request.")
+        ]
+        h.wait_for(
+            lambda: all(
+                json.loads(p.read_text()).get("state") in ("done", "failed")
+                for p in records
+                if ".request." not in p.name
+            ),
+            30,
+            "records to settle",
+            proc,
+        )
+        recs = [
+            json.loads(p.read_text())
+            for p in sorted((h.state / "out" / "requests").glob("*.json"))
+            if ".request." not in p.name
+        ]
         assert len(recs) == len(made), [r.get("name") for r in recs]
         for r in recs:
             assert r["state"] == "failed" and r["reason"].strip(), r
@@ -186,7 +225,9 @@ def test_request_files_cannot_write_outside_the_state_folder(tmp_path):
         rc, _ = h.stop(proc)
         assert rc == 0
         assert not escape.exists()
-        assert _snapshot(tmp_path, h.state) == {k: v for k, v in before.items()}, "something was written outside the state folder"
+        assert _snapshot(tmp_path, h.state) == {k: v for k, v in before.items()}, (
+            "something was written outside the state folder"
+        )
         text = h.log.read_text(errors="replace")
         assert "Traceback" not in text
         assert "unknown key" in json.dumps(recs) and "not a class name" in json.dumps(recs)
@@ -198,10 +239,17 @@ def test_midi_input_floods_keep_memory_bounded_and_the_daemon_up(tmp_path):
     master, slave = os.openpty()
     tty.setraw(slave)
     h = soak.Harness(
-        tmp_path / "h", seed=23, sim=False,
-        config={"train": {"debounce_s": 86400.0}, "midi": {"input": f"serial:{os.ttyname(slave)}", "max_message_bytes": 4096}},
-        triggers=[{"message": "note_on", "channel": 1, "note": 60, "class": "nothing"},
-                  {"message": "sysex", "pattern": "F0 7D 01 * F7"}],
+        tmp_path / "h",
+        seed=23,
+        sim=False,
+        config={
+            "train": {"debounce_s": 86400.0},
+            "midi": {"input": f"serial:{os.ttyname(slave)}", "max_message_bytes": 4096},
+        },
+        triggers=[
+            {"message": "note_on", "channel": 1, "note": 60, "class": "nothing"},
+            {"message": "sysex", "pattern": "F0 7D 01 * F7"},
+        ],
     )
     written = {"n": 0}
     try:
@@ -237,15 +285,34 @@ def test_midi_input_floods_keep_memory_bounded_and_the_daemon_up(tmp_path):
             time.sleep(0.1)
         assert not t.is_alive(), f"the daemon read only {written['n']} bytes of the flood in 120 s"
         flood_s = time.monotonic() - t0
-        h.wait_for(lambda: json.loads((h.state / "status.json").read_text()).get("midi_input", {}).get("messages", 0) > 2000,
-                   30, "the status to show the flood", proc)
+        h.wait_for(
+            lambda: (
+                json.loads((h.state / "status.json").read_text())
+                .get("midi_input", {})
+                .get("messages", 0)
+                > 2000
+            ),
+            30,
+            "the status to show the flood",
+            proc,
+        )
         status = json.loads((h.state / "status.json").read_text())
         assert status["midi_input"]["dropped"] >= 1, status
         # still alive and working: a file dropped now is ingested
         h.drop_good("after/flood.pcm")
-        h.wait_for(lambda: any((h.state / "corpus" / "after").glob("*.pcm")), 60, "ingest after the flood", proc)
+        h.wait_for(
+            lambda: any((h.state / "corpus" / "after").glob("*.pcm")),
+            60,
+            "ingest after the flood",
+            proc,
+        )
         peak = max(peak, soak._status_kb(proc.pid, "VmRSS") / 1024)
-        h.wait_for(lambda: h.quiet(("ingest", "request", "generate")), 120, "the triggered requests to end", proc)
+        h.wait_for(
+            lambda: h.quiet(("ingest", "request", "generate")),
+            120,
+            "the triggered requests to end",
+            proc,
+        )
         rc, stop_s = h.stop(proc)
         assert rc == 0 and stop_s < 10
         recs = [p for p in (h.state / "out" / "requests").glob("midi-*.json")]
@@ -253,8 +320,11 @@ def test_midi_input_floods_keep_memory_bounded_and_the_daemon_up(tmp_path):
         for p in recs:
             r = json.loads(p.read_text())
             assert r["state"] == "failed" and r["reason"], r
-        print(f"flood of {written['n'] / 2**20:.1f} MB read in {flood_s:.1f} s; RSS {rss_before:.0f} MB → peak {peak:.0f} MB; "
-              f"{len(recs)} requests fired; status {status['midi_input']}")
+        print(
+            f"flood of {written['n'] / 2**20:.1f} MB read in {flood_s:.1f} s; "
+            f"RSS {rss_before:.0f} MB → peak {peak:.0f} MB; "
+            f"{len(recs)} requests fired; status {status['midi_input']}"
+        )
         assert peak - rss_before < 40, (rss_before, peak)
         assert peak < 150
         assert "Traceback" not in h.log.read_text(errors="replace")
@@ -267,8 +337,25 @@ def test_midi_input_floods_keep_memory_bounded_and_the_daemon_up(tmp_path):
 def _wav8(data: bytes, rate: int) -> bytes:
     import struct
 
-    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 1, 1,
-                       rate, rate, 1, 8, b"data", len(data)) + data
+    return (
+        struct.pack(
+            "<4sI4s4sIHHIIHH4sI",
+            b"RIFF",
+            36 + len(data),
+            b"WAVE",
+            b"fmt ",
+            16,
+            1,
+            1,
+            rate,
+            rate,
+            1,
+            8,
+            b"data",
+            len(data),
+        )
+        + data
+    )
 
 
 def test_headers_that_make_small_files_huge_cannot_take_the_daemon_down(tmp_path):
@@ -281,33 +368,73 @@ def test_headers_that_make_small_files_huge_cannot_take_the_daemon_down(tmp_path
     import numpy as np
 
     rng = np.random.default_rng(14)
-    h = soak.Harness(tmp_path / "h", seed=14, sim=False, train_seconds=2,
-                     config={"train": {"mode": "oneshot", "debounce_s": 0.5},
-                             "daemon": {"settle_s": 0.3, "max_file_mb": 64}})
+    h = soak.Harness(
+        tmp_path / "h",
+        seed=14,
+        sim=False,
+        train_seconds=2,
+        config={
+            "train": {"mode": "oneshot", "debounce_s": 0.5},
+            "daemon": {"settle_s": 0.3, "max_file_mb": 64},
+        },
+    )
     proc = h.start()
     try:
         h.wait_for(lambda: (h.state / "status.json").exists(), 60, "the daemon to start", proc)
-        h.drop_bad("hits/hz1.wav", _wav8(rng.integers(1, 256, 100_000).astype(np.uint8).tobytes(), 1),
-                   "sample rate 1 Hz is out of range")
+        h.drop_bad(
+            "hits/hz1.wav",
+            _wav8(rng.integers(1, 256, 100_000).astype(np.uint8).tobytes(), 1),
+            "sample rate 1 Hz is out of range",
+        )
         t = np.arange(4_000_000)
-        h.drop_good("hits/hours.wav", _wav8(
-            (128 + 100 * np.sin(2 * np.pi * t / 37.0)).astype(np.uint8).tobytes(), 1000))
+        h.drop_good(
+            "hits/hours.wav",
+            _wav8((128 + 100 * np.sin(2 * np.pi * t / 37.0)).astype(np.uint8).tobytes(), 1000),
+        )
         t = np.arange(15_000_000)
         pcm16 = (12000 * np.sin(2 * np.pi * 440 * t / 8000.0)).astype("<i2").tobytes()
         import struct
 
-        h.drop_good("hits/long8k.wav", struct.pack(
-            "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(pcm16), b"WAVE", b"fmt ", 16, 1, 1, 8000,
-            16000, 2, 16, b"data", len(pcm16)) + pcm16)
+        h.drop_good(
+            "hits/long8k.wav",
+            struct.pack(
+                "<4sI4s4sIHHIIHH4sI",
+                b"RIFF",
+                36 + len(pcm16),
+                b"WAVE",
+                b"fmt ",
+                16,
+                1,
+                1,
+                8000,
+                16000,
+                2,
+                16,
+                b"data",
+                len(pcm16),
+            )
+            + pcm16,
+        )
         del t, pcm16
         for i in range(3):
             decay = np.exp(-np.arange(3000) / (300.0 + 200 * i)) * rng.normal(size=3000)
-            h.drop_good(f"hits/hit{i}.wav", _wav8(
-                np.clip(128 + 120 * decay / np.max(np.abs(decay)), 1, 255).astype(np.uint8).tobytes(),
-                29411))
+            h.drop_good(
+                f"hits/hit{i}.wav",
+                _wav8(
+                    np.clip(128 + 120 * decay / np.max(np.abs(decay)), 1, 255)
+                    .astype(np.uint8)
+                    .tobytes(),
+                    29411,
+                ),
+            )
         model = h.state / "models" / "hits" / "v0001"
-        h.wait_for(lambda: model.exists() and h.quiet(("ingest",)), 300,
-                   "ingest and a first model of the class", proc, stable_s=1.0)
+        h.wait_for(
+            lambda: model.exists() and h.quiet(("ingest",)),
+            300,
+            "ingest and a first model of the class",
+            proc,
+            stable_s=1.0,
+        )
         assert proc.poll() is None, h.log_tail()
         rc, _ = h.stop(proc)
         assert rc == 0
@@ -315,7 +442,10 @@ def test_headers_that_make_small_files_huge_cannot_take_the_daemon_down(tmp_path
         assert res["ok"], json.dumps(res, indent=1)
         reasons = h.rejected()
         assert "sample rate 1 Hz is out of range" in reasons["hits/hz1.wav"]
-        print(f"daemon peak RSS {h.peak_rss_kb / 1024:.0f} MB, worker {h.peak_worker_rss_kb / 1024:.0f} MB")
+        print(
+            f"daemon peak RSS {h.peak_rss_kb / 1024:.0f} MB, "
+            f"worker {h.peak_worker_rss_kb / 1024:.0f} MB"
+        )
         assert h.peak_rss_kb / 1024 < 150
         # the worker holds torch and a one-shot model at its longest internal length (16,384
         # samples, because the long sounds reach it): `miragen train --mode oneshot` on the same
@@ -325,8 +455,9 @@ def test_headers_that_make_small_files_huge_cannot_take_the_daemon_down(tmp_path
         # a restart: nothing to redo, nothing filed twice, no loop on the rejected file
         before = h.rejected(), sorted(p.name for p in (h.state / "corpus").rglob("*"))
         proc = h.start()
-        h.wait_for(lambda: h.quiet(("ingest",)), 60, "the restarted daemon to settle", proc,
-                   stable_s=3.0)
+        h.wait_for(
+            lambda: h.quiet(("ingest",)), 60, "the restarted daemon to settle", proc, stable_s=3.0
+        )
         assert h.stop(proc)[0] == 0
         assert (h.rejected(), sorted(p.name for p in (h.state / "corpus").rglob("*"))) == before
         assert "Traceback" not in h.log.read_text(errors="replace")

@@ -30,8 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-
-
 soak = load_soak()
 
 
@@ -142,9 +140,14 @@ def test_fault_matrix_retries_then_fails_clearly_and_the_watchdog_keeps_pinging(
     mirage = PtyMirage()
     notify = Notify()
     h = soak.Harness(
-        tmp_path / "h", seed=31, sim=False, route="sysex",
-        config={"deliver": {"transport": f"serial:{mirage.path}", "tries": 2, "ack_margin_s": 1.0},
-                "train": {"seconds": 2, "debounce_s": 0.3}},
+        tmp_path / "h",
+        seed=31,
+        sim=False,
+        route="sysex",
+        config={
+            "deliver": {"transport": f"serial:{mirage.path}", "tries": 2, "ack_margin_s": 1.0},
+            "train": {"seconds": 2, "debounce_s": 0.3},
+        },
         env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"},
     )
     try:
@@ -152,15 +155,24 @@ def test_fault_matrix_retries_then_fails_clearly_and_the_watchdog_keeps_pinging(
             h.drop_good(f"a/c{i}.pcm")
         proc = h.start()
         h.wait_for(lambda: any(m == "READY=1" for _t, m in notify.messages), 60, "READY=1", proc)
-        h.wait_for(lambda: (h.state / "models" / "a" / "v0001" / "model.json").exists(), 120, "the first model", proc)
+        h.wait_for(
+            lambda: (h.state / "models" / "a" / "v0001" / "model.json").exists(),
+            120,
+            "the first model",
+            proc,
+        )
         t_faults = time.monotonic()
         results = {}
         for k, (faults, want, word) in enumerate(MATRIX):
             mirage.set_faults(faults)
             name = f"fault-{k}"
             h.drop_request(name, "a", as_json=True)
-            h.wait_for(lambda name=name: h.record(name).get("state") in ("done", "failed"), 90,
-                       f"request {name} ({faults})", proc)
+            h.wait_for(
+                lambda name=name: h.record(name).get("state") in ("done", "failed"),
+                90,
+                f"request {name} ({faults})",
+                proc,
+            )
             rec = h.record(name)
             tries = rec.get("delivery", {}).get("sysex", {}).get("tries")
             results[" ".join(faults) or "none"] = (rec["state"], rec.get("reason", ""), tries)
@@ -185,8 +197,11 @@ def test_fault_matrix_retries_then_fails_clearly_and_the_watchdog_keeps_pinging(
         pings = [t for t in notify.pings() if t >= t_faults - 1]
         gaps = [b - a for a, b in itertools.pairwise(pings)]
         span = t_end - t_faults
-        print(f"fault matrix: {results}; {len(pings)} pings over {span:.0f} s, longest gap {max(gaps):.2f} s; "
-              f"transport {status['transport']}")
+        print(
+            f"fault matrix: {results}; {len(pings)} pings over {span:.0f} s, "
+            f"longest gap {max(gaps):.2f} s; "
+            f"transport {status['transport']}"
+        )
         assert len(pings) >= span / 2, (len(pings), span)
         assert max(gaps) < 5.0, max(gaps)
         assert any(m == "STOPPING=1" for _t, m in notify.messages)

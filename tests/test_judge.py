@@ -72,7 +72,9 @@ def test_evaluate_real_passes_fakes_fail_for_their_reasons(shared_data, bank):
     half_rep = evaluate(half, train, held, "cycle")
     assert half_rep.verdict in ("fail", "inconclusive"), half_rep.table()
 
-    copies = evaluate([train[i].copy() for i in rng.choice(len(train), n, replace=False)], train, held, "cycle")
+    copies = evaluate(
+        [train[i].copy() for i in rng.choice(len(train), n, replace=False)], train, held, "cycle"
+    )
     assert not copies.passed
     assert {"novelty", "copy_fraction"} <= set(copies.failed), copies.table()
 
@@ -81,7 +83,9 @@ def test_evaluate_real_passes_fakes_fail_for_their_reasons(shared_data, bank):
     assert "recall" in noise.failed, noise.table()
     assert "novelty" not in noise.failed and "copy_fraction" not in noise.failed
 
-    collapsed = evaluate([train[i % 3] + rng.normal(0, 0.003, 256) for i in range(n)], train, held, "cycle")
+    collapsed = evaluate(
+        [train[i % 3] + rng.normal(0, 0.003, 256) for i in range(n)], train, held, "cycle"
+    )
     assert not collapsed.passed
     assert "copy_fraction" in collapsed.failed, collapsed.table()
 
@@ -123,7 +127,9 @@ def test_bare_rules_without_allowance():
     w = [rng.normal(size=256) for _ in range(24)]
     bare = evaluate(w[:8], w[8:16], w[16:], "cycle", half_sets=0)
     assert all(c.allowance == 0 for c in bare.checks)
-    assert evaluate(w[:8], w[8:16], w[16:], "cycle", permutations=0).details["half_sets"] == 0  # earlier name
+    assert (
+        evaluate(w[:8], w[8:16], w[16:], "cycle", permutations=0).details["half_sets"] == 0
+    )  # earlier name
     noisy = evaluate(w[:8], w[8:16], w[16:], "cycle")
     assert any(c.allowance > 0 for c in noisy.checks)
 
@@ -150,12 +156,29 @@ def test_gate_drops_each_bad_kind_and_keeps_the_rest_as_drawn(shared_data):
     assert res.rejected[3] == "near-silent"
     assert res.rejected[4].startswith("clipped")
     assert res.rejected[5].startswith("copy of training sample 3")
-    assert res.rejected.get(12, "").startswith("duplicate of candidate 6") or res.rejected.get(6, "").startswith("duplicate of candidate 12")
+    assert res.rejected.get(12, "").startswith("duplicate of candidate 6") or res.rejected.get(
+        6, ""
+    ).startswith("duplicate of candidate 12")
     assert len(res.kept) == 4 and set(res.kept) <= set(range(6, 13))
     assert set(res.scores) == set(range(5, 13))  # every candidate that reached the distances
     assert res.counts["candidates"] == 13 and res.counts["kept"] == 4
     assert res.counts["surplus"] == 13 - 4 - 7
-    assert sum(res.counts[r] for r in ("non-finite", "silent", "constant", "near-silent", "clipped", "copy", "duplicate", "surplus")) == 9
+    assert (
+        sum(
+            res.counts[r]
+            for r in (
+                "non-finite",
+                "silent",
+                "constant",
+                "near-silent",
+                "clipped",
+                "copy",
+                "duplicate",
+                "surplus",
+            )
+        )
+        == 9
+    )
 
 
 def test_gate_spreads_what_it_keeps_over_everything_the_model_drew():
@@ -167,9 +190,12 @@ def test_gate_spreads_what_it_keeps_over_everything_the_model_drew():
     t = np.linspace(0, 1, 256, endpoint=False)
 
     def family(h: int, n: int, spread: float = 0.2) -> list[np.ndarray]:
-        return [np.sin(2 * np.pi * h * t) * 0.8
-                + spread * np.sin(2 * np.pi * (h + 1) * t) * rng.uniform(-1, 1)
-                + spread * np.sin(2 * np.pi * (h + 2) * t) * rng.uniform(-1, 1) for _ in range(n)]
+        return [
+            np.sin(2 * np.pi * h * t) * 0.8
+            + spread * np.sin(2 * np.pi * (h + 1) * t) * rng.uniform(-1, 1)
+            + spread * np.sin(2 * np.pi * (h + 2) * t) * rng.uniform(-1, 1)
+            for _ in range(n)
+        ]
 
     train = family(1, 10) + family(3, 4) + family(5, 4) + family(7, 4)
     cands = family(1, 20) + family(3, 4, 0.6) + family(5, 4, 0.6) + family(7, 4, 0.6)
@@ -196,11 +222,24 @@ def test_gate_rails_are_judged_against_the_corpus():
 def test_cli_evaluate(shared_data, tmp_path, cli):
     files = bank_files(shared_data, "ebass")
     train, held, other = split3(files)
-    for name, group in (("train", train), ("held", held), ("gen", other), ("copies", train[: len(other)])):
+    for name, group in (
+        ("train", train),
+        ("held", held),
+        ("gen", other),
+        ("copies", train[: len(other)]),
+    ):
         (tmp_path / name).mkdir()
         for f in group:
             shutil.copy(f, tmp_path / name / f.name)
-    base = ["evaluate", "--train", str(tmp_path / "train"), "--held", str(tmp_path / "held"), "--kind", "cycle"]
+    base = [
+        "evaluate",
+        "--train",
+        str(tmp_path / "train"),
+        "--held",
+        str(tmp_path / "held"),
+        "--kind",
+        "cycle",
+    ]
     ok = cli(*base, "--gen", str(tmp_path / "gen"))  # a real set: never a fail
     assert ok.returncode in (0, 3), ok.stdout.decode() + ok.stderr.decode()
     verdict = b"verdict: PASS" if ok.returncode == 0 else b"verdict: INCONCLUSIVE"

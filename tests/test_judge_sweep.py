@@ -41,7 +41,14 @@ class ToyModel(base.Model):
     @classmethod
     def _load_files(cls, folder, header):
         data = np.load(folder / "toy.npz")
-        return cls(header["mode"], header["classes"], header["lengths"], header["rate"], header["meta"], waves={c: list(data[c]) for c in data.files})
+        return cls(
+            header["mode"],
+            header["classes"],
+            header["lengths"],
+            header["rate"],
+            header["meta"],
+            waves={c: list(data[c]) for c in data.files},
+        )
 
 
 class ToyEngine(base.Engine):
@@ -58,7 +65,14 @@ class ToyEngine(base.Engine):
         if self.options.get("explode"):
             raise base.EngineError("toy engine: exploded on purpose")
         meta = {"mix": self.options.get("mix", 0.5), "noise": self.options.get("noise", 0.0)}
-        return ToyModel(dataset.mode, dataset.class_names, {c: 256 for c in dataset.class_names}, dataset.rate, meta, waves={c: list(v) for c, v in dataset.classes.items()})
+        return ToyModel(
+            dataset.mode,
+            dataset.class_names,
+            {c: 256 for c in dataset.class_names},
+            dataset.rate,
+            meta,
+            waves={c: list(v) for c, v in dataset.classes.items()},
+        )
 
 
 @pytest.fixture
@@ -81,11 +95,33 @@ def test_sweep_runs_grid_keeps_metadata_and_names_best(shared_data, tmp_path, to
 
     data = make_data(shared_data, tmp_path)
     out = tmp_path / "sweep"
-    rc = main(["sweep", "--engine", "toy", "--data", str(data), "--grid", "mix=0,0.6", "--grid", "explode=false,true",
-               "--set", "noise=0.002", "--seconds", "1", "-o", str(out), "--count", "12"])
+    rc = main(
+        [
+            "sweep",
+            "--engine",
+            "toy",
+            "--data",
+            str(data),
+            "--grid",
+            "mix=0,0.6",
+            "--grid",
+            "explode=false,true",
+            "--set",
+            "noise=0.002",
+            "--seconds",
+            "1",
+            "-o",
+            str(out),
+            "--count",
+            "12",
+        ]
+    )
     assert rc == 0
     con = sqlite3.connect(out / "sweep.db")
-    rows = con.execute("SELECT id, params, seed, status, error, passed, failed_count, frechet_ratio, metrics, train_s FROM runs ORDER BY id").fetchall()
+    rows = con.execute(
+        "SELECT id, params, seed, status, error, passed, failed_count, frechet_ratio, metrics, "
+        "train_s FROM runs ORDER BY id"
+    ).fetchall()
     best = con.execute("SELECT best_run, versions FROM sweeps").fetchone()
     assert len(rows) == 4
     by = {(json.loads(r[1])["mix"], json.loads(r[1])["explode"]): r for r in rows}
@@ -101,20 +137,76 @@ def test_sweep_runs_grid_keeps_metadata_and_names_best(shared_data, tmp_path, to
     assert all(len(p.read_bytes()) == 256 for p in (folder / "linear").glob("*.pcm"))
     assert (folder / "contact.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (folder / "model" / "model.json").is_file()
-    assert json.loads((folder / "report.json").read_text())["params"] == {"mix": 0.6, "explode": False}
+    assert json.loads((folder / "report.json").read_text())["params"] == {
+        "mix": 0.6,
+        "explode": False,
+    }
     assert (out / "summary.png").is_file()
     tsv = (out / "summary.tsv").read_text().splitlines()
-    assert len(tsv) == 5 and "*best*" in next(l for l in tsv if "mix=0.6 explode=False" in l)
+    assert len(tsv) == 5 and "*best*" in next(
+        line for line in tsv if "mix=0.6 explode=False" in line
+    )
 
 
 def test_sweep_refuses_bad_grid_before_training(shared_data, tmp_path, toy_engine):
     from miragen.cli import main
 
     data = make_data(shared_data, tmp_path, per=10)
-    assert main(["sweep", "--engine", "toy", "--data", str(data), "--grid", "colour=red", "--seconds", "1", "-o", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                "--engine",
+                "toy",
+                "--data",
+                str(data),
+                "--grid",
+                "colour=red",
+                "--seconds",
+                "1",
+                "-o",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "o").exists()
-    assert main(["sweep", "--engine", "nope", "--data", str(data), "--grid", "mix=1", "--seconds", "1", "-o", str(tmp_path / "o")]) == 2
-    assert main(["sweep", "--engine", "toy", "--data", str(data), "--grid", "mix", "--seconds", "1", "-o", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                "--engine",
+                "nope",
+                "--data",
+                str(data),
+                "--grid",
+                "mix=1",
+                "--seconds",
+                "1",
+                "-o",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "sweep",
+                "--engine",
+                "toy",
+                "--data",
+                str(data),
+                "--grid",
+                "mix",
+                "--seconds",
+                "1",
+                "-o",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_cluster_waves_separates_banks(shared_data):

@@ -102,7 +102,9 @@ def test_options_are_checked():
         PyGANEngine(batch_size="many")
     with pytest.raises(EngineError, match="tanh only exists for variant gan"):
         PyGANEngine(variant="ebgan", d_output="tanh")
-    opts = PyGANOptions.from_options({"size": "64", "learning_rate": "1e-4", "k-step": "3", "variant": "ebaae"})
+    opts = PyGANOptions.from_options(
+        {"size": "64", "learning_rate": "1e-4", "k-step": "3", "variant": "ebaae"}
+    )
     assert (opts.size, opts.learning_rate, opts.k_step, opts.variant) == (64, 1e-4, 3, "ebaae")
     assert engine_class("pygan") is PyGANEngine and PyGANEngine.model_class is PyGANModel
 
@@ -191,7 +193,9 @@ def test_training_resumes_from_the_checkpoint(bank, tmp_path):
     assert model.meta["iterations"] == {bank.class_names[0]: 3}
     # other settings do not reuse a checkpoint made for different networks
     steps.clear()
-    PyGANEngine(**{**TINY, "size": 32}).fit(bank, Budget(steps=1), lambda p: steps.append(p.step), tmp_path)
+    PyGANEngine(**{**TINY, "size": 32}).fit(
+        bank, Budget(steps=1), lambda p: steps.append(p.step), tmp_path
+    )
     assert steps == [1]
 
 
@@ -216,7 +220,9 @@ def test_missing_mxnet_backend_is_one_clear_error(bank, tmp_path, monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(pe, "_mxnet_checked", None)
-    monkeypatch.setattr(pe.importlib.util, "find_spec", lambda name, *a: None if name == "mxnet" else real(name, *a))
+    monkeypatch.setattr(
+        pe.importlib.util, "find_spec", lambda name, *a: None if name == "mxnet" else real(name, *a)
+    )
     with pytest.raises(EngineError, match="backend 'mxnet' is not installed"):
         PyGANEngine(backend="mxnet", **TINY).fit(bank, Budget(steps=1), None, tmp_path)
 
@@ -232,7 +238,10 @@ def test_missing_cuda_is_one_clear_error(bank, tmp_path):
 
 def _mxnet_usable() -> str | None:
     if importlib.util.find_spec("mxnet") is None:
-        return "mxnet is not installed (optional backend: pip install mxnet==1.9.1 'numpy<1.24', x86_64 only)"
+        return (
+            "mxnet is not installed (optional backend: pip install mxnet==1.9.1 'numpy<1.24', "
+            "x86_64 only)"
+        )
     try:
         mxnet_probe()
     except EngineError as exc:
@@ -248,13 +257,17 @@ def test_mxnet_backend_pipeline(bank, tmp_path):
     assert info["mkldnn"] in ("on", "off")
     if info["mkldnn"] == "off":
         assert os.environ["MXNET_MKLDNN_ENABLED"] == "0"
-    model = PyGANEngine(backend="mxnet", device="cpu", **TINY).fit(bank, Budget(steps=2), None, tmp_path / "ck")
+    model = PyGANEngine(backend="mxnet", device="cpu", **TINY).fit(
+        bank, Budget(steps=2), None, tmp_path / "ck"
+    )
     folder = model.save(tmp_path / "m")
     back = load_model(folder)
     waves = back.sample(3, seed=1)
     assert [w.shape for w in waves] == [(256,)] * 3
     assert all(np.all(np.isfinite(w)) for w in waves)
-    resumed = PyGANEngine(backend="mxnet", device="cpu", **TINY).fit(bank, Budget(steps=3), None, tmp_path / "ck")
+    resumed = PyGANEngine(backend="mxnet", device="cpu", **TINY).fit(
+        bank, Budget(steps=3), None, tmp_path / "ck"
+    )
     assert resumed.meta["iterations"] == {bank.class_names[0]: 3}
 
 
@@ -275,7 +288,9 @@ def test_ctrl_c_swallowed_by_pygan_stops_training_and_keeps_the_work(bank, tmp_p
         PyGANEngine(**{**TINY, "checkpoint_every": 100}).fit(bank, Budget(steps=10), None, tmp_path)
     monkeypatch.setattr(GANController, "train_generator", real)
     steps: list[int] = []
-    PyGANEngine(**{**TINY, "checkpoint_every": 100}).fit(bank, Budget(steps=3), lambda p: steps.append(p.step), tmp_path)
+    PyGANEngine(**{**TINY, "checkpoint_every": 100}).fit(
+        bank, Budget(steps=3), lambda p: steps.append(p.step), tmp_path
+    )
     assert steps == [3]  # iterations 1 and 2 were saved when Ctrl-C came
 
 
@@ -284,14 +299,50 @@ def test_cli_train_and_generate_with_pygan(cli, tmp_path):
 
     write_default_corpus(tmp_path / "data")
     sets = ["--set", "size=16", "--set", "batch_size=2", "--set", "k_step=1"]
-    bad = cli("train", "--engine", "pygan", "--data", str(tmp_path / "data"), "--class", "saw", "--iterations", "1",
-              "--set", "backend=nope", "-o", str(tmp_path / "bad"))
+    bad = cli(
+        "train",
+        "--engine",
+        "pygan",
+        "--data",
+        str(tmp_path / "data"),
+        "--class",
+        "saw",
+        "--iterations",
+        "1",
+        "--set",
+        "backend=nope",
+        "-o",
+        str(tmp_path / "bad"),
+    )
     assert bad.returncode == 2 and b"Traceback" not in bad.stderr
     assert b"backend must be torch or mxnet" in bad.stderr
-    r = cli("train", "--engine", "pygan", "--data", str(tmp_path / "data"), "--class", "saw", "--iterations", "2", *sets,
-            "-o", str(tmp_path / "model"))
+    r = cli(
+        "train",
+        "--engine",
+        "pygan",
+        "--data",
+        str(tmp_path / "data"),
+        "--class",
+        "saw",
+        "--iterations",
+        "2",
+        *sets,
+        "-o",
+        str(tmp_path / "model"),
+    )
     assert r.returncode == 0, r.stderr.decode()
-    g = cli("generate", str(tmp_path / "model"), "-n", "2", "-o", str(tmp_path / "out"), "--seed", "1", "--gate", "off")
+    g = cli(
+        "generate",
+        str(tmp_path / "model"),
+        "-n",
+        "2",
+        "-o",
+        str(tmp_path / "out"),
+        "--seed",
+        "1",
+        "--gate",
+        "off",
+    )
     assert g.returncode == 0, g.stderr.decode()
     pcms = sorted((tmp_path / "out").glob("*.pcm"))
     assert len(pcms) == 2

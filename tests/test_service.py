@@ -1,4 +1,5 @@
-"""Unit tests of the daemon's parts: queue, names, requests, triggers, sd_notify, ingest, watcher."""
+"""Unit tests of the daemon's parts: queue, names, requests, triggers, sd_notify, ingest,
+watcher."""
 
 from __future__ import annotations
 
@@ -110,8 +111,23 @@ def test_queue_refuses_a_file_that_is_not_a_database(tmp_path):
 
 
 # ---------------------------------------------------------------------------- names
-@pytest.mark.parametrize("name", ["../../etc/passwd", "/abs/path.wav", "a\x00b\x07c.wav", "..", "...", "x\udcff\udcfe.wav",
-                                  "é.wav", "a" * 500 + ".wav", "", " ", "con:", "a/../b"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc/passwd",
+        "/abs/path.wav",
+        "a\x00b\x07c.wav",
+        "..",
+        "...",
+        "x\udcff\udcfe.wav",
+        "é.wav",
+        "a" * 500 + ".wav",
+        "",
+        " ",
+        "con:",
+        "a/../b",
+    ],
+)
 def test_safe_name_is_always_a_plain_name(name):
     s = safe_name(name)
     assert s and "/" not in s and not s.startswith(".") and ".." not in s and len(s) <= 80
@@ -124,23 +140,32 @@ def test_request_files_toml_and_json(tmp_path):
     t = tmp_path / "r.toml"
     t.write_text('class = "bass"\ncount = 2\nroute = "both"\nwavesample = 3\n')
     r = parse_request_file(t)
-    assert r["class"] == "bass" and r["count"] == 2 and r["route"] == "both" and r["wavesample"] == 3 and r["half"] == "lower"
+    assert (
+        r["class"] == "bass"
+        and r["count"] == 2
+        and r["route"] == "both"
+        and r["wavesample"] == 3
+        and r["half"] == "lower"
+    )
     j = tmp_path / "r.json"
     j.write_text(json.dumps({"half": "upper", "name": "x1"}))
     assert parse_request_file(j)["half"] == "upper"
 
 
-@pytest.mark.parametrize("body,suffix,match", [
-    ('clas = "x"', ".toml", "unknown key"),
-    ("count = 0", ".toml", "count"),
-    ('half = "middle"', ".toml", "half"),
-    ("wavesample = 9", ".toml", "wavesample"),
-    ('class = "../../etc"', ".toml", "not a class name"),
-    ("[1, 2]", ".json", "table of keys"),
-    ("{", ".json", "not valid JSON"),
-    ("x = = 1", ".toml", "not valid TOML"),
-    ("count = 1", ".yaml", ".toml or .json"),
-])
+@pytest.mark.parametrize(
+    "body,suffix,match",
+    [
+        ('clas = "x"', ".toml", "unknown key"),
+        ("count = 0", ".toml", "count"),
+        ('half = "middle"', ".toml", "half"),
+        ("wavesample = 9", ".toml", "wavesample"),
+        ('class = "../../etc"', ".toml", "not a class name"),
+        ("[1, 2]", ".json", "table of keys"),
+        ("{", ".json", "not valid JSON"),
+        ("x = = 1", ".toml", "not valid TOML"),
+        ("count = 1", ".yaml", ".toml or .json"),
+    ],
+)
 def test_bad_request_files_say_why(tmp_path, body, suffix, match):
     f = tmp_path / f"r{suffix}"
     f.write_text(body)
@@ -150,7 +175,7 @@ def test_bad_request_files_say_why(tmp_path, body, suffix, match):
 
 def test_request_file_not_utf8_or_huge(tmp_path):
     f = tmp_path / "r.toml"
-    f.write_bytes(b"class = \"\xff\"")
+    f.write_bytes(b'class = "\xff"')
     with pytest.raises(RequestError, match="UTF-8"):
         parse_request_file(f)
     f.write_bytes(b"#" * (70 * 1024))
@@ -164,7 +189,9 @@ def test_records_and_unique_names(tmp_path):
     write_record(st, "one", state="queued")
     assert unique_name(st, "one") == "one-2"
     rec = write_record(st, "one", state="done", files=["out/one/a.pcm"])
-    assert rec["state"] == "done" and json.loads(st.record_path("one").read_text())["files"] == ["out/one/a.pcm"]
+    assert rec["state"] == "done" and json.loads(st.record_path("one").read_text())["files"] == [
+        "out/one/a.pcm"
+    ]
     assert normalise({}, "x")["count"] == 1
 
 
@@ -184,7 +211,9 @@ def test_trigger_matching():
     assert matches(_trig(), note)  # any channel, any note
     assert _message(bytes([0x90, 48, 0])).kind == "note_off"
     pc = _message(bytes([0xC0, 5]))
-    assert matches(_trig(message="program_change", program=5), pc) and not matches(_trig(message="program_change", program=6), pc)
+    assert matches(_trig(message="program_change", program=5), pc) and not matches(
+        _trig(message="program_change", program=6), pc
+    )
     cc = _message(bytes([0xB2, 7, 127]))
     assert matches(_trig(message="control_change", control=7, value=127, channel=3), cc)
     assert not matches(_trig(message="control_change", control=7, value=0), cc)
@@ -217,7 +246,14 @@ def test_notify_sends_datagrams(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------- ingest
-def _claimed(st: StateDir, q: JobQueue, cls: str, name: str, data: bytes | None = None, link: str | None = None):
+def _claimed(
+    st: StateDir,
+    q: JobQueue,
+    cls: str,
+    name: str,
+    data: bytes | None = None,
+    link: str | None = None,
+):
     d = st.processing / cls
     d.mkdir(parents=True, exist_ok=True)
     p = d / f"tok__{name}"
@@ -226,7 +262,12 @@ def _claimed(st: StateDir, q: JobQueue, cls: str, name: str, data: bytes | None 
     else:
         p.write_bytes(data or b"")
     rel = str(p.relative_to(st.root))
-    q.add("ingest", {"path": rel, "original": f"{cls}/{name}", "class": cls}, key=f"ingest:{rel}", subject=cls)
+    q.add(
+        "ingest",
+        {"path": rel, "original": f"{cls}/{name}", "class": cls},
+        key=f"ingest:{rel}",
+        subject=cls,
+    )
     return q.claim(("ingest",))
 
 
@@ -237,7 +278,11 @@ def test_ingest_accepts_dedups_and_rejects(tmp_path):
     cfg = _cfg(st.root)
     w = _wave(1)
     out = ingest(_claimed(st, q, "bass", "a.pcm", w), st, q, cfg)
-    assert out.accepted and (st.root / out.dest).read_bytes() == w and out.dest.startswith("corpus/bass/")
+    assert (
+        out.accepted
+        and (st.root / out.dest).read_bytes() == w
+        and out.dest.startswith("corpus/bass/")
+    )
     dup = ingest(_claimed(st, q, "pad", "again.pcm", w), st, q, cfg)
     assert not dup.accepted and "duplicate" in dup.reason
     bad = ingest(_claimed(st, q, "bass", "b.wav", b"RIFF0000WAVEjunk"), st, q, cfg)
@@ -250,8 +295,18 @@ def test_ingest_accepts_dedups_and_rejects(tmp_path):
     assert not link.accepted and "link" in link.reason and target.read_bytes() == _wave(2)
     assert (st.rejected / "l.pcm").is_symlink()
     names = sorted(p.name for p in st.rejected.iterdir())
-    assert names == sorted(["again.pcm", "again.pcm.reason.txt", "b.wav", "b.wav.reason.txt", "s.pcm", "s.pcm.reason.txt",
-                            "l.pcm", "l.pcm.reason.txt"])
+    assert names == sorted(
+        [
+            "again.pcm",
+            "again.pcm.reason.txt",
+            "b.wav",
+            "b.wav.reason.txt",
+            "s.pcm",
+            "s.pcm.reason.txt",
+            "l.pcm",
+            "l.pcm.reason.txt",
+        ]
+    )
     assert "duplicate" in (st.rejected / "again.pcm.reason.txt").read_text()
     assert list(st.processing.rglob("*.pcm")) == [] and list(st.processing.rglob("*.wav")) == []
     assert q.class_counts() == {"bass": 1}
@@ -288,7 +343,9 @@ def test_ingest_unpacks_a_mirage_disk_image(tmp_path):
     img, _ = disk.write_wavesample(img, "lower1", 1, _wave(7) * 4)
     img, _ = disk.write_wavesample(img, "upper2", 3, _wave(8) * 2)
     out = ingest(_claimed(st, q, "disks", "studio.img", img), st, q, _cfg(st.root))
-    assert out.accepted and out.dest.endswith(".img") and out.added == 3  # the image + 2 wavesamples
+    assert (
+        out.accepted and out.dest.endswith(".img") and out.added == 3
+    )  # the image + 2 wavesamples
     pcms = sorted((st.corpus / "disks").glob("*.pcm"))
     assert len(pcms) == 2 and any(p.read_bytes().startswith(_wave(7)) for p in pcms)
     short = ingest(_claimed(st, q, "disks", "short.img", img[:1000]), st, q, _cfg(st.root))
@@ -313,7 +370,10 @@ def test_watcher_claims_settled_files_once_and_adopts_orphans(tmp_path):
     w.step()
     jobs = q.jobs()
     assert sorted((j.kind, j.payload["class"], j.payload["original"]) for j in jobs) == [
-        ("ingest", "bass", "bass/a.pcm"), ("ingest", "unsorted", "top.pcm"), ("request", "_requests", "r.toml")]
+        ("ingest", "bass", "bass/a.pcm"),
+        ("ingest", "unsorted", "top.pcm"),
+        ("request", "_requests", "r.toml"),
+    ]
     assert (st.inbox / ".partial.pcm").exists()
     w.rescan()
     time.sleep(0.3)
@@ -344,7 +404,9 @@ def _script(body: str):
     import subprocess
     import sys
 
-    return subprocess.Popen([sys.executable, "-c", body], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", body], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
+    )
 
 
 def test_worker_supervision_beats_kills_silence_and_names_a_crash():
@@ -352,28 +414,79 @@ def test_worker_supervision_beats_kills_silence_and_names_a_crash():
 
     emit = "import json, sys, time, os, signal\ndef e(**k): print(json.dumps(k), flush=True)\n"
     d = _FakeDaemon()
-    res = _supervise(d, "generate", _script(emit + "e(ev='phase', text='a'); e(ev='progress', text='b', run_s=1); e(ev='done', result={'x': 1})"),
-                     "job", None, time.monotonic())
+    res = _supervise(
+        d,
+        "generate",
+        _script(
+            emit + "e(ev='phase', text='a'); e(ev='progress', text='b', run_s=1); "
+            "e(ev='done', result={'x': 1})"
+        ),
+        "job",
+        None,
+        time.monotonic(),
+    )
     assert res == {"x": 1} and d.beats == ["generate"] * 3 and d.activity == "job: b"
     # library output on stdout would be unreadable lines: skipped, not fatal
-    assert _supervise(d, "generate", _script(emit + "print('noise'); e(ev='done', result={})"), "job", None, time.monotonic()) == {}
+    assert (
+        _supervise(
+            d,
+            "generate",
+            _script(emit + "print('noise'); e(ev='done', result={})"),
+            "job",
+            None,
+            time.monotonic(),
+        )
+        == {}
+    )
     t0 = time.monotonic()
     with pytest.raises(ChildCrashed, match=r"silent for \d+ s .* during 'loading'"):
-        _supervise(d, "train", _script(emit + "e(ev='phase', text='loading'); time.sleep(60)"), "train x", None, t0)
+        _supervise(
+            d,
+            "train",
+            _script(emit + "e(ev='phase', text='loading'); time.sleep(60)"),
+            "train x",
+            None,
+            t0,
+        )
     assert time.monotonic() - t0 < 10
     with pytest.raises(ChildCrashed, match="killed by SIGKILL"):
-        _supervise(d, "train", _script(emit + "e(ev='phase', text='p'); os.kill(os.getpid(), signal.SIGKILL)"), "train x", None, t0)
+        _supervise(
+            d,
+            "train",
+            _script(emit + "e(ev='phase', text='p'); os.kill(os.getpid(), signal.SIGKILL)"),
+            "train x",
+            None,
+            t0,
+        )
     with pytest.raises(ChildCrashed, match="exit status 3"):
         _supervise(d, "train", _script("import sys; sys.exit(3)"), "train x", None, t0)
     with pytest.raises(ChildFailed, match="too few"):
-        _supervise(d, "train", _script(emit + "e(ev='error', reason='too few', input=True)"), "train x", None, t0)
+        _supervise(
+            d,
+            "train",
+            _script(emit + "e(ev='error', reason='too few', input=True)"),
+            "train x",
+            None,
+            t0,
+        )
     with pytest.raises(ChildCrashed, match="ValueError: bug"):
-        _supervise(d, "train", _script(emit + "e(ev='error', reason='ValueError: bug', input=False)"), "train x", None, t0)
+        _supervise(
+            d,
+            "train",
+            _script(emit + "e(ev='error', reason='ValueError: bug', input=False)"),
+            "train x",
+            None,
+            t0,
+        )
     # shutdown: SIGTERM is forwarded; the child reports how far it got
-    body = emit + ("signal.signal(signal.SIGTERM, lambda *a: (e(ev='stopped', run_s=4.5), sys.exit(0)))\n"
-                   "e(ev='phase', text='training')\nwhile True: time.sleep(0.1)")
+    body = emit + (
+        "signal.signal(signal.SIGTERM, lambda *a: (e(ev='stopped', run_s=4.5), sys.exit(0)))\n"
+        "e(ev='phase', text='training')\nwhile True: time.sleep(0.1)"
+    )
     with pytest.raises(ChildStopped) as info:
-        _supervise(d, "train", _script(body), "train x", lambda ev: d.stopping.set(), time.monotonic())
+        _supervise(
+            d, "train", _script(body), "train x", lambda ev: d.stopping.set(), time.monotonic()
+        )
     assert info.value.run_s == 4.5
 
 
@@ -381,10 +494,22 @@ def test_worker_child_protocol_and_bad_task(tmp_path):
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-m", "miragen.service.worker"], input=b'{"task": "nope"}\n', capture_output=True, timeout=60, check=False)
+    p = subprocess.run(
+        [sys.executable, "-m", "miragen.service.worker"],
+        input=b'{"task": "nope"}\n',
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     lines = [json.loads(x) for x in p.stdout.decode().splitlines()]
     assert lines == [{"ev": "error", "reason": "worker: unknown task 'nope'", "input": True}]
-    p = subprocess.run([sys.executable, "-m", "miragen.service.worker"], input=b"not json\n", capture_output=True, timeout=60, check=False)
+    p = subprocess.run(
+        [sys.executable, "-m", "miragen.service.worker"],
+        input=b"not json\n",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert json.loads(p.stdout)["ev"] == "error" and "bad task" in json.loads(p.stdout)["reason"]
 
 
@@ -395,7 +520,11 @@ def test_name_clusters_keeps_names_and_numbers_new_ones():
     # cluster 0 holds most of auto-2, cluster 2 most of auto-1; cluster 1 is new material only
     labels = [0, 0, 0, 2, 2, 1, 1, 0]
     known = ["auto-2", "auto-2", None, "auto-1", None, None, None, "auto-1"]
-    assert name_clusters(labels, known, ["auto-1", "auto-2"]) == {0: "auto-2", 2: "auto-1", 1: "auto-3"}
+    assert name_clusters(labels, known, ["auto-1", "auto-2"]) == {
+        0: "auto-2",
+        2: "auto-1",
+        1: "auto-3",
+    }
     assert name_clusters([0, 1, 1], [None] * 3, []) == {0: "auto-1", 1: "auto-2"}
     assert name_clusters([0, 0], ["auto-7", "auto-7"], ["auto-7", "bass"]) == {0: "auto-7"}
 
@@ -423,7 +552,10 @@ def test_sort_resumes_after_a_kill_between_the_index_and_the_renames(tmp_path):
     job = d.queue.claim(("train",))
     # too few: it waits for more material
     run_sort(d, job)
-    assert "at least 16" in d.queue.get(job.id).payload["skipped"] and d.queue.get(job.id).state == "done"
+    assert (
+        "at least 16" in d.queue.get(job.id).payload["skipped"]
+        and d.queue.get(job.id).state == "done"
+    )
     # a job killed after its index transaction: assignment recorded, files not moved yet
     d.queue.add("train", {"class": POOL}, subject=POOL)
     job = d.queue.claim(("train",))
@@ -431,18 +563,28 @@ def test_sort_resumes_after_a_kill_between_the_index_and_the_renames(tmp_path):
     job.payload["assign"] = assign
     with d.queue.transaction() as c:
         for sha, cls in assign.items():
-            c.execute("UPDATE files SET class=?, path=? WHERE sha256=?", (cls, f"corpus/{cls}/{sha[:24]}.pcm", sha))
+            c.execute(
+                "UPDATE files SET class=?, path=? WHERE sha256=?",
+                (cls, f"corpus/{cls}/{sha[:24]}.pcm", sha),
+            )
         d.queue.save_payload(job, conn=c)
     (d.state.corpus / "auto-1").mkdir()
-    os.replace(pool / f"{shas[0][:24]}.pcm", d.state.corpus / "auto-1" / f"{shas[0][:24]}.pcm")  # one rename had happened
+    os.replace(
+        pool / f"{shas[0][:24]}.pcm", d.state.corpus / "auto-1" / f"{shas[0][:24]}.pcm"
+    )  # one rename had happened
     run_sort(d, job)
     for sha, cls in assign.items():
         assert (d.state.corpus / cls / f"{sha[:24]}.pcm").read_bytes() == _wave(shas.index(sha))
     assert not list(pool.iterdir())
     assert d.queue.get(job.id).state == "done"
-    assert sorted(j.subject for j in d.queue.jobs(kind="train", state="queued")) == ["auto-1", "auto-2"]
+    assert sorted(j.subject for j in d.queue.jobs(kind="train", state="queued")) == [
+        "auto-1",
+        "auto-2",
+    ]
     run_sort(d, job)  # once more (a second restart): nothing changes
-    assert sorted(p.name for p in d.state.corpus.rglob("*.pcm")) == sorted(f"{s[:24]}.pcm" for s in shas)
+    assert sorted(p.name for p in d.state.corpus.rglob("*.pcm")) == sorted(
+        f"{s[:24]}.pcm" for s in shas
+    )
     d.queue.close()
 
 
@@ -452,14 +594,25 @@ def test_which_new_model_serves():
     from miragen.service.pipeline import takes_over
 
     def row(verdict):
-        return {"passed": verdict == "pass", "report": {"verdict": verdict, "passed": verdict == "pass"}}
+        return {
+            "passed": verdict == "pass",
+            "report": {"verdict": verdict, "passed": verdict == "pass"},
+        }
 
     assert takes_over({"verdict": "fail"}, None)
-    for new, now, expected in [("pass", "pass", True), ("pass", "fail", True),
-                               ("inconclusive", "pass", False), ("inconclusive", "inconclusive", True),
-                               ("inconclusive", "fail", True), ("fail", "fail", False),
-                               ("fail", "inconclusive", False)]:
-        assert takes_over({"verdict": new, "passed": new == "pass"}, row(now)) is expected, (new, now)
+    for new, now, expected in [
+        ("pass", "pass", True),
+        ("pass", "fail", True),
+        ("inconclusive", "pass", False),
+        ("inconclusive", "inconclusive", True),
+        ("inconclusive", "fail", True),
+        ("fail", "fail", False),
+        ("fail", "inconclusive", False),
+    ]:
+        assert takes_over({"verdict": new, "passed": new == "pass"}, row(now)) is expected, (
+            new,
+            now,
+        )
     # a record written before verdicts existed: passed only
     assert not takes_over({"verdict": "inconclusive"}, {"passed": 1, "report": {"passed": True}})
     assert takes_over({"verdict": "inconclusive"}, {"passed": 0, "report": {}})

@@ -21,15 +21,17 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-
-
 soak = load_soak()
 CLASSES = ("bass", "lead", "pad", "organ")
 
 
 def test_storm_of_300_plus_5_slow_copies_each_processed_once(tmp_path):
-    h = soak.Harness(tmp_path, seed=11, sim=False,
-                     config={"train": {"debounce_s": 86400.0}, "daemon": {"settle_s": 0.5, "rescan_s": 4.0}})
+    h = soak.Harness(
+        tmp_path,
+        seed=11,
+        sim=False,
+        config={"train": {"debounce_s": 86400.0}, "daemon": {"settle_s": 0.5, "rescan_s": 4.0}},
+    )
     try:
         proc = h.start()
         h.wait_for(lambda: (h.state / "status.json").exists(), 60, "the daemon to start", proc)
@@ -68,7 +70,10 @@ def test_storm_of_300_plus_5_slow_copies_each_processed_once(tmp_path):
         res = h.check(ignore_kinds=("train",))
         assert res["ok"], json.dumps(res, indent=1)
         assert res["corpus_files"] == 305 + 90, res
-        print(f"storm of {h.inputs_tried} inputs filed in {storm_s:.1f} s; peak RSS {res['peak_rss_mb']} MB")
+        print(
+            f"storm of {h.inputs_tried} inputs filed in {storm_s:.1f} s; "
+            f"peak RSS {res['peak_rss_mb']} MB"
+        )
         assert res["peak_rss_mb"] < 150, res  # ingest never imports torch
     finally:
         h.close()

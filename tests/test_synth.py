@@ -55,7 +55,9 @@ def test_varied_within_each_class_and_classes_differ():
     # a nearest-centroid classifier on spectra beats chance by far: the classes are real
     cents = {n: f.mean(0) for n, f in feats.items()}
     right = sum(
-        min(cents, key=lambda m: np.linalg.norm(v - cents[m])) == n for n, f in feats.items() for v in f
+        min(cents, key=lambda m: np.linalg.norm(v - cents[m])) == n
+        for n, f in feats.items()
+        for v in f
     )
     total = sum(len(f) for f in feats.values())
     assert right / total > 0.5

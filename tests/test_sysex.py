@@ -94,16 +94,30 @@ def test_every_command_round_trips():
         "ack": sx.encode_ack(),
         "nak": sx.encode_nak(),
         "absolute_request": sx.encode_absolute_request(0x1234, 0x2345, upper=True),
-        "absolute_dump": sx.encode_absolute_dump(0x0100, b"\x01\xFF\x80", upper=False),
+        "absolute_dump": sx.encode_absolute_dump(0x0100, b"\x01\xff\x80", upper=False),
         "program_parameter": sx.encode_program_parameter(True, 2, 40, 200),
         "wavesample_parameter": sx.encode_wavesample_parameter(False, 5, 60, 17),
-        "wavesample_function": sx.encode_wavesample_function(4, 0x100, 0x1FF, 3, 4, 0x8000, upper=True, dest_upper=True),
+        "wavesample_function": sx.encode_wavesample_function(
+            4, 0x100, 0x1FF, 3, 4, 0x8000, upper=True, dest_upper=True
+        ),
     }
-    lengths = {"config_request": 5, "config_dump": 63, "program_request": 5, "wavesample_request": 5,
-               "program_dump": 1255, "wavesample_dump": 8 + 1024, "program_status": 6,
-               "wavesample_status": 6, "ack": 5, "nak": 5, "absolute_request": 13,
-               "absolute_dump": 14 + 6, "program_parameter": 9, "wavesample_parameter": 9,
-               "wavesample_function": 22}
+    lengths = {
+        "config_request": 5,
+        "config_dump": 63,
+        "program_request": 5,
+        "wavesample_request": 5,
+        "program_dump": 1255,
+        "wavesample_dump": 8 + 1024,
+        "program_status": 6,
+        "wavesample_status": 6,
+        "ack": 5,
+        "nak": 5,
+        "absolute_request": 13,
+        "absolute_dump": 14 + 6,
+        "program_parameter": 9,
+        "wavesample_parameter": 9,
+        "wavesample_function": 22,
+    }
     cmds = set()
     for kind, msg in msgs.items():
         m = sx.decode(msg)
@@ -118,7 +132,7 @@ def test_every_command_round_trips():
     assert ar == {"half": "upper", "start": 0x1234, "end": 0x2345}
     assert msgs["absolute_request"][4:8] == bytes([0x14, 0x03, 0x02, 0x01])
     ad = sx.decode(msgs["absolute_dump"])
-    assert ad.data == b"\x01\xFF\x80" and ad.fields["start"] == 0x100 and ad.fields["end"] == 0x103
+    assert ad.data == b"\x01\xff\x80" and ad.fields["start"] == 0x100 and ad.fields["end"] == 0x103
     pp = sx.decode(msgs["program_parameter"]).fields
     assert pp == {"half": "upper", "number": 2, "parameter": 40, "value": 200}
     assert msgs["program_parameter"][4:8] == bytes([0x12, 40, 200 & 15, 200 >> 4])
@@ -160,7 +174,11 @@ def test_program_dump_round_trip(block, upper):
 @given(st.integers(0, 0xFF00), st.binary(max_size=200), st.booleans())
 def test_absolute_dump_round_trip(start, data, upper):
     m = sx.decode(sx.encode_absolute_dump(start, data, upper))
-    assert m.data == data and m.fields["start"] == start and m.fields["half"] == ("upper" if upper else "lower")
+    assert (
+        m.data == data
+        and m.fields["start"] == start
+        and m.fields["half"] == ("upper" if upper else "lower")
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -172,10 +190,17 @@ def test_keys_round_trip(codes):
 @settings(max_examples=40, deadline=None)
 @given(st.booleans(), st.integers(0, 15), st.integers(0, 127), st.integers(0, 255))
 def test_parameter_round_trip(upper, number, parameter, value):
-    for enc, kind in ((sx.encode_program_parameter, "program_parameter"), (sx.encode_wavesample_parameter, "wavesample_parameter")):
+    for enc, kind in (
+        (sx.encode_program_parameter, "program_parameter"),
+        (sx.encode_wavesample_parameter, "wavesample_parameter"),
+    ):
         m = sx.decode(enc(upper, number, parameter, value))
         assert m.kind == kind
-        assert (m.fields["number"], m.fields["parameter"], m.fields["value"]) == (number, parameter, value)
+        assert (m.fields["number"], m.fields["parameter"], m.fields["value"]) == (
+            number,
+            parameter,
+            value,
+        )
 
 
 @settings(max_examples=40, deadline=None)
@@ -191,7 +216,7 @@ def test_split_messages_round_trip(datas):
 @given(st.binary(max_size=600))
 def test_decode_never_crashes_on_noise(noise):
     """Any bytes: either a message or a SysexError, never another exception."""
-    for candidate in (noise, b"\xF0\x0F\x01" + noise + b"\xF7"):
+    for candidate in (noise, b"\xf0\x0f\x01" + noise + b"\xf7"):
         try:
             sx.decode(candidate)
         except sx.SysexError:
@@ -241,7 +266,7 @@ def test_missing_f7_and_truncation():
     with pytest.raises(sx.SysexError, match="no F7"):
         sx.split_messages(msg[:-1])
     with pytest.raises(sx.SysexError, match="expected"):
-        sx.decode(msg[:300] + b"\xF7")
+        sx.decode(msg[:300] + b"\xf7")
 
 
 def test_wrong_manufacturer_and_model():
@@ -262,7 +287,7 @@ def test_wrong_lengths_and_unknown_command():
     with pytest.raises(sx.SysexError, match="not a Mirage command"):
         sx.decode(bytes.fromhex("F00F0120F7"))
     with pytest.raises(sx.SysexError, match="expected 1255"):
-        sx.decode(sx.encode_program_dump(bytes(625), False)[:-3] + b"\xF7")
+        sx.decode(sx.encode_program_dump(bytes(625), False)[:-3] + b"\xf7")
     with pytest.raises(sx.SysexError):
         sx.decode(bytes.fromhex("F00F01017FF7"))  # no key codes
 

@@ -17,7 +17,9 @@ def test_encode_decode_files(tmp_path, capsys):
     img = tmp_path / "t.img"
     img.write_bytes(D.synthetic_template())
     assert main(["sysex", "encode", "wavesample", str(pcm), "-o", str(tmp_path / "w.syx")]) == 0
-    assert main(["sysex", "encode", "program", str(img), "upper2", "-o", str(tmp_path / "p.syx")]) == 0
+    assert (
+        main(["sysex", "encode", "program", str(img), "upper2", "-o", str(tmp_path / "p.syx")]) == 0
+    )
     assert main(["sysex", "encode", "keys", "play-seq", "0x03", "-o", str(tmp_path / "k.syx")]) == 0
     w = (tmp_path / "w.syx").read_bytes()
     assert len(w) == 8 + 512 * 4
@@ -64,7 +66,7 @@ def _corrupt(kind: str) -> bytes:
     elif kind == "manufacturer":
         b[1] = 0x43
     elif kind == "wrong_size":
-        return bytes(b[:600]) + b"\x00\xF7"
+        return bytes(b[:600]) + b"\x00\xf7"
     elif kind == "empty":
         return b""
     return bytes(b)

@@ -33,13 +33,17 @@ def _mixed() -> tuple[bytes, list[bytes]]:
     p = sx.encode_wavesample_parameter(True, 3, 40, 200)
     a = sx.encode_ack()
     stream = (
-        b"\xF8"  # clock before anything
+        b"\xf8"  # clock before anything
         + YAMAHA
-        + d[:3] + b"\xFE" + d[3:100] + b"\xF8\xF8" + d[100:]  # real-time inside a dump
-        + b"\xFE"
+        + d[:3]
+        + b"\xfe"
+        + d[3:100]
+        + b"\xf8\xf8"
+        + d[100:]  # real-time inside a dump
+        + b"\xfe"
         + UNIVERSAL
         + p
-        + b"\xF0\x43\x10\xF8\x01\xF7"  # real-time inside another maker's message
+        + b"\xf0\x43\x10\xf8\x01\xf7"  # real-time inside another maker's message
         + ESQ1
         + a
     )
@@ -83,8 +87,13 @@ def test_byte_by_byte_same_as_whole():
 
 
 def test_clean_stream_same_as_strict_decode():
-    msgs = [_dump(1), sx.encode_program_dump(bytes(range(256)) * 2 + bytes(113), True),
-            sx.encode_keys(["play-seq", 3]), sx.encode_config_request(), sx.encode_nak()]
+    msgs = [
+        _dump(1),
+        sx.encode_program_dump(bytes(range(256)) * 2 + bytes(113), True),
+        sx.encode_keys(["play-seq", 3]),
+        sx.encode_config_request(),
+        sx.encode_nak(),
+    ]
     stream = b"".join(msgs)
     strict = [m.to_dict() for m in sx.decode_stream(stream)]
     stats = sx.ScanStats()
@@ -96,7 +105,7 @@ def test_stray_bytes_and_cut_messages_are_skipped():
     a = sx.encode_ack()
     # running-status note data, an F0 ending another maker's message early, F0 F7, a status
     # byte ending another one: none of it is the Mirage's
-    stream = b"\x90\x3c\x40\x3e" + a + b"\xF0\x43\x01" + a + b"\xF0\xF7" + b"\xF0\x41\x01\x90" + a
+    stream = b"\x90\x3c\x40\x3e" + a + b"\xf0\x43\x01" + a + b"\xf0\xf7" + b"\xf0\x41\x01\x90" + a
     stats = sx.ScanStats()
     assert [m.kind for m in sx.decode_lenient(stream, stats)] == ["ack"] * 3
     assert stats.skipped_messages == 3
@@ -106,7 +115,7 @@ def test_stray_bytes_and_cut_messages_are_skipped():
 
 def test_realtime_in_the_header_of_a_mirage_message():
     d = _dump(1)
-    stream = b"\xF0\xF8\x0F\xFE\x01" + d[3:]
+    stream = b"\xf0\xf8\x0f\xfe\x01" + d[3:]
     (m,) = sx.decode_lenient(stream)
     assert m.data == sx.decode(d).data and m.offset == 0
 
@@ -114,7 +123,7 @@ def test_realtime_in_the_header_of_a_mirage_message():
 def test_bad_checksum_names_the_offset_in_the_file():
     d = bytearray(_dump(1))
     d[-2] ^= 0x01
-    stream = YAMAHA + bytes(d[:10]) + b"\xF8\xF8\xF8" + bytes(d[10:])
+    stream = YAMAHA + bytes(d[:10]) + b"\xf8\xf8\xf8" + bytes(d[10:])
     with pytest.raises(sx.SysexError, match="checksum") as ei:
         sx.decode_lenient(stream)
     assert ei.value.offset == len(stream) - 2
@@ -126,8 +135,8 @@ def test_bad_checksum_names_the_offset_in_the_file():
     "tail,needle,at",
     [
         (b"", "no F7", -1),  # truncated by the end of the file
-        (b"\xF0\x43\xF7", "F0 inside", 0),  # cut by another message
-        (b"\x90\xF7", "0x90", 0),  # a status byte inside
+        (b"\xf0\x43\xf7", "F0 inside", 0),  # cut by another message
+        (b"\x90\xf7", "0x90", 0),  # a status byte inside
     ],
 )
 def test_malformed_mirage_messages_are_errors(tail, needle, at):
@@ -140,7 +149,7 @@ def test_malformed_mirage_messages_are_errors(tail, needle, at):
 
 
 def test_message_longer_than_any_mirage_message():
-    stream = b"\xF0\x0F\x01\x0E" + b"\x01" * (sx.MAX_MESSAGE + 10) + b"\xF7"
+    stream = b"\xf0\x0f\x01\x0e" + b"\x01" * (sx.MAX_MESSAGE + 10) + b"\xf7"
     with pytest.raises(sx.SysexError, match="longer than any Mirage message") as ei:
         list(sx.iter_decode([stream[i : i + 4096] for i in range(0, len(stream), 4096)]))
     assert ei.value.offset == sx.MAX_MESSAGE
@@ -148,23 +157,33 @@ def test_message_longer_than_any_mirage_message():
 
 def test_only_other_makers_is_no_mirage_message(tmp_path, capsys):
     f = tmp_path / "yamaha.syx"
-    f.write_bytes(YAMAHA + b"\xF8" + UNIVERSAL)
+    f.write_bytes(YAMAHA + b"\xf8" + UNIVERSAL)
     assert main(["sysex", "decode", str(f)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no Mirage message" in err and "2 SysEx messages" in err
 
 
 junk = st.one_of(
-    st.sampled_from([YAMAHA, UNIVERSAL, ESQ1, b"\xF0\xF7", b"\x90\x3c\x40", b"\x00", b"\xC0\x05"]),
+    st.sampled_from([YAMAHA, UNIVERSAL, ESQ1, b"\xf0\xf7", b"\x90\x3c\x40", b"\x00", b"\xc0\x05"]),
     st.binary(max_size=6).map(lambda b: bytes(x & 0x7F for x in b)),  # stray data bytes
 )
-mirage = st.sampled_from([sx.encode_ack(), sx.encode_nak(), _dump(1, 3), sx.encode_keys([1, 2]),
-                          sx.encode_wavesample_parameter(False, 1, 2, 3)])
+mirage = st.sampled_from(
+    [
+        sx.encode_ack(),
+        sx.encode_nak(),
+        _dump(1, 3),
+        sx.encode_keys([1, 2]),
+        sx.encode_wavesample_parameter(False, 1, 2, 3),
+    ]
+)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(junk, mirage), min_size=1, max_size=6), st.lists(st.integers(0, 10**6)),
-       st.integers(1, 64))
+@given(
+    st.lists(st.tuples(junk, mirage), min_size=1, max_size=6),
+    st.lists(st.integers(0, 10**6)),
+    st.integers(1, 64),
+)
 def test_interleaved_streams_round_trip(pairs, rt_at, piece):
     """Any interleaving, real-time bytes anywhere, any piece size: the Mirage's messages and
     nothing else, and every byte accounted for."""
@@ -207,7 +226,7 @@ def test_cli_json_error_after_messages_is_still_one_json_document(tmp_path, caps
     d = bytearray(_dump(1))
     d[-2] ^= 0x01
     f = tmp_path / "bad.syx"
-    f.write_bytes(sx.encode_ack() + b"\xF8" + bytes(d))
+    f.write_bytes(sx.encode_ack() + b"\xf8" + bytes(d))
     capsys.readouterr()
     assert main(["sysex", "decode", str(f), "--json"]) == 2
     out, err = capsys.readouterr()

@@ -13,8 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "miragen.service"
 
-NO_ANALYZE = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                reason="systemd-analyze not installed (Debian/Ubuntu: apt-get install systemd)")
+NO_ANALYZE = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze not installed (Debian/Ubuntu: apt-get install systemd)",
+)
 
 
 def _unit_here(tmp_path: Path) -> Path:
@@ -31,7 +33,13 @@ def _unit_here(tmp_path: Path) -> Path:
 @NO_ANALYZE
 def test_unit_verifies(tmp_path):
     unit = _unit_here(tmp_path)
-    r = subprocess.run(["systemd-analyze", "verify", str(unit)], check=False, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     problems = [line for line in (r.stdout + r.stderr).splitlines() if "miragen.service" in line]
     assert r.returncode == 0 and not problems, r.stdout + r.stderr
 
@@ -39,8 +47,13 @@ def test_unit_verifies(tmp_path):
 @NO_ANALYZE
 def test_unit_exposure_at_most_2(tmp_path):
     unit = _unit_here(tmp_path)
-    r = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
-                       check=False, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     m = re.search(r"Overall exposure level for miragen\.service:\s*([0-9.]+)", r.stdout + r.stderr)
     assert m, r.stdout + r.stderr
     assert float(m.group(1)) <= 2.0, r.stdout
@@ -53,7 +66,11 @@ def test_unit_has_the_required_settings():
         if "=" in line and not line.lstrip().startswith("#"):
             k, v = line.split("=", 1)
             keys.setdefault(k.strip(), []).append(v.strip())
-    assert keys["Type"] == ["notify"] and keys["Restart"] == ["on-failure"] and keys["User"] == ["miragen"]
+    assert (
+        keys["Type"] == ["notify"]
+        and keys["Restart"] == ["on-failure"]
+        and keys["User"] == ["miragen"]
+    )
     assert set(keys["SupplementaryGroups"][0].split()) == {"dialout", "audio", "video"}
     assert keys["StateDirectory"] == ["miragen"] and keys["ProtectSystem"] == ["strict"]
     assert int(keys["WatchdogSec"][0]) >= 10 and keys["DevicePolicy"] == ["closed"]
@@ -66,11 +83,21 @@ def test_unit_has_the_required_settings():
 def test_deploy_scripts_parse_and_explain_themselves(script):
     path = ROOT / "deploy" / script
     assert path.stat().st_mode & 0o111, f"{script} is not executable"
-    r = subprocess.run(["bash", "-n", str(path)], check=False, capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        ["bash", "-n", str(path)], check=False, capture_output=True, text=True, timeout=30
+    )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run(["bash", str(path), "--help"], check=False, capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        ["bash", str(path), "--help"], check=False, capture_output=True, text=True, timeout=30
+    )
     assert r.returncode == 0 and "sudo" in r.stdout
-    r = subprocess.run(["bash", str(path), "--no-such-option"], check=False, capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        ["bash", str(path), "--no-such-option"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 2 and "unknown option" in r.stderr
 
 

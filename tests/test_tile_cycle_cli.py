@@ -10,7 +10,11 @@ from miragen.mirage import disk, params
 
 
 def _cycle(tmp_path):
-    cyc = bytes(np.clip(np.round(128 + 100 * np.sin(2 * np.pi * np.arange(256) / 256)), 1, 255).astype(np.uint8))
+    cyc = bytes(
+        np.clip(np.round(128 + 100 * np.sin(2 * np.pi * np.arange(256) / 256)), 1, 255).astype(
+            np.uint8
+        )
+    )
     path = tmp_path / "cycle.pcm"
     path.write_bytes(cyc)
     return cyc, path
@@ -24,7 +28,9 @@ def _wavesample(image: bytes, sound: str, number: int) -> bytes:
 def test_deliver_tile_cycle_sysex_and_disk(cli, tmp_path):
     cyc, path = _cycle(tmp_path)
     r = cli("deliver", str(path), "--sim", "--verify", "--json")
-    assert r.returncode == 0 and json.loads(r.stdout)["pages"] == 1, r.stderr  # without the flag: as given
+    assert r.returncode == 0 and json.loads(r.stdout)["pages"] == 1, (
+        r.stderr
+    )  # without the flag: as given
     r = cli("deliver", str(path), "--sim", "--verify", "--json", "--tile-cycle")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -46,9 +52,20 @@ def test_deliver_tile_cycle_sysex_and_disk(cli, tmp_path):
     # with --keep-bytes (disk write) it is refused instead, with the reason, no traceback
     tpl = tmp_path / "tpl.img"
     assert cli("disk", "template", "--synthetic", str(tpl)).returncode == 0
-    r = cli("disk", "write", "--template", str(tpl), "-o", str(tmp_path / "o.img"), "--tile-cycle",
-            "--keep-bytes", f"lower1:1={tmp_path / 'odd.pcm'}")
-    assert r.returncode == 2 and b"whole 256-byte pages" in r.stderr and b"Traceback" not in r.stderr
+    r = cli(
+        "disk",
+        "write",
+        "--template",
+        str(tpl),
+        "-o",
+        str(tmp_path / "o.img"),
+        "--tile-cycle",
+        "--keep-bytes",
+        f"lower1:1={tmp_path / 'odd.pcm'}",
+    )
+    assert (
+        r.returncode == 2 and b"whole 256-byte pages" in r.stderr and b"Traceback" not in r.stderr
+    )
 
 
 def test_disk_write_tile_cycle(cli, tmp_path):
@@ -56,8 +73,20 @@ def test_disk_write_tile_cycle(cli, tmp_path):
     tpl = tmp_path / "tpl.img"
     assert cli("disk", "template", "--synthetic", str(tpl)).returncode == 0
     out = tmp_path / "out.img"
-    r = cli("disk", "write", "--template", str(tpl), "-o", str(out), f"upper1:3={path}", "--tile-cycle", "--json")
+    r = cli(
+        "disk",
+        "write",
+        "--template",
+        str(tpl),
+        "-o",
+        str(out),
+        f"upper1:3={path}",
+        "--tile-cycle",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     assert _wavesample(out.read_bytes(), "upper1", 3) == cyc * 32
     r = cli("disk", "write", "--template", str(tpl), "-o", str(out), f"upper1:3={path}", "--json")
-    assert _wavesample(out.read_bytes(), "upper1", 3) == cyc + b"\x80" * (31 * 256)  # without it: padded
+    assert _wavesample(out.read_bytes(), "upper1", 3) == cyc + b"\x80" * (
+        31 * 256
+    )  # without it: padded

@@ -31,7 +31,15 @@ def _all(parser: MidiStreamParser) -> list[bytes]:
 def test_parser_splits_sysex_channel_and_running_status():
     p = MidiStreamParser()
     dump = S.encode_wavesample_dump(WAVE)
-    p.feed(b"\x90\x3c\x40\x3e\x41" + S.encode_ack() + b"\xfe" + dump[:100] + b"\xf8" + dump[100:] + b"\xc0\x05")
+    p.feed(
+        b"\x90\x3c\x40\x3e\x41"
+        + S.encode_ack()
+        + b"\xfe"
+        + dump[:100]
+        + b"\xf8"
+        + dump[100:]
+        + b"\xc0\x05"
+    )
     assert _all(p) == [b"\x90\x3c\x40", b"\x90\x3e\x41", S.encode_ack(), dump, b"\xc0\x05"]
 
 
@@ -51,9 +59,15 @@ def test_parser_drops_oversize_and_aborted_sysex_and_bounds_queue():
 
 
 @settings(max_examples=60, deadline=None)
-@given(cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12), pages=st.integers(1, 3))
+@given(
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12), pages=st.integers(1, 3)
+)
 def test_parser_any_split_gives_same_messages(cuts, pages):
-    stream = S.encode_keys([0x15, 3]) + S.encode_wavesample_dump(bytes([0x81]) * 256 * pages) + S.encode_ack()
+    stream = (
+        S.encode_keys([0x15, 3])
+        + S.encode_wavesample_dump(bytes([0x81]) * 256 * pages)
+        + S.encode_ack()
+    )
     p = MidiStreamParser()
     last = 0
     for c in sorted(c % (len(stream) + 1) for c in cuts) + [len(stream)]:
@@ -79,8 +93,15 @@ def test_paced_write_never_ahead_of_the_wire(chunk, gap):
     clk = FakeClock()
     writes = []
     data = bytes(10_000)
-    spent = paced_write(lambda c: writes.append((clk.t, len(c))), data, rate=MIDI_BYTES_PER_S,
-                        chunk_size=chunk, chunk_gap_s=gap, clock=clk.clock, sleep=clk.sleep)
+    spent = paced_write(
+        lambda c: writes.append((clk.t, len(c))),
+        data,
+        rate=MIDI_BYTES_PER_S,
+        chunk_size=chunk,
+        chunk_gap_s=gap,
+        clock=clk.clock,
+        sleep=clk.sleep,
+    )
     before = 0
     for k, (t, n) in enumerate(writes):
         # every byte before this chunk has left a 31,250-baud wire (plus the gaps so far)
@@ -95,7 +116,13 @@ def test_paced_write_never_ahead_of_the_wire(chunk, gap):
 
 def test_paced_write_progress_reports_every_chunk():
     seen = []
-    paced_write(lambda c: None, bytes(1000), rate=None, chunk_size=300, progress=lambda d, t: seen.append((d, t)))
+    paced_write(
+        lambda c: None,
+        bytes(1000),
+        rate=None,
+        chunk_size=300,
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert seen == [(300, 1000), (600, 1000), (900, 1000), (1000, 1000)]
 
 

@@ -81,7 +81,9 @@ def test_program_and_config_dumps():
     assert sim.params["upper"][0] == 7 and sim.params["lower"][0] == 0
     (cfg,) = _replies(sim, S.encode_config_request())
     c = S.decode(cfg)
-    assert c.fields["config"]["thru_mode_83"] == 0 and c.fields["config"]["external_computer_91"] == 1
+    assert (
+        c.fields["config"]["thru_mode_83"] == 0 and c.fields["config"]["external_computer_91"] == 1
+    )
     new = bytearray(c.data)
     new[S.CONFIG_FIELDS.index("midi_channel_82")] = 9
     _replies(sim, S.encode_config_dump(bytes(new)))
@@ -90,8 +92,15 @@ def test_program_and_config_dumps():
 
 def test_junk_and_host_acks_are_counted_not_fatal():
     sim = SimulatedMirage()
-    assert _replies(sim, b"\x90\x3c\x40", b"\xf0\x43\x01\xf7", S.encode_ack(), b"\xf0\x0f\x01\x7e\xf7") == []
-    assert sim.counters["host_acks"] == 1 and sim.counters["ignored"] == 2 and sim.counters["bad_messages"] == 1
+    assert (
+        _replies(sim, b"\x90\x3c\x40", b"\xf0\x43\x01\xf7", S.encode_ack(), b"\xf0\x0f\x01\x7e\xf7")
+        == []
+    )
+    assert (
+        sim.counters["host_acks"] == 1
+        and sim.counters["ignored"] == 2
+        and sim.counters["bad_messages"] == 1
+    )
 
 
 # ------------------------------------------------------------------ faults
@@ -121,10 +130,14 @@ def test_slow_fault_runs_at_wire_speed():
     t = SimTransport(faults=Faults.parse(["slow"]))
     one_page = bytes([0x81]) * 256
     t0 = time.monotonic()
-    res = deliver_wavesample(t, one_page, half="lower", number=1, ack_margin_s=1.0, select_settle_s=0)
+    res = deliver_wavesample(
+        t, one_page, half="lower", number=1, ack_margin_s=1.0, select_settle_s=0
+    )
     spent = time.monotonic() - t0
     assert res.ok
-    assert spent >= S.wire_seconds(len(S.encode_wavesample_dump(one_page)) + 7 + 5)  # dump + keys + ACK
+    assert spent >= S.wire_seconds(
+        len(S.encode_wavesample_dump(one_page)) + 7 + 5
+    )  # dump + keys + ACK
     assert spent < 1.5
 
 
@@ -150,9 +163,13 @@ class SimProcess:
         args = [sys.executable, "-m", "miragen", "sim", "--pty", "--state", str(self.state)]
         for f in faults:
             args += ["--fault", f]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         self.path = self.proc.stdout.readline().strip()
-        assert self.path.startswith("/dev/"), self.proc.stderr.read() if self.proc.poll() is not None else self.path
+        assert self.path.startswith("/dev/"), (
+            self.proc.stderr.read() if self.proc.poll() is not None else self.path
+        )
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -199,7 +216,9 @@ def test_sim_process_true_speed_one_page(sim_process):
     page = bytes([0x7F]) * 256
     t0 = time.monotonic()
     with open_transport(f"serial:{sim.path}", None) as t:
-        res = deliver_wavesample(t, page, half="lower", number=1, verify=True, ack_margin_s=2.0, select_settle_s=0)
+        res = deliver_wavesample(
+            t, page, half="lower", number=1, verify=True, ack_margin_s=2.0, select_settle_s=0
+        )
     spent = time.monotonic() - t0
     assert res.ok and res.verified, res.error
     floor = 2 * S.wire_seconds(len(S.encode_wavesample_dump(page)))  # the dump there and back
@@ -216,8 +235,12 @@ def test_sim_process_disconnect_is_a_clear_failure(sim_process):
 
 
 def test_sim_cli_rejects_bad_fault():
-    r = subprocess.run([sys.executable, "-m", "miragen", "sim", "--pty", "--fault", "gremlins"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "miragen", "sim", "--pty", "--fault", "gremlins"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "gremlins" in r.stderr and r.stdout == ""
 
 
@@ -274,7 +297,9 @@ def test_mido_port_delivery_with_verify():
 def test_mido_port_fault_nak_then_ack():
     sim = SimulatedMirage(Faults.parse(["nak=1", "noise"]))
     with MidoTransport("UM-ONE", backend=FakeBackend(sim)) as t:
-        res = deliver_wavesample(t, WAVE, half="upper", number=1, verify=True, ack_margin_s=1.0, backoff_s=0.01)
+        res = deliver_wavesample(
+            t, WAVE, half="upper", number=1, verify=True, ack_margin_s=1.0, backoff_s=0.01
+        )
     assert res.ok and res.verified and res.tries == 2 and res.naks == 1
 
 
@@ -289,7 +314,8 @@ def test_mido_port_name_matching():
 
 
 def test_real_rtmidi_port_or_clear_error():
-    """With an ALSA sequencer, a virtual rtmidi port pair reaches the sim; without one, a clear error."""
+    """With an ALSA sequencer, a virtual rtmidi port pair reaches the sim; without one, a clear
+    error."""
     if not os.path.exists("/dev/snd/seq"):
         with pytest.raises(TransportError, match="/dev/snd/seq"):
             open_transport("midi:anything", None)

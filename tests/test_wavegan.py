@@ -20,7 +20,16 @@ pytest.importorskip("torch")
 from miragen.corpus.synth import write_default_corpus  # noqa: E402
 from miragen.engines.base import Budget, EngineError, load_model  # noqa: E402
 
-FAST = ["--set", "eval_every=20", "--set", "eval_samples=32", "--set", "checkpoint_every=10", "--set", "threads=1"]
+FAST = [
+    "--set",
+    "eval_every=20",
+    "--set",
+    "eval_samples=32",
+    "--set",
+    "checkpoint_every=10",
+    "--set",
+    "threads=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +44,21 @@ def trained(corpus, tmp_path_factory):
     from conftest import run_cli
 
     model = tmp_path_factory.mktemp("m") / "model"
-    r = run_cli("train", "--engine", "wavegan", "--mode", "cycle", "--data", str(corpus), "--steps", "40", "-o", str(model), "--json", *FAST)
+    r = run_cli(
+        "train",
+        "--engine",
+        "wavegan",
+        "--mode",
+        "cycle",
+        "--data",
+        str(corpus),
+        "--steps",
+        "40",
+        "-o",
+        str(model),
+        "--json",
+        *FAST,
+    )
     assert r.returncode == 0, r.stderr.decode()
     assert b"step" in r.stderr  # progress lines on stderr
     return model, json.loads(r.stdout)
@@ -46,9 +69,24 @@ def test_train_then_generate_cli(trained, tmp_path, cli):
     assert summary["meta"]["steps"] == 40 and summary["engine"] == "wavegan"
     assert not (model / "checkpoint").exists()  # a finished run leaves no checkpoint behind
     header = json.loads((model / "model.json").read_text())
-    assert header["engine"] == "wavegan" and header["mode"] == "cycle" and len(header["classes"]) == 4
+    assert (
+        header["engine"] == "wavegan" and header["mode"] == "cycle" and len(header["classes"]) == 4
+    )
     cls = header["classes"][1]
-    r = cli("generate", str(model), "--class", cls, "-n", "3", "-o", str(tmp_path / "out"), "--seed", "7", "--gate", "on")
+    r = cli(
+        "generate",
+        str(model),
+        "--class",
+        cls,
+        "-n",
+        "3",
+        "-o",
+        str(tmp_path / "out"),
+        "--seed",
+        "7",
+        "--gate",
+        "on",
+    )
     pcm = sorted((tmp_path / "out").glob("*.pcm"))
     # the gate may keep fewer than asked from a 40-step model (exit 1), but what it writes is valid
     assert r.returncode in (0, 1), r.stderr.decode()
@@ -64,7 +102,9 @@ def test_gate_off_writes_every_candidate(trained, tmp_path, cli):
     r = cli("generate", str(model), "-n", "5", "-o", str(tmp_path), "--gate", "off", "--seed", "1")
     assert r.returncode == 0, r.stderr.decode()
     files = sorted(tmp_path.glob("*.pcm"))
-    assert len(files) == 5 and all(len(f.read_bytes()) == 256 and 0 not in f.read_bytes() for f in files)
+    assert len(files) == 5 and all(
+        len(f.read_bytes()) == 256 and 0 not in f.read_bytes() for f in files
+    )
 
 
 def test_samples_differ_from_training_and_each_other(trained, corpus):
@@ -74,9 +114,16 @@ def test_samples_differ_from_training_and_each_other(trained, corpus):
     m = load_model(model)
     cls = m.classes[0]
     gen = m.sample(16, cls, seed=3)
-    assert all(g.shape == (256,) and g.dtype == np.float32 and np.all(np.abs(g) <= 1.0 + 1e-6) for g in gen)
+    assert all(
+        g.shape == (256,) and g.dtype == np.float32 and np.all(np.abs(g) <= 1.0 + 1e-6) for g in gen
+    )
     train = load_dataset(corpus, "cycle").classes[cls]
-    dist = np.array([[np.min([np.abs(g - np.roll(t, s)).max() for s in range(0, 256, 8)]) for t in train] for g in gen])
+    dist = np.array(
+        [
+            [np.min([np.abs(g - np.roll(t, s)).max() for s in range(0, 256, 8)]) for t in train]
+            for g in gen
+        ]
+    )
     assert dist.min() > 0.02  # no generated cycle is a (rotated) training cycle
     assert np.std(np.stack(gen), axis=0).mean() > 1e-3  # not one output for every z
     again = m.sample(16, cls, seed=3)
@@ -103,7 +150,11 @@ def test_export_import_round_trip(trained, tmp_path, cli):
     with tarfile.open(bad, "w:gz") as tar:
         tar.add(model / "model.json", arcname="../evil.json")
     r = cli("model", "import", str(bad), "-o", str(tmp_path / "evil"))
-    assert r.returncode == 2 and not (tmp_path / "evil").exists() and not (tmp_path / "evil.json").exists()
+    assert (
+        r.returncode == 2
+        and not (tmp_path / "evil").exists()
+        and not (tmp_path / "evil.json").exists()
+    )
 
 
 def test_resume_after_kill9(corpus, tmp_path):
@@ -112,9 +163,29 @@ def test_resume_after_kill9(corpus, tmp_path):
     model = tmp_path / "model"
     ckpt = model / "checkpoint" / "wavegan-checkpoint.pt"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    args = [sys.executable, "-m", "miragen", "train", "--engine", "wavegan", "--data", str(corpus), "--class", "saw", "-o", str(model),
-            "--set", "eval_every=100000", "--set", "checkpoint_every=5", "--set", "threads=1"]
-    proc = subprocess.Popen(args + ["--steps", "100000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    args = [
+        sys.executable,
+        "-m",
+        "miragen",
+        "train",
+        "--engine",
+        "wavegan",
+        "--data",
+        str(corpus),
+        "--class",
+        "saw",
+        "-o",
+        str(model),
+        "--set",
+        "eval_every=100000",
+        "--set",
+        "checkpoint_every=5",
+        "--set",
+        "threads=1",
+    ]
+    proc = subprocess.Popen(
+        args + ["--steps", "100000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     try:
         deadline = time.monotonic() + 120
         while not ckpt.is_file() and time.monotonic() < deadline and proc.poll() is None:
@@ -126,7 +197,9 @@ def test_resume_after_kill9(corpus, tmp_path):
         proc.wait()
     step = int(torch.load(ckpt, map_location="cpu", weights_only=False)["step"])
     assert step >= 5 and step % 5 == 0
-    r = subprocess.run(args + ["--steps", str(step + 3), "--json"], capture_output=True, env=env, timeout=300)
+    r = subprocess.run(
+        args + ["--steps", str(step + 3), "--json"], capture_output=True, env=env, timeout=300
+    )
     assert r.returncode == 0, r.stderr.decode()
     assert f"resumed at step {step}".encode() in r.stderr
     assert json.loads(r.stdout)["meta"]["steps"] == step + 3
@@ -134,7 +207,7 @@ def test_resume_after_kill9(corpus, tmp_path):
 
 def test_oneshot_tiny(tmp_path, cli):
     from miragen.audio.io import write_wav_u8  # noqa: F401  (the audio core is what writes inputs)
-    from miragen.audio.mirage8 import to_mirage8, pad_to_pages
+    from miragen.audio.mirage8 import pad_to_pages, to_mirage8
 
     data = tmp_path / "hits"
     data.mkdir()
@@ -142,10 +215,28 @@ def test_oneshot_tiny(tmp_path, cli):
     for i in range(6):
         n = int(rng.integers(1500, 6000))
         t = np.arange(n)
-        x = np.sin(2 * np.pi * rng.uniform(80, 400) * t / 29411) * np.exp(-t / (n / 5)) + 0.1 * rng.standard_normal(n) * np.exp(-t / 300)
+        x = np.sin(2 * np.pi * rng.uniform(80, 400) * t / 29411) * np.exp(
+            -t / (n / 5)
+        ) + 0.1 * rng.standard_normal(n) * np.exp(-t / 300)
         (data / f"hit{i}.pcm").write_bytes(bytes(pad_to_pages(to_mirage8(x))))
     model = tmp_path / "m"
-    r = cli("train", "--mode", "oneshot", "--data", str(data), "--steps", "3", "-o", str(model), "--set", "oneshot_len=1024", "--set", "eval_every=1000", "--set", "threads=1")
+    r = cli(
+        "train",
+        "--mode",
+        "oneshot",
+        "--data",
+        str(data),
+        "--steps",
+        "3",
+        "-o",
+        str(model),
+        "--set",
+        "oneshot_len=1024",
+        "--set",
+        "eval_every=1000",
+        "--set",
+        "threads=1",
+    )
     assert r.returncode == 0, r.stderr.decode()
     m = load_model(model)
     waves = m.sample(3, seed=1)
@@ -167,7 +258,17 @@ def test_options_are_checked(tmp_path, cli):
         WaveGANEngine(recipe="nope")
     paper = resolve_options({"recipe": "wavegan-paper"})
     assert paper["loss"] == "wgan-gp" and paper["d_steps"] == 5 and paper["width"] == 64
-    r = cli("train", "--data", str(tmp_path), "--steps", "1", "-o", str(tmp_path / "m"), "--set", "bogus=1")
+    r = cli(
+        "train",
+        "--data",
+        str(tmp_path),
+        "--steps",
+        "1",
+        "-o",
+        str(tmp_path / "m"),
+        "--set",
+        "bogus=1",
+    )
     assert r.returncode == 2 and b"Traceback" not in r.stderr
 
 
@@ -176,7 +277,9 @@ def test_paper_recipe_trains(corpus, tmp_path):
     from miragen.engines.wavegan import WaveGANEngine
 
     ds = load_dataset(corpus, "cycle", only_class="pulse")
-    m = WaveGANEngine(recipe="wavegan-paper", width=8, batch=8, eval_every=1000, threads=1).fit(ds, Budget(steps=2), None, tmp_path / "ck")
+    m = WaveGANEngine(recipe="wavegan-paper", width=8, batch=8, eval_every=1000, threads=1).fit(
+        ds, Budget(steps=2), None, tmp_path / "ck"
+    )
     m.save(tmp_path / "m")
     assert load_model(tmp_path / "m").sample(2, seed=0)[0].shape == (256,)
 
@@ -184,7 +287,6 @@ def test_paper_recipe_trains(corpus, tmp_path):
 def test_cover_features_are_the_judges():
     """The coverage term measures distance in the judge's own feature space."""
     import torch
-
     from miragen.engines.wavegan.train import cover_features
     from miragen.judge.features import cycle_features
 
@@ -210,26 +312,36 @@ def test_snapshot_score_weighs_how_far_rules_miss():
     from miragen.judge.metrics import Check
 
     hair = Check("diversity", 0.89, 0.9, 0.9, "≥ 0.9", False)
-    mile = [Check("diversity", 0.5, 0.9, 0.9, "≥ 0.9", False), Check("recall", 0.2, 0.9, 0.72, "≥ 0.8 × H", False)]
+    mile = [
+        Check("diversity", 0.5, 0.9, 0.9, "≥ 0.9", False),
+        Check("recall", 0.2, 0.9, 0.72, "≥ 0.8 × H", False),
+    ]
     assert shortfall(hair) < sum(shortfall(c) for c in mile)
     assert shortfall(Check("ndb_k", 0.1, 0.0, 0.2, "≤ H + 0.1", True)) == 0.0
     assert shortfall(Check("ndb_k", 0.3, 0.0, 0.2, "≤ H + 0.1", False)) == pytest.approx(0.1)
-    assert shortfall(Check("frechet", 40.0, 10.0, 20.0, "≤ 2 × H", False)) == pytest.approx(np.log(2))
+    assert shortfall(Check("frechet", 40.0, 10.0, 20.0, "≤ 2 × H", False)) == pytest.approx(
+        np.log(2)
+    )
     # among passing snapshots, the one farthest from its nearest limit ranks first
-    assert margin(Check("diversity", 1.0, 0.9, 0.9, "≥ 0.9", True)) > margin(Check("diversity", 0.91, 0.9, 0.9, "≥ 0.9", True)) > 0
+    assert (
+        margin(Check("diversity", 1.0, 0.9, 0.9, "≥ 0.9", True))
+        > margin(Check("diversity", 0.91, 0.9, 0.9, "≥ 0.9", True))
+        > 0
+    )
     assert margin(Check("frechet", 10.0, 10.0, 20.0, "≤ 2 × H", True)) == pytest.approx(np.log(2))
 
 
 def test_coverage_latents_survive_resume(corpus, tmp_path):
     import torch
-
     from miragen.corpus.dataset import load_dataset
     from miragen.engines.wavegan import WaveGANEngine
 
     ds = load_dataset(corpus, "cycle", only_class="pulse")
     opts = dict(eval_every=1000, checkpoint_every=3, cover_every=2, threads=1, batch=8)
     WaveGANEngine(**opts).fit(ds, Budget(steps=3), None, tmp_path / "ck")
-    state = torch.load(tmp_path / "ck" / "wavegan-checkpoint.pt", map_location="cpu", weights_only=False)
+    state = torch.load(
+        tmp_path / "ck" / "wavegan-checkpoint.pt", map_location="cpu", weights_only=False
+    )
     z = state["cover_z"]
     assert z.shape == (len(ds.classes["pulse"]) - round(0.15 * len(ds.classes["pulse"])), 64)
     assert torch.isfinite(z).all()
@@ -239,21 +351,30 @@ def test_coverage_latents_survive_resume(corpus, tmp_path):
 
 def test_copy_and_spread_hinges():
     import torch
-
     from miragen.engines.wavegan.train import copy_hinge, spread_hinge
 
     real = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
     real_y = torch.tensor([0, 1])
     radius = torch.tensor([1.0, 1.0])
     # an exact copy of its own class's sound is pushed; the other class's sound does not count
-    assert copy_hinge(torch.tensor([[0.0, 0.0]]), torch.tensor([0]), real, real_y, radius).item() == pytest.approx(1.0)
-    assert copy_hinge(torch.tensor([[10.0, 0.0]]), torch.tensor([0]), real, real_y, radius).item() == 0.0
-    assert copy_hinge(torch.tensor([[0.0, 3.0]]), torch.tensor([0]), real, real_y, radius).item() == 0.0
+    assert copy_hinge(
+        torch.tensor([[0.0, 0.0]]), torch.tensor([0]), real, real_y, radius
+    ).item() == pytest.approx(1.0)
+    assert (
+        copy_hinge(torch.tensor([[10.0, 0.0]]), torch.tensor([0]), real, real_y, radius).item()
+        == 0.0
+    )
+    assert (
+        copy_hinge(torch.tensor([[0.0, 3.0]]), torch.tensor([0]), real, real_y, radius).item()
+        == 0.0
+    )
     target = torch.tensor([2.0, 2.0])
     y = torch.tensor([0, 0, 1])
     collapsed = torch.tensor([[0.0, 0.0], [0.0, 0.0], [5.0, 5.0]])
     spread = torch.tensor([[0.0, 0.0], [0.0, 3.0], [5.0, 5.0]])
-    assert spread_hinge(collapsed, y, target).item() == pytest.approx(1.0)  # (2 − 0) / 2, squared; only the same-class pair counts
+    assert spread_hinge(collapsed, y, target).item() == pytest.approx(
+        1.0
+    )  # (2 − 0) / 2, squared; only the same-class pair counts
     assert spread_hinge(spread, y, target).item() == 0.0
     # the gradient spreads a collapsed class apart
     x = collapsed.clone() + torch.tensor([[0.0, 0.0], [0.0, 0.1], [0.0, 0.0]])

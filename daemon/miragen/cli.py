@@ -41,10 +41,13 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="miragen",
-        description="Invent new sounds for the Ensoniq Mirage: convert, train, generate, judge, deliver.",
+        description="Invent new sounds for the Ensoniq Mirage: convert, train, generate, judge, "
+        "deliver.",
     )
     parser.add_argument("--version", action="version", version=f"miragen {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
@@ -59,8 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    level = (
+        logging.ERROR
+        if quiet
+        else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    )
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def error_object(exc: BaseException) -> dict:

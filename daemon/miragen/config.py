@@ -58,10 +58,14 @@ def _range(lo: float | None = None, hi: float | None = None) -> Callable[[Any], 
     return check
 
 
-TRANSPORT_KINDS = {"midi:": "midi:<port name part>", "serial:": "serial:<device or pyserial URL>",
-                   "raw:": "raw:/dev/snd/midiC*D*"}
-TRANSPORT_FORMS = ("'sim', 'midi:<port name part>', 'serial:<device or pyserial URL>' "
-                   "or 'raw:/dev/snd/midiC*D*'")
+TRANSPORT_KINDS = {
+    "midi:": "midi:<port name part>",
+    "serial:": "serial:<device or pyserial URL>",
+    "raw:": "raw:/dev/snd/midiC*D*",
+}
+TRANSPORT_FORMS = (
+    "'sim', 'midi:<port name part>', 'serial:<device or pyserial URL>' or 'raw:/dev/snd/midiC*D*'"
+)
 
 
 def _transport(v: str) -> str | None:
@@ -72,7 +76,7 @@ def _transport(v: str) -> str | None:
         return f"is empty; must be {TRANSPORT_FORMS}"
     for kind, form in TRANSPORT_KINDS.items():
         if spec.startswith(kind):
-            if not spec[len(kind):].strip():
+            if not spec[len(kind) :].strip():
                 what = "MIDI port" if kind == "midi:" else "device"
                 return f"{v!r} names no {what}; write {form}"
             return None
@@ -105,62 +109,168 @@ SOUNDS = ("lower1", "upper1", "lower2", "upper2", "lower3", "upper3")
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "paths": {
-        "state": Key(str, "/var/lib/miragen", "state folder: inbox/, requests/, rejected/, corpus/, models/, out/, miragen.db"),
-        "usb_stick": Key(str, "", "folder of a mounted Gotek USB stick; disk images and IMG.CFG are copied there (empty: off)"),
+        "state": Key(
+            str,
+            "/var/lib/miragen",
+            "state folder: inbox/, requests/, rejected/, corpus/, models/, out/, miragen.db",
+        ),
+        "usb_stick": Key(
+            str,
+            "",
+            "folder of a mounted Gotek USB stick; disk images and IMG.CFG are copied there "
+            "(empty: off)",
+        ),
     },
     "audio": {
-        "rate": Key(int, 29411, "target sample rate in Hz (Mirage default 1 MHz / 34)",
-                    _range(TARGET_RATE_MIN, TARGET_RATE_MAX)),
-        "raw_rate": Key(int, 29411, "rate assumed for headerless .pcm/.raw input",
-                        _range(SOURCE_RATE_MIN, SOURCE_RATE_MAX)),
-        "max_bytes": Key(int, 65536, "longest output in bytes; longer input is cut with a fade-out (or refused with strict)", _range(256, 65536)),
+        "rate": Key(
+            int,
+            29411,
+            "target sample rate in Hz (Mirage default 1 MHz / 34)",
+            _range(TARGET_RATE_MIN, TARGET_RATE_MAX),
+        ),
+        "raw_rate": Key(
+            int,
+            29411,
+            "rate assumed for headerless .pcm/.raw input",
+            _range(SOURCE_RATE_MIN, SOURCE_RATE_MAX),
+        ),
+        "max_bytes": Key(
+            int,
+            65536,
+            "longest output in bytes; longer input is cut with a fade-out (or refused with strict)",
+            _range(256, 65536),
+        ),
         "dither": Key(str, "tpdf", "dither when quantising to 8 bits", choices=("tpdf", "none")),
         "strict": Key(bool, False, "refuse input longer than max_bytes instead of cutting it"),
-        "max_input_mb": Key(int, 64, "refuse input files larger than this many MB", _range(1, 4096)),
+        "max_input_mb": Key(
+            int, 64, "refuse input files larger than this many MB", _range(1, 4096)
+        ),
         "fade_ms": Key(float, 10.0, "fade-out applied when cutting a long input", _range(0, 1000)),
     },
     "train": {
         "engine": Key(str, "wavegan", "generative engine", choices=("wavegan", "pygan")),
-        "mode": Key(str, "cycle", "what a class holds: single cycles or one-shots", choices=("cycle", "oneshot")),
+        "mode": Key(
+            str,
+            "cycle",
+            "what a class holds: single cycles or one-shots",
+            choices=("cycle", "oneshot"),
+        ),
         "seconds": Key(int, 300, "time budget per training run", _range(1, 7 * 86400)),
-        "device": Key(str, "auto", "torch device: auto (CUDA when present), cpu or cuda", choices=("auto", "cpu", "cuda")),
-        "debounce_s": Key(float, 30.0, "wait this long after new material before retraining a class", _range(0, 86400)),
+        "device": Key(
+            str,
+            "auto",
+            "torch device: auto (CUDA when present), cpu or cuda",
+            choices=("auto", "cpu", "cuda"),
+        ),
+        "debounce_s": Key(
+            float,
+            30.0,
+            "wait this long after new material before retraining a class",
+            _range(0, 86400),
+        ),
         "checkpoint_every": Key(int, 200, "write a checkpoint every N steps", _range(1, 10**7)),
         "threads": Key(int, 0, "CPU threads for torch (0: all cores)", _range(0, 256)),
     },
     "generate": {
         "count": Key(int, 4, "candidates written per request", _range(1, 64)),
-        "oversample": Key(int, 4, "draw this many times more candidates than asked, for the gate to choose from", _range(1, 64)),
+        "oversample": Key(
+            int,
+            4,
+            "draw this many times more candidates than asked, for the gate to choose from",
+            _range(1, 64),
+        ),
         "gate": Key(bool, True, "drop silent, duplicate and copied candidates"),
-        "copy_factor": Key(float, 0.5, "a candidate nearer to a training sample than this × the corpus's median nearest-neighbour distance is a copy", _range(0, 10)),
-        "duplicate_factor": Key(float, 0.25, "candidates nearer to each other than this × the same distance are duplicates", _range(0, 10)),
+        "copy_factor": Key(
+            float,
+            0.5,
+            "a candidate nearer to a training sample than this × the corpus's median "
+            "nearest-neighbour distance is a copy",
+            _range(0, 10),
+        ),
+        "duplicate_factor": Key(
+            float,
+            0.25,
+            "candidates nearer to each other than this × the same distance are duplicates",
+            _range(0, 10),
+        ),
     },
     "deliver": {
         "route": Key(str, "disk", "where generated sounds go", choices=("sysex", "disk", "both")),
-        "transport": Key(str, "sim", "SysEx transport: sim, midi:<port name part>, serial:<device or URL>, raw:/dev/snd/midiCxDy", _transport),
-        "template": Key(str, "", "disk image made on a real Mirage, used as the template for disk delivery (empty: the synthetic, non-booting template)"),
-        "sound": Key(str, "lower1", "sound of the disk image that receives deliveries", choices=SOUNDS),
+        "transport": Key(
+            str,
+            "sim",
+            "SysEx transport: sim, midi:<port name part>, serial:<device or URL>, "
+            "raw:/dev/snd/midiCxDy",
+            _transport,
+        ),
+        "template": Key(
+            str,
+            "",
+            "disk image made on a real Mirage, used as the template for disk delivery "
+            "(empty: the synthetic, non-booting template)",
+        ),
+        "sound": Key(
+            str, "lower1", "sound of the disk image that receives deliveries", choices=SOUNDS
+        ),
         "half": Key(str, "lower", "memory half for SysEx delivery", choices=("lower", "upper")),
         "wavesample": Key(int, 1, "wavesample number 1..8 that receives a delivery", _range(1, 8)),
         "baud": Key(int, 31250, "serial speed (MIDI is 31,250)", _range(300, 4_000_000)),
         "chunk_size": Key(int, 256, "bytes written per chunk when pacing a dump", _range(1, 65536)),
-        "chunk_gap_ms": Key(float, 0.0, "pause after each chunk (0: none beyond the wire speed)", _range(0, 10000)),
-        "tries": Key(int, 3, "attempts per dump (NAK or timeout → retry with backoff)", _range(1, 20)),
-        "ack_margin_s": Key(float, 2.0, "extra seconds beyond the wire time to wait for ACK/NAK", _range(0.1, 600)),
+        "chunk_gap_ms": Key(
+            float, 0.0, "pause after each chunk (0: none beyond the wire speed)", _range(0, 10000)
+        ),
+        "tries": Key(
+            int, 3, "attempts per dump (NAK or timeout → retry with backoff)", _range(1, 20)
+        ),
+        "ack_margin_s": Key(
+            float, 2.0, "extra seconds beyond the wire time to wait for ACK/NAK", _range(0.1, 600)
+        ),
         "verify": Key(bool, False, "read each delivered wavesample back and compare"),
-        "cycle_pages": Key(int, 8, "cycle mode, SysEx: a generated single cycle (one 256-byte page) is repeated to this many pages (disk: to the template wavesample's page range)", _range(1, 255)),
+        "cycle_pages": Key(
+            int,
+            8,
+            "cycle mode, SysEx: a generated single cycle (one 256-byte page) is repeated to this "
+            "many pages (disk: to the template wavesample's page range)",
+            _range(1, 255),
+        ),
     },
     "midi": {
-        "input": Key(str, "", "where triggers arrive: midi:<port name part>, serial:<device or URL>, raw:/dev/snd/midiCxDy (empty: no MIDI input)", _midi_input),
-        "max_message_bytes": Key(int, 4096, "longest SysEx accepted as a trigger; longer input is dropped", _range(16, 1 << 20)),
+        "input": Key(
+            str,
+            "",
+            "where triggers arrive: midi:<port name part>, serial:<device or URL>, "
+            "raw:/dev/snd/midiCxDy (empty: no MIDI input)",
+            _midi_input,
+        ),
+        "max_message_bytes": Key(
+            int,
+            4096,
+            "longest SysEx accepted as a trigger; longer input is dropped",
+            _range(16, 1 << 20),
+        ),
     },
     "daemon": {
-        "rescan_s": Key(float, 60.0, "full rescan of the inbox (catches missed events)", _range(1, 86400)),
-        "settle_s": Key(float, 1.0, "a dropped file must keep its size and mtime this long before ingest", _range(0, 3600)),
+        "rescan_s": Key(
+            float, 60.0, "full rescan of the inbox (catches missed events)", _range(1, 86400)
+        ),
+        "settle_s": Key(
+            float,
+            1.0,
+            "a dropped file must keep its size and mtime this long before ingest",
+            _range(0, 3600),
+        ),
         "max_file_mb": Key(int, 64, "files larger than this are rejected", _range(1, 4096)),
-        "watchdog_s": Key(float, 30.0, "systemd watchdog interval expected (WatchdogSec)", _range(1, 3600)),
+        "watchdog_s": Key(
+            float, 30.0, "systemd watchdog interval expected (WatchdogSec)", _range(1, 3600)
+        ),
         "polling": Key(bool, False, "use the polling observer (network shares)"),
-        "unsorted_min": Key(int, 16, "sounds dropped without a class (top of inbox/) are sorted into classes auto-1, auto-2, … by k-means once this many are waiting", _range(3, 100000)),
+        "unsorted_min": Key(
+            int,
+            16,
+            "sounds dropped without a class (top of inbox/) are sorted into classes auto-1, "
+            "auto-2, … by k-means once this many are waiting",
+            _range(3, 100000),
+        ),
     },
     "logging": {
         "level": Key(str, "INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -168,26 +278,47 @@ SCHEMA: dict[str, dict[str, Key]] = {
 }
 
 TRIGGER_SCHEMA: dict[str, Key] = {
-    "message": Key(str, "note_on", "MIDI message that fires", choices=("note_on", "program_change", "control_change", "sysex")),
+    "message": Key(
+        str,
+        "note_on",
+        "MIDI message that fires",
+        choices=("note_on", "program_change", "control_change", "sysex"),
+    ),
     "channel": Key(int, 0, "MIDI channel 1..16 (0: any)", _range(0, 16)),
     "note": Key(int, -1, "note number for note_on (-1: any)", _range(-1, 127)),
     "program": Key(int, -1, "program number for program_change (-1: any)", _range(-1, 127)),
     "control": Key(int, -1, "controller number for control_change (-1: any)", _range(-1, 127)),
     "value": Key(int, -1, "controller value for control_change (-1: any)", _range(-1, 127)),
-    "pattern": Key(str, "F0 7D * F7", "hex bytes of a SysEx message, * matches one byte", _hex_pattern),
+    "pattern": Key(
+        str, "F0 7D * F7", "hex bytes of a SysEx message, * matches one byte", _hex_pattern
+    ),
     "class": Key(str, "", "class to generate from (empty: the first class)"),
     "count": Key(int, 1, "candidates to make", _range(1, 64)),
     "half": Key(str, "lower", "memory half", choices=("lower", "upper")),
     "wavesample": Key(int, 1, "wavesample 1..8", _range(1, 8)),
-    "route": Key(str, "", "sysex, disk or both (empty: deliver.route)", choices=("", "sysex", "disk", "both")),
+    "route": Key(
+        str, "", "sysex, disk or both (empty: deliver.route)", choices=("", "sysex", "disk", "both")
+    ),
 }
 
 
 # A TOML value's type in words, with its article: "must be an integer (got a string '7')".
-_TYPE_WORDS = {bool: "a boolean (true or false)", int: "an integer", float: "a number",
-               str: "a string", list: "an array", dict: "a table"}
-_GOT_WORDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-              list: "an array", dict: "a table"}
+_TYPE_WORDS = {
+    bool: "a boolean (true or false)",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "a table",
+}
+_GOT_WORDS = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "a table",
+}
 
 
 def _type_words(t: type, table: dict[type, str]) -> str:
@@ -218,7 +349,9 @@ def _check_value(dotted: str, spec: Key, value: Any) -> str | None:
         got = _type_words(type(value), _GOT_WORDS)
         return f"{dotted}: must be {tname} (got {got}: {_shown(value)})"
     if spec.choices is not None and value not in spec.choices:
-        return f"{dotted}: must be one of {', '.join(repr(c) for c in spec.choices)} (got {value!r})"
+        return (
+            f"{dotted}: must be one of {', '.join(repr(c) for c in spec.choices)} (got {value!r})"
+        )
     if spec.check is not None:
         reason = spec.check(value)
         if reason:
@@ -250,7 +383,9 @@ def key_range(section: str, key: str) -> tuple[float | None, float | None]:
 
 def defaults() -> dict[str, Any]:
     """The effective configuration when no file is given."""
-    cfg: dict[str, Any] = {s: {k: copy.deepcopy(v.default) for k, v in keys.items()} for s, keys in SCHEMA.items()}
+    cfg: dict[str, Any] = {
+        s: {k: copy.deepcopy(v.default) for k, v in keys.items()} for s, keys in SCHEMA.items()
+    }
     cfg["trigger"] = []
     return cfg
 
@@ -287,8 +422,11 @@ def validate(data: dict[str, Any], source: str = "config") -> dict[str, Any]:
                 problems.append(f"{section}: unknown section{hint}")
             else:  # a key written above every [section]: say where it may belong
                 owners = [s for s, ks in SCHEMA.items() if section in ks]
-                hint = (f" (put it under [{owners[0]}])" if len(owners) == 1
-                        else _did_you_mean(section, SCHEMA))
+                hint = (
+                    f" (put it under [{owners[0]}])"
+                    if len(owners) == 1
+                    else _did_you_mean(section, SCHEMA)
+                )
                 problems.append(f"{section}: unknown key outside every [section]{hint}")
             continue
         if not isinstance(body, dict):
@@ -379,7 +517,10 @@ def render(cfg: dict[str, Any]) -> str:
     for section, keys in SCHEMA.items():
         lines.append(f"[{section}]")
         for key, spec in keys.items():
-            lines.append(f"# {spec.help}" + (f" ({' | '.join(map(str, spec.choices))})" if spec.choices else ""))
+            lines.append(
+                f"# {spec.help}"
+                + (f" ({' | '.join(map(str, spec.choices))})" if spec.choices else "")
+            )
             lines.append(f"{key} = {_toml_value(cfg[section][key])}")
         lines.append("")
     for trig in cfg.get("trigger", []):
@@ -395,8 +536,8 @@ def generate_default_text() -> str:
     example = (
         "# Example trigger: note C3 on channel 10 makes one new sound of class 'default'\n"
         "# and delivers it to wavesample 1 of the lower half.\n"
-        "# [[trigger]]\n# message = \"note_on\"\n# channel = 10\n# note = 48\n"
-        "# class = \"default\"\n# count = 1\n# half = \"lower\"\n# wavesample = 1\n"
+        '# [[trigger]]\n# message = "note_on"\n# channel = 10\n# note = 48\n'
+        '# class = "default"\n# count = 1\n# half = "lower"\n# wavesample = 1\n'
     )
     head = "# Miragen configuration (embedded default). Unknown keys are refused.\n\n"
     return head + render(defaults()) + "\n" + example

@@ -70,7 +70,9 @@ def open_regular(path: str | os.PathLike, *, what: str = "file") -> tuple[int, o
     return fd, st
 
 
-def read_regular(path: str | os.PathLike, *, max_bytes: int | None = None, what: str = "file") -> bytes:
+def read_regular(
+    path: str | os.PathLike, *, max_bytes: int | None = None, what: str = "file"
+) -> bytes:
     """The bytes of ``path`` if it is a regular file (:func:`open_regular`) of at most
     ``max_bytes`` bytes. Raises :class:`InputError` naming the file and the reason."""
     p = Path(path)
@@ -154,7 +156,11 @@ def check_output(
     """
     p, st = _stat_target(path, what)
     if st is not None and not stat.S_ISREG(st.st_mode):
-        extra = "; give a file name inside it" if stat.S_ISDIR(st.st_mode) else "; refusing to replace it"
+        extra = (
+            "; give a file name inside it"
+            if stat.S_ISDIR(st.st_mode)
+            else "; refusing to replace it"
+        )
         raise InputError(p, f"{what} exists and is {kind_of(st.st_mode)}{extra}")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.exists():
@@ -163,11 +169,17 @@ def check_output(
         raise InputError(p, f"{parent} is not a folder")
     for src in inputs:
         if src is not None and st is not None and same_file(p, src):
-            raise InputError(p, f"{what} is the input {src}; writing it would destroy the input (choose another {what})")
+            raise InputError(
+                p,
+                f"{what} is the input {src}; writing it would destroy the input "
+                f"(choose another {what})",
+            )
     return p
 
 
-def prepare_output_dir(path: str | os.PathLike, *, what: str = "output folder") -> tuple[Path, bool]:
+def prepare_output_dir(
+    path: str | os.PathLike, *, what: str = "output folder"
+) -> tuple[Path, bool]:
     """A folder to write into: refused when it exists as anything but a folder; created (with
     its parents) when missing. Returns (path, created) so the caller can say it was created."""
     p, st = _stat_target(path, what)
@@ -192,7 +204,9 @@ def refuse_special_target(path: Path) -> None:
     except OSError:
         return
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(path, f"exists and is {kind_of(st.st_mode)}; refusing to replace it with a file")
+        raise InputError(
+            path, f"exists and is {kind_of(st.st_mode)}; refusing to replace it with a file"
+        )
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) -> Path:

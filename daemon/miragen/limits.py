@@ -33,5 +33,7 @@ def target_rate_problem(rate: object) -> str | None:
 def source_rate_problem(rate: float) -> str | None:
     """Why ``rate`` is not a plausible source rate (from a header or --raw-rate), or None."""
     if not (rate >= SOURCE_RATE_MIN) or rate > SOURCE_RATE_MAX:
-        return f"sample rate {rate:g} Hz is out of range ({SOURCE_RATE_MIN:,}..{SOURCE_RATE_MAX:,} Hz)"
+        return (
+            f"sample rate {rate:g} Hz is out of range ({SOURCE_RATE_MIN:,}..{SOURCE_RATE_MAX:,} Hz)"
+        )
     return None

@@ -61,8 +61,16 @@ class Placed:
     warnings: list[str] = field(default_factory=list)
 
 
-def place(image: bytes, sound: str, number: int, data: bytes, *, cycle: bool = False,
-          allow_zero: bool = False, force: bool = False) -> Placed:
+def place(
+    image: bytes,
+    sound: str,
+    number: int,
+    data: bytes,
+    *,
+    cycle: bool = False,
+    allow_zero: bool = False,
+    force: bool = False,
+) -> Placed:
     """``data`` into wavesample ``number`` of ``sound``; a ``cycle`` fills the page range.
 
     Raises :class:`~miragen.errors.FormatError` when the wavesample is unused or the data does
@@ -71,13 +79,16 @@ def place(image: bytes, sound: str, number: int, data: bytes, *, cycle: bool = F
         ws = wavesample(image, sound, number)
         if ws.used and ws.length >= len(data):  # an unused wavesample: write_wavesample says so
             data = fill_with_cycle(data, ws.length)
-    image, report = disk.write_wavesample(image, sound, number, data, allow_zero=allow_zero,
-                                          force=force)
+    image, report = disk.write_wavesample(
+        image, sound, number, data, allow_zero=allow_zero, force=force
+    )
     tiled = max(1, report.get("written", len(data)) // max(1, len(data)))
     return Placed(image, report, tiled, list(report.get("warnings", [])))
 
 
-def publish(image: bytes, path: str | Path, *, img_cfg: bool = True, stick: str = "") -> dict[str, Any]:
+def publish(
+    image: bytes, path: str | Path, *, img_cfg: bool = True, stick: str = ""
+) -> dict[str, Any]:
     """Write ``image`` to ``path`` atomically (with ``IMG.CFG`` beside it when ``img_cfg``) and
     copy it to the USB ``stick`` folder when one is configured. Returns ``{"ok", "image",
     "usb_stick", "warnings", "error"}``; a stick that cannot be written is ``ok: False`` with
@@ -95,7 +106,8 @@ def publish(image: bytes, path: str | Path, *, img_cfg: bool = True, stick: str 
             elif IMG_CFG_SECTION not in cfg_path.read_text(encoding="utf-8", errors="replace"):
                 res["warnings"].append(
                     f"{cfg_path} exists without a {IMG_CFG_SECTION} section; FlashFloppy will not "
-                    "read the image (add the section from deploy/IMG.CFG)")
+                    "read the image (add the section from deploy/IMG.CFG)"
+                )
             res["usb_stick"] = str(copied)
         except (OSError, InputError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

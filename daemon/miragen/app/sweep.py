@@ -163,7 +163,11 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 def versions() -> dict[str, str]:
     from .. import __version__
 
-    out = {"miragen": __version__, "python": platform.python_version(), "platform": platform.platform()}
+    out = {
+        "miragen": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     for mod in ("numpy", "scipy", "sklearn", "torch", "pygan", "mxnet"):
         m = sys.modules.get(mod)
         if m is not None:
@@ -177,7 +181,9 @@ def _open_db(path: Path) -> sqlite3.Connection:
     return con
 
 
-def _write_candidates(waves: list[np.ndarray], folder: Path, stem: str, rate: int, mode: str, seed: int) -> list[Path]:
+def _write_candidates(
+    waves: list[np.ndarray], folder: Path, stem: str, rate: int, mode: str, seed: int
+) -> list[Path]:
     from ..audio.io import write_pcm
     from ..audio.mirage8 import prepare
 
@@ -225,10 +231,13 @@ def run_sweep(
 
     ds = load_dataset(data, mode)
     train, held = ds.split(train_fraction, seed)
-    small = [c for c in ds.class_names if len(held.classes[c]) < MIN_SET or len(train.classes[c]) < 5]
+    small = [
+        c for c in ds.class_names if len(held.classes[c]) < MIN_SET or len(train.classes[c]) < 5
+    ]
     if small:
         raise MiragenError(
-            f"{data}: class(es) {', '.join(small)} too small to judge (need ≥ 5 training and ≥ {MIN_SET} held-out sounds after the {train_fraction:.0%} split)"
+            f"{data}: class(es) {', '.join(small)} too small to judge (need ≥ 5 training and ≥ "
+            f"{MIN_SET} held-out sounds after the {train_fraction:.0%} split)"
         )
 
     out = Path(out)
@@ -237,27 +246,61 @@ def run_sweep(
     con = _open_db(db_path)
     with con:
         cur = con.execute(
-            "INSERT INTO sweeps (created, engine, data, mode, grid, fixed, seconds, count, seed, versions) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (time.time(), engine, str(data), mode, json.dumps(grid), json.dumps(fixed), float(seconds), count, seed, json.dumps(versions())),
+            "INSERT INTO sweeps (created, engine, data, mode, grid, fixed, seconds, count, seed, "
+            "versions) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                time.time(),
+                engine,
+                str(data),
+                mode,
+                json.dumps(grid),
+                json.dumps(fixed),
+                float(seconds),
+                count,
+                seed,
+                json.dumps(versions()),
+            ),
         )
         sweep_id = int(cur.lastrowid)
     runs: list[SweepRun] = []
     for params, opts in zip(points, option_sets):
         with con:
             cur = con.execute(
-                "INSERT INTO runs (sweep_id, folder, params, options, seed, status) VALUES (?,?,?,?,?,?)",
-                (sweep_id, "", json.dumps(params), json.dumps(opts, default=str), int(opts.get("seed", seed)), "pending"),
+                "INSERT INTO runs (sweep_id, folder, params, options, seed, status) VALUES "
+                "(?,?,?,?,?,?)",
+                (
+                    sweep_id,
+                    "",
+                    json.dumps(params),
+                    json.dumps(opts, default=str),
+                    int(opts.get("seed", seed)),
+                    "pending",
+                ),
             )
             run_id = int(cur.lastrowid)
             folder = out / f"run{run_id:03d}"
             con.execute("UPDATE runs SET folder=? WHERE id=?", (str(folder), run_id))
         run = SweepRun(run_id, folder, params, int(opts.get("seed", seed)))
         runs.append(run)
-        _one_run(run, cls_engine, opts, train, held, ds, seconds, count, mode, Budget, evaluate, contact_sheet)
+        _one_run(
+            run,
+            cls_engine,
+            opts,
+            train,
+            held,
+            ds,
+            seconds,
+            count,
+            mode,
+            Budget,
+            evaluate,
+            contact_sheet,
+        )
         with con:
             con.execute(
-                "UPDATE runs SET status=?, error=?, started=?, train_s=?, sample_s=?, eval_s=?, passed=?, failed=?, "
-                "failed_count=?, frechet_ratio=?, recall_ratio=?, metrics=? WHERE id=?",
+                "UPDATE runs SET status=?, error=?, started=?, train_s=?, sample_s=?, eval_s=?, "
+                "passed=?, failed=?, failed_count=?, frechet_ratio=?, recall_ratio=?, metrics=? "
+                "WHERE id=?",
                 (
                     run.status,
                     run.error,
@@ -280,7 +323,10 @@ def run_sweep(
     done = [r for r in runs if r.status == "done"]
     best = min(done, key=SweepRun.rank_key) if done else None
     with con:
-        con.execute("UPDATE sweeps SET best_run=?, versions=? WHERE id=?", (best.id if best else None, json.dumps(versions()), sweep_id))
+        con.execute(
+            "UPDATE sweeps SET best_run=?, versions=? WHERE id=?",
+            (best.id if best else None, json.dumps(versions()), sweep_id),
+        )
     con.close()
 
     tsv = out / "summary.tsv"
@@ -293,7 +339,20 @@ def run_sweep(
     return SweepResult(sweep_id, runs, best, db_path, png, tsv)
 
 
-def _one_run(run: SweepRun, cls_engine, opts, train, held, ds, seconds, count, mode, Budget, evaluate, contact_sheet) -> None:
+def _one_run(
+    run: SweepRun,
+    cls_engine,
+    opts,
+    train,
+    held,
+    ds,
+    seconds,
+    count,
+    mode,
+    Budget,
+    evaluate,
+    contact_sheet,
+) -> None:
     from ..engines.base import Progress
 
     run.folder.mkdir(parents=True, exist_ok=True)
@@ -304,7 +363,9 @@ def _one_run(run: SweepRun, cls_engine, opts, train, held, ds, seconds, count, m
 
     try:
         t0 = time.monotonic()
-        model = cls_engine(**opts).fit(train, Budget(seconds=seconds), progress, run.folder / "checkpoint")
+        model = cls_engine(**opts).fit(
+            train, Budget(seconds=seconds), progress, run.folder / "checkpoint"
+        )
         run.timings["train_s"] = time.monotonic() - t0
         model.save(run.folder / "model")
         t0 = time.monotonic()
@@ -333,14 +394,18 @@ def _one_run(run: SweepRun, cls_engine, opts, train, held, ds, seconds, count, m
         rh = rep.baseline["recall"]
         rr.append(rep.metrics["recall"] / rh if rh > 0 else 0.0)
         _write_candidates(waves, run.folder / c, "cand", ds.rate, mode, run.seed)
-        sheet_waves += [np.clip(np.nan_to_num(np.asarray(w, dtype=np.float64)), -1, 1) for w in waves]
+        sheet_waves += [
+            np.clip(np.nan_to_num(np.asarray(w, dtype=np.float64)), -1, 1) for w in waves
+        ]
         sheet_titles += [f"{c} #{i}" for i in range(len(waves))]
     run.timings["eval_s"] = time.monotonic() - t0
     run.frechet_ratio = float(np.mean(fr))
     run.recall_ratio = float(np.mean(rr))
     run.passed = not run.failed
     run.status = "done"
-    contact_sheet(sheet_waves, run.folder / "contact.png", titles=sheet_titles, cols=SUMMARY_COLS * 2)
+    contact_sheet(
+        sheet_waves, run.folder / "contact.png", titles=sheet_titles, cols=SUMMARY_COLS * 2
+    )
     doc = {
         "run": run.id,
         "params": run.params,
@@ -357,12 +422,26 @@ def _one_run(run: SweepRun, cls_engine, opts, train, held, ds, seconds, count, m
     atomic_write_text(run.folder / "report.json", json.dumps(doc, indent=2, default=str))
 
 
-_COLUMNS = ("run", "params", "status", "verdict", "failed", "novelty", "diversity", "precision", "recall", "frechet_ratio", "train_s")
+_COLUMNS = (
+    "run",
+    "params",
+    "status",
+    "verdict",
+    "failed",
+    "novelty",
+    "diversity",
+    "precision",
+    "recall",
+    "frechet_ratio",
+    "train_s",
+)
 
 
 def _row(run: SweepRun, best: SweepRun | None) -> list[str]:
     def mean_metric(name: str) -> str:
-        vals = [r["metrics"][name] for r in run.reports.values() if r["metrics"].get(name) is not None]
+        vals = [
+            r["metrics"][name] for r in run.reports.values() if r["metrics"].get(name) is not None
+        ]
         return f"{np.mean(vals):.3f}" if vals else "-"
 
     verdict = "-" if run.status != "done" else ("pass" if run.passed else "fail")
@@ -398,7 +477,9 @@ def summary_table(runs: list[SweepRun], best: SweepRun | None) -> str:
     return "\n".join(lines)
 
 
-def _summary_png(runs: list[SweepRun], best: SweepRun | None, path: Path, contact_sheet) -> Path | None:
+def _summary_png(
+    runs: list[SweepRun], best: SweepRun | None, path: Path, contact_sheet
+) -> Path | None:
     """One row per finished run: its first candidates, the first titled with the run's verdict."""
     from ..audio.io import read_audio
 

@@ -107,7 +107,9 @@ def _gray(img: np.ndarray) -> np.ndarray:
             a = a[:, :, :-1]
         a = a.astype(np.float64).mean(axis=2)
     if a.ndim != 2:
-        raise FormatError(f"a bitmap must be a 2-D grayscale (or colour) image, got shape {np.shape(img)}")
+        raise FormatError(
+            f"a bitmap must be a 2-D grayscale (or colour) image, got shape {np.shape(img)}"
+        )
     if a.shape[0] < 2 or a.shape[1] < 1:
         raise FormatError(f"bitmap of shape {a.shape} is too small")
     if a.dtype == np.bool_:
@@ -184,7 +186,9 @@ def _decode_robust(a: np.ndarray) -> np.ndarray:
     total = weights.sum(axis=0)
     valid = (col_max >= 0.25 * img_max) & (total > 0)
     rows_idx = np.arange(f.shape[0], dtype=np.float64)[:, None]
-    centroid = np.divide((weights * rows_idx).sum(axis=0), total, out=np.zeros_like(total), where=total > 0)
+    centroid = np.divide(
+        (weights * rows_idx).sum(axis=0), total, out=np.zeros_like(total), where=total > 0
+    )
     cols = np.arange(f.shape[1])
     if not valid.all():
         if valid.sum() == 0:
@@ -240,7 +244,9 @@ def wave_bytes(path: str, *, raw_rate: int = 29411) -> np.ndarray:
     from .io import read_audio
 
     audio = read_audio(path, raw_rate=raw_rate)
-    return np.clip(np.rint(audio.samples.astype(np.float64) * 128.0 + 128.0), 1, 255).astype(np.uint8)
+    return np.clip(np.rint(audio.samples.astype(np.float64) * 128.0 + 128.0), 1, 255).astype(
+        np.uint8
+    )
 
 
 def png_bytes(img: np.ndarray) -> bytes:

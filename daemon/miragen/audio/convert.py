@@ -64,9 +64,14 @@ def write_outputs(
     """Write ``stem``.pcm, ``stem``.wav and (unless ``png`` is False) ``stem``.png atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = [write_pcm(out / f"{stem}.pcm", prepared.data), write_wav_u8(out / f"{stem}.wav", prepared.data, rate)]
+    files = [
+        write_pcm(out / f"{stem}.pcm", prepared.data),
+        write_wav_u8(out / f"{stem}.wav", prepared.data, rate),
+    ]
     if png:
-        files.append(waveform_png(prepared.data, out / f"{stem}.png", title=_title(prepared, stem, rate)))
+        files.append(
+            waveform_png(prepared.data, out / f"{stem}.png", title=_title(prepared, stem, rate))
+        )
     return files
 
 
@@ -77,7 +82,9 @@ def _title(prepared: Prepared, stem: str, rate: int) -> str:
 def _output_blobs(prepared: Prepared, stem: str, rate: int, png: bool) -> list[tuple[str, bytes]]:
     blobs = [(f"{stem}.pcm", prepared.data), (f"{stem}.wav", wav_u8_bytes(prepared.data, rate))]
     if png:
-        blobs.append((f"{stem}.png", waveform_png_bytes(prepared.data, title=_title(prepared, stem, rate))))
+        blobs.append(
+            (f"{stem}.png", waveform_png_bytes(prepared.data, title=_title(prepared, stem, rate)))
+        )
     return blobs
 
 
@@ -101,7 +108,9 @@ class OutputWriter:
     thousand — the difference between ~60 and ~1,000 files/s on a busy disk.
     """
 
-    def __init__(self, out_dir: str | os.PathLike, rate: int, *, png: bool = True, batch: int = 256):
+    def __init__(
+        self, out_dir: str | os.PathLike, rate: int, *, png: bool = True, batch: int = 256
+    ):
         self.out = Path(out_dir)
         self.rate = int(rate)
         self.png = png

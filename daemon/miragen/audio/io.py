@@ -162,7 +162,10 @@ def _keep_frames(keep_seconds: float | None, keep_frames: int | None, rate: floa
 
 
 def _read_raw(
-    src: _Source, raw_rate: int, keep_seconds: float | None, keep_frames: int | None,
+    src: _Source,
+    raw_rate: int,
+    keep_seconds: float | None,
+    keep_frames: int | None,
     measure_all: bool,
 ) -> Audio:
     problem = source_rate_problem(raw_rate)
@@ -195,7 +198,9 @@ def _raw_range(src: _Source) -> tuple[float, float]:
 
 
 def scan_audio(
-    path: str | os.PathLike, *, raw_rate: int = DEFAULT_RAW_RATE,
+    path: str | os.PathLike,
+    *,
+    raw_rate: int = DEFAULT_RAW_RATE,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> Audio:
     """Check and measure a whole file without keeping it: rate, channels, format, length
@@ -264,7 +269,9 @@ def _check_values(p: Path, h: _Header) -> None:
         raise InputError(p, f"bad {h.format.upper()} header: it says {h.channels} channels")
     if h.channels > MAX_CHANNELS:
         raise InputError(
-            p, f"bad {h.format.upper()} header: it says {h.channels} channels (at most {MAX_CHANNELS})"
+            p,
+            f"bad {h.format.upper()} header: it says {h.channels} channels "
+            f"(at most {MAX_CHANNELS})",
         )
     problem = source_rate_problem(h.rate)
     if problem:
@@ -371,8 +378,18 @@ def _extended_to_float(b: bytes) -> float:
 
 
 _AIFF_PLAIN = (
-    b"NONE", b"twos", b"sowt", b"raw ", b"fl32", b"FL32", b"fl64", b"FL64", b"in24", b"in32",
-    b"42ni", b"23ni",
+    b"NONE",
+    b"twos",
+    b"sowt",
+    b"raw ",
+    b"fl32",
+    b"FL32",
+    b"fl64",
+    b"FL64",
+    b"in24",
+    b"in32",
+    b"42ni",
+    b"23ni",
 )
 
 
@@ -470,8 +487,12 @@ _UNKNOWN_FRAMES = 2**63 - 1  # what libsndfile reports for a stream of unknown l
 
 
 def _decode(
-    src: _Source, h: _Header, max_samples: int, keep_seconds: float | None,
-    keep_frames: int | None = None, measure_all: bool = False,
+    src: _Source,
+    h: _Header,
+    max_samples: int,
+    keep_seconds: float | None,
+    keep_frames: int | None = None,
+    measure_all: bool = False,
 ) -> Audio:
     """Decode in blocks, mixing each down to mono; refuse more than ``max_samples`` samples
     (frames × channels), so neither a lying header (a FLAC claiming 2^36 samples) nor a
@@ -525,7 +546,8 @@ def _decode(
         raise InputError(p, "no audio: the file holds 0 samples")
     if h.frames is not None and counted == total and total < h.frames:
         raise InputError(
-            p, f"truncated: the header announces {h.frames} frames but only {total} could be decoded"
+            p,
+            f"truncated: the header announces {h.frames} frames but only {total} could be decoded",
         )
     x = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
     if not np.all(np.isfinite(x)):
@@ -534,7 +556,11 @@ def _decode(
     if peak > 1.0:  # float files may exceed full scale; keep the promise of [-1, 1]
         x = x / np.float32(peak)
     a = Audio(
-        np.ascontiguousarray(x, dtype=np.float32), int(rate), str(p), int(channels), h.format,
+        np.ascontiguousarray(x, dtype=np.float32),
+        int(rate),
+        str(p),
+        int(channels),
+        h.format,
         total_frames=max(total, len(x)),
     )
     if measure_all and lo <= hi:

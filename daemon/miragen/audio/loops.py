@@ -52,10 +52,16 @@ class LoopPoints:
 
 def find_loop(u8: bytes | np.ndarray) -> LoopPoints:
     """Loop points for Mirage wave data (whole pages, as :func:`mirage8.prepare` gives)."""
-    a = np.frombuffer(bytes(u8), dtype=np.uint8) if not isinstance(u8, np.ndarray) else np.asarray(u8, dtype=np.uint8)
+    a = (
+        np.frombuffer(bytes(u8), dtype=np.uint8)
+        if not isinstance(u8, np.ndarray)
+        else np.asarray(u8, dtype=np.uint8)
+    )
     n = len(a)
     if n == 0 or n % PAGE:
-        raise FormatError(f"wave data is {n} bytes, not a whole number of 256-byte pages (at least one)")
+        raise FormatError(
+            f"wave data is {n} bytes, not a whole number of 256-byte pages (at least one)"
+        )
     pages = n // PAGE
     last = pages - 1
     if pages == 1:
@@ -76,7 +82,9 @@ def find_loop(u8: bytes | np.ndarray) -> LoopPoints:
     max_start = (content - PAGE) // PAGE  # leaves at least one page of loop
     first = 0 if content <= 4 * PAGE else max(1, (content // PAGE) // 2)
     first = min(first, max_start)
-    starts = np.unique(np.linspace(first, max_start, min(MAX_START_CANDIDATES, max_start - first + 1)).astype(int))
+    starts = np.unique(
+        np.linspace(first, max_start, min(MAX_START_CANDIDATES, max_start - first + 1)).astype(int)
+    )
     best: tuple[float, int, int] | None = None
     for L in starts.tolist():
         s = L * PAGE
@@ -108,12 +116,20 @@ def tile_cycle(cycle: bytes | np.ndarray, length: int) -> bytes:
     wavesample plays the cycle for its whole length and a loop over any whole number of cycles
     is seamless. ``length`` must be a whole multiple of the cycle's length.
     """
-    a = bytes(cycle) if not isinstance(cycle, np.ndarray) else np.asarray(cycle, dtype=np.uint8).tobytes()
+    a = (
+        bytes(cycle)
+        if not isinstance(cycle, np.ndarray)
+        else np.asarray(cycle, dtype=np.uint8).tobytes()
+    )
     n = len(a)
     if n == 0 or n % PAGE:
-        raise FormatError(f"cycle is {n} bytes, not a whole number of 256-byte pages (at least one)")
+        raise FormatError(
+            f"cycle is {n} bytes, not a whole number of 256-byte pages (at least one)"
+        )
     if length < n or length % n:
-        raise FormatError(f"cannot tile a {n}-byte cycle to {length} bytes: not a whole multiple of the cycle")
+        raise FormatError(
+            f"cannot tile a {n}-byte cycle to {length} bytes: not a whole multiple of the cycle"
+        )
     return a * (length // n)
 
 

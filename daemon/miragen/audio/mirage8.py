@@ -54,7 +54,9 @@ def _tpdf(n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.random(n) - rng.random(n)  # triangular on (−1, 1) LSB
 
 
-def to_mirage8(x: np.ndarray, *, dither: str = "tpdf", rng: np.random.Generator | None = None) -> np.ndarray:
+def to_mirage8(
+    x: np.ndarray, *, dither: str = "tpdf", rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Quantise float samples to Mirage 8-bit: DC removed, peak-normalised, values 1..255.
 
     No padding. A (near) silent input (peak < :data:`SILENCE_PEAK` after DC removal) gives a
@@ -87,7 +89,11 @@ def to_mirage8(x: np.ndarray, *, dither: str = "tpdf", rng: np.random.Generator 
 
 def pad_to_pages(u8: np.ndarray | bytes) -> np.ndarray:
     """Pad to a whole number of 256-byte pages with 0x80 (the centre line)."""
-    a = np.frombuffer(u8, dtype=np.uint8) if isinstance(u8, (bytes, bytearray, memoryview)) else np.asarray(u8, dtype=np.uint8)
+    a = (
+        np.frombuffer(u8, dtype=np.uint8)
+        if isinstance(u8, (bytes, bytearray, memoryview))
+        else np.asarray(u8, dtype=np.uint8)
+    )
     rest = (-len(a)) % PAGE
     if rest == 0:
         return a.copy()
@@ -110,7 +116,10 @@ def check_mirage8(data: bytes, *, max_bytes: int = MAX_WAVESAMPLE_BYTES) -> None
     a = np.frombuffer(bytes(data), dtype=np.uint8)
     zeros = np.flatnonzero(a == 0)
     if len(zeros):
-        raise FormatError(f"wave data holds {len(zeros)} 0x00 byte(s) (the Mirage stops on 0x00)", offset=int(zeros[0]))
+        raise FormatError(
+            f"wave data holds {len(zeros)} 0x00 byte(s) (the Mirage stops on 0x00)",
+            offset=int(zeros[0]),
+        )
 
 
 def _fade_out(x: np.ndarray, rate: int, fade_ms: float) -> np.ndarray:

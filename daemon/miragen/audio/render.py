@@ -106,7 +106,9 @@ def waveform_png_bytes(wave: np.ndarray | bytes, *, title: str | None = None) ->
     return _png_bytes(_with_title(draw(wave), title))
 
 
-def waveform_png(wave: np.ndarray | bytes, path: str | os.PathLike, *, title: str | None = None) -> Path:
+def waveform_png(
+    wave: np.ndarray | bytes, path: str | os.PathLike, *, title: str | None = None
+) -> Path:
     """Write a picture of ``wave`` (uint8 bytes/array, or floats in [-1, 1]) to ``path``."""
     return atomic_write_bytes(path, waveform_png_bytes(wave, title=title))
 
@@ -128,9 +130,13 @@ def contact_sheet(
     ch = CELL_H + TITLE_H
     sheet = np.full((rows * ch + 1, min(cols, n) * CELL_W + 1), GRID, dtype=np.uint8)
     for i, w in enumerate(waves):
-        cell = _with_title(draw(w, CELL_W - 1, CELL_H - 1), titles[i] if titles is not None else None)
+        cell = _with_title(
+            draw(w, CELL_W - 1, CELL_H - 1), titles[i] if titles is not None else None
+        )
         if titles is None:
             cell = np.vstack([np.full((TITLE_H, CELL_W - 1), GROUND, dtype=np.uint8), cell])
         r, c = divmod(i, cols)
-        sheet[r * ch + 1 : r * ch + 1 + cell.shape[0], c * CELL_W + 1 : c * CELL_W + 1 + cell.shape[1]] = cell
+        sheet[
+            r * ch + 1 : r * ch + 1 + cell.shape[0], c * CELL_W + 1 : c * CELL_W + 1 + cell.shape[1]
+        ] = cell
     return atomic_write_bytes(path, _png_bytes(sheet))

@@ -43,7 +43,8 @@ def ratio(src_rate: int, dst_rate: int) -> tuple[int, int]:
 
 @lru_cache(maxsize=64)
 def _design(up: int, down: int) -> tuple[np.ndarray, int]:
-    """The polyphase filter (gain ``up``, zero-padded in front as resample_poly does) and its pad."""
+    """The polyphase filter (gain ``up``, zero-padded in front as resample_poly does) and its
+    pad."""
     from scipy.signal import firwin
 
     max_rate = max(up, down)

@@ -32,8 +32,9 @@ def _allowed(lo: float | None, hi: float | None, unit: str) -> str:
     return ""
 
 
-def int_range(lo: int | None = None, hi: int | None = None, *,
-              unit: str = "") -> Callable[[str], int]:
+def int_range(
+    lo: int | None = None, hi: int | None = None, *, unit: str = ""
+) -> Callable[[str], int]:
     """A ``type=`` for whole numbers in ``lo..hi`` (either end may be open)."""
     want = f"must be a whole number {_allowed(lo, hi, unit)}".rstrip()
 
@@ -50,8 +51,9 @@ def int_range(lo: int | None = None, hi: int | None = None, *,
     return parse
 
 
-def float_range(lo: float | None = None, hi: float | None = None, *, unit: str = "",
-                lo_open: bool = False) -> Callable[[str], float]:
+def float_range(
+    lo: float | None = None, hi: float | None = None, *, unit: str = "", lo_open: bool = False
+) -> Callable[[str], float]:
     """A ``type=`` for finite numbers in ``lo..hi``; ``lo_open``: ``lo`` itself is refused
     (for durations that must be more than 0)."""
     if lo_open and lo is not None:

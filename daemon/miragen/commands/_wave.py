@@ -49,10 +49,13 @@ def read_file(path: str | Path, *, max_bytes: int | None = None, what: str = "fi
 
 def add_keep_bytes_option(p: argparse.ArgumentParser) -> None:
     """``--keep-bytes``, for commands that write disk images."""
-    p.add_argument("--keep-bytes", action="store_true",
-                   help="take .pcm/.raw inputs byte for byte as they are, 0x00 bytes included "
-                        "(the Mirage stops a voice on 0x00: a warning says where there are some); "
-                        "nothing is resampled, normalised, dithered or cut")
+    p.add_argument(
+        "--keep-bytes",
+        action="store_true",
+        help="take .pcm/.raw inputs byte for byte as they are, 0x00 bytes included "
+        "(the Mirage stops a voice on 0x00: a warning says where there are some); "
+        "nothing is resampled, normalised, dithered or cut",
+    )
 
 
 # --------------------------------------------------------------------------- sidecars
@@ -124,8 +127,10 @@ def zero_warning(wave: Wave, sound: str, number: int | None) -> str | None:
     if not wave.zeros or same_place(wave.origin, sound, number):
         return None
     why = f"as extracted from {origin_text(wave.origin)}" if wave.origin else "--keep-bytes"
-    return (f"{wave.source}: {wave.zeros:,} 0x00 byte(s) written as they are ({why}); the Mirage "
-            "stops a voice on 0x00, so the sound may end early there")
+    return (
+        f"{wave.source}: {wave.zeros:,} 0x00 byte(s) written as they are ({why}); the Mirage "
+        "stops a voice on 0x00, so the sound may end early there"
+    )
 
 
 def _conversion_text(args: argparse.Namespace, cut: bool) -> str:
@@ -141,14 +146,38 @@ def _byte_for_byte_text(origin: dict[str, Any] | None) -> str:
 def add_convert_options(p: argparse.ArgumentParser) -> None:
     from ._args import source_rate, target_rate
 
-    p.add_argument("--rate", type=target_rate(), default=29411, metavar="HZ",
-                   help="target sample rate in Hz, 4,000..50,000 (default 29411 = 1 MHz / 34)")
-    p.add_argument("--raw-rate", type=source_rate(), default=29411, metavar="HZ",
-                   help="rate of headerless .pcm/.raw inputs that need converting, "
-                        "1,000..1,000,000 (default 29411)")
-    p.add_argument("--dither", default="tpdf", choices=("tpdf", "none"), help="dither when quantising to 8 bits (default tpdf)")
-    p.add_argument("--cut", action="store_true", help="cut inputs that are too long (with a fade-out) instead of refusing them")
-    p.add_argument("--convert-pcm", action="store_true", help="convert .pcm/.raw inputs too (default: a .pcm with no 0x00 byte that fits is taken byte for byte)")
+    p.add_argument(
+        "--rate",
+        type=target_rate(),
+        default=29411,
+        metavar="HZ",
+        help="target sample rate in Hz, 4,000..50,000 (default 29411 = 1 MHz / 34)",
+    )
+    p.add_argument(
+        "--raw-rate",
+        type=source_rate(),
+        default=29411,
+        metavar="HZ",
+        help="rate of headerless .pcm/.raw inputs that need converting, "
+        "1,000..1,000,000 (default 29411)",
+    )
+    p.add_argument(
+        "--dither",
+        default="tpdf",
+        choices=("tpdf", "none"),
+        help="dither when quantising to 8 bits (default tpdf)",
+    )
+    p.add_argument(
+        "--cut",
+        action="store_true",
+        help="cut inputs that are too long (with a fade-out) instead of refusing them",
+    )
+    p.add_argument(
+        "--convert-pcm",
+        action="store_true",
+        help="convert .pcm/.raw inputs too (default: a .pcm with no 0x00 byte that fits is taken "
+        "byte for byte)",
+    )
 
 
 def _raw_input(
@@ -163,8 +192,11 @@ def _raw_input(
     origin = extracted_origin(p, raw)
     as_is = keep or not zeros or (origin is not None and keep_zero)
     if as_is and zeros and not keep_zero:
-        raise InputError(p, f"holds {zeros:,} 0x00 byte(s); the Mirage stops a voice on 0x00 and "
-                            "they are never sent (drop --keep-bytes to convert the file)")
+        raise InputError(
+            p,
+            f"holds {zeros:,} 0x00 byte(s); the Mirage stops a voice on 0x00 and "
+            "they are never sent (drop --keep-bytes to convert the file)",
+        )
     return raw, zeros, origin, as_is
 
 
@@ -195,10 +227,14 @@ def load_wave(
     if _is_raw(p, args):
         raw, zeros, origin, as_is = _raw_input(p, args, keep_zero=keep_zero)
         if len(raw) > max_bytes and (getattr(args, "keep_bytes", False) or not args.cut):
-            extra = ("--keep-bytes cuts nothing; without it, --cut converts the file and cuts it"
-                     if getattr(args, "keep_bytes", False) else too_long_hint)
-            raise InputError(p, f"{len(raw):,} bytes do not fit the {max_bytes:,} bytes "
-                                f"available; {extra}")
+            extra = (
+                "--keep-bytes cuts nothing; without it, --cut converts the file and cuts it"
+                if getattr(args, "keep_bytes", False)
+                else too_long_hint
+            )
+            raise InputError(
+                p, f"{len(raw):,} bytes do not fit the {max_bytes:,} bytes available; {extra}"
+            )
         if as_is and len(raw) <= max_bytes:
             how = _byte_for_byte_text(origin)
             return Wave(raw, str(p), False, [], how, zeros if keep_zero else 0, origin)
@@ -248,9 +284,12 @@ def load_cycle(
             how = _byte_for_byte_text(origin) + ", tiled"
             return Wave(raw, str(p), False, [], how, zeros if keep_zero else 0, origin)
         if as_is and getattr(args, "keep_bytes", False):
-            raise InputError(p, f"--tile-cycle --keep-bytes: {len(raw):,} bytes are not whole "
-                                f"256-byte pages of at most {max_bytes:,} bytes; drop --keep-bytes "
-                                "to resample the cycle to whole pages")
+            raise InputError(
+                p,
+                f"--tile-cycle --keep-bytes: {len(raw):,} bytes are not whole "
+                f"256-byte pages of at most {max_bytes:,} bytes; drop --keep-bytes "
+                "to resample the cycle to whole pages",
+            )
         if as_is:  # Mirage 8-bit already, at the target rate, but not whole pages
             x = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
             rate = args.rate
@@ -264,6 +303,8 @@ def load_cycle(
     except FormatError as exc:
         raise InputError(p, f"--tile-cycle: {exc}") from None
     dither = "dithered" if args.dither == "tpdf" else "not dithered"
-    how = (f"converted as one cycle ({what}) to {len(data) // PAGE} page(s) at {args.rate:,} Hz "
-           f"(resampled periodically, normalised, {dither}), tiled")
+    how = (
+        f"converted as one cycle ({what}) to {len(data) // PAGE} page(s) at {args.rate:,} Hz "
+        f"(resampled periodically, normalised, {dither}), tiled"
+    )
     return Wave(data, str(p), True, [], how)

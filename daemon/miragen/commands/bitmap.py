@@ -21,8 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     enc.add_argument("input", metavar="IN.pcm")
     enc.add_argument("output", metavar="OUT.png")
-    enc.add_argument("--size", type=int_range(2, 4096, unit="pixels"), default=256,
-                     help="picture size in pixels, 2..4096 (default 256)")
+    enc.add_argument(
+        "--size",
+        type=int_range(2, 4096, unit="pixels"),
+        default=256,
+        help="picture size in pixels, 2..4096 (default 256)",
+    )
     enc.set_defaults(func=_encode)
     dec = bsub.add_parser(
         "decode",
@@ -33,9 +37,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     dec.add_argument("input", metavar="IN.png")
     dec.add_argument("output", metavar="OUT.pcm")
-    dec.add_argument("--length", type=int_range(1, 1 << 20), metavar="N",
-                     help="samples to write, 1..1,048,576 (default: one per column)")
-    dec.add_argument("--interp", choices=("linear", "cubic"), default="linear", help="interpolation to --length (default linear)")
+    dec.add_argument(
+        "--length",
+        type=int_range(1, 1 << 20),
+        metavar="N",
+        help="samples to write, 1..1,048,576 (default: one per column)",
+    )
+    dec.add_argument(
+        "--interp",
+        choices=("linear", "cubic"),
+        default="linear",
+        help="interpolation to --length (default linear)",
+    )
     dec.set_defaults(func=_decode)
 
 
@@ -58,7 +71,10 @@ def _decode(args: argparse.Namespace) -> int:
     from ..errors import FormatError, InputError
 
     if args.length is not None and not 1 <= args.length <= 1 << 20:
-        print(f"miragen: error: --length {args.length}: must be between 1 and {1 << 20}", file=sys.stderr)
+        print(
+            f"miragen: error: --length {args.length}: must be between 1 and {1 << 20}",
+            file=sys.stderr,
+        )
         return 2
     img = bitmap.read_image(args.input)
     try:

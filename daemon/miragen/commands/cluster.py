@@ -16,16 +16,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cluster",
         help="group unlabeled sounds into classes (k-means on the judge's features)",
         description="Group the sounds of DIR into classes. With -o the files are COPIED into class "
-        "folders OUT/class01, OUT/class02, … (largest class first); without it the labels are printed. "
-        "Nothing in DIR is moved or deleted.",
+        "folders OUT/class01, OUT/class02, … (largest class first); without it the labels are "
+        "printed. Nothing in DIR is moved or deleted.",
     )
     p.add_argument("dir", metavar="DIR", help="folder of sounds")
-    p.add_argument("--k", default="auto", metavar="auto|N", help="number of classes, or 'auto' (best silhouette, 2..12)")
-    p.add_argument("-o", "--out", metavar="OUT", help="write class folders of copies here (must be empty or new)")
-    p.add_argument("--kind", default="auto", choices=("auto", "cycle", "oneshot"), help="auto: cycles when every file has ≤ 2048 samples")
+    p.add_argument(
+        "--k",
+        default="auto",
+        metavar="auto|N",
+        help="number of classes, or 'auto' (best silhouette, 2..12)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        metavar="OUT",
+        help="write class folders of copies here (must be empty or new)",
+    )
+    p.add_argument(
+        "--kind",
+        default="auto",
+        choices=("auto", "cycle", "oneshot"),
+        help="auto: cycles when every file has ≤ 2048 samples",
+    )
     p.add_argument("--recursive", action="store_true", help="include subfolders of DIR")
-    p.add_argument("--raw-rate", type=source_rate(), default=29411, metavar="HZ",
-                   help="rate of headerless .pcm files, 1,000..1,000,000")
+    p.add_argument(
+        "--raw-rate",
+        type=source_rate(),
+        default=29411,
+        metavar="HZ",
+        help="rate of headerless .pcm files, 1,000..1,000,000",
+    )
     p.add_argument("--seed", type=seed(), default=0, help="seed of k-means (0..4,294,967,295)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cluster)
@@ -43,7 +63,10 @@ def _cluster(args: argparse.Namespace) -> int:
     k = parse_k(args.k)
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise MiragenError(f"{out}: output folder exists and is not empty (class folders are only written into an empty or new folder)")
+        raise MiragenError(
+            f"{out}: output folder exists and is not empty "
+            "(class folders are only written into an empty or new folder)"
+        )
     items = read_folder(args.dir, raw_rate=args.raw_rate, recursive=args.recursive)
     kind = guess_kind([len(x) for _, x, _ in items]) if args.kind == "auto" else args.kind
     waves = [to_kind(x, r, kind) for _, x, r in items]
@@ -68,7 +91,8 @@ def _cluster(args: argparse.Namespace) -> int:
             "silhouette": res.silhouette,
             "scores": {str(kk): v for kk, v in res.scores.items()},
             "files": [
-                {"path": str(p), "class": class_name(int(label))} for (p, _, _), label in zip(items, res.labels)
+                {"path": str(p), "class": class_name(int(label))}
+                for (p, _, _), label in zip(items, res.labels)
             ],
             "out": str(out) if out else None,
         }

@@ -14,10 +14,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     csub = p.add_subparsers(dest="config_command", metavar="ACTION")
     csub.required = True
     show = csub.add_parser("show", help="print the effective configuration as TOML")
-    show.add_argument("--config", metavar="FILE", help="configuration file (default: $MIRAGEN_CONFIG, /etc/miragen/miragen.toml, or the embedded default)")
-    show.add_argument("--default", action="store_true", help="print the embedded default file, with its comments")
+    show.add_argument(
+        "--config",
+        metavar="FILE",
+        help="configuration file (default: $MIRAGEN_CONFIG, /etc/miragen/miragen.toml, or the "
+        "embedded default)",
+    )
+    show.add_argument(
+        "--default", action="store_true", help="print the embedded default file, with its comments"
+    )
     show.set_defaults(func=_show)
-    check = csub.add_parser("check", help="check a configuration file; lists every unknown key and bad value")
+    check = csub.add_parser(
+        "check", help="check a configuration file; lists every unknown key and bad value"
+    )
     check.add_argument("file", metavar="FILE")
     check.set_defaults(func=_check)
 

@@ -20,16 +20,34 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
-    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created when missing)")
+    p.add_argument(
+        "-o", "--out", required=True, metavar="DIR", help="output folder (created when missing)"
+    )
     from ._args import config_int, target_rate
 
-    p.add_argument("--rate", type=target_rate(), metavar="HZ",
-                   help="target sample rate, 4,000..50,000 (default: config [audio] rate, 29411)")
-    p.add_argument("--max-bytes", type=config_int("audio", "max_bytes", unit="bytes"), metavar="N",
-                   help="longest output in bytes, 256..65,536 "
-                        "(default: config [audio] max_bytes, 65536)")
-    p.add_argument("--dither", choices=("tpdf", "none"), help="dither when quantising (default: config [audio] dither)")
-    p.add_argument("--strict", action="store_true", default=None, help="refuse inputs longer than --max-bytes instead of cutting them")
+    p.add_argument(
+        "--rate",
+        type=target_rate(),
+        metavar="HZ",
+        help="target sample rate, 4,000..50,000 (default: config [audio] rate, 29411)",
+    )
+    p.add_argument(
+        "--max-bytes",
+        type=config_int("audio", "max_bytes", unit="bytes"),
+        metavar="N",
+        help="longest output in bytes, 256..65,536 (default: config [audio] max_bytes, 65536)",
+    )
+    p.add_argument(
+        "--dither",
+        choices=("tpdf", "none"),
+        help="dither when quantising (default: config [audio] dither)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        default=None,
+        help="refuse inputs longer than --max-bytes instead of cutting them",
+    )
     p.add_argument("--config", metavar="FILE", help="configuration file")
     p.set_defaults(func=_convert)
 
@@ -51,11 +69,16 @@ def _convert(args: argparse.Namespace) -> int:
         print(f"miragen: note: created the output folder {out}", file=sys.stderr)
     writer = OutputWriter(out, rate)  # atomic files, one filesystem flush per batch
     try:
-        failed = _run(args, audio, writer, rate=rate, max_bytes=max_bytes, dither=dither, strict=strict)
+        failed = _run(
+            args, audio, writer, rate=rate, max_bytes=max_bytes, dither=dither, strict=strict
+        )
         writer.close()
     except OSError as exc:
         writer.discard()
-        print(f"miragen: error: {out}: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"miragen: error: {out}: cannot write the output: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 2
     if failed:
         print(f"miragen: {failed} of {len(args.inputs)} input(s) not converted", file=sys.stderr)
@@ -63,7 +86,16 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, audio: dict, writer, *, rate: int, max_bytes: int, dither: str, strict: bool) -> int:
+def _run(
+    args: argparse.Namespace,
+    audio: dict,
+    writer,
+    *,
+    rate: int,
+    max_bytes: int,
+    dither: str,
+    strict: bool,
+) -> int:
     """Convert every input; returns how many failed (each reported on one line)."""
     from ..audio.convert import convert_file
     from ..errors import MiragenError
@@ -100,5 +132,8 @@ def _run(args: argparse.Namespace, audio: dict, writer, *, rate: int, max_bytes:
         for w in prepared.warnings:
             print(f"miragen: warning: {w}", file=sys.stderr)
         files = writer.add(prepared, stem)
-        print(f"{src} → {files[0].with_suffix('.{pcm,wav,png}')}  ({len(prepared.data)} bytes, {prepared.pages} pages at {rate} Hz)")
+        print(
+            f"{src} → {files[0].with_suffix('.{pcm,wav,png}')}  ({len(prepared.data)} bytes, "
+            f"{prepared.pages} pages at {rate} Hz)"
+        )
     return failed

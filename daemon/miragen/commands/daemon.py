@@ -9,16 +9,32 @@ from .. import config as configmod
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("daemon", help="run the service: drop folder, job queue, MIDI triggers, delivery",
-                       description="Run the Miragen service on the state folder of the configuration "
-                                   "(see docs/daemon.md). Stops cleanly on SIGTERM.")
-    p.add_argument("--config", metavar="FILE", help="configuration file (default: $MIRAGEN_CONFIG, /etc/miragen/miragen.toml, or the embedded default)")
+    p = sub.add_parser(
+        "daemon",
+        help="run the service: drop folder, job queue, MIDI triggers, delivery",
+        description="Run the Miragen service on the state folder of the configuration "
+        "(see docs/daemon.md). Stops cleanly on SIGTERM.",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="configuration file (default: $MIRAGEN_CONFIG, /etc/miragen/miragen.toml, or the "
+        "embedded default)",
+    )
     p.add_argument("--state", metavar="DIR", help="state folder (overrides paths.state)")
-    p.add_argument("--until-idle", action="store_true", help="process the drop folders and the queue, then exit")
+    p.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="process the drop folders and the queue, then exit",
+    )
     from ._args import float_range
 
-    p.add_argument("--max-seconds", type=float_range(0, unit="s", lo_open=True), metavar="S",
-                   help="stop after S seconds whatever is left (queue kept)")
+    p.add_argument(
+        "--max-seconds",
+        type=float_range(0, unit="s", lo_open=True),
+        metavar="S",
+        help="stop after S seconds whatever is left (queue kept)",
+    )
     p.set_defaults(func=_run)
 
 

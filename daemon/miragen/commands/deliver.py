@@ -19,41 +19,103 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "deliver",
         help="send a sound to a Mirage wavesample (SysEx over MIDI/serial, or into a disk image)",
-        description="Send IN (any audio file, or a Mirage-ready 8-bit .pcm) into wavesample N of a half: "
-                    "selects it with key presses, sends a paced 0x06 dump, waits for ACK/NAK, retries with "
-                    "backoff. Exit 0 only after an ACK (and a matching read-back with --verify).",
+        description="Send IN (any audio file, or a Mirage-ready 8-bit .pcm) into wavesample N of a "
+        "half: selects it with key presses, sends a paced 0x06 dump, waits for ACK/NAK, retries "
+        "with backoff. Exit 0 only after an ACK (and a matching read-back with --verify).",
     )
-    p.add_argument("input", metavar="IN", help="audio file (WAV/AIFF/FLAC/...), 8-bit .pcm, or a .syx holding a 0x06 dump")
+    p.add_argument(
+        "input",
+        metavar="IN",
+        help="audio file (WAV/AIFF/FLAC/...), 8-bit .pcm, or a .syx holding a 0x06 dump",
+    )
     p.add_argument("--half", choices=("lower", "upper"), help="memory half (default: deliver.half)")
-    p.add_argument("--wavesample", type=config_int("deliver", "wavesample"), metavar="N",
-                   help="wavesample 1..8 (default: deliver.wavesample)")
+    p.add_argument(
+        "--wavesample",
+        type=config_int("deliver", "wavesample"),
+        metavar="N",
+        help="wavesample 1..8 (default: deliver.wavesample)",
+    )
     dest = p.add_mutually_exclusive_group()
-    dest.add_argument("--port", metavar="NAME", help="MIDI port whose name contains NAME (mido/rtmidi, ALSA sequencer)")
-    dest.add_argument("--serial", metavar="DEV", help="serial device or pyserial URL (e.g. /dev/ttyTHS1, loop://)")
+    dest.add_argument(
+        "--port",
+        metavar="NAME",
+        help="MIDI port whose name contains NAME (mido/rtmidi, ALSA sequencer)",
+    )
+    dest.add_argument(
+        "--serial", metavar="DEV", help="serial device or pyserial URL (e.g. /dev/ttyTHS1, loop://)"
+    )
     dest.add_argument("--raw", metavar="DEV", help="raw MIDI device (/dev/snd/midiC1D0) or a pty")
     dest.add_argument("--sim", action="store_true", help="a simulated Mirage in this process")
-    dest.add_argument("--disk", metavar="OUT.img", help="write a disk image instead of sending SysEx")
-    p.add_argument("--baud", type=config_int("deliver", "baud", unit="baud"), metavar="B",
-                   help="serial speed, 300..4,000,000 (default: deliver.baud, 31250)")
-    p.add_argument("--sim-fault", action="append", default=[], metavar="NAME[=N]", help="with --sim: a fault (see `miragen sim --help`)")
-    p.add_argument("--template", metavar="T.img", help="with --disk: template image (default: deliver.template, else the synthetic one)")
-    p.add_argument("--sound", choices=("lower1", "upper1", "lower2", "upper2", "lower3", "upper3"),
-                   help="with --disk: sound of the image (default: deliver.sound; --half alone picks that half's sound of the same number)")
-    p.add_argument("--verify", action="store_true", default=None, help="read the wavesample back (0x04) and compare (default: deliver.verify)")
-    p.add_argument("--tries", type=config_int("deliver", "tries"), metavar="N",
-                   help="attempts per dump, 1..20 (default: deliver.tries)")
-    p.add_argument("--chunk-size", type=config_int("deliver", "chunk_size", unit="bytes"),
-                   metavar="BYTES", help="bytes per paced chunk (default: deliver.chunk_size)")
-    p.add_argument("--chunk-gap-ms", type=config_float("deliver", "chunk_gap_ms", unit="ms"),
-                   metavar="MS", help="pause after each chunk (default: deliver.chunk_gap_ms)")
-    p.add_argument("--ack-margin", type=config_float("deliver", "ack_margin_s", unit="s"),
-                   metavar="S", help="seconds beyond the wire time to wait for ACK/NAK, 0.1..600 "
-                        "(default: deliver.ack_margin_s)")
-    p.add_argument("--tile-cycle", action="store_true",
-                   help="IN is one single cycle: a converted cycle is resampled (periodic, band-limited) to whole "
-                        "256-byte pages, then repeated to fill the wavesample: deliver.cycle_pages pages by SysEx "
-                        "(default 8), the template wavesample's page range with --disk (no 0x80 tail)")
-    p.add_argument("--json", action="store_true", help='print {"ok", "bytes_sent", "wire_floor_s", "elapsed_s", "tries", "verified", ...}')
+    dest.add_argument(
+        "--disk", metavar="OUT.img", help="write a disk image instead of sending SysEx"
+    )
+    p.add_argument(
+        "--baud",
+        type=config_int("deliver", "baud", unit="baud"),
+        metavar="B",
+        help="serial speed, 300..4,000,000 (default: deliver.baud, 31250)",
+    )
+    p.add_argument(
+        "--sim-fault",
+        action="append",
+        default=[],
+        metavar="NAME[=N]",
+        help="with --sim: a fault (see `miragen sim --help`)",
+    )
+    p.add_argument(
+        "--template",
+        metavar="T.img",
+        help="with --disk: template image (default: deliver.template, else the synthetic one)",
+    )
+    p.add_argument(
+        "--sound",
+        choices=("lower1", "upper1", "lower2", "upper2", "lower3", "upper3"),
+        help="with --disk: sound of the image (default: deliver.sound; --half alone picks that "
+        "half's sound of the same number)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        default=None,
+        help="read the wavesample back (0x04) and compare (default: deliver.verify)",
+    )
+    p.add_argument(
+        "--tries",
+        type=config_int("deliver", "tries"),
+        metavar="N",
+        help="attempts per dump, 1..20 (default: deliver.tries)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=config_int("deliver", "chunk_size", unit="bytes"),
+        metavar="BYTES",
+        help="bytes per paced chunk (default: deliver.chunk_size)",
+    )
+    p.add_argument(
+        "--chunk-gap-ms",
+        type=config_float("deliver", "chunk_gap_ms", unit="ms"),
+        metavar="MS",
+        help="pause after each chunk (default: deliver.chunk_gap_ms)",
+    )
+    p.add_argument(
+        "--ack-margin",
+        type=config_float("deliver", "ack_margin_s", unit="s"),
+        metavar="S",
+        help="seconds beyond the wire time to wait for ACK/NAK, 0.1..600 "
+        "(default: deliver.ack_margin_s)",
+    )
+    p.add_argument(
+        "--tile-cycle",
+        action="store_true",
+        help="IN is one single cycle: a converted cycle is resampled (periodic, band-limited) to "
+        "whole 256-byte pages, then repeated to fill the wavesample: deliver.cycle_pages pages by "
+        "SysEx (default 8), the template wavesample's page range with --disk (no 0x80 tail)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"ok", "bytes_sent", "wire_floor_s", "elapsed_s", "tries", "verified", ...}',
+    )
     p.add_argument("--config", metavar="FILE", help="configuration file")
     add_convert_options(p)
     p.set_defaults(func=_run)
@@ -137,8 +199,10 @@ def _transport_spec(args: argparse.Namespace, d: dict[str, Any]) -> tuple[str, d
         if value is None:
             continue
         if not value.strip():
-            raise MiragenError(f"--{option} {value!r}: no device given; name {what} "
-                               "(`miragen ports` lists what is here)")
+            raise MiragenError(
+                f"--{option} {value!r}: no device given; name {what} "
+                "(`miragen ports` lists what is here)"
+            )
         spec = f"{kind}:{value}"
         break
     else:
@@ -156,8 +220,11 @@ def _transport_spec(args: argparse.Namespace, d: dict[str, Any]) -> tuple[str, d
         if spec.startswith("serial:"):
             overrides["baud"] = args.baud
         else:
-            print(f"miragen: warning: --baud {args.baud} is ignored: the transport is {spec}, "
-                  "not a serial port", file=sys.stderr)
+            print(
+                f"miragen: warning: --baud {args.baud} is ignored: the transport is {spec}, "
+                "not a serial port",
+                file=sys.stderr,
+            )
     return spec, overrides
 
 
@@ -184,9 +251,12 @@ def _run(args: argparse.Namespace) -> int:
     from ..transport.deliver import deliver_wavesample
 
     if simulated and not args.sim and not args.json:
-        print("miragen: note: deliver.transport is 'sim', a simulated Mirage; pass "
-              "--raw/--serial/--port or set it in the configuration (`miragen ports` lists what "
-              "is here)", file=sys.stderr)
+        print(
+            "miragen: note: deliver.transport is 'sim', a simulated Mirage; pass "
+            "--raw/--serial/--port or set it in the configuration (`miragen ports` lists what "
+            "is here)",
+            file=sys.stderr,
+        )
     # Ranges are checked where they are read (argparse types, the configuration schema).
     chunk_size = args.chunk_size if args.chunk_size is not None else d["chunk_size"]
     gap_ms = args.chunk_gap_ms if args.chunk_gap_ms is not None else d["chunk_gap_ms"]
@@ -197,17 +267,27 @@ def _run(args: argparse.Namespace) -> int:
     transport = open_transport(spec, cfg, **overrides)
     with transport:
         res = deliver_wavesample(
-            transport, data, half=half, number=number,
+            transport,
+            data,
+            half=half,
+            number=number,
             tries=args.tries if args.tries is not None else d["tries"],
             verify=d["verify"] if args.verify is None else args.verify,
-            chunk_size=chunk_size, chunk_gap_s=gap_ms / 1000.0,
+            chunk_size=chunk_size,
+            chunk_gap_s=gap_ms / 1000.0,
             ack_margin_s=args.ack_margin if args.ack_margin is not None else d["ack_margin_s"],
             progress=progress,
         )
     end()
     out = res.to_dict()
-    out.update(transport=transport.name, simulated=simulated, half=half, wavesample=number,
-               pages=len(data) // 256, converted=converted)
+    out.update(
+        transport=transport.name,
+        simulated=simulated,
+        half=half,
+        wavesample=number,
+        pages=len(data) // 256,
+        converted=converted,
+    )
     if getattr(args, "syx_skipped", None):
         out["syx_skipped"] = args.syx_skipped
     where = "simulated Mirage (no instrument was reached): " if simulated else ""
@@ -215,10 +295,12 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(out))
     elif res.ok:
         pages = len(data) // 256
-        print(f"{where}delivered {len(data):,} bytes ({pages} page{'' if pages == 1 else 's'}) "
-              f"to {half} wavesample {number} over {transport.name} in {res.elapsed_s:.1f} s (wire floor "
-              f"{res.wire_floor_s:.1f} s, {res.tries} {'try' if res.tries == 1 else 'tries'})"
-              f"{', verified' if res.verified else ''}")
+        print(
+            f"{where}delivered {len(data):,} bytes ({pages} page{'' if pages == 1 else 's'}) "
+            f"to {half} wavesample {number} over {transport.name} in {res.elapsed_s:.1f} s (wire "
+            f"floor {res.wire_floor_s:.1f} s, {res.tries} {'try' if res.tries == 1 else 'tries'})"
+            f"{', verified' if res.verified else ''}"
+        )
     if not res.ok:
         to = " to the simulated Mirage" if simulated else ""
         print(f"miragen: error: delivery{to} failed: {res.error}", file=sys.stderr)
@@ -249,15 +331,19 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
         check_output(args.disk, inputs=inputs, what="output image")
     stick = cfg["paths"]["usb_stick"]
     if stick and any(same_file(Path(stick) / Path(args.disk).name, i) for i in inputs if i):
-        raise InputError(Path(stick) / Path(args.disk).name,
-                         "the copy to the USB stick would replace an input "
-                         "(choose another image name)")
+        raise InputError(
+            Path(stick) / Path(args.disk).name,
+            "the copy to the USB stick would replace an input (choose another image name)",
+        )
     template = disk_app.load_template(template_path)
     ws = disk_app.wavesample(template, sound, number)
     where = template_path or "the synthetic template"
     if not ws.used:
-        raise InputError(where, f"{sound} wavesample {number} is unused in this template (end page "
-                                f"{ws.end_page} < start page {ws.start_page})")
+        raise InputError(
+            where,
+            f"{sound} wavesample {number} is unused in this template (end page "
+            f"{ws.end_page} < start page {ws.start_page})",
+        )
     if Path(args.input).suffix.lower() == ".syx":
         data, warnings, converted = _wave_bytes(args, ws.length)
         how = "taken byte for byte from the SysEx dump"
@@ -268,18 +354,24 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
         else:
             hint = _wave.TOO_LONG_HINT
             if disk.is_synthetic(template):
-                hint += (", or --template with an image whose wavesample is large enough (the "
-                         f"synthetic template gives {sound} wavesample {number} pages "
-                         f"{ws.start_page}..{ws.end_page})")
-            wave = _wave.load_wave(args.input, args, max_bytes=ws.length, keep_zero=True,
-                                   too_long_hint=hint)
+                hint += (
+                    ", or --template with an image whose wavesample is large enough (the "
+                    f"synthetic template gives {sound} wavesample {number} pages "
+                    f"{ws.start_page}..{ws.end_page})"
+                )
+            wave = _wave.load_wave(
+                args.input, args, max_bytes=ws.length, keep_zero=True, too_long_hint=hint
+            )
         data, warnings, converted, how = wave.data, list(wave.warnings), wave.converted, wave.how
         zero = _wave.zero_warning(wave, sound, number)
     try:
-        placed = disk_app.place(template, sound, number, data, cycle=bool(args.tile_cycle),
-                                allow_zero=True, force=True)
+        placed = disk_app.place(
+            template, sound, number, data, cycle=bool(args.tile_cycle), allow_zero=True, force=True
+        )
     except FormatError as exc:
-        raise InputError(args.input, ("--tile-cycle: " if args.tile_cycle else "") + str(exc)) from None
+        raise InputError(
+            args.input, ("--tile-cycle: " if args.tile_cycle else "") + str(exc)
+        ) from None
     _, created = prepare_output_dir(out_dir, what="folder of the image")
     check_output(args.disk, inputs=inputs, what="output image")
     try:
@@ -290,9 +382,16 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
         print(f"miragen: note: created the folder {out_dir}", file=sys.stderr)
     out = Path(pub["image"])
     warnings = warnings + ([zero] if zero else []) + placed.warnings + pub["warnings"]
-    result: dict[str, Any] = {"ok": pub["ok"], "image": str(out), "sound": sound, "wavesample": number,
-                              "converted": converted, "how": how, "warnings": warnings,
-                              "report": disk_app.report_json(placed.report)}
+    result: dict[str, Any] = {
+        "ok": pub["ok"],
+        "image": str(out),
+        "sound": sound,
+        "wavesample": number,
+        "converted": converted,
+        "how": how,
+        "warnings": warnings,
+        "report": disk_app.report_json(placed.report),
+    }
     if getattr(args, "syx_skipped", None):
         result["syx_skipped"] = args.syx_skipped
     for key in ("usb_stick", "error"):
@@ -304,8 +403,11 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
         for w in result["warnings"]:
             print(f"miragen: warning: {w}", file=sys.stderr)
         if result["ok"]:
-            print(f"wrote {sound} wavesample {number} ({placed.report['written']:,} bytes; {how}) into {out}"
-                  + (f", copied to {result['usb_stick']}" if "usb_stick" in result else ""))
+            print(
+                f"wrote {sound} wavesample {number} ({placed.report['written']:,} bytes; {how}) "
+                f"into {out}"
+                + (f", copied to {result['usb_stick']}" if "usb_stick" in result else "")
+            )
     if not result["ok"]:
         print(f"miragen: error: {result['error']}", file=sys.stderr)
         return 1

@@ -12,15 +12,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ._args import int_range
 
     p = sub.add_parser(
-        "demo", help="run the whole pipeline on the built-in sounds: train, generate, judge, deliver (no hardware)",
-        description="Make a studio folder, drop the built-in single-cycle sounds into it, run the real daemon "
-                    "(ingest, train, judge, generate, postprocess), deliver the best sound of each class into a "
-                    "disk image and by SysEx to a simulated Mirage on a pseudo-terminal, and print a summary. "
-                    "Exit 0 when every stage succeeded (a judge verdict of FAIL is reported, not an error).")
-    p.add_argument("--dir", default="miragen-demo", metavar="DIR",
-                   help="studio folder (default: ./miragen-demo); a rerun replaces the demo's own files in it")
-    p.add_argument("--seconds", type=int_range(1, unit="s"), default=DEFAULT_SECONDS, metavar="S",
-                   help=f"training time in all, split among the classes (default: {DEFAULT_SECONDS})")
+        "demo",
+        help="run the whole pipeline on the built-in sounds: train, generate, judge, deliver "
+        "(no hardware)",
+        description="Make a studio folder, drop the built-in single-cycle sounds into it, run the "
+        "real daemon (ingest, train, judge, generate, postprocess), deliver the best sound of each "
+        "class into a disk image and by SysEx to a simulated Mirage on a pseudo-terminal, and "
+        "print a summary. Exit 0 when every stage succeeded "
+        "(a judge verdict of FAIL is reported, not an error).",
+    )
+    p.add_argument(
+        "--dir",
+        default="miragen-demo",
+        metavar="DIR",
+        help="studio folder (default: ./miragen-demo); a rerun replaces the demo's own files in it",
+    )
+    p.add_argument(
+        "--seconds",
+        type=int_range(1, unit="s"),
+        default=DEFAULT_SECONDS,
+        metavar="S",
+        help=f"training time in all, split among the classes (default: {DEFAULT_SECONDS})",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_run)
 

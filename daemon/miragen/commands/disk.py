@@ -46,7 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ex.add_argument("image", metavar="IMAGE")
     ex.add_argument("dir", metavar="DIR")
-    ex.add_argument("--rate", type=_args.target_rate(), default=29411, help="sample rate written into the .wav files (no rate is stored on disk; default 29411)")
+    ex.add_argument(
+        "--rate",
+        type=_args.target_rate(),
+        default=29411,
+        help="sample rate written into the .wav files (no rate is stored on disk; default 29411)",
+    )
     ex.add_argument("--force", action="store_true", help=FORCE_HELP)
     ex.set_defaults(func=_extract)
 
@@ -54,33 +59,58 @@ def register(sub: argparse._SubParsersAction) -> None:
         "write",
         help="write wavesamples into a copy of a template image",
         description=(
-            "Write audio into a copy of TEMPLATE. SPEC is SOUND:N=FILE (wavesample N of SOUND, into the "
-            "page range the template gives it) or SOUND=FILE (the whole 64 KB wave area). FILE is any "
-            "audio Miragen reads (converted on the way). Only the wave areas and program blocks change."
+            "Write audio into a copy of TEMPLATE. SPEC is SOUND:N=FILE (wavesample N of SOUND, "
+            "into the page range the template gives it) or SOUND=FILE (the whole 64 KB wave area). "
+            "FILE is any audio Miragen reads (converted on the way). Only the wave areas and "
+            "program blocks change."
         ),
     )
     wr.add_argument("specs", nargs="*", metavar="SPEC", help="lower1:3=FILE or lower1=FILE")
-    wr.add_argument("--template", required=True, metavar="T.img", help="image made on a real Mirage (or `disk template --synthetic`)")
+    wr.add_argument(
+        "--template",
+        required=True,
+        metavar="T.img",
+        help="image made on a real Mirage (or `disk template --synthetic`)",
+    )
     wr.add_argument("-o", "--output", required=True, metavar="OUT.img")
-    wr.add_argument("--program", action="append", default=[], metavar="SOUND:P:NAME=VALUE", help="set program field NAME (as stored, 0..255) of program P (1..4); repeatable")
-    wr.add_argument("--hfe", action="store_true", help="also make OUT.hfe with HxC's hxcfe (when installed)")
-    wr.add_argument("--tile-cycle", action="store_true",
-                    help="each FILE is one single cycle: repeat it to fill the wavesample's page "
-                         "range (or the whole wave area) instead of padding with 0x80. A .pcm taken "
-                         "byte for byte that is whole pages tiles as it is; any other cycle is "
-                         "resampled periodically to 256·k points (k = its length at --rate / 256, "
-                         "rounded, at least 1) first")
-    wr.add_argument("--force", action="store_true",
-                    help="write into a template that fails the plausibility check "
-                         "(see `disk info --force`)")
+    wr.add_argument(
+        "--program",
+        action="append",
+        default=[],
+        metavar="SOUND:P:NAME=VALUE",
+        help="set program field NAME (as stored, 0..255) of program P (1..4); repeatable",
+    )
+    wr.add_argument(
+        "--hfe", action="store_true", help="also make OUT.hfe with HxC's hxcfe (when installed)"
+    )
+    wr.add_argument(
+        "--tile-cycle",
+        action="store_true",
+        help="each FILE is one single cycle: repeat it to fill the wavesample's page "
+        "range (or the whole wave area) instead of padding with 0x80. A .pcm taken "
+        "byte for byte that is whole pages tiles as it is; any other cycle is "
+        "resampled periodically to 256·k points (k = its length at --rate / 256, "
+        "rounded, at least 1) first",
+    )
+    wr.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a template that fails the plausibility check (see `disk info --force`)",
+    )
     wr.add_argument("--json", action="store_true", help="print the report as JSON")
     _wave.add_convert_options(wr)
     _wave.add_keep_bytes_option(wr)
     wr.set_defaults(func=_write)
 
-    tp = dsub.add_parser("template", help="make a synthetic, layout-valid image (it does NOT boot a Mirage)")
+    tp = dsub.add_parser(
+        "template", help="make a synthetic, layout-valid image (it does NOT boot a Mirage)"
+    )
     tp.add_argument("output", metavar="OUT.img")
-    tp.add_argument("--synthetic", action="store_true", help="required: the image has no operating system and does not boot a Mirage")
+    tp.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="required: the image has no operating system and does not boot a Mirage",
+    )
     tp.set_defaults(func=_template)
 
 
@@ -111,8 +141,10 @@ def _read_image(path: str, *, what: str = "disk image", force: bool = False) -> 
     if problems and not force:
         raise InputError(path, f"{D.describe_problems(problems)}; --force reads it anyway")
     if problems:
-        print(f"miragen: warning: {path}: {D.describe_problems(problems)}; read anyway (--force)",
-              file=sys.stderr)
+        print(
+            f"miragen: warning: {path}: {D.describe_problems(problems)}; read anyway (--force)",
+            file=sys.stderr,
+        )
     return data
 
 
@@ -148,10 +180,21 @@ def _info(args: argparse.Namespace) -> int:
 
 
 WS_COLUMNS = (
-    ("ws", "number"), ("used", "used"), ("start", "start_page"), ("end", "end_page"),
-    ("lp.st", "loop_start_page"), ("lp.end", "loop_end_page"), ("fine", "loop_end_fine"),
-    ("loop", "loop_on"), ("coarse", "coarse_tune"), ("fine.t", "fine_tune"), ("top", "top_key"),
-    ("amp", "relative_amplitude"), ("filt", "relative_filter"), ("maxf", "max_filter"), ("free", "free_run"),
+    ("ws", "number"),
+    ("used", "used"),
+    ("start", "start_page"),
+    ("end", "end_page"),
+    ("lp.st", "loop_start_page"),
+    ("lp.end", "loop_end_page"),
+    ("fine", "loop_end_fine"),
+    ("loop", "loop_on"),
+    ("coarse", "coarse_tune"),
+    ("fine.t", "fine_tune"),
+    ("top", "top_key"),
+    ("amp", "relative_amplitude"),
+    ("filt", "relative_filter"),
+    ("maxf", "max_filter"),
+    ("free", "free_run"),
 )
 
 
@@ -164,21 +207,33 @@ def render_info(info: dict, name: str = "") -> str:
     else:
         lines = [f"{name}: {info['size']:,} bytes, Mirage disk image"]
     if info.get("synthetic"):
-        lines.append("SYNTHETIC TEMPLATE made by miragen: no operating system, it does NOT boot a Mirage")
+        lines.append(
+            "SYNTHETIC TEMPLATE made by miragen: no operating system, it does NOT boot a Mirage"
+        )
     for sname, s in info["sounds"].items():
         used = sum(1 for w in s["wavesamples"] if w["used"])
-        lines += ["", f"== {sname}: {used} of 8 wavesamples used", f"   parameters sha256 {s['param_sha256']}", f"   wave data  sha256 {s['wave_sha256']}"]
+        lines += [
+            "",
+            f"== {sname}: {used} of 8 wavesamples used",
+            f"   parameters sha256 {s['param_sha256']}",
+            f"   wave data  sha256 {s['wave_sha256']}",
+        ]
         widths = [max(len(h), 5) for h, _ in WS_COLUMNS]
         lines.append("   " + " ".join(h.rjust(w) for (h, _), w in zip(WS_COLUMNS, widths)))
         for ws in s["wavesamples"]:
             cells = []
             for (_h, key), w in zip(WS_COLUMNS, widths):
                 v = ws[key]
-                cells.append(("yes" if v else "no").rjust(w) if isinstance(v, bool) else str(v).rjust(w))
+                cells.append(
+                    ("yes" if v else "no").rjust(w) if isinstance(v, bool) else str(v).rjust(w)
+                )
             lines.append("   " + " ".join(cells))
         progs = s["programs"]
         fields = [k for k in progs[0] if k not in ("number", "panel")]
-        lines.append("   program field (stored [panel])".ljust(36) + "".join(f"P{p['number']}".rjust(11) for p in progs))
+        lines.append(
+            "   program field (stored [panel])".ljust(36)
+            + "".join(f"P{p['number']}".rjust(11) for p in progs)
+        )
         for f in fields:
             row = "   " + f.ljust(33)
             for p in progs:
@@ -210,22 +265,32 @@ def _extract(args: argparse.Namespace) -> int:
                 continue
             stem = f"{sname}-ws{ws.number}"
             data = D.wavesample_bytes(snd.wave, ws)
-            with_sidecar(stem, data, _wave.sidecar("wavesample", sname, data, args.image,
-                                                   **ws.to_dict(), rate=args.rate))
+            with_sidecar(
+                stem,
+                data,
+                _wave.sidecar(
+                    "wavesample", sname, data, args.image, **ws.to_dict(), rate=args.rate
+                ),
+            )
             files.append((f"{stem}.wav", wav_u8_bytes(data, args.rate)))
     # every target is checked before anything is written: a folder, a device, or the image
     # itself under another name (a link) is refused, and nothing is half extracted
     if Path(args.dir).is_file():
-        raise InputError(args.dir, "exists and is a file, not a folder; give a folder to "
-                                   "extract into (it is created when missing)")
+        raise InputError(
+            args.dir,
+            "exists and is a file, not a folder; give a folder to "
+            "extract into (it is created when missing)",
+        )
     out, created = prepare_output_dir(args.dir, what="output folder")
     for name, _data in files:
         check_output(out / name, inputs=[args.image], what="output file")
     for name, data in files:
         _write_out(out / name, data)
-    print(f"{out}: {len(files)} files from {args.image}"
-          + (" (synthetic template)" if disk.synthetic else "")
-          + (f"; created {out}" if created else ""))
+    print(
+        f"{out}: {len(files)} files from {args.image}"
+        + (" (synthetic template)" if disk.synthetic else "")
+        + (f"; created {out}" if created else "")
+    )
     return 0
 
 
@@ -259,11 +324,15 @@ def _parse_program(spec: str) -> tuple[str, int, str, int]:
         p = int(prog)
         v = int(value, 0)
     except ValueError:
-        raise InputError(spec, "expected SOUND:P:NAME=VALUE, e.g. lower1:1:filter_cutoff=80") from None
+        raise InputError(
+            spec, "expected SOUND:P:NAME=VALUE, e.g. lower1:1:filter_cutoff=80"
+        ) from None
     if not 1 <= p <= 4:
         raise InputError(spec, f"program {p}: expected 1..4")
     if name not in P.PROGRAM_FIELDS:
-        raise InputError(spec, f"unknown program field {name!r}; known: {', '.join(P.PROGRAM_FIELDS)}")
+        raise InputError(
+            spec, f"unknown program field {name!r}; known: {', '.join(P.PROGRAM_FIELDS)}"
+        )
     if not 0 <= v <= 255:
         raise InputError(spec, f"value {v}: expected 0..255 (as stored)")
     return _sound(sname), p, name, v
@@ -282,8 +351,9 @@ def _write(args: argparse.Namespace) -> int:
     hfe = str(Path(args.output).with_suffix(".hfe")) if args.hfe else None
     if hfe is not None:
         if Path(hfe) == Path(args.output):
-            raise InputError(args.output, "--hfe writes OUT.hfe beside OUT.img: "
-                                          "give the image another suffix")
+            raise InputError(
+                args.output, "--hfe writes OUT.hfe beside OUT.img: give the image another suffix"
+            )
         check_output(hfe, inputs=inputs, what="output .hfe")
     image = _read_image(args.template, what="template image", force=args.force)
     synthetic = D.is_synthetic(image)
@@ -294,14 +364,19 @@ def _write(args: argparse.Namespace) -> int:
         else:
             ws = P.parse_sound_params(D.read_param_block(image, sname)).wavesample(number)
             if not ws.used:
-                raise InputError(args.template, f"{sname} wavesample {number} is unused in this template (end page {ws.end_page} < start page {ws.start_page})")
+                raise InputError(
+                    args.template,
+                    f"{sname} wavesample {number} is unused in this template "
+                    f"(end page {ws.end_page} < start page {ws.start_page})",
+                )
             capacity = ws.length
         hint = SYNTHETIC_HINT if synthetic and number is not None else _wave.TOO_LONG_HINT
         if args.tile_cycle:
             wave = _wave.load_cycle(file, args, max_bytes=capacity, keep_zero=True)
         else:
-            wave = _wave.load_wave(file, args, max_bytes=capacity, keep_zero=True,
-                                   too_long_hint=hint)
+            wave = _wave.load_wave(
+                file, args, max_bytes=capacity, keep_zero=True, too_long_hint=hint
+            )
         try:
             data = wave.data
             if args.tile_cycle:
@@ -311,8 +386,9 @@ def _write(args: argparse.Namespace) -> int:
             if number is None:
                 image, rep = D.write_wave_area(image, sname, data, allow_zero=True, force=True)
             else:
-                image, rep = D.write_wavesample(image, sname, number, data,
-                                                allow_zero=True, force=True)
+                image, rep = D.write_wavesample(
+                    image, sname, number, data, allow_zero=True, force=True
+                )
         except FormatError as exc:
             raise InputError(file, str(exc)) from None
         rep["file"] = file
@@ -330,8 +406,12 @@ def _write(args: argparse.Namespace) -> int:
     for sname, p, name, v in programs:
         image = D.set_program_field(image, sname, p, name, v)
     _write_out(args.output, image)
-    result = {"output": args.output, "template": args.template, "writes": reports, "programs": [
-        {"sound": s, "program": p, "field": n, "value": v} for s, p, n, v in programs]}
+    result = {
+        "output": args.output,
+        "template": args.template,
+        "writes": reports,
+        "programs": [{"sound": s, "program": p, "field": n, "value": v} for s, p, n, v in programs],
+    }
     if D.is_synthetic(image):
         result["note"] = "the template is synthetic: this image does not boot a Mirage"
     rc = 0
@@ -345,12 +425,18 @@ def _write(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         for rep in reports:
-            where = f"{rep['sound']}" + (f" wavesample {rep['number']} (pages {rep['start_page']}..{rep['end_page']})" if "number" in rep else " wave area")
+            where = f"{rep['sound']}" + (
+                f" wavesample {rep['number']} (pages {rep['start_page']}..{rep['end_page']})"
+                if "number" in rep
+                else " wave area"
+            )
             tiled = ""
             if "cycles" in rep:
                 tiled = f", the cycle ({rep['cycle_bytes']:,} bytes) {rep['cycles']}×"
-            print(f"{rep['file']} → {where}: {rep['written']:,} of {rep['capacity']:,} bytes, "
-                  f"{rep['unused']:,} unused (0x80){tiled}; {rep['how']}")
+            print(
+                f"{rep['file']} → {where}: {rep['written']:,} of {rep['capacity']:,} bytes, "
+                f"{rep['unused']:,} unused (0x80){tiled}; {rep['how']}"
+            )
             for w in rep["warnings"]:
                 print(f"miragen: warning: {w}", file=sys.stderr)
         for s, p, n, v in programs:
@@ -382,7 +468,10 @@ def make_hfe(img_path: str, hfe_path: str) -> tuple[bool, str]:
             return False, f"hxcfe failed to run: {exc}"
         if proc.returncode != 0 or not tmp_hfe.is_file():
             tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
-            return False, f"hxcfe exited with {proc.returncode} and made no .hfe: {' / '.join(tail)}"
+            return (
+                False,
+                f"hxcfe exited with {proc.returncode} and made no .hfe: {' / '.join(tail)}",
+            )
         os.replace(tmp_hfe, hfe_path)
     return True, f"wrote {hfe_path} with {exe}"
 
@@ -396,8 +485,8 @@ def _template(args: argparse.Namespace) -> int:
     if not args.synthetic:
         raise InputError(
             args.output,
-            "only --synthetic templates can be made here; a bootable template must be saved on a real Mirage "
-            "(its operating system is Ensoniq's code and is never shipped)",
+            "only --synthetic templates can be made here; a bootable template must be saved on a "
+            "real Mirage (its operating system is Ensoniq's code and is never shipped)",
         )
     check_output(args.output, what="output image")
     _write_out(args.output, D.synthetic_template())
@@ -406,4 +495,3 @@ def _template(args: argparse.Namespace) -> int:
         "It has NO operating system and does NOT boot a Mirage; use it for tests and demos."
     )
     return 0
-

@@ -12,25 +12,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="judge generated sounds: novelty, copies, diversity, precision/recall, NDB/K, Fréchet",
-        description="Compare a folder of generated sounds with the training set and a held-out set of "
-        "real sounds; prints every metric beside the held-out figure and the verdict: pass (exit 0), "
-        "fail (exit 1), or inconclusive (exit 3: every check passed, but with so few held-out sounds "
-        "a half-collapsed set would pass too; the report says roughly how many would be needed). "
-        "docs/judge.md.",
+        description="Compare a folder of generated sounds with the training set and a held-out set "
+        "of real sounds; prints every metric beside the held-out figure and the verdict: pass "
+        "(exit 0), fail (exit 1), or inconclusive (exit 3: every check passed, but with so few "
+        "held-out sounds a half-collapsed set would pass too; the report says roughly how many "
+        "would be needed). docs/judge.md.",
     )
     p.add_argument("--gen", required=True, metavar="DIR", help="generated sounds")
     p.add_argument("--train", required=True, metavar="DIR", help="the training sounds")
-    p.add_argument("--held", required=True, metavar="DIR", help="real sounds of the same class not used in training")
-    p.add_argument("--kind", required=True, choices=("cycle", "oneshot"), help="single cycles or one-shots")
-    p.add_argument("--raw-rate", type=source_rate(), default=29411, metavar="HZ",
-                   help="rate of headerless .pcm files (one-shots), 1,000..1,000,000")
+    p.add_argument(
+        "--held",
+        required=True,
+        metavar="DIR",
+        help="real sounds of the same class not used in training",
+    )
+    p.add_argument(
+        "--kind", required=True, choices=("cycle", "oneshot"), help="single cycles or one-shots"
+    )
+    p.add_argument(
+        "--raw-rate",
+        type=source_rate(),
+        default=29411,
+        metavar="HZ",
+        help="rate of headerless .pcm files (one-shots), 1,000..1,000,000",
+    )
     p.add_argument("--seed", type=seed(), default=0, help="seed of the random draws")
     p.add_argument(
         "--allowance",
         type=float_range(0),
         default=1.645,
         metavar="Z",
-        help="sampling-noise allowance in standard errors (default 1.645; 0 applies the bare thresholds)",
+        help="sampling-noise allowance in standard errors "
+        "(default 1.645; 0 applies the bare thresholds)",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_evaluate)

@@ -17,14 +17,34 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Draw candidates from MODEL, pass them through the candidate gate, and write N "
         "Mirage-ready .pcm files (whole pages, no 0x00) with .wav and .png into DIR.",
     )
-    p.add_argument("model", metavar="MODEL", help="model folder (written by `miragen train` or `miragen model import`)")
-    p.add_argument("--class", dest="cls", metavar="NAME", help="class to generate (default: the model's first)")
-    p.add_argument("-n", type=int_range(1), default=None, metavar="N",
-                   help="sounds to write, at least 1 (default: generate.count)")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="model folder (written by `miragen train` or `miragen model import`)",
+    )
+    p.add_argument(
+        "--class", dest="cls", metavar="NAME", help="class to generate (default: the model's first)"
+    )
+    p.add_argument(
+        "-n",
+        type=int_range(1),
+        default=None,
+        metavar="N",
+        help="sounds to write, at least 1 (default: generate.count)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--gate", choices=("on", "off"), default=None, help="candidate gate (default: generate.gate); off writes every candidate")
-    p.add_argument("--seed", type=seed(), default=None,
-                   help="random seed, 0..4,294,967,295 (default: a new one each run)")
+    p.add_argument(
+        "--gate",
+        choices=("on", "off"),
+        default=None,
+        help="candidate gate (default: generate.gate); off writes every candidate",
+    )
+    p.add_argument(
+        "--seed",
+        type=seed(),
+        default=None,
+        help="random seed, 0..4,294,967,295 (default: a new one each run)",
+    )
     p.add_argument("--config", metavar="FILE", help="configuration file")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_generate)
@@ -43,7 +63,9 @@ def _generate(args: argparse.Namespace) -> int:
     gate = cfg["generate"]["gate"] if args.gate is None else args.gate == "on"
     model = load_model(args.model)
     model.folder = Path(args.model)
-    result = generate_to_folder(model, n, args.output, cls=args.cls, cfg=cfg, gate=gate, seed=args.seed)
+    result = generate_to_folder(
+        model, n, args.output, cls=args.cls, cfg=cfg, gate=gate, seed=args.seed
+    )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
@@ -53,7 +75,9 @@ def _generate(args: argparse.Namespace) -> int:
     for w in result.warnings:
         print(f"miragen: warning: {w}", file=sys.stderr)
     if len(result.pcm) < n:
-        print(f"miragen: error: only {len(result.pcm)} of {n} candidates passed the gate",
-              file=sys.stderr)
+        print(
+            f"miragen: error: only {len(result.pcm)} of {n} candidates passed the gate",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -29,7 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_export)
     i = msub.add_parser("import", help="unpack an exported model into the models folder")
     i.add_argument("file", metavar="FILE", help="file written by `miragen model export`")
-    i.add_argument("-o", "--output", metavar="DIR", help="model folder to create (default: <paths.state>/models/<name>)")
+    i.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="model folder to create (default: <paths.state>/models/<name>)",
+    )
     i.add_argument("--config", metavar="FILE", help="configuration file")
     i.add_argument("--force", action="store_true", help="replace an existing model folder")
     i.set_defaults(func=_import)
@@ -78,8 +83,16 @@ def import_model(file: str | Path, dest: str | Path, force: bool = False) -> Pat
                 raise InputError(file, "empty archive")
             for m in members:
                 name = m.name
-                if not m.isfile() or "/" in name or "\\" in name or name in ("", ".", "..") or name.startswith("."):
-                    raise InputError(file, f"unexpected member {name!r} (only plain files at the top level)")
+                if (
+                    not m.isfile()
+                    or "/" in name
+                    or "\\" in name
+                    or name in ("", ".", "..")
+                    or name.startswith(".")
+                ):
+                    raise InputError(
+                        file, f"unexpected member {name!r} (only plain files at the top level)"
+                    )
                 src = tar.extractfile(m)
                 (tmp / name).write_bytes(src.read())
         load_model(tmp)  # refuse what does not load

@@ -11,7 +11,9 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ports", help="list MIDI ports, raw MIDI devices and serial devices, with hints")
+    p = sub.add_parser(
+        "ports", help="list MIDI ports, raw MIDI devices and serial devices, with hints"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_run)
 
@@ -20,8 +22,15 @@ def survey() -> dict[str, Any]:
     """Everything `miragen ports` reports, as a dict."""
     from ..transport.midi import RAW_GLOB, SEQ_DEVICE
 
-    out: dict[str, Any] = {"alsa_sequencer": os.path.exists(SEQ_DEVICE), "midi_inputs": [], "midi_outputs": [],
-                           "midi_error": None, "raw_midi": [], "serial": [], "hints": []}
+    out: dict[str, Any] = {
+        "alsa_sequencer": os.path.exists(SEQ_DEVICE),
+        "midi_inputs": [],
+        "midi_outputs": [],
+        "midi_error": None,
+        "raw_midi": [],
+        "serial": [],
+        "hints": [],
+    }
     if out["alsa_sequencer"] or not sys.platform.startswith("linux"):
         try:
             import mido
@@ -32,40 +41,76 @@ def survey() -> dict[str, Any]:
         except Exception as exc:  # rtmidi raises its own error types when the backend fails
             out["midi_error"] = f"{type(exc).__name__}: {exc}"
     for path in sorted(glob.glob(RAW_GLOB)):
-        out["raw_midi"].append({"device": path, "spec": f"raw:{path}",
-                                "readable": os.access(path, os.R_OK), "writable": os.access(path, os.W_OK)})
+        out["raw_midi"].append(
+            {
+                "device": path,
+                "spec": f"raw:{path}",
+                "readable": os.access(path, os.R_OK),
+                "writable": os.access(path, os.W_OK),
+            }
+        )
     seen: set[str] = set()
     try:
         from serial.tools import list_ports
 
         for info in list_ports.comports():
             seen.add(info.device)
-            out["serial"].append({"device": info.device, "spec": f"serial:{info.device}",
-                                  "description": info.description, "hwid": info.hwid})
+            out["serial"].append(
+                {
+                    "device": info.device,
+                    "spec": f"serial:{info.device}",
+                    "description": info.description,
+                    "hwid": info.hwid,
+                }
+            )
     except Exception as exc:  # listing must never crash the report
         out["hints"].append(f"serial ports could not be listed: {exc}")
-    for path in sorted(glob.glob("/dev/ttyTHS*")):  # Jetson UARTs (pyserial lists them only sometimes)
+    for path in sorted(
+        glob.glob("/dev/ttyTHS*")
+    ):  # Jetson UARTs (pyserial lists them only sometimes)
         if path not in seen:
-            out["serial"].append({"device": path, "spec": f"serial:{path}", "description": "Jetson UART", "hwid": ""})
+            out["serial"].append(
+                {"device": path, "spec": f"serial:{path}", "description": "Jetson UART", "hwid": ""}
+            )
     for s in out["serial"]:
         s["writable"] = os.access(s["device"], os.W_OK)
 
     hints = out["hints"]
     if not out["alsa_sequencer"] and sys.platform.startswith("linux"):
-        hints.append(f"{SEQ_DEVICE} is missing: no ALSA sequencer, so no mido/rtmidi ports "
-                     "(`sudo modprobe snd-seq`; some Jetson kernels lack it: use a raw:/dev/snd/midiC*D* device or a serial: UART)")
+        hints.append(
+            f"{SEQ_DEVICE} is missing: no ALSA sequencer, so no mido/rtmidi ports "
+            "(`sudo modprobe snd-seq`; some Jetson kernels lack it: use a raw:/dev/snd/midiC*D* "
+            "device or a serial: UART)"
+        )
     elif out["midi_error"]:
-        hints.append(f"the rtmidi backend failed ({out['midi_error']}); check python-rtmidi and ALSA")
+        hints.append(
+            f"the rtmidi backend failed ({out['midi_error']}); check python-rtmidi and ALSA"
+        )
     if not out["raw_midi"] and os.path.isdir("/dev/snd"):
-        hints.append("no raw MIDI devices (/dev/snd/midiC*D*): plug in a USB-MIDI interface (snd-usb-audio)")
+        hints.append(
+            "no raw MIDI devices (/dev/snd/midiC*D*): plug in a USB-MIDI interface (snd-usb-audio)"
+        )
     elif not os.path.isdir("/dev/snd"):
-        hints.append("/dev/snd is missing: no ALSA sound devices on this machine (or not visible in this container)")
-    if any(not r["writable"] for r in out["raw_midi"]) or any(not s["writable"] for s in out["serial"]):
-        hints.append("some devices are not writable by this user: add it to the 'audio' (MIDI) and 'dialout' (serial) groups")
+        hints.append(
+            "/dev/snd is missing: no ALSA sound devices on this machine "
+            "(or not visible in this container)"
+        )
+    if any(not r["writable"] for r in out["raw_midi"]) or any(
+        not s["writable"] for s in out["serial"]
+    ):
+        hints.append(
+            "some devices are not writable by this user: add it to the 'audio' (MIDI) and "
+            "'dialout' (serial) groups"
+        )
     if not out["serial"]:
-        hints.append("no serial devices; a Jetson UART appears as /dev/ttyTHS1 once enabled (see docs/delivery-sysex.md)")
-    hints.append("any spec here works with `miragen deliver IN --port/--raw/--serial` or deliver.transport; "
-                 "`miragen deliver IN --sim` needs no hardware")
+        hints.append(
+            "no serial devices; a Jetson UART appears as /dev/ttyTHS1 once enabled "
+            "(see docs/delivery-sysex.md)"
+        )
+    hints.append(
+        "any spec here works with `miragen deliver IN --port/--raw/--serial` or deliver.transport; "
+        "`miragen deliver IN --sim` needs no hardware"
+    )
     return out
 
 

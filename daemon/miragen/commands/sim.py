@@ -20,18 +20,40 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sim", help="run a simulated Mirage on a pseudo-terminal (for tests and demos)",
-                       description="Run a simulated Mirage on a pseudo-terminal. Prints the pty path as the first "
-                                   "line, then serves until killed (SIGTERM).")
-    p.add_argument("--pty", action="store_true", required=True, help="serve on a new pseudo-terminal (required)")
-    p.add_argument("--fault", action="append", default=[], metavar="NAME[=N]",
-                   help="misbehave: drop, corrupt, silent, nak, corrupt_reply, noise, slow, disconnect "
-                        "(N: first N dumps; disconnect=N: after N bytes); repeatable")
-    p.add_argument("--state", metavar="FILE", help="write the memory, selection and counters to FILE (JSON) after every change")
+    p = sub.add_parser(
+        "sim",
+        help="run a simulated Mirage on a pseudo-terminal (for tests and demos)",
+        description="Run a simulated Mirage on a pseudo-terminal. Prints the pty path as the first "
+        "line, then serves until killed (SIGTERM).",
+    )
+    p.add_argument(
+        "--pty",
+        action="store_true",
+        required=True,
+        help="serve on a new pseudo-terminal (required)",
+    )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME[=N]",
+        help="misbehave: drop, corrupt, silent, nak, corrupt_reply, noise, slow, disconnect "
+        "(N: first N dumps; disconnect=N: after N bytes); repeatable",
+    )
+    p.add_argument(
+        "--state",
+        metavar="FILE",
+        help="write the memory, selection and counters to FILE (JSON) after every change",
+    )
     from ._args import int_range
 
-    p.add_argument("--pages-per-wavesample", type=int_range(1, 32), default=32, metavar="N",
-                   help="initial layout: wavesample n starts at page N·(n−1) (default 32)")
+    p.add_argument(
+        "--pages-per-wavesample",
+        type=int_range(1, 32),
+        default=32,
+        metavar="N",
+        help="initial layout: wavesample n starts at page N·(n−1) (default 32)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -94,7 +116,9 @@ def _run(args: argparse.Namespace) -> int:
             want_read = not rate or in_budget >= 1
             want_write = bool(out) and (not rate or out_budget >= 1)
             timeout = 0.1 if (want_read or want_write) and not rate else 0.002
-            r, w, _ = select.select([master] if want_read else [], [master] if want_write else [], [], timeout)
+            r, w, _ = select.select(
+                [master] if want_read else [], [master] if want_write else [], [], timeout
+            )
             if r:
                 n = int(in_budget) if rate else 65536
                 try:

@@ -9,8 +9,15 @@ from .. import config as configmod
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status", help="show the daemon's queue, classes, models, deliveries and transport health")
-    p.add_argument("--config", metavar="FILE", help="configuration file (default: $MIRAGEN_CONFIG, /etc/miragen/miragen.toml, or the embedded default)")
+    p = sub.add_parser(
+        "status", help="show the daemon's queue, classes, models, deliveries and transport health"
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="configuration file (default: $MIRAGEN_CONFIG, /etc/miragen/miragen.toml, or the "
+        "embedded default)",
+    )
     p.add_argument("--state", metavar="DIR", help="state folder (overrides paths.state)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_run)

@@ -31,34 +31,53 @@ def register(sub: argparse._SubParsersAction) -> None:
     esub = enc.add_subparsers(dest="what", metavar="WHAT")
     esub.required = True
 
-    wav = esub.add_parser("wavesample", help="a wavesample dump (cmd 0x06) from any audio file, at most 255 pages")
+    wav = esub.add_parser(
+        "wavesample", help="a wavesample dump (cmd 0x06) from any audio file, at most 255 pages"
+    )
     wav.add_argument("input", metavar="IN")
     wav.add_argument("-o", "--output", required=True, metavar="OUT.syx")
     _wave.add_convert_options(wav)
     wav.set_defaults(func=_enc_wavesample)
 
-    prog = esub.add_parser("program", help="a program dump (cmd 0x05 lower, 0x15 upper) of one sound of a disk image")
+    prog = esub.add_parser(
+        "program", help="a program dump (cmd 0x05 lower, 0x15 upper) of one sound of a disk image"
+    )
     prog.add_argument("image", metavar="IMAGE")
-    prog.add_argument("sound", metavar="SOUND", help="lower1, upper1, lower2, upper2, lower3 or upper3")
+    prog.add_argument(
+        "sound", metavar="SOUND", help="lower1, upper1, lower2, upper2, lower3 or upper3"
+    )
     prog.add_argument("-o", "--output", required=True, metavar="OUT.syx")
     prog.set_defaults(func=_enc_program)
 
     keys = esub.add_parser("keys", help="front-panel key presses (cmd 0x01), 1 to 5 keys")
-    keys.add_argument("keys", nargs="+", metavar="KEY", help="0-9, enter, cancel, param, value, up, down, load-upper, load-lower, sample-upper, sample-lower, rec-seq, play-seq, load-seq, save-seq, or a code like 0x15")
+    keys.add_argument(
+        "keys",
+        nargs="+",
+        metavar="KEY",
+        help="0-9, enter, cancel, param, value, up, down, load-upper, load-lower, sample-upper, "
+        "sample-lower, rec-seq, play-seq, load-seq, save-seq, or a code like 0x15",
+    )
     keys.add_argument("-o", "--output", required=True, metavar="OUT.syx")
     keys.set_defaults(func=_enc_keys)
 
     dec = ssub.add_parser(
-        "decode", help="check and list every Mirage message of a .syx file",
+        "decode",
+        help="check and list every Mirage message of a .syx file",
         description="List every Mirage message of IN.syx as it is decoded. What is not the "
-                    "Mirage's (other manufacturers' SysEx, MIDI real-time bytes, stray bytes) is "
-                    "skipped and counted; a malformed Mirage message is an error naming its "
-                    "offset.")
+        "Mirage's (other manufacturers' SysEx, MIDI real-time bytes, stray bytes) is "
+        "skipped and counted; a malformed Mirage message is an error naming its "
+        "offset.",
+    )
     dec.add_argument("input", metavar="IN.syx")
-    dec.add_argument("--json", action="store_true",
-                     help='print a JSON list, one object per message, then {"kind": "summary", '
-                          '"messages", "skipped_messages", "skipped_bytes", ...}')
-    dec.add_argument("--data", action="store_true", help="include the dumped data as hex in the JSON")
+    dec.add_argument(
+        "--json",
+        action="store_true",
+        help='print a JSON list, one object per message, then {"kind": "summary", '
+        '"messages", "skipped_messages", "skipped_bytes", ...}',
+    )
+    dec.add_argument(
+        "--data", action="store_true", help="include the dumped data as hex in the JSON"
+    )
     dec.set_defaults(func=_decode)
 
 
@@ -66,7 +85,10 @@ def _done(path: str, data: bytes, what: str) -> int:
     from ..mirage import sysex as sx
 
     atomic_write_bytes(path, data)  # the output was checked before anything was read
-    print(f"wrote {path}: {what}, {len(data):,} bytes, {sx.wire_seconds(len(data)):.2f} s at 31,250 baud")
+    print(
+        f"wrote {path}: {what}, {len(data):,} bytes, {sx.wire_seconds(len(data)):.2f} s at 31,250 "
+        "baud"
+    )
     return 0
 
 
@@ -85,7 +107,12 @@ def _enc_wavesample(args: argparse.Namespace) -> int:
     except FormatError as exc:
         raise InputError(args.input, str(exc)) from None
     pages = len(data) // sx.PAGE
-    return _done(args.output, msg, f"wavesample dump of {pages} pages ({len(wave.data):,} bytes + {len(data) - len(wave.data)} bytes 0x80 padding)")
+    return _done(
+        args.output,
+        msg,
+        f"wavesample dump of {pages} pages ({len(wave.data):,} bytes + "
+        f"{len(data) - len(wave.data)} bytes 0x80 padding)",
+    )
 
 
 def _enc_program(args: argparse.Namespace) -> int:
@@ -137,8 +164,9 @@ def _open_regular(path: str | os.PathLike, what: str, max_bytes: int) -> int:
     return fd
 
 
-def open_syx(path: str | os.PathLike, *, max_bytes: int = SYX_MAX_BYTES,
-             chunk_size: int | None = None) -> Iterator[bytes]:
+def open_syx(
+    path: str | os.PathLike, *, max_bytes: int = SYX_MAX_BYTES, chunk_size: int | None = None
+) -> Iterator[bytes]:
     """The bytes of a .syx file in pieces of ``chunk_size``: binary, or the hex-text form
     (``F0 0F 01 … F7``, turned into bytes piece by piece).
 
@@ -154,12 +182,13 @@ def open_syx(path: str | os.PathLike, *, max_bytes: int = SYX_MAX_BYTES,
     except OSError as exc:
         os.close(fd)
         raise InputError(p, f".syx file cannot be read: {exc.strerror or exc}") from None
-    text = bool(first) and first[:1] != b"\xF0" and _HEX_TEXT.fullmatch(first) is not None
+    text = bool(first) and first[:1] != b"\xf0" and _HEX_TEXT.fullmatch(first) is not None
     return _syx_pieces(p, fd, first, text, max_bytes, chunk_size)
 
 
-def _syx_pieces(p: Path, fd: int, first: bytes, text: bool, max_bytes: int,
-                chunk_size: int) -> Iterator[bytes]:
+def _syx_pieces(
+    p: Path, fd: int, first: bytes, text: bool, max_bytes: int, chunk_size: int
+) -> Iterator[bytes]:
     total = 0
     carry = b""
     piece = first
@@ -172,8 +201,11 @@ def _syx_pieces(p: Path, fd: int, first: bytes, text: bool, max_bytes: int,
                 bad = _NOT_HEX_TEXT.search(piece)
                 if bad is not None:
                     at = total - len(piece) + bad.start()
-                    raise InputError(p, f"hex-text .syx: byte 0x{piece[bad.start()]:02X} at byte "
-                                        f"{at} is not a hex digit")
+                    raise InputError(
+                        p,
+                        f"hex-text .syx: byte 0x{piece[bad.start()]:02X} at byte "
+                        f"{at} is not a hex digit",
+                    )
                 digits = carry + piece.translate(None, _WHITESPACE)
                 cut = len(digits) - len(digits) % 2
                 carry = digits[cut:]
@@ -231,10 +263,15 @@ def _summary(m) -> str:
     f = dict(m.fields)
     if m.kind == "program_dump":
         used = sum(1 for w in f["wavesamples"] if w["used"])
-        return f"{f['half']}, revision 0x{f['revision']:02X}, {used} of 8 wavesamples used, 4 programs"
+        return (
+            f"{f['half']}, revision 0x{f['revision']:02X}, {used} of 8 wavesamples used, 4 programs"
+        )
     if m.kind == "config_dump":
         c = f["config"]
-        return f"MIDI channel {c['midi_channel_82']}, thru {c['thru_mode_83']}, external computer {c['external_computer_91']}, software rev {c['software_rev_97']}"
+        return (
+            f"MIDI channel {c['midi_channel_82']}, thru {c['thru_mode_83']}, "
+            f"external computer {c['external_computer_91']}, software rev {c['software_rev_97']}"
+        )
     parts = [f"{k}={v}" for k, v in f.items()]
     if m.data is not None:
         parts.append(f"{len(m.data):,} data bytes")

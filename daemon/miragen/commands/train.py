@@ -25,31 +25,58 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a generator on a folder of sounds",
-        description="Train an engine on DIR (files directly in DIR are one class; subfolders are classes) "
-        "and save the model folder MODEL. Progress lines go to stderr. Rerun the same command after a "
-        "crash to resume from the last checkpoint.",
+        description="Train an engine on DIR (files directly in DIR are one class; subfolders are "
+        "classes) and save the model folder MODEL. Progress lines go to stderr. Rerun the same "
+        "command after a crash to resume from the last checkpoint.",
     )
-    p.add_argument("--engine", choices=("wavegan", "pygan"), help="generative engine (default: train.engine)")
-    p.add_argument("--mode", choices=("cycle", "oneshot"), help="single cycles or one-shots (default: train.mode)")
+    p.add_argument(
+        "--engine", choices=("wavegan", "pygan"), help="generative engine (default: train.engine)"
+    )
+    p.add_argument(
+        "--mode",
+        choices=("cycle", "oneshot"),
+        help="single cycles or one-shots (default: train.mode)",
+    )
     p.add_argument("--data", required=True, metavar="DIR", help="training sounds")
     p.add_argument("--class", dest="cls", metavar="NAME", help="train only this class")
-    p.add_argument("--cycle-len", type=int, choices=(256, 512), default=256, help="points per single cycle (cycle mode)")
+    p.add_argument(
+        "--cycle-len",
+        type=int,
+        choices=(256, 512),
+        default=256,
+        help="points per single cycle (cycle mode)",
+    )
     b = p.add_mutually_exclusive_group()
-    b.add_argument("--seconds", type=float_range(0, unit="s", lo_open=True), metavar="S",
-                   help="time budget (default: train.seconds)")
+    b.add_argument(
+        "--seconds",
+        type=float_range(0, unit="s", lo_open=True),
+        metavar="S",
+        help="time budget (default: train.seconds)",
+    )
     b.add_argument("--steps", type=int_range(1), metavar="N", help="step budget (generator steps)")
-    b.add_argument("--iterations", type=int_range(1), metavar="N",
-                   help="same as --steps (the article's word)")
+    b.add_argument(
+        "--iterations", type=int_range(1), metavar="N", help="same as --steps (the article's word)"
+    )
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder to write")
     p.add_argument("--config", metavar="FILE", help="configuration file")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="engine option (repeatable), e.g. --set recipe=wavegan-paper")
-    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="engine option (repeatable), e.g. --set recipe=wavegan-paper",
+    )
+    p.add_argument(
+        "--fresh", action="store_true", help="ignore an existing checkpoint and start over"
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.set_defaults(func=_train)
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; values are read as JSON when they parse (numbers, true/false), else text."""
+    """``KEY=VALUE`` pairs; values are read as JSON when they parse (numbers, true/false), else
+    text."""
     from ..errors import MiragenError
 
     out: dict[str, Any] = {}
@@ -77,7 +104,15 @@ def _train(args: argparse.Namespace) -> int:
     t, a = cfg["train"], cfg["audio"]
     engine_name = args.engine or t["engine"]
     mode = args.mode or t["mode"]
-    ds = load_dataset(args.data, mode, rate=a["rate"], raw_rate=a["raw_rate"], max_len=a["max_bytes"], only_class=args.cls, cycle_len=args.cycle_len)
+    ds = load_dataset(
+        args.data,
+        mode,
+        rate=a["rate"],
+        raw_rate=a["raw_rate"],
+        max_len=a["max_bytes"],
+        only_class=args.cls,
+        cycle_len=args.cycle_len,
+    )
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise MiragenError(f"{out}: exists and is not a folder")
@@ -102,11 +137,19 @@ def _train(args: argparse.Namespace) -> int:
         if seconds <= 0:
             raise MiragenError(f"--seconds {seconds}: must be positive")
         budget = Budget(seconds=max(1.0, seconds - spent0))
-    options: dict[str, Any] = {"device": t["device"], "threads": t["threads"], "checkpoint_every": t["checkpoint_every"]}
+    options: dict[str, Any] = {
+        "device": t["device"],
+        "threads": t["threads"],
+        "checkpoint_every": t["checkpoint_every"],
+    }
     options.update(parse_sets(args.sets))
     engine = engine_class(engine_name)(**options)
     sizes = ", ".join(f"{c} {len(ds.classes[c])}" for c in ds.class_names)
-    print(f"training {engine_name} ({mode}) on {len(ds)} sounds [{sizes}] → {out}" + (f" (resuming; {spent0:.0f} s spent)" if spent0 else ""), file=sys.stderr)
+    print(
+        f"training {engine_name} ({mode}) on {len(ds)} sounds [{sizes}] → {out}"
+        + (f" (resuming; {spent0:.0f} s spent)" if spent0 else ""),
+        file=sys.stderr,
+    )
     last = {"saved": time.monotonic()}
 
     def progress(pr: Progress) -> None:
@@ -123,8 +166,19 @@ def _train(args: argparse.Namespace) -> int:
     model.save(out)
     save_reference(out, {c: ds.classes[c] for c in ds.class_names})
     shutil.rmtree(ckpt, ignore_errors=True)
-    summary = {"model": str(out), "engine": engine_name, "mode": mode, "classes": ds.class_names, "sounds": len(ds),
-               "seconds": round(spent0 + budget.elapsed(), 2), "meta": {k: v for k, v in model.meta.items() if k in ("steps", "best_step", "best_metrics", "device")}}
+    summary = {
+        "model": str(out),
+        "engine": engine_name,
+        "mode": mode,
+        "classes": ds.class_names,
+        "sounds": len(ds),
+        "seconds": round(spent0 + budget.elapsed(), 2),
+        "meta": {
+            k: v
+            for k, v in model.meta.items()
+            if k in ("steps", "best_step", "best_metrics", "device")
+        },
+    }
     print(f"saved {out} ({summary['seconds']:.0f} s)", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))

@@ -45,8 +45,12 @@ class Dataset:
 
     def subset(self, cls: str) -> "Dataset":
         if cls not in self.classes:
-            raise MiragenError(f"class '{cls}' not found (classes: {', '.join(self.class_names) or 'none'})")
-        return Dataset(self.mode, self.rate, {cls: self.classes[cls]}, {cls: self.names[cls]}, self.cycle_len)
+            raise MiragenError(
+                f"class '{cls}' not found (classes: {', '.join(self.class_names) or 'none'})"
+            )
+        return Dataset(
+            self.mode, self.rate, {cls: self.classes[cls]}, {cls: self.names[cls]}, self.cycle_len
+        )
 
     def split(self, train_fraction: float = 0.8, seed: int = 0) -> tuple["Dataset", "Dataset"]:
         """Split every class into train / held-out parts (at least one item in each when ≥ 2)."""
@@ -78,7 +82,9 @@ def cycle_from_wave(x: np.ndarray, cycle_len: int) -> np.ndarray:
 
     x = np.asarray(x, dtype=np.float64)
     if len(x) > MAX_CYCLE_SOURCE:
-        raise ValueError(f"{len(x)} samples is too long for a single cycle (at most {MAX_CYCLE_SOURCE})")
+        raise ValueError(
+            f"{len(x)} samples is too long for a single cycle (at most {MAX_CYCLE_SOURCE})"
+        )
     if len(x) != cycle_len:
         x = resample(x, cycle_len)
     x = x - x.mean()
@@ -89,7 +95,11 @@ def cycle_from_wave(x: np.ndarray, cycle_len: int) -> np.ndarray:
 
 
 def list_audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def read_sounds(
@@ -141,7 +151,10 @@ def load_dataset(
             groups[sub.name] = files
     if only_class is not None:
         if only_class not in groups:
-            raise MiragenError(f"{folder}: no class '{only_class}' (classes: {', '.join(sorted(groups)) or 'none'})")
+            raise MiragenError(
+                f"{folder}: no class '{only_class}' "
+                f"(classes: {', '.join(sorted(groups)) or 'none'})"
+            )
         groups = {only_class: groups[only_class]}
     ds = Dataset(mode, rate, cycle_len=cycle_len)
     for cls, files in groups.items():

@@ -113,14 +113,20 @@ def _saw(rng: np.random.Generator) -> np.ndarray:
         y = _shape(_bandlimit(2 * ((t * ratio) % 1.0) - 1), _tilt(rng, k))
     elif variant == 2:  # resonant low-pass snapshot
         centre = rng.uniform(3, 50)
-        amps = (1.0 / k) * _tilt(rng, k) * (1 + rng.uniform(2, 10) * np.exp(-0.5 * ((k - centre) / rng.uniform(0.7, 3)) ** 2))
+        amps = (
+            (1.0 / k)
+            * _tilt(rng, k)
+            * (1 + rng.uniform(2, 10) * np.exp(-0.5 * ((k - centre) / rng.uniform(0.7, 3)) ** 2))
+        )
         y = _from_harmonics(amps)
     else:  # a saw and its octave (or fifth), mixed
         other = 2 if rng.random() < 0.6 else 3
         amps = (1.0 / k) * _tilt(rng, k)
         amps2 = np.zeros_like(amps)
         amps2[other - 1 :: other] = (1.0 / k[: len(k[other - 1 :: other])]) * rng.uniform(0.3, 1.0)
-        y = _from_harmonics(amps) + _from_harmonics(amps2, np.full(len(k), rng.uniform(0, 2 * np.pi)))
+        y = _from_harmonics(amps) + _from_harmonics(
+            amps2, np.full(len(k), rng.uniform(0, 2 * np.pi))
+        )
     if rng.random() < 0.5:
         y = -y[::-1]  # ramp direction
     return _finish(np.roll(y, int(rng.integers(0, CYCLE))))
@@ -149,7 +155,9 @@ def default_corpus(seed: int = 0, per_class: int = PER_CLASS) -> dict[str, list[
     return {name: [_MAKERS[name](rng) for _ in range(per_class)] for name in CLASSES}
 
 
-def write_default_corpus(folder: str | os.PathLike, seed: int = 0, per_class: int = PER_CLASS) -> list[Path]:
+def write_default_corpus(
+    folder: str | os.PathLike, seed: int = 0, per_class: int = PER_CLASS
+) -> list[Path]:
     """Write the default corpus as ``folder/<class>/<class>_NN.pcm`` (8-bit, one page each)."""
     from ..audio.mirage8 import to_mirage8
 

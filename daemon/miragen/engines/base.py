@@ -79,7 +79,14 @@ class Model(ABC):
 
     engine: str = ""
 
-    def __init__(self, mode: str, classes: list[str], lengths: dict[str, int], rate: int, meta: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        mode: str,
+        classes: list[str],
+        lengths: dict[str, int],
+        rate: int,
+        meta: dict[str, Any] | None = None,
+    ):
         self.mode = mode
         self.classes = list(classes)
         self.lengths = dict(lengths)  # class -> samples per generated wave
@@ -90,7 +97,9 @@ class Model(ABC):
         if cls is None:
             return self.classes[0]
         if cls not in self.classes:
-            raise EngineError(f"class '{cls}' is not in this model (it knows: {', '.join(self.classes)})")
+            raise EngineError(
+                f"class '{cls}' is not in this model (it knows: {', '.join(self.classes)})"
+            )
         return cls
 
     @abstractmethod
@@ -131,8 +140,9 @@ class Engine(ABC):
         self.options = options
 
     @abstractmethod
-    def fit(self, dataset: "Dataset", budget: Budget, progress: ProgressFn | None, checkpoint_dir: Path) -> Model:
-        ...
+    def fit(
+        self, dataset: "Dataset", budget: Budget, progress: ProgressFn | None, checkpoint_dir: Path
+    ) -> Model: ...
 
 
 def engine_class(name: str) -> type[Engine]:
@@ -154,7 +164,9 @@ def read_header(folder: str | Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise EngineError(f"{path}: unreadable model description ({exc})") from None
     if not isinstance(header, dict) or header.get("engine") not in ENGINES:
-        raise EngineError(f"{path}: unknown engine {header.get('engine') if isinstance(header, dict) else None!r}")
+        raise EngineError(
+            f"{path}: unknown engine {header.get('engine') if isinstance(header, dict) else None!r}"
+        )
     return header
 
 

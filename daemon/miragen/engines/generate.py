@@ -65,7 +65,9 @@ class GenerateResult:
         }
 
 
-def save_reference(folder: str | Path, waves_by_class: dict[str, Sequence[np.ndarray]], seed: int = 0) -> Path:
+def save_reference(
+    folder: str | Path, waves_by_class: dict[str, Sequence[np.ndarray]], seed: int = 0
+) -> Path:
     """Store a compact 8-bit copy of the training waves in a model folder (for the gate).
 
     At most :data:`REFERENCE_MAX_PER_CLASS` waves per class (a random subset), each cut at
@@ -100,7 +102,10 @@ def load_reference(folder: str | Path) -> dict[str, list[np.ndarray]]:
             keys = list(z.keys())
             names = {k.split("/")[0]: str(z[k]) for k in keys if k.endswith("/name")}
             out: dict[str, list[np.ndarray]] = {n: [] for n in names.values()}
-            waves = sorted((k for k in keys if not k.endswith("/name")), key=lambda k: (k.split("/")[0], int(k.split("/")[1])))
+            waves = sorted(
+                (k for k in keys if not k.endswith("/name")),
+                key=lambda k: (k.split("/")[0], int(k.split("/")[1])),
+            )
             for k in waves:
                 out[names[k.split("/")[0]]].append(z[k].astype(np.float32) / 127.0)
     except (OSError, ValueError, KeyError) as exc:
@@ -141,13 +146,28 @@ def generate_to_folder(
             folder = getattr(model, "folder", None)
             train_waves = load_reference(folder).get(cls) if folder else None
         if not train_waves:
-            raise MiragenError(f"class '{cls}': the gate needs the training waves (none given and no {REFERENCE} in the model folder); use --gate off")
-        res = gate_candidates(candidates, list(train_waves), kind, keep=n, copy_factor=g["copy_factor"],
-                              duplicate_factor=g["duplicate_factor"], rate=model.rate, seed=seed or 0)
+            raise MiragenError(
+                f"class '{cls}': the gate needs the training waves (none given and no {REFERENCE} "
+                "in the model folder); use --gate off"
+            )
+        res = gate_candidates(
+            candidates,
+            list(train_waves),
+            kind,
+            keep=n,
+            copy_factor=g["copy_factor"],
+            duplicate_factor=g["duplicate_factor"],
+            rate=model.rate,
+            seed=seed or 0,
+        )
         kept, rejected, summary = list(res.kept), dict(res.rejected), res.summary()
         log.info("gate for %s: %s", cls, summary)
     else:
-        kept, rejected, summary = list(range(len(candidates))), {}, f"gate off: {len(candidates)} written"
+        kept, rejected, summary = (
+            list(range(len(candidates))),
+            {},
+            f"gate off: {len(candidates)} written",
+        )
     rng = np.random.default_rng(seed)
     stem = stem or f"{cls}"
     files: list[Path] = []
@@ -156,9 +176,28 @@ def generate_to_folder(
     for k, idx in enumerate(kept):
         x = np.asarray(candidates[idx], dtype=np.float32)
         if kind == "cycle":  # exactly one cycle: no resampling, no cutting, no fade
-            prep = prepare(x, a["rate"], target_rate=a["rate"], max_bytes=a["max_bytes"], dither=a["dither"], fade_ms=0.0, rng=rng, source=f"candidate {idx}")
+            prep = prepare(
+                x,
+                a["rate"],
+                target_rate=a["rate"],
+                max_bytes=a["max_bytes"],
+                dither=a["dither"],
+                fade_ms=0.0,
+                rng=rng,
+                source=f"candidate {idx}",
+            )
         else:
-            prep = prepare(x, model.rate, target_rate=a["rate"], max_bytes=a["max_bytes"], dither=a["dither"], strict=False, fade_ms=a["fade_ms"], rng=rng, source=f"candidate {idx}")
+            prep = prepare(
+                x,
+                model.rate,
+                target_rate=a["rate"],
+                max_bytes=a["max_bytes"],
+                dither=a["dither"],
+                strict=False,
+                fade_ms=a["fade_ms"],
+                rng=rng,
+                source=f"candidate {idx}",
+            )
         warnings.extend(f"candidate {idx}: {w}" for w in prep.warnings)
         written = write_outputs(prep, out_dir, f"{stem}-{k + 1:03d}", a["rate"])
         files.extend(written)

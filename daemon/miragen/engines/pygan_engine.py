@@ -121,7 +121,10 @@ def waves_to_u8(waves: list[np.ndarray]) -> list[np.ndarray]:
     """Class waves → the article's 8-bit material (Mirage quantiser, no dither: deterministic)."""
     from ..audio.mirage8 import to_mirage8
 
-    return [np.asarray(to_mirage8(np.asarray(w, dtype=np.float32), dither="none"), dtype=np.uint8) for w in waves]
+    return [
+        np.asarray(to_mirage8(np.asarray(w, dtype=np.float32), dither="none"), dtype=np.uint8)
+        for w in waves
+    ]
 
 
 def write_bitmaps(u8_waves: list[np.ndarray], folder: Path, size: int) -> list[Path]:
@@ -178,13 +181,21 @@ class PyGANOptions:
         for key, raw in options.items():
             key = key.replace("-", "_")
             if key not in known:
-                raise EngineError(f"pygan: unknown option '{key}' (known: {', '.join(sorted(known))})")
+                raise EngineError(
+                    f"pygan: unknown option '{key}' (known: {', '.join(sorted(known))})"
+                )
             default = getattr(cls, key)
             try:
                 if isinstance(default, bool):
-                    value: Any = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
+                    value: Any = (
+                        raw
+                        if isinstance(raw, bool)
+                        else str(raw).lower() in ("1", "true", "yes", "on")
+                    )
                 elif isinstance(default, int):
-                    value = int(raw) if not isinstance(raw, float) or float(raw).is_integer() else None
+                    value = (
+                        int(raw) if not isinstance(raw, float) or float(raw).is_integer() else None
+                    )
                     if value is None:
                         raise ValueError
                 elif isinstance(default, float):
@@ -192,7 +203,9 @@ class PyGANOptions:
                 else:
                     value = str(raw)
             except (TypeError, ValueError):
-                kind = {bool: "true/false", int: "whole number", float: "number"}.get(type(default), "word")
+                kind = {bool: "true/false", int: "whole number", float: "number"}.get(
+                    type(default), "word"
+                )
                 raise EngineError(f"pygan: option '{key}' must be a {kind} (got {raw!r})") from None
             values[key] = value
         opts = cls(**values)
@@ -218,7 +231,10 @@ class PyGANOptions:
         if self.d_output not in ("sigmoid", "tanh"):
             problems.append(f"d_output must be sigmoid or tanh (got {self.d_output!r})")
         elif self.d_output == "tanh" and self.variant != "gan":
-            problems.append("d_output=tanh only exists for variant gan (the EB variants' discriminator is an autoencoder)")
+            problems.append(
+                "d_output=tanh only exists for variant gan "
+                "(the EB variants' discriminator is an autoencoder)"
+            )
         if self.checkpoint_every < 1:
             problems.append(f"checkpoint_every must be ≥ 1 (got {self.checkpoint_every})")
         if not self.checkpoint_s > 0:
@@ -230,7 +246,13 @@ class PyGANOptions:
 
     def network_key(self) -> dict[str, Any]:
         """What must match for a saved state to fit a freshly built network."""
-        return {"variant": self.variant, "backend": self.backend, "size": self.size, "batch_size": self.batch_size, "d_output": self.d_output}
+        return {
+            "variant": self.variant,
+            "backend": self.backend,
+            "size": self.size,
+            "batch_size": self.batch_size,
+            "d_output": self.d_output,
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,12 +296,22 @@ def mxnet_probe() -> dict[str, str]:
     if _mxnet_checked is not None:
         return _mxnet_checked
     if importlib.util.find_spec("mxnet") is None:
-        raise EngineError("pygan: backend 'mxnet' is not installed (pip install mxnet==1.9.1 'numpy<1.24' on x86_64; or use backend=torch)")
+        raise EngineError(
+            "pygan: backend 'mxnet' is not installed (pip install mxnet==1.9.1 'numpy<1.24' on "
+            "x86_64; or use backend=torch)"
+        )
     import numpy
 
     if tuple(int(p) for p in numpy.__version__.split(".")[:2]) >= (1, 24):
-        raise EngineError(f"pygan: mxnet 1.9.1 needs numpy < 1.24 but numpy {numpy.__version__} is installed (use a separate environment, or backend=torch)")
-    tries = [os.environ.get("MXNET_MKLDNN_ENABLED")] if "MXNET_MKLDNN_ENABLED" in os.environ else [None, "0"]
+        raise EngineError(
+            f"pygan: mxnet 1.9.1 needs numpy < 1.24 but numpy {numpy.__version__} is installed "
+            "(use a separate environment, or backend=torch)"
+        )
+    tries = (
+        [os.environ.get("MXNET_MKLDNN_ENABLED")]
+        if "MXNET_MKLDNN_ENABLED" in os.environ
+        else [None, "0"]
+    )
     last = ""
     for value in tries:
         env = dict(os.environ)
@@ -287,7 +319,12 @@ def mxnet_probe() -> dict[str, str]:
             env["MXNET_MKLDNN_ENABLED"] = value
         try:
             res = subprocess.run(
-                [sys.executable, "-c", _MXNET_PROBE], env=env, capture_output=True, text=True, timeout=300, check=False
+                [sys.executable, "-c", _MXNET_PROBE],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             last = "a one-iteration test of PyGAN on mxnet did not finish in 300 s"
@@ -296,9 +333,18 @@ def mxnet_probe() -> dict[str, str]:
             if value is not None:
                 os.environ["MXNET_MKLDNN_ENABLED"] = value
                 if "mxnet" in sys.modules and value == "0":
-                    log.warning("mxnet was imported before MXNET_MKLDNN_ENABLED=0 could be set; it may fail")
-            log.info("mxnet %s works with MXNET_MKLDNN_ENABLED=%s", res.stdout.strip(), value if value is not None else "(unset)")
-            _mxnet_checked = {"version": res.stdout.strip().splitlines()[-1], "mkldnn": "off" if value == "0" else "on"}
+                    log.warning(
+                        "mxnet was imported before MXNET_MKLDNN_ENABLED=0 could be set; it may fail"
+                    )
+            log.info(
+                "mxnet %s works with MXNET_MKLDNN_ENABLED=%s",
+                res.stdout.strip(),
+                value if value is not None else "(unset)",
+            )
+            _mxnet_checked = {
+                "version": res.stdout.strip().splitlines()[-1],
+                "mkldnn": "off" if value == "0" else "on",
+            }
             return _mxnet_checked
         lines = [ln for ln in (res.stderr or "").strip().splitlines() if ln.strip()]
         last = lines[-1] if lines else f"exit status {res.returncode}"
@@ -311,7 +357,9 @@ def _torch_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise EngineError("pygan: device=cuda asked but torch sees no CUDA device (use device=cpu or auto)")
+        raise EngineError(
+            "pygan: device=cuda asked but torch sees no CUDA device (use device=cpu or auto)"
+        )
     return device
 
 
@@ -327,7 +375,9 @@ def _seeded(seed: int | None, backend: str) -> Iterator[None]:
         if backend == "torch":
             import torch
 
-            with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []):
+            with torch.random.fork_rng(
+                devices=list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+            ):
                 torch.manual_seed(seed)
                 yield
         else:
@@ -359,7 +409,9 @@ class PyGANSession:
             try:
                 import torch
             except ImportError:
-                raise EngineError("pygan: backend 'torch' is not installed (pip install torch)") from None
+                raise EngineError(
+                    "pygan: backend 'torch' is not installed (pip install torch)"
+                ) from None
             self.device = _torch_device(opts.device)
             ctx = self.device
             if opts.threads > 0:
@@ -367,7 +419,10 @@ class PyGANSession:
         try:
             module = importlib.import_module(f"pygan._{self.backend}.{module_name}")
         except ImportError as exc:
-            raise EngineError(f"pygan: PyGAN's {self.backend} code cannot be imported ({exc}); pip install pygan==1.1.2 accel-brain-base==1.1.0") from None
+            raise EngineError(
+                f"pygan: PyGAN's {self.backend} code cannot be imported ({exc}); pip install "
+                "pygan==1.1.2 accel-brain-base==1.1.0"
+            ) from None
         kwargs: dict[str, Any] = {
             "dir_list": [str(bitmap_dir)],
             "width": opts.size,
@@ -425,7 +480,12 @@ class PyGANSession:
 
     def last_losses(self) -> dict[str, float]:
         out = {}
-        for name, attr in (("d", "discriminative_loss_arr"), ("g", "generative_loss_arr"), ("fm", "feature_matching_loss_arr"), ("posterior", "posterior_logs_arr")):
+        for name, attr in (
+            ("d", "discriminative_loss_arr"),
+            ("g", "generative_loss_arr"),
+            ("fm", "feature_matching_loss_arr"),
+            ("posterior", "posterior_logs_arr"),
+        ):
             arr = getattr(self.controller, attr, None)
             if arr is not None and len(arr):
                 out[name] = float(np.asarray(arr[-1], dtype=np.float64).mean())
@@ -486,7 +546,9 @@ class PyGANSession:
         with torch.no_grad():
             real = float(dm.inference(self.controller.true_sampler.draw()).mean())
             fake = float(dm.inference(gm.draw()).mean())
-        in_opt = {id(p) for g in self.controller.discriminator_optimizer.param_groups for p in g["params"]}
+        in_opt = {
+            id(p) for g in self.controller.discriminator_optimizer.param_groups for p in g["params"]
+        }
         head = list(dm.model.output_nn.parameters())
         return {
             "d_mean_on_real": real,
@@ -542,15 +604,23 @@ class PyGANSession:
             import torch
 
             if "torch" not in blobs:
-                raise EngineError("pygan: the saved state was made by the mxnet backend; use backend=mxnet")
-            state = torch.load(io.BytesIO(blobs["torch"]), map_location=self.device, weights_only=True)
+                raise EngineError(
+                    "pygan: the saved state was made by the mxnet backend; use backend=mxnet"
+                )
+            state = torch.load(
+                io.BytesIO(blobs["torch"]), map_location=self.device, weights_only=True
+            )
             self.controller.generative_model.model.load_state_dict(state["generative"], strict=True)
-            self.controller.discriminative_model.model.load_state_dict(state["discriminative"], strict=True)
+            self.controller.discriminative_model.model.load_state_dict(
+                state["discriminative"], strict=True
+            )
             self.controller.discriminator_optimizer.load_state_dict(state["d_opt"])
             self.controller.generator_optimizer.load_state_dict(state["g_opt"])
         else:
             if "mx_g" not in blobs:
-                raise EngineError("pygan: the saved state was made by the torch backend; use backend=torch")
+                raise EngineError(
+                    "pygan: the saved state was made by the torch backend; use backend=torch"
+                )
             import mxnet as mx
 
             ctx = mx.gpu(0) if self.device == "cuda" else mx.cpu()
@@ -575,11 +645,15 @@ def _data_digest(u8_waves: list[np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
-def write_state(path: Path, header: dict[str, Any], blobs: dict[str, bytes], u8_waves: list[np.ndarray]) -> Path:
+def write_state(
+    path: Path, header: dict[str, Any], blobs: dict[str, bytes], u8_waves: list[np.ndarray]
+) -> Path:
     arrays: dict[str, np.ndarray] = {
         "header": np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8),
         "train_lengths": np.array([len(u) for u in u8_waves], dtype=np.int64),
-        "train_data": np.concatenate([np.asarray(u, dtype=np.uint8) for u in u8_waves]) if u8_waves else np.zeros(0, np.uint8),
+        "train_data": np.concatenate([np.asarray(u, dtype=np.uint8) for u in u8_waves])
+        if u8_waves
+        else np.zeros(0, np.uint8),
     }
     for k, v in blobs.items():
         arrays[f"blob_{k}"] = np.frombuffer(v, dtype=np.uint8)
@@ -617,7 +691,16 @@ def _class_file(index: int, cls: str) -> str:
 class PyGANModel(Model):
     engine = "pygan"
 
-    def __init__(self, mode: str, classes: list[str], lengths: dict[str, int], rate: int, meta: dict[str, Any] | None = None, *, states: dict[str, tuple[dict[str, Any], dict[str, bytes], list[np.ndarray]]] | None = None):
+    def __init__(
+        self,
+        mode: str,
+        classes: list[str],
+        lengths: dict[str, int],
+        rate: int,
+        meta: dict[str, Any] | None = None,
+        *,
+        states: dict[str, tuple[dict[str, Any], dict[str, bytes], list[np.ndarray]]] | None = None,
+    ):
         super().__init__(mode, classes, lengths, rate, meta)
         self.states = dict(states or {})
 
@@ -648,7 +731,9 @@ class PyGANModel(Model):
             return []
         length = self.lengths[cls]
         with self.session(cls) as (sess, _):
-            images = sess.draw_images(n, seed=seed if seed is not None else int(np.random.randint(0, 2**31 - 1)))
+            images = sess.draw_images(
+                n, seed=seed if seed is not None else int(np.random.randint(0, 2**31 - 1))
+            )
         return [image_to_wave(im, sess.opts.size, length) for im in images]
 
     def _save_files(self, folder: Path) -> None:
@@ -671,7 +756,14 @@ class PyGANModel(Model):
             if c not in files:
                 raise EngineError(f"{folder}: pygan model has no state file for class '{c}'")
             states[c] = read_state(folder / files[c])
-        return cls(header["mode"], header["classes"], header["lengths"], header["rate"], meta, states=states)
+        return cls(
+            header["mode"],
+            header["classes"],
+            header["lengths"],
+            header["rate"],
+            meta,
+            states=states,
+        )
 
 
 class PyGANEngine(Engine):
@@ -684,7 +776,9 @@ class PyGANEngine(Engine):
         super().__init__(**options)
         self.opts = PyGANOptions.from_options(options)
 
-    def fit(self, dataset: Any, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Path) -> PyGANModel:
+    def fit(
+        self, dataset: Any, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Path
+    ) -> PyGANModel:
         if self.opts.backend == "mxnet":
             mxnet_probe()  # one clear line before anything is built
         checkpoint_dir = Path(checkpoint_dir)
@@ -694,8 +788,8 @@ class PyGANEngine(Engine):
             raise EngineError("pygan: the dataset holds no class")
         if dataset.mode != "cycle":
             raise EngineError(
-                f"pygan: draws single cycles only (a {self.opts.size}-pixel bitmap holds {self.opts.size} points); "
-                f"train mode '{dataset.mode}' with the wavegan engine"
+                f"pygan: draws single cycles only (a {self.opts.size}-pixel bitmap holds "
+                f"{self.opts.size} points); train mode '{dataset.mode}' with the wavegan engine"
             )
         t0 = time.monotonic()
         per_class_s = budget.seconds / len(classes) if budget.seconds is not None else None
@@ -713,7 +807,16 @@ class PyGANEngine(Engine):
         }
         return PyGANModel(dataset.mode, classes, lengths, dataset.rate, meta, states=states)
 
-    def _fit_class(self, index: int, cls: str, waves: list[np.ndarray], budget: Budget, progress: ProgressFn | None, checkpoint_dir: Path, t0: float):
+    def _fit_class(
+        self,
+        index: int,
+        cls: str,
+        waves: list[np.ndarray],
+        budget: Budget,
+        progress: ProgressFn | None,
+        checkpoint_dir: Path,
+        t0: float,
+    ):
         opts = self.opts
         u8 = waves_to_u8(waves)
         digest = _data_digest(u8)
@@ -722,15 +825,27 @@ class PyGANEngine(Engine):
         write_bitmaps(u8, bitmap_dir, opts.size)
         with _seeded(opts.seed + index, opts.backend):
             sess = PyGANSession(opts, bitmap_dir)
-        header = {"format": STATE_FORMAT, "class": cls, "data": digest, **opts.network_key(), "iteration": 0}
+        header = {
+            "format": STATE_FORMAT,
+            "class": cls,
+            "data": digest,
+            **opts.network_key(),
+            "iteration": 0,
+        }
         if ckpt.exists():
             old, blobs, _ = read_state(ckpt)
             same = all(old.get(k) == v for k, v in header.items() if k != "iteration")
             if same:
                 sess.load_state(blobs, old["iteration"])
-                log.info("pygan: class '%s' resumes at iteration %d from %s", cls, sess.iteration, ckpt)
+                log.info(
+                    "pygan: class '%s' resumes at iteration %d from %s", cls, sess.iteration, ckpt
+                )
             else:
-                log.warning("pygan: %s was made for other data or settings; class '%s' starts afresh", ckpt, cls)
+                log.warning(
+                    "pygan: %s was made for other data or settings; class '%s' starts afresh",
+                    ckpt,
+                    cls,
+                )
         budget.restart()
         last_ckpt, last_ckpt_t = sess.iteration, time.monotonic()
         warned_nan = False
@@ -741,18 +856,41 @@ class PyGANEngine(Engine):
                 if not warned_nan and not all(np.isfinite(v) for v in losses.values()):
                     warned_nan = True
                     log.warning(
-                        "pygan: class '%s' iteration %d: non-finite losses %s%s", cls, sess.iteration, losses,
-                        " (d_output=tanh: PyGAN's loss takes the log of D's output, negative with tanh)" if opts.d_output == "tanh" else "",
+                        "pygan: class '%s' iteration %d: non-finite losses %s%s",
+                        cls,
+                        sess.iteration,
+                        losses,
+                        " (d_output=tanh: PyGAN's loss takes the log of D's output, negative with "
+                        "tanh)"
+                        if opts.d_output == "tanh"
+                        else "",
                     )
-                if sess.iteration - last_ckpt >= opts.checkpoint_every or time.monotonic() - last_ckpt_t >= opts.checkpoint_s:
-                    write_state(ckpt, {**header, "iteration": sess.iteration}, sess.state_bytes(), u8)
+                if (
+                    sess.iteration - last_ckpt >= opts.checkpoint_every
+                    or time.monotonic() - last_ckpt_t >= opts.checkpoint_s
+                ):
+                    write_state(
+                        ckpt, {**header, "iteration": sess.iteration}, sess.state_bytes(), u8
+                    )
                     last_ckpt, last_ckpt_t = sess.iteration, time.monotonic()
                 if progress is not None:
-                    progress(Progress(step=sess.iteration, elapsed_s=time.monotonic() - t0, losses=losses, message=f"class {cls}"))
+                    progress(
+                        Progress(
+                            step=sess.iteration,
+                            elapsed_s=time.monotonic() - t0,
+                            losses=losses,
+                            message=f"class {cls}",
+                        )
+                    )
         except KeyboardInterrupt:
             if sess.iteration > last_ckpt:
                 write_state(ckpt, {**header, "iteration": sess.iteration}, sess.state_bytes(), u8)
-                log.info("pygan: interrupted; class '%s' saved at iteration %d in %s", cls, sess.iteration, ckpt)
+                log.info(
+                    "pygan: interrupted; class '%s' saved at iteration %d in %s",
+                    cls,
+                    sess.iteration,
+                    ckpt,
+                )
             raise
         blobs = sess.state_bytes()
         header = {**header, "iteration": sess.iteration}
@@ -777,15 +915,17 @@ def _pygan_versions(backend: str) -> dict[str, str]:
 # the mode-collapse measurement
 
 
-def copy_report(model: PyGANModel, cls: str | None = None, n: int = 40, seed: int = 0) -> dict[str, Any]:
+def copy_report(
+    model: PyGANModel, cls: str | None = None, n: int = 40, seed: int = 0
+) -> dict[str, Any]:
     """Measure why PyGAN's output copies its training set.
 
     For ``n`` draws: the wave decoded from each draw, the wave decoded from the real training
     bitmap PyGAN fed into the generator for it, and every training wave (all at the bitmap's
     resolution, mean removed, scaled to RMS 1: shapes). Reports the RMS distance of each draw to
-    its nearest training wave and to the one it was fed, the fraction of draws whose nearest training wave is the very one they were
-    fed, and the training set's own nearest-neighbour distance for scale. For variant gan
-    (torch) it adds :meth:`PyGANSession.discriminator_facts`.
+    its nearest training wave and to the one it was fed, the fraction of draws whose nearest
+    training wave is the very one they were fed, and the training set's own nearest-neighbour
+    distance for scale. For variant gan (torch) it adds :meth:`PyGANSession.discriminator_facts`.
     """
     cls = model.resolve_class(cls)
     with model.session(cls) as (sess, u8):
@@ -826,9 +966,11 @@ def copy_report(model: PyGANModel, cls: str | None = None, n: int = 40, seed: in
         "median_fed_to_nearest_train": float(np.median(fed_d)),
         "median_draw_to_its_fed": float(np.median(np.sqrt(((draws_a - fed_a) ** 2).mean(1)))),
         "median_train_to_nearest_other_train": train_nn,
-        "ratio": float(np.median(near_d) / train_nn) if train_nn and np.isfinite(train_nn) else float("nan"),
-        "units": "RMS distance of shapes (mean removed, scaled to RMS 1, as the Mirage pipeline normalises anyway): "
-        "0 = same shape, 1.41 = uncorrelated; waves at the bitmap's resolution",
+        "ratio": float(np.median(near_d) / train_nn)
+        if train_nn and np.isfinite(train_nn)
+        else float("nan"),
+        "units": "RMS distance of shapes (mean removed, scaled to RMS 1, as the Mirage pipeline "
+        "normalises anyway): 0 = same shape, 1.41 = uncorrelated; waves at the bitmap's resolution",
         **facts,
     }
 

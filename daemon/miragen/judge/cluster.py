@@ -52,7 +52,9 @@ def parse_k(value: str | int) -> int | str:
         try:
             k = int(str(value))
         except ValueError:
-            raise MiragenError(f"--k must be 'auto' or a whole number of classes (got {value!r})") from None
+            raise MiragenError(
+                f"--k must be 'auto' or a whole number of classes (got {value!r})"
+            ) from None
     if isinstance(k, int) and k < 1:
         raise MiragenError(f"--k must be at least 1 (got {k})")
     return k
@@ -89,13 +91,32 @@ def cluster_features(x: np.ndarray, k: int | str = "auto", *, seed: int = 0) -> 
     return ClusterResult(_renumber(lab), k, sil, {k: sil} if sil is not None else {})
 
 
-def cluster(waves: Sequence[np.ndarray], k: int | str = "auto", kind: str = "cycle", *, rate: int = ONESHOT_RATE, seed: int = 0) -> ClusterResult:
+def cluster(
+    waves: Sequence[np.ndarray],
+    k: int | str = "auto",
+    kind: str = "cycle",
+    *,
+    rate: int = ONESHOT_RATE,
+    seed: int = 0,
+) -> ClusterResult:
     """Cluster waves (cycles, or one-shots at ``rate``) on the judge's features."""
     res = cluster_features(features(list(waves), kind, rate=rate), k, seed=seed)
-    log.info("cluster: %d sounds → %d classes (silhouette %s)", len(waves), res.k, "-" if res.silhouette is None else f"{res.silhouette:.3f}")
+    log.info(
+        "cluster: %d sounds → %d classes (silhouette %s)",
+        len(waves),
+        res.k,
+        "-" if res.silhouette is None else f"{res.silhouette:.3f}",
+    )
     return res
 
 
-def cluster_waves(waves: Sequence[np.ndarray], k: int | str = "auto", kind: str = "cycle", *, rate: int = ONESHOT_RATE, seed: int = 0) -> np.ndarray:
+def cluster_waves(
+    waves: Sequence[np.ndarray],
+    k: int | str = "auto",
+    kind: str = "cycle",
+    *,
+    rate: int = ONESHOT_RATE,
+    seed: int = 0,
+) -> np.ndarray:
     """Class labels (0 = largest class) for ``waves``; ``k`` a number or 'auto'."""
     return cluster(waves, k, kind, rate=rate, seed=seed).labels

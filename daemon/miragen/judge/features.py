@@ -92,7 +92,9 @@ def _mel_inv(m: np.ndarray) -> np.ndarray:
 _FB_CACHE: dict[tuple[int, int, int], np.ndarray] = {}
 
 
-def mel_filterbank(rate: int = ONESHOT_RATE, n_fft: int = FRAME, bands: int = MEL_BANDS) -> np.ndarray:
+def mel_filterbank(
+    rate: int = ONESHOT_RATE, n_fft: int = FRAME, bands: int = MEL_BANDS
+) -> np.ndarray:
     """Triangular mel filters (peak 1), shape (bands, n_fft // 2 + 1)."""
     key = (rate, n_fft, bands)
     if key not in _FB_CACHE:
@@ -116,7 +118,10 @@ def oneshot_features(waves: Sequence[np.ndarray], rate: int = ONESHOT_RATE) -> n
         from scipy.signal import resample_poly
 
         g = math.gcd(int(rate), ONESHOT_RATE)
-        waves = [resample_poly(np.asarray(w, dtype=np.float64), ONESHOT_RATE // g, int(rate) // g) for w in waves]
+        waves = [
+            resample_poly(np.asarray(w, dtype=np.float64), ONESHOT_RATE // g, int(rate) // g)
+            for w in waves
+        ]
     fb = mel_filterbank(ONESHOT_RATE)
     window = np.hanning(FRAME)
     # power normalised so that a full-scale sine gives 1 in its bin

@@ -45,7 +45,16 @@ RAIL = 0.99
 RAIL_MIN_SHARE = 0.25
 RAIL_MARGIN = 0.10
 
-REASONS = ("non-finite", "silent", "constant", "near-silent", "clipped", "copy", "duplicate", "surplus")
+REASONS = (
+    "non-finite",
+    "silent",
+    "constant",
+    "near-silent",
+    "clipped",
+    "copy",
+    "duplicate",
+    "surplus",
+)
 
 
 @dataclass
@@ -120,7 +129,9 @@ def gate_candidates(
     rejected: dict[int, str] = {}
     train_l = [np.asarray(t, dtype=np.float64).ravel() for t in train]
     shares = [rail_share(t) for t in train_l]
-    rail_limit = max(RAIL_MIN_SHARE, (float(np.percentile(shares, 95)) if shares else 0.0) + RAIL_MARGIN)
+    rail_limit = max(
+        RAIL_MIN_SHARE, (float(np.percentile(shares, 95)) if shares else 0.0) + RAIL_MARGIN
+    )
 
     alive: list[int] = []
     for i, c in enumerate(candidates):
@@ -144,7 +155,10 @@ def gate_candidates(
             for row, i in enumerate(alive):
                 scores[i] = -abs(float(np.log(max(nn[row], 1e-12) / ref)))
                 if nn[row] < copy_factor * d_t:
-                    rejected[i] = f"copy of training sample {int(nearest[row])} (distance {nn[row]:.3g} < {copy_factor:g} × {d_t:.3g})"
+                    rejected[i] = (
+                        f"copy of training sample {int(nearest[row])} "
+                        f"(distance {nn[row]:.3g} < {copy_factor:g} × {d_t:.3g})"
+                    )
         else:
             log.warning("gate: fewer than 2 training sounds; copy and duplicate checks are off")
             for i in alive:
@@ -173,7 +187,13 @@ def gate_candidates(
     counts = Counter(r.split(" ", 1)[0] for r in rejected.values())
     out = {"candidates": len(candidates), "kept": len(kept)}
     out.update({r: int(counts.get(r, 0)) for r in REASONS})
-    result = GateResult(kept=kept, rejected=dict(sorted(rejected.items())), scores=scores, counts=out, typical_distance=d_t)
+    result = GateResult(
+        kept=kept,
+        rejected=dict(sorted(rejected.items())),
+        scores=scores,
+        counts=out,
+        typical_distance=d_t,
+    )
     log.info("gate: %s", result.summary())
     for i, why in result.rejected.items():
         log.debug("gate: candidate %d rejected: %s", i, why)

@@ -30,7 +30,15 @@ import numpy as np
 from ..errors import MiragenError
 from .features import ONESHOT_RATE, check_kind, features
 
-__all__ = ["Report", "Thresholds", "evaluate", "features", "loo_nn_distances", "nn_distances", "pairwise"]
+__all__ = [
+    "Report",
+    "Thresholds",
+    "evaluate",
+    "features",
+    "loo_nn_distances",
+    "nn_distances",
+    "pairwise",
+]
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +103,18 @@ class Report:
 
     def table(self) -> str:
         """Human-readable table of every check, with the verdict."""
-        lines = [f"{'metric':<15}{'generated':>11}{'held-out':>11}  {'gate':<13}{'limit':>9}{'':>6}"]
+        lines = [
+            f"{'metric':<15}{'generated':>11}{'held-out':>11}  {'gate':<13}{'limit':>9}{'':>6}"
+        ]
         for c in self.checks:
             lines.append(
-                f"{c.name:<15}{_fmt(c.value):>11}{_fmt(c.baseline):>11}  {c.rule:<13}{_fmt(c.limit):>9}{'ok' if c.passed else 'FAIL':>6}"
+                f"{c.name:<15}{_fmt(c.value):>11}{_fmt(c.baseline):>11}  "
+                f"{c.rule:<13}{_fmt(c.limit):>9}{'ok' if c.passed else 'FAIL':>6}"
             )
         s = self.sizes
-        lines.append(f"sets: generated {s['gen']}, training {s['train']}, held-out {s['held']} ({self.kind})")
+        lines.append(
+            f"sets: generated {s['gen']}, training {s['train']}, held-out {s['held']} ({self.kind})"
+        )
         verdict = self.verdict or ("pass" if self.passed else "fail")
         lines.append("verdict: " + verdict.upper())
         lines.extend(f"  - {r}" for r in self.reasons)
@@ -118,12 +131,16 @@ class Report:
         else:
             size = "no number of held-out sounds would tell them apart with these rules"
         if held < MIN_CONCLUSIVE_HELD:
-            return (f"every check passed, but {held} held-out sounds are too few to tell a real set "
-                    f"from a half-collapsed one (at least {MIN_CONCLUSIVE_HELD}, and enough that "
-                    f"no half-collapsed probe passes): {size}")
-        return (f"every check passed, but a half-collapsed set of the same size (half of the "
-                f"held-out sounds, each twice) passes too in {self.power.get('passed_probes')} of "
-                f"{self.power.get('probes')} tries: {size}")
+            return (
+                f"every check passed, but {held} held-out sounds are too few to tell a real set "
+                f"from a half-collapsed one (at least {MIN_CONCLUSIVE_HELD}, and enough that "
+                f"no half-collapsed probe passes): {size}"
+            )
+        return (
+            f"every check passed, but a half-collapsed set of the same size (half of the "
+            f"held-out sounds, each twice) passes too in {self.power.get('passed_probes')} of "
+            f"{self.power.get('probes')} tries: {size}"
+        )
 
 
 def _fmt(v: float) -> str:
@@ -201,7 +218,9 @@ def ndb_bins(train_feats: np.ndarray) -> int:
     return int(np.clip(round(math.sqrt(len(train_feats))), NDB_MIN_BINS, NDB_MAX_BINS))
 
 
-def ndb_over_k(train_labels: np.ndarray, lab: np.ndarray, k: int, alpha: float = NDB_ALPHA) -> float:
+def ndb_over_k(
+    train_labels: np.ndarray, lab: np.ndarray, k: int, alpha: float = NDB_ALPHA
+) -> float:
     """Share of the ``k`` bins where the sample's proportion (its bin labels ``lab``) differs
     from T's (two-proportion z-test, two-sided, level ``alpha``)."""
     from scipy.stats import norm
@@ -233,7 +252,9 @@ def frechet(a: np.ndarray, b: np.ndarray, ridge: float) -> float:
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     ca = np.atleast_2d(np.cov(a, rowvar=False)) + ridge * np.eye(d)
     cb = np.atleast_2d(np.cov(b, rowvar=False)) + ridge * np.eye(d)
-    val = float(np.sum((mu_a - mu_b) ** 2) + np.trace(ca) + np.trace(cb) - 2 * _sqrtm_psd_product(ca, cb))
+    val = float(
+        np.sum((mu_a - mu_b) ** 2) + np.trace(ca) + np.trace(cb) - 2 * _sqrtm_psd_product(ca, cb)
+    )
     return max(val, 0.0)
 
 
@@ -281,7 +302,16 @@ class _Pool:
     """G ∪ H features with everything a metric needs precomputed, so that metrics of any
     subset (the observed sets, size-matched draws, permuted splits) are cheap."""
 
-    def __init__(self, P: np.ndarray, T: np.ndarray, *, copy_factor: float, bins: int, pca_dims: int, seed: int):
+    def __init__(
+        self,
+        P: np.ndarray,
+        T: np.ndarray,
+        *,
+        copy_factor: float,
+        bins: int,
+        pca_dims: int,
+        seed: int,
+    ):
         from sklearn.cluster import KMeans
 
         self.T = T
@@ -385,7 +415,11 @@ def evaluate(
         half_sets = int(permutations)
     check_kind(kind)
     th = thresholds or Thresholds()
-    g_w, t_w, h_w = _as_waves(gen, "generated"), _as_waves(train, "training"), _as_waves(held, "held-out")
+    g_w, t_w, h_w = (
+        _as_waves(gen, "generated"),
+        _as_waves(train, "training"),
+        _as_waves(held, "held-out"),
+    )
     if len(t_w) < MIN_TRAIN:
         raise MiragenError(f"the training set needs at least {MIN_TRAIN} sounds (got {len(t_w)})")
     for name, ws in (("generated", g_w), ("held-out", h_w)):
@@ -399,7 +433,14 @@ def evaluate(
     ng, nh = len(g_w), len(h_w)
     m = min(ng, nh)
     bins = min(ndb_bins(T), len(T))
-    pool = _Pool(P, T, copy_factor=th.copy_factor, bins=bins, pca_dims=min(FRECHET_MAX_DIMS, max(1, m // 2)), seed=seed)
+    pool = _Pool(
+        P,
+        T,
+        copy_factor=th.copy_factor,
+        bins=bins,
+        pca_dims=min(FRECHET_MAX_DIMS, max(1, m // 2)),
+        seed=seed,
+    )
     rng = np.random.default_rng(seed)
     gi, hi = np.arange(ng), np.arange(ng, ng + nh)
     mg = pool.all(gi, _draws(gi, m, draws, rng))
@@ -450,7 +491,9 @@ def evaluate(
     power: dict[str, Any] = {}
     if not reasons and power_probes > 0:
         power = _power(pool, hi, m, draws, rng, mh, tol, th, power_probes)
-    verdict = "fail" if reasons else ("inconclusive" if power and not power["conclusive"] else "pass")
+    verdict = (
+        "fail" if reasons else ("inconclusive" if power and not power["conclusive"] else "pass")
+    )
     report = Report(
         kind=kind,
         sizes={"gen": ng, "train": len(T), "held": nh, "matched": m},
@@ -478,17 +521,33 @@ def evaluate(
     return report
 
 
-def _checks(figures: dict[str, float], baseline: dict[str, float], th: Thresholds,
-            tol: dict[str, float]) -> list[Check]:
+def _checks(
+    figures: dict[str, float], baseline: dict[str, float], th: Thresholds, tol: dict[str, float]
+) -> list[Check]:
     """Every rule but 'silent' applied to ``figures`` against ``baseline``."""
-    how = {"novelty": th.novelty_min, "copy_fraction": th.copy_margin, "diversity": th.diversity_min,
-           "recall": th.recall_factor, "ndb_k": th.ndb_margin, "precision": th.precision_factor,
-           "frechet": th.frechet_factor}
+    how = {
+        "novelty": th.novelty_min,
+        "copy_fraction": th.copy_margin,
+        "diversity": th.diversity_min,
+        "recall": th.recall_factor,
+        "ndb_k": th.ndb_margin,
+        "precision": th.precision_factor,
+        "frechet": th.frechet_factor,
+    }
     return [_check(name, figures, baseline, _HOW[name], x, tol) for name, x in how.items()]
 
 
-def _power(pool: _Pool, hi: np.ndarray, m: int, draws: int, rng: np.random.Generator,
-           mh: dict[str, float], tol: dict[str, float], th: Thresholds, probes: int) -> dict[str, Any]:
+def _power(
+    pool: _Pool,
+    hi: np.ndarray,
+    m: int,
+    draws: int,
+    rng: np.random.Generator,
+    mh: dict[str, float],
+    tol: dict[str, float],
+    th: Thresholds,
+    probes: int,
+) -> dict[str, Any]:
     """Would the checks catch a half-collapsed set of this size? See :func:`evaluate`."""
     baseline = _gate_figures(mh, mh)
     passed_probes = 0
@@ -526,8 +585,15 @@ def _power(pool: _Pool, hi: np.ndarray, m: int, draws: int, rng: np.random.Gener
         at = sorted(needs)[min(len(needs) - 1, probes - probes // 10 - 1)]
         if math.isfinite(at):
             need = max(int(math.ceil(at * len(hi) / max(m, 1))), len(hi) + 1, MIN_CONCLUSIVE_HELD)
-    return {"probes": probes, "passed_probes": passed_probes, "conclusive": conclusive,
-            "caught_by": caught_by, "held_needed": need, "held": int(len(hi)), "matched": int(m)}
+    return {
+        "probes": probes,
+        "passed_probes": passed_probes,
+        "conclusive": conclusive,
+        "caught_by": caught_by,
+        "held_needed": need,
+        "held": int(len(hi)),
+        "matched": int(m),
+    }
 
 
 def _gap(c: Check, bare: Check) -> float:
@@ -565,7 +631,14 @@ _HOW = {
 }
 
 
-def _check(name: str, metrics: dict[str, float], baseline: dict[str, float], how: str, x: float, tol: dict[str, float]) -> Check:
+def _check(
+    name: str,
+    metrics: dict[str, float],
+    baseline: dict[str, float],
+    how: str,
+    x: float,
+    tol: dict[str, float],
+) -> Check:
     v, b, t = metrics[name], baseline[name], tol.get(name, 0.0)
     if how == "ge_abs":
         limit, rule = x - t, f"≥ {x:g}"
@@ -587,7 +660,8 @@ def _check(name: str, metrics: dict[str, float], baseline: dict[str, float], how
 
 _WHY = {
     "silent": "some generated sounds are silent, constant or not finite",
-    "novelty": "generated sounds sit closer to the training set than real new sounds do (copies or collapse)",
+    "novelty": "generated sounds sit closer to the training set than real new sounds do "
+    "(copies or collapse)",
     "copy_fraction": "too many generated sounds are near-copies of training sounds",
     "diversity": "generated sounds are less varied than the training set (mode collapse)",
     "recall": "generated sounds cover less of the training set's variety than real sounds do",

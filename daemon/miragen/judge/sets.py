@@ -23,14 +23,24 @@ def audio_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
     if not folder.is_dir():
         raise MiragenError(f"{folder}: not a folder of sounds")
     it = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in it if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in it
+        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+    )
 
 
-def read_folder(folder: str | Path, *, raw_rate: int = 29411, recursive: bool = False) -> list[tuple[Path, np.ndarray, int]]:
-    """(path, samples, rate) of every readable sound of ``folder``; others skipped with a warning."""
+def read_folder(
+    folder: str | Path, *, raw_rate: int = 29411, recursive: bool = False
+) -> list[tuple[Path, np.ndarray, int]]:
+    """(path, samples, rate) of every readable sound of ``folder``; others skipped with a
+    warning."""
     from ..corpus.dataset import read_sounds
 
-    out = [(f, np.asarray(x, dtype=np.float64), r) for f, x, r in read_sounds(audio_files(folder, recursive=recursive), raw_rate=raw_rate)]
+    out = [
+        (f, np.asarray(x, dtype=np.float64), r)
+        for f, x, r in read_sounds(audio_files(folder, recursive=recursive), raw_rate=raw_rate)
+    ]
     if not out:
         raise MiragenError(f"{folder}: no usable sounds found")
     return out

@@ -60,7 +60,8 @@ CONFIG_TRACK = 11
 EDE_MAGIC = b"\x0d\x0a"
 
 SYNTHETIC_MARKER = (
-    b"MIRAGEN SYNTHETIC TEMPLATE - NO OPERATING SYSTEM - THIS IMAGE DOES NOT BOOT AN ENSONIQ MIRAGE\x00"
+    b"MIRAGEN SYNTHETIC TEMPLATE - NO OPERATING SYSTEM - "
+    b"THIS IMAGE DOES NOT BOOT AN ENSONIQ MIRAGE\x00"
 )
 
 
@@ -140,7 +141,8 @@ def check_image(image: bytes) -> None:
     check_not_ede(image)
     if len(image) != SIZE:
         raise FormatError(
-            f"disk image is {len(image):,} bytes; a raw Mirage image (.img/.edm) is exactly {SIZE:,} bytes"
+            f"disk image is {len(image):,} bytes; a raw Mirage image (.img/.edm) is exactly "
+            f"{SIZE:,} bytes"
         )
 
 
@@ -254,10 +256,15 @@ class DiskImage:
     def info(self) -> dict[str, Any]:
         """``{"size", "sounds": {name: {param_sha256, wave_sha256, wavesamples, programs}}}``;
         a synthetic template adds ``"synthetic": true`` and a ``"note"``."""
-        out: dict[str, Any] = {"size": len(self.raw), "sounds": {n: s.info() for n, s in self.sounds.items()}}
+        out: dict[str, Any] = {
+            "size": len(self.raw),
+            "sounds": {n: s.info() for n, s in self.sounds.items()},
+        }
         if self.synthetic:
             out["synthetic"] = True
-            out["note"] = "synthetic template made by miragen: no operating system, it does not boot a Mirage"
+            out["note"] = (
+                "synthetic template made by miragen: no operating system, it does not boot a Mirage"
+            )
         if self.problems:
             out["plausible"] = False
             out["problems"] = list(self.problems)
@@ -274,7 +281,9 @@ def parse(image: bytes, *, force: bool = False) -> DiskImage:
     if problems and not force:
         raise FormatError(describe_problems(problems))
     sounds = {
-        name: Sound(name, P.parse_sound_params(read_param_block(image, name)), read_wave(image, name))
+        name: Sound(
+            name, P.parse_sound_params(read_param_block(image, name)), read_wave(image, name)
+        )
         for name in SOUNDS
     }
     return DiskImage(image, sounds, problems)
@@ -301,7 +310,11 @@ def _check_wave_data(data: bytes, what: str, allow_zero: bool = False) -> int:
     data = bytes(data)
     zero = data.find(b"\x00")
     if zero >= 0 and not allow_zero:
-        raise FormatError(f"{what} holds a 0x00 byte (reserved: it stops the Mirage's oscillator); convert it to Mirage 8-bit first", zero)
+        raise FormatError(
+            f"{what} holds a 0x00 byte (reserved: it stops the Mirage's oscillator); convert it to "
+            "Mirage 8-bit first",
+            zero,
+        )
     return data.count(0) if zero >= 0 else 0
 
 
@@ -321,14 +334,22 @@ def write_wave_area(
     _check_template(image, force)
     data = bytes(data)
     if len(data) > HALF:
-        raise FormatError(f"wave data for {sound} is {len(data):,} bytes; a sound holds at most {HALF:,}")
+        raise FormatError(
+            f"wave data for {sound} is {len(data):,} bytes; a sound holds at most {HALF:,}"
+        )
     zeros = _check_wave_data(data, f"wave data for {sound}", allow_zero)
     padded = data + b"\x80" * (HALF - len(data))
     out = bytearray(image)
     for k, off, n in wave_runs(sound):
         out[off : off + n] = padded[k : k + n]
-    report = {"sound": sound, "written": len(data), "capacity": HALF, "unused": HALF - len(data),
-              "zero_bytes": zeros, "warnings": []}
+    report = {
+        "sound": sound,
+        "written": len(data),
+        "capacity": HALF,
+        "unused": HALF - len(data),
+        "zero_bytes": zeros,
+        "warnings": [],
+    }
     return bytes(out), report
 
 
@@ -358,15 +379,16 @@ def write_wavesample(
     ws = block.wavesample(number)
     if not ws.used:
         raise FormatError(
-            f"{sound} wavesample {number} is unused in this template (end page {ws.end_page} < start page "
-            f"{ws.start_page}); pick a wavesample the template uses, or write the whole wave area ({sound}=FILE)"
+            f"{sound} wavesample {number} is unused in this template (end page {ws.end_page} < "
+            f"start page {ws.start_page}); pick a wavesample the template uses, or write the whole "
+            f"wave area ({sound}=FILE)"
         )
     capacity = ws.length
     if len(data) > capacity:
         hint = f"; {SYNTHETIC_TOO_SMALL_HINT}" if is_synthetic(image) else ""
         raise FormatError(
-            f"{len(data):,} bytes do not fit {sound} wavesample {number}: the template gives it pages "
-            f"{ws.start_page}..{ws.end_page} ({capacity:,} bytes){hint}"
+            f"{len(data):,} bytes do not fit {sound} wavesample {number}: the template gives it "
+            f"pages {ws.start_page}..{ws.end_page} ({capacity:,} bytes){hint}"
         )
     if not data:
         raise FormatError(f"no data for {sound} wavesample {number}")
@@ -383,8 +405,8 @@ def write_wavesample(
     data_end_page = ws.start_page + (len(data) - 1) // PAGE
     if ws.loop_on and ws.loop_end_page > data_end_page:
         warnings.append(
-            f"loop end page {ws.loop_end_page} lies beyond the data (it ends in page {data_end_page}); "
-            "the loop plays 0x80 padding"
+            f"loop end page {ws.loop_end_page} lies beyond the data (it ends in page "
+            f"{data_end_page}); the loop plays 0x80 padding"
         )
     report = {
         "sound": sound,

@@ -126,9 +126,19 @@ class WavesampleControl:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"number": self.number, "used": self.used}
         order = (
-            "start_page", "end_page", "loop_start_page", "loop_end_page", "loop_end_fine",
-            "loop_on", "coarse_tune", "fine_tune", "top_key", "relative_amplitude",
-            "relative_filter", "max_filter", "free_run",
+            "start_page",
+            "end_page",
+            "loop_start_page",
+            "loop_end_page",
+            "loop_end_fine",
+            "loop_on",
+            "coarse_tune",
+            "fine_tune",
+            "top_key",
+            "relative_amplitude",
+            "relative_filter",
+            "max_filter",
+            "free_run",
         )
         for name in order:
             out[name] = self.raw[CONTROL_FIELDS[name]]
@@ -179,7 +189,10 @@ class SoundParams:
 
     @property
     def programs(self) -> list[Program]:
-        return [Program(n, self.raw[program_offset(n) : program_offset(n) + PROGRAM_SIZE]) for n in range(1, PROGRAMS + 1)]
+        return [
+            Program(n, self.raw[program_offset(n) : program_offset(n) + PROGRAM_SIZE])
+            for n in range(1, PROGRAMS + 1)
+        ]
 
     def wavesample(self, number: int) -> WavesampleControl:
         off = control_offset(number)
@@ -199,7 +212,9 @@ def set_program_field(block: bytes, program: int, name: str, value: int) -> byte
     if len(block) != BLOCK_SIZE:
         raise FormatError(f"sound parameter block is {len(block)} bytes; expected {BLOCK_SIZE}")
     if name not in PROGRAM_FIELDS:
-        raise FormatError(f"unknown program field {name!r}; known fields: {', '.join(PROGRAM_FIELDS)}")
+        raise FormatError(
+            f"unknown program field {name!r}; known fields: {', '.join(PROGRAM_FIELDS)}"
+        )
     if not 0 <= int(value) <= 255:
         raise FormatError(f"program field {name} = {value}: expected 0..255 (the value as stored)")
     off = program_offset(program) + PROGRAM_FIELDS[name][0]

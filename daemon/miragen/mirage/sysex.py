@@ -322,13 +322,17 @@ def encode_wavesample_dump(data: bytes) -> bytes:
     if not data:
         raise SysexError("wavesample is empty; expected 1..255 whole pages of 256 bytes")
     if len(data) % PAGE:
-        raise SysexError(f"wavesample is {len(data)} bytes, not whole pages of {PAGE}; pad it to {-(-len(data) // PAGE) * PAGE} bytes with 0x80 first")
+        raise SysexError(
+            f"wavesample is {len(data)} bytes, not whole pages of {PAGE}; pad it to "
+            f"{-(-len(data) // PAGE) * PAGE} bytes with 0x80 first"
+        )
     pages = len(data) // PAGE
     if pages > MAX_DUMP_PAGES:
         raise SysexError(
             f"wavesample is {pages} pages ({len(data)} bytes); one SysEx dump carries at most "
             f"{MAX_DUMP_PAGES} pages ({MAX_DUMP_PAGES * PAGE} bytes) because the page count is "
-            "one byte (a 256-page dump is UNCERTAIN, FORMAT.md §4): shorten it, or write it into a disk image"
+            "one byte (a 256-page dump is UNCERTAIN, FORMAT.md §4): shorten it, or write it into a "
+            "disk image"
         )
     count = nybblize(bytes([pages]))
     payload = nybblize(data)
@@ -432,7 +436,11 @@ def encode_wavesample_function(
     start (4 nybbles, 0x10 in the last = upper) [S11 da_mirage_sx.c]."""
     if function not in WAVESAMPLE_FUNCTIONS:
         raise SysexError(f"function {function}: expected one of {sorted(WAVESAMPLE_FUNCTIONS)}")
-    for name, v in (("source start", src_start), ("source end", src_end), ("destination start", dest_start)):
+    for name, v in (
+        ("source start", src_start),
+        ("source end", src_end),
+        ("destination start", dest_start),
+    ):
         _check_addr(name, v)
     for name, v in (("scale start", scale_start), ("scale end", scale_end)):
         if not 0 <= v <= 0xFF:
@@ -517,7 +525,11 @@ def _dec_program_dump(msg: bytes, cmd: int) -> SysexMessage:
 
 def _dec_wavesample_dump(msg: bytes, cmd: int) -> SysexMessage:
     if len(msg) < 8 + PAGE * 2:
-        raise SysexError(f"wavesample dump is {len(msg)} bytes long; expected at least {8 + 2 * PAGE} (one page)", len(msg) - 1)
+        raise SysexError(
+            f"wavesample dump is {len(msg)} bytes long; expected at least {8 + 2 * PAGE} "
+            "(one page)",
+            len(msg) - 1,
+        )
     count_nyb = _nyb(msg, 4, 2)
     field_value = count_nyb[0] | (count_nyb[1] << 4)
     pages = field_value
@@ -539,7 +551,9 @@ def _dec_wavesample_dump(msg: bytes, cmd: int) -> SysexMessage:
     csum_at = len(msg) - 2
     want = (_checksum(count_nyb) + _checksum(payload)) & 0x7F
     if msg[csum_at] != want:
-        raise SysexError(f"wavesample dump checksum is 0x{msg[csum_at]:02X}; expected 0x{want:02X}", csum_at)
+        raise SysexError(
+            f"wavesample dump checksum is 0x{msg[csum_at]:02X}; expected 0x{want:02X}", csum_at
+        )
     fields = {"pages": pages, "page_count_field": field_value, "checksum": want}
     return SysexMessage("wavesample_dump", cmd, fields, data)
 
@@ -550,8 +564,12 @@ def _dec_status(kind: str) -> Callable[[bytes, int], SysexMessage]:
             _expect_len(msg, 6, f"{kind} message (0x{cmd:02X})")
         b = msg[4]
         if b > 0x1F:
-            raise SysexError(f"status byte 0x{b:02X}: expected 0x00..0x1F (0x10 = upper, low nybble = number)", 4)
-        return SysexMessage(kind, cmd, {"half": _half_name(bool(b & UPPER_FLAG)), "number": b & 0x0F, "raw": b})
+            raise SysexError(
+                f"status byte 0x{b:02X}: expected 0x00..0x1F (0x10 = upper, low nybble = number)", 4
+            )
+        return SysexMessage(
+            kind, cmd, {"half": _half_name(bool(b & UPPER_FLAG)), "number": b & 0x0F, "raw": b}
+        )
 
     return dec
 
@@ -564,7 +582,11 @@ def _addr_field(msg: bytes, start: int, flag_at: int | None) -> tuple[int, bool]
         part[flag_at] &= 0x0F
     for i, b in enumerate(part):
         if b > 0x0F:
-            raise SysexError(f"address byte 0x{msg[start + i]:02X} is not a nybble; expected 0x00..0x0F" + (" (or 0x10..0x1F for the upper flag)" if i == flag_at else ""), start + i)
+            raise SysexError(
+                f"address byte 0x{msg[start + i]:02X} is not a nybble; expected 0x00..0x0F"
+                + (" (or 0x10..0x1F for the upper flag)" if i == flag_at else ""),
+                start + i,
+            )
     return _addr_value(bytes(part)), upper
 
 
@@ -572,26 +594,42 @@ def _dec_absolute_request(msg: bytes, cmd: int) -> SysexMessage:
     _expect_len(msg, 13, "absolute-address dump request (0x0B)")
     start, upper = _addr_field(msg, 4, 0)
     end, _ = _addr_field(msg, 8, None)
-    return SysexMessage("absolute_request", cmd, {"half": _half_name(upper), "start": start, "end": end})
+    return SysexMessage(
+        "absolute_request", cmd, {"half": _half_name(upper), "start": start, "end": end}
+    )
 
 
 def _dec_absolute_dump(msg: bytes, cmd: int) -> SysexMessage:
     if len(msg) < 14:
-        raise SysexError(f"absolute-address dump is {len(msg)} bytes long; expected at least 14", len(msg) - 1)
+        raise SysexError(
+            f"absolute-address dump is {len(msg)} bytes long; expected at least 14", len(msg) - 1
+        )
     start, upper = _addr_field(msg, 4, 0)
     end, _ = _addr_field(msg, 8, None)
     if end < start:
         raise SysexError(f"absolute-address dump end {end} lies before start {start}", 8)
     expected = 14 + 2 * (end - start)
     if len(msg) != expected:
-        raise SysexError(f"absolute-address dump of {end - start} bytes must be {expected} bytes long; it is {len(msg)}", min(len(msg), expected) - 1)
+        raise SysexError(
+            f"absolute-address dump of {end - start} bytes must be {expected} bytes long; it is "
+            f"{len(msg)}",
+            min(len(msg), expected) - 1,
+        )
     payload = msg[12:-2]
     data = denybblize(payload, 12)
     csum_at = len(msg) - 2
     want = (_checksum(msg[4:12]) + _checksum(payload)) & 0x7F
     if msg[csum_at] != want:
-        raise SysexError(f"absolute-address dump checksum is 0x{msg[csum_at]:02X}; expected 0x{want:02X}", csum_at)
-    return SysexMessage("absolute_dump", cmd, {"half": _half_name(upper), "start": start, "end": end, "checksum": want}, data)
+        raise SysexError(
+            f"absolute-address dump checksum is 0x{msg[csum_at]:02X}; expected 0x{want:02X}",
+            csum_at,
+        )
+    return SysexMessage(
+        "absolute_dump",
+        cmd,
+        {"half": _half_name(upper), "start": start, "end": end, "checksum": want},
+        data,
+    )
 
 
 def _dec_param(kind: str) -> Callable[[bytes, int], SysexMessage]:
@@ -600,12 +638,20 @@ def _dec_param(kind: str) -> Callable[[bytes, int], SysexMessage]:
             _expect_len(msg, 9, f"{kind} message (0x{cmd:02X})")
         num = msg[4]
         if num > 0x1F:
-            raise SysexError(f"number byte 0x{num:02X}: expected 0x00..0x1F (0x10 = upper, low nybble = number)", 4)
+            raise SysexError(
+                f"number byte 0x{num:02X}: expected 0x00..0x1F (0x10 = upper, low nybble = number)",
+                4,
+            )
         lo, hi = _nyb(msg, 6, 2)
         return SysexMessage(
             kind,
             cmd,
-            {"half": _half_name(bool(num & UPPER_FLAG)), "number": num & 0x0F, "parameter": msg[5], "value": lo | (hi << 4)},
+            {
+                "half": _half_name(bool(num & UPPER_FLAG)),
+                "number": num & 0x0F,
+                "parameter": msg[5],
+                "value": lo | (hi << 4),
+            },
         )
 
     return dec
@@ -615,7 +661,10 @@ def _dec_function(msg: bytes, cmd: int) -> SysexMessage:
     _expect_len(msg, 22, "wavesample manipulation (0x0F)")
     fn = msg[4]
     if fn > 0x1F:
-        raise SysexError(f"function byte 0x{fn:02X}: expected 0x00..0x1F (0x10 = upper, low nybble = function)", 4)
+        raise SysexError(
+            f"function byte 0x{fn:02X}: expected 0x00..0x1F (0x10 = upper, low nybble = function)",
+            4,
+        )
     src_start, _ = _addr_field(msg, 5, None)
     src_end, _ = _addr_field(msg, 9, None)
     s0 = _nyb(msg, 13, 2)
@@ -664,11 +713,16 @@ _LAYOUT: dict[int, Callable[[bytes, int], SysexMessage]] = {
 def check_framing(msg: bytes) -> None:
     """Framing, manufacturer, model, and every inner byte < 0x80."""
     if len(msg) < 5:
-        raise SysexError(f"message is {len(msg)} bytes long; the shortest Mirage message is 5 (F0 0F 01 cmd F7)", max(len(msg) - 1, 0))
+        raise SysexError(
+            f"message is {len(msg)} bytes long; the shortest Mirage message is 5 (F0 0F 01 cmd F7)",
+            max(len(msg) - 1, 0),
+        )
     if msg[0] != SOX:
         raise SysexError(f"message starts with 0x{msg[0]:02X}; expected F0", 0)
     if msg[-1] != EOX:
-        raise SysexError(f"message ends with 0x{msg[-1]:02X}; expected F7 (truncated?)", len(msg) - 1)
+        raise SysexError(
+            f"message ends with 0x{msg[-1]:02X}; expected F7 (truncated?)", len(msg) - 1
+        )
     if msg[1] != MANUFACTURER:
         raise SysexError(f"manufacturer byte 0x{msg[1]:02X}; expected 0x0F (Ensoniq)", 1)
     if msg[2] != MODEL:
@@ -774,14 +828,18 @@ class ScanStats:
             return None
         parts = []
         if self.skipped_messages:
-            parts.append(f"{_plural(self.skipped_messages, 'SysEx message')} of another "
-                         f"manufacturer or instrument ({self.other_message_bytes:,} bytes)")
+            parts.append(
+                f"{_plural(self.skipped_messages, 'SysEx message')} of another "
+                f"manufacturer or instrument ({self.other_message_bytes:,} bytes)"
+            )
         if self.realtime_bytes:
             parts.append(f"{_plural(self.realtime_bytes, 'MIDI real-time byte')} (0xF8..0xFF)")
         if self.stray_bytes:
             parts.append(f"{_plural(self.stray_bytes, 'stray byte')} outside any message")
-        return (f"skipped {_plural(self.skipped_bytes, 'byte')} that are not the Mirage's: "
-                + ", ".join(parts))
+        return (
+            f"skipped {_plural(self.skipped_bytes, 'byte')} that are not the Mirage's: "
+            + ", ".join(parts)
+        )
 
 
 def _plural(n: int, word: str) -> str:
@@ -862,8 +920,13 @@ class MessageScanner:
 
     def _emit(self) -> RawMessage:
         self.stats.messages += 1
-        raw = RawMessage(self._start, bytes(self._buf), self.stats.messages,
-                         self._at or None, self._dropped or None)
+        raw = RawMessage(
+            self._start,
+            bytes(self._buf),
+            self.stats.messages,
+            self._at or None,
+            self._dropped or None,
+        )
         self._buf = bytearray()
         self._at, self._dropped = [], []
         self._state = _OUT
@@ -896,7 +959,7 @@ class MessageScanner:
                     m = clean(chunk, i)
                 if i >= n:
                     break
-                j = chunk.find(b"\xF0", i)
+                j = chunk.find(b"\xf0", i)
                 end = n if j < 0 else j
                 self._skip(chunk, i, end, False)
                 if j < 0:
@@ -905,7 +968,7 @@ class MessageScanner:
                     i = j  # the fast path takes it
                     continue
                 self._start = base + j
-                self._buf = bytearray(b"\xF0")
+                self._buf = bytearray(b"\xf0")
                 self._state = _HEAD
                 i = j + 1
             elif state == _HEAD:  # F0 seen; is it F0 0F 01?
@@ -947,8 +1010,11 @@ class MessageScanner:
                 had = len(self._buf)
                 if had + (end - i) >= MAX_MESSAGE:  # and the F7 still to come
                     at = base + i + (MAX_MESSAGE - had)
-                    raise SysexError(f"{self._where()} is longer than any Mirage message "
-                                     f"({MAX_MESSAGE:,} bytes) and has no F7", at)
+                    raise SysexError(
+                        f"{self._where()} is longer than any Mirage message "
+                        f"({MAX_MESSAGE:,} bytes) and has no F7",
+                        at,
+                    )
                 self._buf += chunk[i:end]
                 if m is None:
                     break
@@ -959,11 +1025,15 @@ class MessageScanner:
                 elif b >= 0xF8:
                     self._drop_realtime()
                 elif b == SOX:
-                    raise SysexError(f"{self._where()}: F0 inside a message; the message before "
-                                     "it has no F7", base + end)
+                    raise SysexError(
+                        f"{self._where()}: F0 inside a message; the message before it has no F7",
+                        base + end,
+                    )
                 else:
-                    raise SysexError(f"{self._where()}: data byte 0x{b:02X} ≥ 0x80; expected "
-                                     "0x00..0x7F", base + end)
+                    raise SysexError(
+                        f"{self._where()}: data byte 0x{b:02X} ≥ 0x80; expected 0x00..0x7F",
+                        base + end,
+                    )
                 i = end + 1
         self._pos += n
         stats.bytes += n

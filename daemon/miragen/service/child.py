@@ -30,7 +30,9 @@ from .context import Context
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_S = 7.0  # SIGTERM → this long for the child to checkpoint, then SIGKILL (10 s allowed in all)
+STOP_GRACE_S = (
+    7.0  # SIGTERM → this long for the child to checkpoint, then SIGKILL (10 s allowed in all)
+)
 SILENCE_FACTOR = 3.0
 TICK_S = 0.5  # how often the supervising thread looks at the stop flag while a child works
 
@@ -62,16 +64,42 @@ def _signal_name(rc: int) -> str:
         return f"signal {-rc}"
 
 
-def run_child(d: Context, worker: str, task: str, spec: dict[str, Any], *, what: str,
-              on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run ``task`` in a child; returns its result, or raises ChildFailed/ChildCrashed/ChildStopped."""
+def run_child(
+    d: Context,
+    worker: str,
+    task: str,
+    spec: dict[str, Any],
+    *,
+    what: str,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``task`` in a child; returns its result, or raises
+    ChildFailed/ChildCrashed/ChildStopped."""
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    body = dict(spec, task=task, state=str(d.state.root), cfg=d.cfg, parent=os.getpid(), log_level=level, spawned=time.time())
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC")}
+    body = dict(
+        spec,
+        task=task,
+        state=str(d.state.root),
+        cfg=d.cfg,
+        parent=os.getpid(),
+        log_level=level,
+        spawned=time.time(),
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC")
+    }
     env["PYTHONUNBUFFERED"] = "1"  # systemd talks to the daemon only
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "miragen.service.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=None, close_fds=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "miragen.service.worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=None,
+        close_fds=True,
+        env=env,
+    )
     d.children[worker] = proc
     log.debug("%s: worker process %d started", what, proc.pid)
     try:
@@ -89,8 +117,14 @@ def run_child(d: Context, worker: str, task: str, spec: dict[str, Any], *, what:
         proc.stdout.close()
 
 
-def _supervise(d: Context, worker: str, proc: subprocess.Popen, what: str,
-               on_event: Callable[[dict[str, Any]], None] | None, t0: float) -> dict[str, Any]:
+def _supervise(
+    d: Context,
+    worker: str,
+    proc: subprocess.Popen,
+    what: str,
+    on_event: Callable[[dict[str, Any]], None] | None,
+    t0: float,
+) -> dict[str, Any]:
     limit = silence_limit(d.cfg)
     sel = selectors.DefaultSelector()
     fd = proc.stdout.fileno()
@@ -110,13 +144,20 @@ def _supervise(d: Context, worker: str, proc: subprocess.Popen, what: str,
                 except ProcessLookupError:
                     pass
             if term_at is not None and now - term_at > STOP_GRACE_S:
-                log.warning("%s: worker process %d did not stop within %.0f s; killed", what, proc.pid, STOP_GRACE_S)
+                log.warning(
+                    "%s: worker process %d did not stop within %.0f s; killed",
+                    what,
+                    proc.pid,
+                    STOP_GRACE_S,
+                )
                 proc.kill()
                 raise ChildStopped()
             if term_at is None and now - last > limit:
                 proc.kill()
-                raise ChildCrashed(f"{what}: the worker process was silent for {now - last:.0f} s (limit {limit:.0f} s, "
-                                   f"3 × daemon.watchdog_s) during '{phase}' and was killed")
+                raise ChildCrashed(
+                    f"{what}: the worker process was silent for {now - last:.0f} s (limit "
+                    f"{limit:.0f} s, 3 × daemon.watchdog_s) during '{phase}' and was killed"
+                )
             if not sel.select(TICK_S):
                 continue
             chunk = os.read(fd, 65536)
@@ -146,14 +187,22 @@ def _supervise(d: Context, worker: str, proc: subprocess.Popen, what: str,
         sel.close()
     try:
         rc = proc.wait(timeout=STOP_GRACE_S if final is not None else None)
-    except subprocess.TimeoutExpired:  # reported its end and hangs in its exit: nothing left to lose
+    except (
+        subprocess.TimeoutExpired
+    ):  # reported its end and hangs in its exit: nothing left to lose
         proc.kill()
         rc = proc.wait()
-    log.debug("%s: worker process %d exited %d after %.1f s", what, proc.pid, rc, time.monotonic() - t0)
+    log.debug(
+        "%s: worker process %d exited %d after %.1f s", what, proc.pid, rc, time.monotonic() - t0
+    )
     if final is None:
         if d.stopping.is_set():
             raise ChildStopped()
-        why = f"killed by {_signal_name(rc)}" + (" (out of memory?)" if rc == -signal.SIGKILL else "") if rc < 0 else f"exit status {rc}"
+        why = (
+            f"killed by {_signal_name(rc)}" + (" (out of memory?)" if rc == -signal.SIGKILL else "")
+            if rc < 0
+            else f"exit status {rc}"
+        )
         raise ChildCrashed(f"{what}: the worker process died ({why}) during '{phase}'")
     if final["ev"] == "stopped":
         raise ChildStopped(float(final.get("run_s", 0.0)))

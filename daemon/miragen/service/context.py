@@ -32,7 +32,9 @@ class Context(Protocol):
     queue: JobQueue  # jobs, corpus index, deliveries, models
     stopping: threading.Event  # set when the daemon is asked to stop
     delivering: threading.Event  # set while a delivery holds the transport
-    io_lock: threading.Lock  # held by a delivery; the MIDI input reads a shared port only without it
+    io_lock: (
+        threading.Lock
+    )  # held by a delivery; the MIDI input reads a shared port only without it
     children: dict[str, Any]  # worker name -> its running child process
     watcher: Watching | None  # the drop-folder watcher (None before it starts)
 

@@ -86,14 +86,23 @@ class Daemon:
         self.watcher: DropWatcher | None = None
         self.listener: TriggerListener | None = None
         self._threads: dict[str, threading.Thread] = {}
-        self.children: dict[str, Any] = {}  # worker name -> its running child process (service/child.py)
+        self.children: dict[
+            str, Any
+        ] = {}  # worker name -> its running child process (service/child.py)
         self._beats: dict[str, float] = {}
         self._activity: dict[str, str] = {}
         self._transport = None
         self._transport_lock = threading.Lock()
-        self.io_lock = threading.Lock()  # held by a delivery; the MIDI input reads a shared port only without it
+        self.io_lock = (
+            threading.Lock()
+        )  # held by a delivery; the MIDI input reads a shared port only without it
         self.delivering = threading.Event()
-        self.transport_health: dict[str, Any] = {"spec": cfg["deliver"]["transport"], "state": "unused", "last_ok": None, "last_error": ""}
+        self.transport_health: dict[str, Any] = {
+            "spec": cfg["deliver"]["transport"],
+            "state": "unused",
+            "last_ok": None,
+            "last_error": "",
+        }
         self._trigger_seq = 0
         self._trigger_lock = threading.Lock()
         self.started = time.time()
@@ -115,7 +124,10 @@ class Daemon:
                 return False, f"thread {name} died"
             age = now - self._beats.get(name, now)
             if age > limit:
-                return False, f"worker {name} silent for {age:.0f} s ({self._activity.get(name, '')})"
+                return (
+                    False,
+                    f"worker {name} silent for {age:.0f} s ({self._activity.get(name, '')})",
+                )
         if self.watcher is not None and not self.watcher.alive():
             return False, "the drop-folder watcher died"
         return True, ""
@@ -130,7 +142,9 @@ class Daemon:
             return self._transport
 
     def transport_ok(self) -> None:
-        self.transport_health.update(state="ok", last_ok=time.strftime("%Y-%m-%dT%H:%M:%S%z"), last_error="")
+        self.transport_health.update(
+            state="ok", last_ok=time.strftime("%Y-%m-%dT%H:%M:%S%z"), last_error=""
+        )
 
     def transport_failed(self, error: str) -> None:
         self.transport_health.update(state="error", last_error=error)
@@ -149,7 +163,9 @@ class Daemon:
         if self.queue is None or self.stopping.is_set():
             return
         if self.queue.pending(("request", "generate")) >= MAX_PENDING_TRIGGERS:
-            log.warning("trigger %d dropped: %d requests already waiting", index, MAX_PENDING_TRIGGERS)
+            log.warning(
+                "trigger %d dropped: %d requests already waiting", index, MAX_PENDING_TRIGGERS
+            )
             return
         try:
             request = from_trigger(trigger)
@@ -160,7 +176,12 @@ class Daemon:
             self._trigger_seq += 1
             name = f"midi-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{self._trigger_seq}"
         source = f"MIDI trigger {index} ({msg.data[:12].hex(' ')})"
-        self.queue.add("request", {"name": name, "request": request, "source": source}, key=f"request:{name}", subject=name)
+        self.queue.add(
+            "request",
+            {"name": name, "request": request, "source": source},
+            key=f"request:{name}",
+            subject=name,
+        )
 
     # -- workers ------------------------------------------------------------------------
     def _worker(self, name: str, kinds: tuple[str, ...]) -> None:
@@ -172,7 +193,11 @@ class Daemon:
             job = q.claim(kinds)
             if job is None:
                 due = q.next_due(kinds)
-                timeout = self.idle_wait if due is None else max(0.02, min(due - time.time(), self.idle_wait))
+                timeout = (
+                    self.idle_wait
+                    if due is None
+                    else max(0.02, min(due - time.time(), self.idle_wait))
+                )
                 q.wait_change(seen, timeout)
                 continue
             self.set_activity(name, f"{job.kind} {printable(job.subject)}")
@@ -190,12 +215,18 @@ class Daemon:
         assert q is not None
         reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, MiragenError) else str(exc)
         if isinstance(exc, MiragenError) or job.attempts >= MAX_ATTEMPTS:
-            log.error("job %d (%s %s) failed: %s", job.id, job.kind, printable(job.subject), reason,
-                      exc_info=None if isinstance(exc, MiragenError) else exc)
+            log.error(
+                "job %d (%s %s) failed: %s",
+                job.id,
+                job.kind,
+                printable(job.subject),
+                reason,
+                exc_info=None if isinstance(exc, MiragenError) else exc,
+            )
             self._give_up(job, reason)
         else:
             log.warning("job %d (%s) error, retried: %s", job.id, job.kind, reason, exc_info=exc)
-            q.requeue(job, delay_s=2.0 ** job.attempts, error=reason)
+            q.requeue(job, delay_s=2.0**job.attempts, error=reason)
 
     def _give_up(self, job: Job, reason: str) -> None:
         """A job that cannot finish: its input still ends in rejected/, its request is failed."""
@@ -222,8 +253,11 @@ class Daemon:
         queued = q.pending() - sum(1 for a in self._activity.values() if a != "idle")
         running = [f"{k} {a}" for k, a in self._activity.items() if a != "idle"]
         classes = q.class_counts()
-        parts = [f"{sum(classes.values())} sounds in {len(classes)} classes",
-                 f"queue: {max(0, queued)} queued, {len(running)} running" + (f" ({'; '.join(running)[:120]})" if running else "")]
+        parts = [
+            f"{sum(classes.values())} sounds in {len(classes)} classes",
+            f"queue: {max(0, queued)} queued, {len(running)} running"
+            + (f" ({'; '.join(running)[:120]})" if running else ""),
+        ]
         th = self.transport_health
         if th["state"] != "unused":
             parts.append(f"transport {th['state']}")
@@ -236,16 +270,30 @@ class Daemon:
             "pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "workers": {n: {"activity": self._activity.get(n, "idle"), "heartbeat_age_s": round(now - self._beats.get(n, now), 1)}
-                        for n in self._threads},
+            "workers": {
+                n: {
+                    "activity": self._activity.get(n, "idle"),
+                    "heartbeat_age_s": round(now - self._beats.get(n, now), 1),
+                }
+                for n in self._threads
+            },
             "worker_processes": {n: p.pid for n, p in list(self.children.items())},
             "transport": self.transport_health,
             "watcher": vars(self.watcher.stats) if self.watcher else {},
-            "midi_input": {"spec": self.cfg["midi"]["input"], "messages": self.listener.messages, "fired": self.listener.fired,
-                           "dropped": self.listener.dropped, "error": self.listener.error} if self.listener else {},
+            "midi_input": {
+                "spec": self.cfg["midi"]["input"],
+                "messages": self.listener.messages,
+                "fired": self.listener.fired,
+                "dropped": self.listener.dropped,
+                "error": self.listener.error,
+            }
+            if self.listener
+            else {},
         }
         try:
-            atomic_write_text(self.state.status_file, json.dumps(data, indent=2, default=str) + "\n")
+            atomic_write_text(
+                self.state.status_file, json.dumps(data, indent=2, default=str) + "\n"
+            )
         except OSError as exc:
             log.warning("cannot write %s: %s", self.state.status_file, exc)
 
@@ -258,7 +306,9 @@ class Daemon:
             return False
         for root in (self.state.inbox, self.state.requests):
             for _dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-                if any(not is_temporary(f) for f in filenames) or any(os.path.islink(os.path.join(_dirpath, x)) for x in dirnames):
+                if any(not is_temporary(f) for f in filenames) or any(
+                    os.path.islink(os.path.join(_dirpath, x)) for x in dirnames
+                ):
                     return False
         return True
 
@@ -275,7 +325,10 @@ class Daemon:
         except OSError:
             other = os.read(fd, 32).decode("ascii", "replace").strip()
             os.close(fd)
-            raise MiragenError(f"{self.state.root}: another miragen daemon already runs on this state folder (pid {other or '?'})") from None
+            raise MiragenError(
+                f"{self.state.root}: another miragen daemon already runs on this state folder "
+                f"(pid {other or '?'})"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
@@ -285,16 +338,27 @@ class Daemon:
         self.state.create()
         self.queue = JobQueue(self.state.db)
         for job in self.queue.recover():
-            log.info("job %d (%s %s) was interrupted: %s", job.id, job.kind, printable(job.subject),
-                     "queued again" if job.state == "queued" else "given up")
+            log.info(
+                "job %d (%s %s) was interrupted: %s",
+                job.id,
+                job.kind,
+                printable(job.subject),
+                "queued again" if job.state == "queued" else "given up",
+            )
             if job.state == "failed":
                 self._give_up(job, "interrupted too many times")
         adopted = adopt_processing(self.state, self.queue)
         if adopted:
             log.info("%d claimed files had lost their jobs; queued again", adopted)
         dcfg = self.cfg["daemon"]
-        self.watcher = DropWatcher(self.state, self.queue, settle_s=dcfg["settle_s"], rescan_s=dcfg["rescan_s"],
-                                   polling=dcfg["polling"], heartbeat=lambda: self.beat("watcher"))
+        self.watcher = DropWatcher(
+            self.state,
+            self.queue,
+            settle_s=dcfg["settle_s"],
+            rescan_s=dcfg["rescan_s"],
+            polling=dcfg["polling"],
+            heartbeat=lambda: self.beat("watcher"),
+        )
         self.watcher.start()
         for name, kinds in WORKERS.items():
             t = threading.Thread(target=self._worker, args=(name, kinds), name=name, daemon=True)
@@ -306,10 +370,20 @@ class Daemon:
         if spec:
             shared = None
             if spec == self.cfg["deliver"]["transport"] and not spec.startswith("midi:"):
-                shared = lambda: (self.transport(), self.io_lock, self.delivering)
-            self.listener = TriggerListener(spec, self.cfg["trigger"], self.fire, cfg=self.cfg, shared=shared,
-                                            max_sysex=self.cfg["midi"]["max_message_bytes"],
-                                            heartbeat=lambda: self.beat("midi-in"))
+
+                def shared_io():
+                    return (self.transport(), self.io_lock, self.delivering)
+
+                shared = shared_io
+            self.listener = TriggerListener(
+                spec,
+                self.cfg["trigger"],
+                self.fire,
+                cfg=self.cfg,
+                shared=shared,
+                max_sysex=self.cfg["midi"]["max_message_bytes"],
+                heartbeat=lambda: self.beat("midi-in"),
+            )
             self.listener.start()
 
     def shutdown(self) -> None:
@@ -327,7 +401,9 @@ class Daemon:
             if self._transport is not None:
                 try:
                     self._transport.close()
-                except Exception:  # shutting down: a transport that fails to close is left to the OS
+                except (
+                    Exception
+                ):  # shutting down: a transport that fails to close is left to the OS
                     log.debug("closing the transport failed", exc_info=True)
                 self._transport = None
         if self.queue is not None:
@@ -336,6 +412,7 @@ class Daemon:
 
     def run(self, *, until_idle: bool = False, max_seconds: float | None = None) -> int:
         """Run until SIGTERM/SIGINT (or, with ``until_idle``, until there is nothing left to do)."""
+
         def on_signal(signum: int, _frame: object) -> None:
             log.info("signal %d: stopping", signum)
             self.stopping.set()
@@ -361,8 +438,12 @@ class Daemon:
         ping = sd.watchdog_interval()
         tick = min(1.0, ping) if ping else 1.0
         sd.notify("READY=1")
-        log.info("miragen daemon ready: state %s, transport %s, MIDI input %s", self.state.root,
-                 self.cfg["deliver"]["transport"], self.cfg["midi"]["input"] or "none")
+        log.info(
+            "miragen daemon ready: state %s, transport %s, MIDI input %s",
+            self.state.root,
+            self.cfg["deliver"]["transport"],
+            self.cfg["midi"]["input"] or "none",
+        )
         last_status = 0.0
         idle_since: float | None = None
         t0 = time.monotonic()
@@ -402,4 +483,3 @@ class Daemon:
         if getattr(self, "_lock_fd", None) is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-

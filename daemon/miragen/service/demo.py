@@ -62,8 +62,25 @@ SIM_LOG = "sim.log"
 CONFIG_NAME = "miragen.toml"
 SUMMARY_NAME = "demo-summary.json"
 # Everything the demo creates in DIR; a rerun removes these (and only these) first.
-OWNED = (MARKER, CONFIG_NAME, SIM_STATE, SIM_LOG, SUMMARY_NAME, "inbox", "requests", "processing", "rejected",
-         "corpus", "models", "out", "miragen.db", "miragen.db-wal", "miragen.db-shm", "miragen.lock", "status.json")
+OWNED = (
+    MARKER,
+    CONFIG_NAME,
+    SIM_STATE,
+    SIM_LOG,
+    SUMMARY_NAME,
+    "inbox",
+    "requests",
+    "processing",
+    "rejected",
+    "corpus",
+    "models",
+    "out",
+    "miragen.db",
+    "miragen.db-wal",
+    "miragen.db-shm",
+    "miragen.lock",
+    "status.json",
+)
 COUNT = 4  # candidates kept per class
 DISK_SOUND = "lower1"
 SYSEX_HALF = "lower"
@@ -111,8 +128,10 @@ def prepare_folder(folder: Path) -> bool:
     cleaned = False
     if folder.is_dir() and any(folder.iterdir()):
         if not (folder / MARKER).is_file():
-            raise DemoError(f"{folder}: not empty and not a Miragen demo folder (no {MARKER} in it); "
-                            "pick an empty or new --dir")
+            raise DemoError(
+                f"{folder}: not empty and not a Miragen demo folder (no {MARKER} in it); "
+                "pick an empty or new --dir"
+            )
         lock = folder / "miragen.lock"
         if lock.exists():
             import fcntl
@@ -121,7 +140,9 @@ def prepare_folder(folder: Path) -> bool:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                raise DemoError(f"{folder}: a miragen daemon runs on this folder now; stop it first") from None
+                raise DemoError(
+                    f"{folder}: a miragen daemon runs on this folder now; stop it first"
+                ) from None
             finally:
                 os.close(fd)
         for name in OWNED:
@@ -132,8 +153,11 @@ def prepare_folder(folder: Path) -> bool:
                 shutil.rmtree(p)
         cleaned = True
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / MARKER, json.dumps({"format": "miragen-demo/1", "created": time.time(),
-                                                    "owned": list(OWNED)}) + "\n")
+    atomic_write_text(
+        folder / MARKER,
+        json.dumps({"format": "miragen-demo/1", "created": time.time(), "owned": list(OWNED)})
+        + "\n",
+    )
     return cleaned
 
 
@@ -165,10 +189,15 @@ class SimProcess:
         with open(self.log_file, "ab") as err:
             # its own session: a Ctrl-C in the terminal stops the daemon cleanly, and the demo then
             # stops the sim itself; it dies with the demo (SIGTERM) even if the demo is killed
-            self.proc = subprocess.Popen([sys.executable, "-m", "miragen", "sim", "--pty", "--state", str(self.state_file)],
-                                         stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env,
-                                         start_new_session=True,
-                                         preexec_fn=_die_with_parent)  # noqa: PLW1509 (started before the daemon's threads)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "miragen", "sim", "--pty", "--state", str(self.state_file)],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )  # noqa: PLW1509 (started before the daemon's threads)
         assert self.proc.stdout is not None
         line = b""
         deadline = time.monotonic() + SIM_START_S
@@ -183,7 +212,10 @@ class SimProcess:
         self.pty = line.decode("ascii", "replace").strip()
         if not self.pty.startswith("/dev/"):
             self.stop()
-            raise MiragenError(f"the simulated Mirage did not start (no pty path within {SIM_START_S:.0f} s; see {self.log_file})")
+            raise MiragenError(
+                f"the simulated Mirage did not start (no pty path within {SIM_START_S:.0f} s; see "
+                f"{self.log_file})"
+            )
         return self.pty
 
     def stop(self) -> int | None:
@@ -221,8 +253,14 @@ def demo_config(folder: Path, transport: str, seconds_per_class: int) -> dict[st
         "paths": {"state": str(folder.resolve()), "usb_stick": ""},
         "train": {"seconds": int(seconds_per_class), "debounce_s": 1.0, "threads": demo_threads()},
         "generate": {"count": COUNT},
-        "deliver": {"route": "both", "transport": transport, "verify": True, "template": "",
-                    "sound": DISK_SOUND, "half": SYSEX_HALF},
+        "deliver": {
+            "route": "both",
+            "transport": transport,
+            "verify": True,
+            "template": "",
+            "sound": DISK_SOUND,
+            "half": SYSEX_HALF,
+        },
         "daemon": {"settle_s": 0.3},
     }
     base = configmod.parse_text(configmod.default_text(), "embedded default")
@@ -240,9 +278,12 @@ def config_text(cfg: dict[str, Any], used_transport: str) -> str:
     head = (
         "# Written by `miragen demo`. Rerun the studio with:\n"
         f"#   miragen daemon --config {Path(cfg['paths']['state']) / CONFIG_NAME}\n"
-        f"# The demo itself delivered over serial:{used_transport.partition(':')[2]} (the pty of a\n"
-        "# `miragen sim --pty` process that ended with the demo), so deliver.transport is \"sim\" here.\n"
-        "# With a Mirage: deliver.transport = \"serial:/dev/ttyTHS1\" (Jetson UART) or \"raw:/dev/snd/midiC1D0\";\n"
+        f"# The demo itself delivered over serial:{used_transport.partition(':')[2]} "
+        "(the pty of a\n"
+        "# `miragen sim --pty` process that ended with the demo), so deliver.transport is "
+        '"sim" here.\n'
+        '# With a Mirage: deliver.transport = "serial:/dev/ttyTHS1" (Jetson UART) or '
+        '"raw:/dev/snd/midiC1D0";\n'
         "# see `miragen ports`. A rerun of `miragen demo` in this folder replaces this file.\n\n"
     )
     return head + configmod.render(saved)
@@ -288,8 +329,13 @@ def _rel(folder: Path, p: Path) -> str:
 
 
 # ------------------------------------------------------------------------------ the demo
-def run_demo(folder: str | os.PathLike = "miragen-demo", seconds: int = DEFAULT_SECONDS, *,
-             classes: list[str] | None = None, progress: Progress | None = None) -> dict[str, Any]:
+def run_demo(
+    folder: str | os.PathLike = "miragen-demo",
+    seconds: int = DEFAULT_SECONDS,
+    *,
+    classes: list[str] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Run the whole demo in ``folder``; returns the summary (``summary["ok"]``: every stage ok)."""
     from ..corpus import synth
 
@@ -300,12 +346,19 @@ def run_demo(folder: str | os.PathLike = "miragen-demo", seconds: int = DEFAULT_
     if unknown or len(classes) < 2:
         raise DemoError(f"demo classes {classes}: need at least 2 of {', '.join(synth.CLASSES)}")
     if int(seconds) < len(classes):
-        raise DemoError(f"--seconds {seconds}: at least 1 second of training per class is needed ({len(classes)} classes)")
+        raise DemoError(
+            f"--seconds {seconds}: at least 1 second of training per class is needed "
+            f"({len(classes)} classes)"
+        )
     per_class = int(seconds) // len(classes)
     t_start = time.monotonic()
-    lock = _lock_folder(folder)  # one demo per folder: a second one would clean the first one's files
+    lock = _lock_folder(
+        folder
+    )  # one demo per folder: a second one would clean the first one's files
     try:
-        rerun = prepare_folder(folder)  # a folder that is not the demo's: DemoError before anything starts
+        rerun = prepare_folder(
+            folder
+        )  # a folder that is not the demo's: DemoError before anything starts
         run = DemoRun(folder, int(seconds), classes)
         sim = SimProcess(folder / SIM_STATE, folder / SIM_LOG)
         info: dict[str, Any] = {"rerun": rerun}
@@ -316,7 +369,9 @@ def run_demo(folder: str | os.PathLike = "miragen-demo", seconds: int = DEFAULT_
             info["sim_exit"] = rc
         summary = _summary(run, info, time.monotonic() - t_start)
         try:
-            atomic_write_text(folder / SUMMARY_NAME, json.dumps(summary, indent=2, default=str) + "\n")
+            atomic_write_text(
+                folder / SUMMARY_NAME, json.dumps(summary, indent=2, default=str) + "\n"
+            )
         except OSError as exc:  # the summary is printed anyway
             log.warning("cannot write %s: %s", folder / SUMMARY_NAME, exc)
     finally:
@@ -325,7 +380,8 @@ def run_demo(folder: str | os.PathLike = "miragen-demo", seconds: int = DEFAULT_
 
 
 def _lock_folder(folder: Path) -> int:
-    """Create ``folder`` when missing and hold an exclusive flock on it (freed when the demo ends)."""
+    """Create ``folder`` when missing and hold an exclusive flock on it (freed when the demo
+    ends)."""
     import fcntl
 
     if folder.is_symlink():
@@ -336,7 +392,9 @@ def _lock_folder(folder: Path) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
-        raise DemoError(f"{folder}: cannot make or open the demo folder: {exc.strerror or exc}") from None
+        raise DemoError(
+            f"{folder}: cannot make or open the demo folder: {exc.strerror or exc}"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -359,15 +417,22 @@ def _stage(run: DemoRun, name: str, say: Progress, fn: Callable[[], str]) -> boo
         st.ok = True
     except MiragenError as exc:
         st.error = str(exc)
-    except Exception as exc:  # the summary names the stage and the error; the sim is stopped by the caller
+    except (
+        Exception
+    ) as exc:  # the summary names the stage and the error; the sim is stopped by the caller
         log.debug("stage %s failed", name, exc_info=True)
         st.error = f"{type(exc).__name__}: {exc}"
     st.seconds = round(time.monotonic() - t0, 2)
-    say(f"    {'ok' if st.ok else 'FAILED'} ({st.seconds:.1f} s){': ' + (st.detail if st.ok else st.error) if (st.detail or st.error) else ''}")
+    say(
+        f"    {'ok' if st.ok else 'FAILED'} ({st.seconds:.1f} s)"
+        f"{': ' + (st.detail if st.ok else st.error) if (st.detail or st.error) else ''}"
+    )
     return st.ok
 
 
-def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any], say: Progress) -> None:
+def _stages(
+    run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any], say: Progress
+) -> None:
     from ..corpus.synth import write_default_corpus
 
     folder = run.folder
@@ -388,8 +453,11 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
         info["pty"] = pty
         cfg.update(demo_config(folder, f"serial:{pty}", per_class))
         atomic_write_text(folder / CONFIG_NAME, config_text(cfg, cfg["deliver"]["transport"]))
-        return (f"{sum(counts.values())} sounds in {len(counts)} classes dropped into inbox/; simulated Mirage on {pty}; "
-                f"{per_class} s of training per class" + ("; the previous demo in this folder was replaced" if info["rerun"] else ""))
+        return (
+            f"{sum(counts.values())} sounds in {len(counts)} classes dropped into inbox/; "
+            f"simulated Mirage on {pty}; {per_class} s of training per class"
+            + ("; the previous demo in this folder was replaced" if info["rerun"] else "")
+        )
 
     def ingest_train() -> str:
         t0 = time.time()
@@ -400,15 +468,28 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
         bad = [j for j in ingests + trains if j.state != "done"]
         if bad:
             unfinished = any(j.state in ("queued", "running") for j in bad)
-            raise MiragenError(("the daemon stopped before its work was done (interrupted?): " if unfinished else "")
-                               + "; ".join(f"{j.kind} {j.subject} {j.state}" + (f" ({j.last_error})" if j.last_error else "")
-                                           for j in bad[:5]))
+            raise MiragenError(
+                (
+                    "the daemon stopped before its work was done (interrupted?): "
+                    if unfinished
+                    else ""
+                )
+                + "; ".join(
+                    f"{j.kind} {j.subject} {j.state}"
+                    + (f" ({j.last_error})" if j.last_error else "")
+                    for j in bad[:5]
+                )
+            )
         ingest_end = max((j.updated for j in ingests), default=t0)
         info["ingest_s"] = round(ingest_end - t0, 2)
         info["train_s"] = round(time.time() - ingest_end, 2)
-        rejected = [p.name for p in (folder / "rejected").iterdir() if not p.name.endswith(".reason.txt")]
+        rejected = [
+            p.name for p in (folder / "rejected").iterdir() if not p.name.endswith(".reason.txt")
+        ]
         if rejected:
-            raise MiragenError(f"{len(rejected)} demo sounds were rejected: {', '.join(rejected[:5])}")
+            raise MiragenError(
+                f"{len(rejected)} demo sounds were rejected: {', '.join(rejected[:5])}"
+            )
         models = {m["class"]: m for m in _models(folder) if m["current"]}
         missing = [c for c in run.classes if c not in models]
         if missing:
@@ -426,9 +507,14 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
             verdicts[c] = _verdict(rep)
         info["verdicts"] = verdicts
         passed = [c for c, v in verdicts.items() if v == "pass"]
-        return (f"verdict per class: {', '.join(f'{c} {v.upper()}' for c, v in verdicts.items())}"
-                + ("" if len(passed) == len(verdicts) else
-                   " (a fail or inconclusive verdict is reported, not hidden; the demo goes on)"))
+        return (
+            f"verdict per class: {', '.join(f'{c} {v.upper()}' for c, v in verdicts.items())}"
+            + (
+                ""
+                if len(passed) == len(verdicts)
+                else " (a fail or inconclusive verdict is reported, not hidden; the demo goes on)"
+            )
+        )
 
     def generate_deliver() -> str:
         req_dir = folder / "requests"
@@ -436,8 +522,10 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
         for i, c in enumerate(run.classes):
             name = f"demo-{c}"
             names[c] = name
-            text = (f'name = "{name}"\nclass = "{c}"\ncount = {COUNT}\nhalf = "{SYSEX_HALF}"\n'
-                    f'wavesample = {i + 1}\nroute = "both"\nsound = "{DISK_SOUND}"\n')
+            text = (
+                f'name = "{name}"\nclass = "{c}"\ncount = {COUNT}\nhalf = "{SYSEX_HALF}"\n'
+                f'wavesample = {i + 1}\nroute = "both"\nsound = "{DISK_SOUND}"\n'
+            )
             atomic_write_text(req_dir / f"{name}.toml", text)
         info["requests"] = names
         t0 = time.time()
@@ -453,13 +541,20 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
             if delivered.get(n):
                 records[c]["delivered_pcm"] = delivered[n]
         info["records"] = records
-        failed = [f"{c}: {r.get('state', 'no record')} {r.get('reason', '')}".strip() for c, r in records.items() if r.get("state") != "done"]
+        failed = [
+            f"{c}: {r.get('state', 'no record')} {r.get('reason', '')}".strip()
+            for c, r in records.items()
+            if r.get("state") != "done"
+        ]
         gen_end = max((j.updated for j in jobs if j.kind == "generate"), default=t0)
         info["generate_s"] = round(gen_end - t0, 2)
         info["deliver_s"] = round(time.time() - gen_end, 2)
         if failed:
             raise MiragenError("request(s) not done: " + "; ".join(failed))
-        return f"{len(records)} requests done: candidates written, best of each sent by SysEx (ACK, read back) and written to a disk image"
+        return (
+            f"{len(records)} requests done: candidates written, best of each sent by SysEx "
+            "(ACK, read back) and written to a disk image"
+        )
 
     def disk_image() -> str:
         from ..app import disk as disk_app
@@ -472,12 +567,25 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
             # a single cycle fills the slot (no 0x80 tail); longer sounds go in as they are
             put = disk_app.place(image, DISK_SOUND, i + 1, data, cycle=disk_app.is_cycle(data))
             image = put.image
-            placed[c] = {"sound": DISK_SOUND, "wavesample": i + 1, "pcm": _rel(folder, best), "bytes": len(data),
-                         "tiled": put.tiled, "written": put.report["written"], "capacity": put.report["capacity"],
-                         "warnings": put.warnings}
+            placed[c] = {
+                "sound": DISK_SOUND,
+                "wavesample": i + 1,
+                "pcm": _rel(folder, best),
+                "bytes": len(data),
+                "tiled": put.tiled,
+                "written": put.report["written"],
+                "capacity": put.report["capacity"],
+                "warnings": put.warnings,
+            }
         pub = disk_app.publish(image, folder / "out" / "demo.img")
-        info["disk"] = {"image": _rel(folder, Path(pub["image"])), "img_cfg": "out/IMG.CFG", "placed": placed}
-        where = ", ".join(f"{c} → {DISK_SOUND} wavesample {p['wavesample']}" for c, p in placed.items())
+        info["disk"] = {
+            "image": _rel(folder, Path(pub["image"])),
+            "img_cfg": "out/IMG.CFG",
+            "placed": placed,
+        }
+        where = ", ".join(
+            f"{c} → {DISK_SOUND} wavesample {p['wavesample']}" for c, p in placed.items()
+        )
         return f"out/demo.img: {where}"
 
     def previews() -> str:
@@ -499,10 +607,15 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
             for k, p in enumerate(pcms):
                 waves.append(p.read_bytes())
                 titles.append(f"{c} #{k + 1}" + (" (delivered)" if p == best else ""))
-        sheet = contact_sheet(waves, folder / "out" / "contact-sheet.png", titles=titles, cols=COUNT)
+        sheet = contact_sheet(
+            waves, folder / "out" / "contact-sheet.png", titles=titles, cols=COUNT
+        )
         info["previews"] = [_rel(folder, f) for f in files]
         info["contact_sheet"] = _rel(folder, sheet)
-        return f"{len(files) // 2} one-second WAV previews and waveform PNGs in out/previews/, out/contact-sheet.png ({len(waves)} candidates)"
+        return (
+            f"{len(files) // 2} one-second WAV previews and waveform PNGs in out/previews/, "
+            f"out/contact-sheet.png ({len(waves)} candidates)"
+        )
 
     def check() -> str:
         from ..audio.mirage8 import check_mirage8
@@ -524,7 +637,10 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
             snd = parsed.sounds[DISK_SOUND]
             got = disk.wavesample_bytes(snd.wave, snd.params.wavesample(pl["wavesample"]))
             if got[: len(data) * pl["tiled"]] != data * pl["tiled"]:
-                problems.append(f"demo.img {DISK_SOUND} wavesample {pl['wavesample']} does not hold {c}'s candidate")
+                problems.append(
+                    f"demo.img {DISK_SOUND} wavesample {pl['wavesample']} does not hold {c}'s "
+                    "candidate"
+                )
         st = read_state(folder / SIM_STATE)
         held: dict[str, bool] = {}
         pages: dict[str, int] = {}
@@ -534,12 +650,19 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
             data = _best_pcm(folder, rec).read_bytes()
             got = st["wavesample_data"][SYSEX_HALF].get(n, b"")
             # the pipeline may repeat a single cycle over several pages (deliver.cycle_pages)
-            held[c] = bool(got) and len(got) % len(data) == 0 and got == data * (len(got) // len(data))
+            held[c] = (
+                bool(got) and len(got) % len(data) == 0 and got == data * (len(got) // len(data))
+            )
             pages[c] = len(got) // 256
             if not held[c]:
-                problems.append(f"the simulated Mirage's {SYSEX_HALF} wavesample {n} does not hold {c}'s candidate")
+                problems.append(
+                    f"the simulated Mirage's {SYSEX_HALF} wavesample {n} does not hold {c}'s "
+                    "candidate"
+                )
             if not (sx.get("ok") and sx.get("verified")):
-                problems.append(f"{c}: SysEx delivery not ACKed and verified ({sx.get('error') or sx})")
+                problems.append(
+                    f"{c}: SysEx delivery not ACKed and verified ({sx.get('error') or sx})"
+                )
         for c, rec in info["records"].items():  # each request's own image (the daemon's disk route)
             own = rec.get("delivery", {}).get("disk", {}).get("image")
             if not own:
@@ -555,8 +678,10 @@ def _stages(run: DemoRun, sim: SimProcess, per_class: int, info: dict[str, Any],
         info["pcm_checked"] = len(pcms)
         if problems:
             raise MiragenError("; ".join(problems[:8]))
-        return (f"demo.img reads back; the simulated Mirage holds all {len(held)} wavesamples; "
-                f"{len(pcms)} .pcm files follow the Mirage 8-bit rules")
+        return (
+            f"demo.img reads back; the simulated Mirage holds all {len(held)} wavesamples; "
+            f"{len(pcms)} .pcm files follow the Mirage 8-bit rules"
+        )
 
     _stage(run, "setup", say, setup)
     _stage(run, "ingest+train", say, ingest_train)
@@ -576,7 +701,9 @@ def _best_pcm(folder: Path, record: dict[str, Any]) -> Path:
         return folder / record["delivered_pcm"]
     pcms = [f for f in record.get("files", []) if f.endswith(".pcm")]
     if not pcms:
-        raise MiragenError(f"request {record.get('request', {}).get('name', '?')}: no candidate in its record")
+        raise MiragenError(
+            f"request {record.get('request', {}).get('name', '?')}: no candidate in its record"
+        )
     return folder / pcms[0]
 
 
@@ -584,7 +711,9 @@ def _model_meta(model_dir: Path) -> dict[str, Any]:
     from ..engines.base import MODEL_META
 
     try:
-        return dict(json.loads((model_dir / MODEL_META).read_text(encoding="utf-8")).get("meta", {}))
+        return dict(
+            json.loads((model_dir / MODEL_META).read_text(encoding="utf-8")).get("meta", {})
+        )
     except (OSError, ValueError, AttributeError):
         return {}
 
@@ -601,19 +730,26 @@ def _held_out(n: int) -> int:
 def _reason_text(reasons: list[str], limit: int = 3) -> str:
     """The judge's reasons, short: the figure and its limit, without the explanation."""
     short = [r.split(" — ")[0] for r in reasons]
-    return "; ".join(short[:limit]) + (f"; and {len(short) - limit} more" if len(short) > limit else "")
+    return "; ".join(short[:limit]) + (
+        f"; and {len(short) - limit} more" if len(short) > limit else ""
+    )
 
 
 def next_steps(folder: Path, best: str | None) -> list[str]:
     pcm = str(folder / best) if best else "SOUND.pcm"
     return [
-        "miragen ports                                   # which MIDI interfaces and UARTs this machine has",
-        f"miragen deliver {pcm} --serial /dev/ttyTHS1 --verify   # Jetson UART → Mirage (MASOS booted)",
+        "miragen ports                                   "
+        "# which MIDI interfaces and UARTs this machine has",
+        f"miragen deliver {pcm} --serial /dev/ttyTHS1 --verify   "
+        "# Jetson UART → Mirage (MASOS booted)",
         f"miragen deliver {pcm} --raw /dev/snd/midiC1D0 --verify # a USB-MIDI interface",
-        f"miragen disk write --template mine.img -o new.img lower1:1={pcm}   # a disk saved on your Mirage as template;",
+        f"miragen disk write --template mine.img -o new.img lower1:1={pcm}   "
+        "# a disk saved on your Mirage as template;",
         "    copy new.img and IMG.CFG to the root of the Gotek's USB stick (FlashFloppy ≥ 3.39)",
-        f"miragen daemon --config {folder / CONFIG_NAME}   # the studio on your own sounds: inbox/<class>/, requests/",
-        "sudo deploy/install-jetson.sh                   # the daemon as a systemd service (deploy/README.md)",
+        f"miragen daemon --config {folder / CONFIG_NAME}   "
+        "# the studio on your own sounds: inbox/<class>/, requests/",
+        "sudo deploy/install-jetson.sh                   "
+        "# the daemon as a systemd service (deploy/README.md)",
     ]
 
 
@@ -631,29 +767,53 @@ def _summary(run: DemoRun, info: dict[str, Any], total_s: float) -> dict[str, An
         if m:
             rep = m["report"]
             meta = _model_meta(folder / m["path"])
-            entry.update(model=m["path"], steps=meta.get("steps"), train_seconds=meta.get("train_seconds"),
-                         device=meta.get("device"), judged=bool(rep.get("judged")),
-                         verdict=_verdict(rep) if rep.get("judged") else "not judged",
-                         reasons=list(rep.get("reasons", [])), metrics=rep.get("metrics", {}))
+            entry.update(
+                model=m["path"],
+                steps=meta.get("steps"),
+                train_seconds=meta.get("train_seconds"),
+                device=meta.get("device"),
+                judged=bool(rep.get("judged")),
+                verdict=_verdict(rep) if rep.get("judged") else "not judged",
+                reasons=list(rep.get("reasons", [])),
+                metrics=rep.get("metrics", {}),
+            )
         rec = info.get("records", {}).get(c)
         if rec:
             entry["request"] = info["requests"][c]
             entry["gate"] = rec.get("gate", "")
             cands = [f for f in rec.get("files", []) if f.endswith(".pcm")]
             best = rec.get("delivered_pcm")
-            entry["candidates"] = ([best] if best else []) + [f for f in cands if f != best]  # delivered first
+            entry["candidates"] = ([best] if best else []) + [
+                f for f in cands if f != best
+            ]  # delivered first
             entry["delivered"] = best
             entry["state"] = rec.get("state")
             sx = rec.get("delivery", {}).get("sysex", {})
-            entry["sysex"] = {k: sx.get(k) for k in ("ok", "verified", "tries", "naks", "elapsed_s", "bytes_sent",
-                                                    "dump_bytes", "readback_bytes", "wire_floor_s", "half", "wavesample",
-                                                    "error")}
+            entry["sysex"] = {
+                k: sx.get(k)
+                for k in (
+                    "ok",
+                    "verified",
+                    "tries",
+                    "naks",
+                    "elapsed_s",
+                    "bytes_sent",
+                    "dump_bytes",
+                    "readback_bytes",
+                    "wire_floor_s",
+                    "half",
+                    "wavesample",
+                    "error",
+                )
+            }
             dk = rec.get("delivery", {}).get("disk", {})
             entry["request_image"] = dk.get("image")
         classes[c] = entry
     verdicts = info.get("verdicts", {})
     disk_info = info.get("disk")
-    best = next((classes[c]["candidates"][0] for c in run.classes if classes[c].get("candidates")), None)
+    best = next(
+        (classes[c]["candidates"][0] for c in run.classes if classes[c].get("candidates")), None
+    )
     return {
         "ok": ok,
         "folder": str(folder),
@@ -662,27 +822,59 @@ def _summary(run: DemoRun, info: dict[str, Any], total_s: float) -> dict[str, An
         "train_seconds_per_class": cfg.get("train", {}).get("seconds"),
         "engine": cfg.get("train", {}).get("engine"),
         "stages": [asdict(s) for s in run.stages],
-        "timings_s": {k: v for k, v in (
-            ("setup", stages["setup"].seconds if "setup" in stages else None),
-            ("ingest", info.get("ingest_s")),
-            ("train_and_judge", info.get("train_s")),
-            ("generate", info.get("generate_s")),
-            ("deliver", info.get("deliver_s")),
-            ("disk", stages["disk"].seconds if "disk" in stages and stages["disk"].ok else None),
-            ("previews", stages["previews"].seconds if "previews" in stages and stages["previews"].ok else None),
-            ("check", stages["check"].seconds if "check" in stages and stages["check"].ok else None),
-        ) if v is not None},
+        "timings_s": {
+            k: v
+            for k, v in (
+                ("setup", stages["setup"].seconds if "setup" in stages else None),
+                ("ingest", info.get("ingest_s")),
+                ("train_and_judge", info.get("train_s")),
+                ("generate", info.get("generate_s")),
+                ("deliver", info.get("deliver_s")),
+                (
+                    "disk",
+                    stages["disk"].seconds if "disk" in stages and stages["disk"].ok else None,
+                ),
+                (
+                    "previews",
+                    stages["previews"].seconds
+                    if "previews" in stages and stages["previews"].ok
+                    else None,
+                ),
+                (
+                    "check",
+                    stages["check"].seconds if "check" in stages and stages["check"].ok else None,
+                ),
+            )
+            if v is not None
+        },
         "classes": classes,
-        "judge": {"verdicts": verdicts, "passed": sum(v == "pass" for v in verdicts.values()), "of": len(verdicts),
-                  "fails_the_demo": False,
-                  "note": "the daemon's held-out judge (judge.metrics.evaluate on 64 generated waves against the "
-                          "80 % trained on and the 20 % held out); a fail verdict is reported and does not fail the demo"},
+        "judge": {
+            "verdicts": verdicts,
+            "passed": sum(v == "pass" for v in verdicts.values()),
+            "of": len(verdicts),
+            "fails_the_demo": False,
+            "note": "the daemon's held-out judge (judge.metrics.evaluate on 64 generated waves "
+            "against the 80 % trained on and the 20 % held out); a fail verdict is reported and "
+            "does not fail the demo",
+        },
         "delivered": {
-            "disk": None if not disk_info else {**disk_info, "synthetic_template": True,
-                                                 "note": "made from the synthetic template: it does not boot a Mirage"},
-            "sysex": None if "pty" not in info else {
-                "transport": f"serial:{info['pty']}", "sim_state": SIM_STATE, "half": SYSEX_HALF,
-                "held_by_sim": info.get("sim_holds", {}), "pages_held": info.get("sim_pages", {}), "sim_counters": info.get("sim_counters", {})},
+            "disk": None
+            if not disk_info
+            else {
+                **disk_info,
+                "synthetic_template": True,
+                "note": "made from the synthetic template: it does not boot a Mirage",
+            },
+            "sysex": None
+            if "pty" not in info
+            else {
+                "transport": f"serial:{info['pty']}",
+                "sim_state": SIM_STATE,
+                "half": SYSEX_HALF,
+                "held_by_sim": info.get("sim_holds", {}),
+                "pages_held": info.get("sim_pages", {}),
+                "sim_counters": info.get("sim_counters", {}),
+            },
         },
         "previews": info.get("previews", []),
         "contact_sheet": info.get("contact_sheet"),
@@ -696,12 +888,20 @@ def format_summary(s: dict[str, Any]) -> str:
     """The summary as a few lines for people."""
     lines = []
     failed = [st for st in s["stages"] if not st["ok"]]
-    head = "every stage ok" if s["ok"] else f"FAILED at stage {failed[0]['name']}: {failed[0]['error']}" if failed else "FAILED"
+    head = (
+        "every stage ok"
+        if s["ok"]
+        else f"FAILED at stage {failed[0]['name']}: {failed[0]['error']}"
+        if failed
+        else "FAILED"
+    )
     lines.append(f"Miragen demo in {s['folder']}: {s['seconds_total']:.0f} s, {head}")
     lines.append("")
     lines.append(f"Trained ({s.get('engine')}, {s.get('train_seconds_per_class')} s per class):")
     for c, e in s["classes"].items():
-        row = f"  {c:9} {e['sounds']} sounds ({e['trained_on']} trained on, {e['held_out']} held out)"
+        row = (
+            f"  {c:9} {e['sounds']} sounds ({e['trained_on']} trained on, {e['held_out']} held out)"
+        )
         if e.get("steps") is not None:
             row += f", {e['steps']} steps in {e.get('train_seconds', 0):.0f} s on {e.get('device')}"
         if "verdict" in e:
@@ -712,37 +912,71 @@ def format_summary(s: dict[str, Any]) -> str:
     j = s["judge"]
     if j["of"]:
         undecided = sum(v == "inconclusive" for v in j["verdicts"].values())
-        lines.append(f"Judge: {j['passed']} of {j['of']} classes pass the held-out judge"
-                     + (f", {undecided} inconclusive (too few held-out sounds to tell a real set from a "
-                        "half-collapsed one)." if undecided else ".")
-                     + ("" if j["passed"] + undecided == j["of"] else
-                        " A FAIL is the honest verdict of a short CPU run: train longer (--seconds, or train.seconds"
-                        " in miragen.toml); the candidate gate still kept only new, non-silent, non-duplicate sounds."))
+        lines.append(
+            f"Judge: {j['passed']} of {j['of']} classes pass the held-out judge"
+            + (
+                f", {undecided} inconclusive (too few held-out sounds to tell a real set from a "
+                "half-collapsed one)."
+                if undecided
+                else "."
+            )
+            + (
+                ""
+                if j["passed"] + undecided == j["of"]
+                else " A FAIL is the honest verdict of a short CPU run: train longer (--seconds, "
+                "or train.seconds in miragen.toml); the candidate gate still kept only new, "
+                "non-silent, non-duplicate sounds."
+            )
+        )
     lines.append("")
     dk, sx = s["delivered"]["disk"], s["delivered"]["sysex"]
     if dk:
-        lines.append(f"Disk image: {dk['image']} with {dk['img_cfg']} (synthetic template: it does not boot a Mirage)")
+        lines.append(
+            f"Disk image: {dk['image']} with {dk['img_cfg']} "
+            "(synthetic template: it does not boot a Mirage)"
+        )
         for c, p in dk["placed"].items():
             tiled = f", the cycle tiled ×{p['tiled']}" if p["tiled"] > 1 else ""
-            lines.append(f"  {p['sound']} wavesample {p['wavesample']} = {c} ({p['pcm']}, {p['bytes']} bytes{tiled})")
+            lines.append(
+                f"  {p['sound']} wavesample {p['wavesample']} = {c} "
+                f"({p['pcm']}, {p['bytes']} bytes{tiled})"
+            )
     if sx and any(e.get("sysex") for e in s["classes"].values()):
         lines.append(f"SysEx to the simulated Mirage over {sx['transport']}:")
         for c, e in s["classes"].items():
             d = e.get("sysex") or {}
             if not d:
                 continue
-            state = ("ACK" if d.get("ok") else f"no ACK ({d.get('error')})") + (", read back and verified" if d.get("verified") else "")
+            state = ("ACK" if d.get("ok") else f"no ACK ({d.get('error')})") + (
+                ", read back and verified" if d.get("verified") else ""
+            )
             held = sx["held_by_sim"].get(c)
             pages = sx.get("pages_held", {}).get(c)
-            lines.append(f"  {d.get('half')} wavesample {d.get('wavesample')} = {c}: {state} in {d.get('elapsed_s') or 0:.1f} s"
-                         + ("" if held is None else f", held by the sim ({pages} page{'s' if pages != 1 else ''})" if held
-                            else ", NOT held by the sim"))
+            lines.append(
+                f"  {d.get('half')} wavesample {d.get('wavesample')} = {c}: {state} in "
+                f"{d.get('elapsed_s') or 0:.1f} s"
+                + (
+                    ""
+                    if held is None
+                    else f", held by the sim ({pages} page{'s' if pages != 1 else ''})"
+                    if held
+                    else ", NOT held by the sim"
+                )
+            )
     if s.get("contact_sheet"):
-        lines.append(f"Previews: out/previews/<class>.wav (one second, looped cycle) and .png; {s['contact_sheet']}")
+        lines.append(
+            "Previews: out/previews/<class>.wav (one second, looped cycle) and .png; "
+            f"{s['contact_sheet']}"
+        )
     lines.append("")
     t = s["timings_s"]
-    lines.append("Time: " + " · ".join(f"{k.replace('_and_', '+')} {v:.1f} s" if v >= 0.05 else f"{k} <0.1 s"
-                                       for k, v in t.items()))
+    lines.append(
+        "Time: "
+        + " · ".join(
+            f"{k.replace('_and_', '+')} {v:.1f} s" if v >= 0.05 else f"{k} <0.1 s"
+            for k, v in t.items()
+        )
+    )
     lines.append("")
     lines.append("Next, with real hardware:")
     lines += [f"  {x}" for x in s["next"]]

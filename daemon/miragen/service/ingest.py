@@ -58,7 +58,9 @@ def _read_claimed(src: Path, max_bytes: int) -> bytes:
     except FileNotFoundError:
         raise Rejected("the file disappeared after it was claimed") from None
     if stat.S_ISLNK(st.st_mode):
-        raise Rejected("symbolic link: links are never followed; copy the file itself into the inbox")
+        raise Rejected(
+            "symbolic link: links are never followed; copy the file itself into the inbox"
+        )
     if stat.S_ISDIR(st.st_mode):
         raise Rejected("a folder in place of a file")
     if not stat.S_ISREG(st.st_mode):
@@ -66,7 +68,10 @@ def _read_claimed(src: Path, max_bytes: int) -> bytes:
     if st.st_size == 0:
         raise Rejected("empty file (0 bytes)")
     if st.st_size > max_bytes:
-        raise Rejected(f"file is {st.st_size / 2**20:.1f} MB, larger than the {max_bytes / 2**20:g} MB limit (daemon.max_file_mb)")
+        raise Rejected(
+            f"file is {st.st_size / 2**20:.1f} MB, larger than the {max_bytes / 2**20:g} MB limit "
+            "(daemon.max_file_mb)"
+        )
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     fd = os.open(src, flags)
     try:
@@ -75,7 +80,9 @@ def _read_claimed(src: Path, max_bytes: int) -> bytes:
     except OSError as exc:
         raise Rejected(f"cannot read the file: {exc.strerror or exc}") from None
     if len(data) > max_bytes:
-        raise Rejected(f"file is larger than the {max_bytes / 2**20:g} MB limit (daemon.max_file_mb)")
+        raise Rejected(
+            f"file is larger than the {max_bytes / 2**20:g} MB limit (daemon.max_file_mb)"
+        )
     return data
 
 
@@ -106,7 +113,9 @@ def _disk_waves(data: bytes, name: str) -> list[tuple[str, bytes]]:
         samples = disk.training_samples(data, name)
     except (FormatError, MiragenError) as exc:
         raise Rejected(f"not a usable Mirage disk image: {exc}") from None
-    samples = [(n, bytes(b)) for n, b in samples if len(b) >= 2 and any(v not in (0, 0x80) for v in b)]
+    samples = [
+        (n, bytes(b)) for n, b in samples if len(b) >= 2 and any(v not in (0, 0x80) for v in b)
+    ]
     if not samples:
         raise Rejected("Mirage disk image holds no wavesample with sound in it")
     return samples
@@ -132,11 +141,16 @@ def ingest(job: Job, state: StateDir, queue: JobQueue, cfg: dict[str, Any]) -> I
             sha = hashlib.sha256(data).hexdigest()
             seen = queue.has_file(sha)
             if seen is not None:
-                raise Rejected(f"duplicate: the same content is already in the corpus as {seen['path']}")
+                raise Rejected(
+                    f"duplicate: the same content is already in the corpus as {seen['path']}"
+                )
             extra: list[list[str]] = []
             if _is_disk(src, data):
                 if len(data) != _disk_size():
-                    raise Rejected(f"a Mirage disk image must be exactly {_disk_size():,} bytes (this one is {len(data):,})")
+                    raise Rejected(
+                        f"a Mirage disk image must be exactly {_disk_size():,} bytes "
+                        f"(this one is {len(data):,})"
+                    )
                 suffix = ".img"
                 for wname, wdata in _disk_waves(data, Path(original).stem):
                     wsha = hashlib.sha256(wdata).hexdigest()
@@ -161,7 +175,9 @@ def ingest(job: Job, state: StateDir, queue: JobQueue, cfg: dict[str, Any]) -> I
     dest.parent.mkdir(parents=True, exist_ok=True)
     if p.get("extra"):
         image = src.read_bytes() if src.exists() else dest.read_bytes()
-        waves = {hashlib.sha256(b).hexdigest(): b for _, b in _disk_waves(image, Path(original).stem)}
+        waves = {
+            hashlib.sha256(b).hexdigest(): b for _, b in _disk_waves(image, Path(original).stem)
+        }
         for wsha, wpath, _ in p["extra"]:
             target = state.root / wpath
             if not target.exists() and wsha in waves:

@@ -117,9 +117,17 @@ def _text(s: str) -> str:
 
 def _job(row: sqlite3.Row) -> Job:
     return Job(
-        id=row["id"], kind=row["kind"], key=row["key"], subject=row["subject"], state=row["state"],
-        payload=json.loads(row["payload"] or "{}"), attempts=row["attempts"], last_error=row["last_error"],
-        not_before=row["not_before"], created=row["created"], updated=row["updated"],
+        id=row["id"],
+        kind=row["kind"],
+        key=row["key"],
+        subject=row["subject"],
+        state=row["state"],
+        payload=json.loads(row["payload"] or "{}"),
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        not_before=row["not_before"],
+        created=row["created"],
+        updated=row["updated"],
     )
 
 
@@ -134,10 +142,14 @@ class JobQueue:
         try:
             if readonly:
                 uri = f"file:{self.path}?mode=ro"
-                self.db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
+                self.db = sqlite3.connect(
+                    uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10
+                )
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+                self.db = sqlite3.connect(
+                    str(self.path), check_same_thread=False, isolation_level=None, timeout=30
+                )
             self.db.row_factory = sqlite3.Row
             if not readonly:
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -180,14 +192,24 @@ class JobQueue:
                 self.changed.wait(timeout)
 
     # -- jobs -----------------------------------------------------------------------------
-    def add(self, kind: str, payload: dict[str, Any] | None = None, *, key: str | None = None, subject: str = "",
-            not_before: float = 0.0, conn: sqlite3.Connection | None = None) -> int | None:
+    def add(
+        self,
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        subject: str = "",
+        not_before: float = 0.0,
+        conn: sqlite3.Connection | None = None,
+    ) -> int | None:
         """Add a job; with a ``key`` already present nothing is added and None is returned."""
         if kind not in KINDS:
             raise ValueError(f"unknown job kind {kind!r}")
         now = time.time()
-        sql = ("INSERT OR IGNORE INTO jobs(kind, key, subject, state, payload, not_before, created, updated) "
-               "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)")
+        sql = (
+            "INSERT OR IGNORE INTO jobs(kind, key, subject, state, payload, not_before, created, "
+            "updated) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)"
+        )
         args = (kind, key, subject, json.dumps(payload or {}), not_before, now, now)
         if conn is not None:
             cur = conn.execute(sql, args)
@@ -197,14 +219,21 @@ class JobQueue:
         self._notify()
         return cur.lastrowid if cur.rowcount else None
 
-    def schedule_train(self, cls: str, delay_s: float, conn: sqlite3.Connection | None = None) -> None:
+    def schedule_train(
+        self, cls: str, delay_s: float, conn: sqlite3.Connection | None = None
+    ) -> None:
         """Debounce: one queued train job per class, due ``delay_s`` after the latest material."""
         due = time.time() + delay_s
 
         def work(c: sqlite3.Connection) -> None:
-            row = c.execute("SELECT id FROM jobs WHERE kind='train' AND subject=? AND state='queued'", (cls,)).fetchone()
+            row = c.execute(
+                "SELECT id FROM jobs WHERE kind='train' AND subject=? AND state='queued'", (cls,)
+            ).fetchone()
             if row:
-                c.execute("UPDATE jobs SET not_before=?, updated=? WHERE id=?", (due, time.time(), row["id"]))
+                c.execute(
+                    "UPDATE jobs SET not_before=?, updated=? WHERE id=?",
+                    (due, time.time(), row["id"]),
+                )
             else:
                 self.add("train", {"class": cls}, subject=cls, not_before=due, conn=c)
 
@@ -221,12 +250,16 @@ class JobQueue:
         marks = ",".join("?" * len(kinds))
         with self.transaction() as c:
             row = c.execute(
-                f"SELECT * FROM jobs WHERE state='queued' AND kind IN ({marks}) AND not_before<=? ORDER BY not_before, id LIMIT 1",
+                f"SELECT * FROM jobs WHERE state='queued' AND kind IN ({marks}) AND not_before<=? "
+                "ORDER BY not_before, id LIMIT 1",
                 (*kinds, now),
             ).fetchone()
             if row is None:
                 return None
-            c.execute("UPDATE jobs SET state='running', attempts=attempts+1, updated=? WHERE id=?", (now, row["id"]))
+            c.execute(
+                "UPDATE jobs SET state='running', attempts=attempts+1, updated=? WHERE id=?",
+                (now, row["id"]),
+            )
             job = _job(row)
         job.state = "running"
         job.attempts += 1
@@ -236,12 +269,18 @@ class JobQueue:
         """When the earliest queued job of these kinds becomes due (None: nothing queued)."""
         marks = ",".join("?" * len(kinds))
         with self._lock:
-            row = self.db.execute(f"SELECT min(not_before) AS t FROM jobs WHERE state='queued' AND kind IN ({marks})", kinds).fetchone()
+            row = self.db.execute(
+                f"SELECT min(not_before) AS t FROM jobs WHERE state='queued' AND kind IN ({marks})",
+                kinds,
+            ).fetchone()
         return row["t"] if row and row["t"] is not None else None
 
     def save_payload(self, job: Job, conn: sqlite3.Connection | None = None) -> None:
         """Record progress inside a running job (before an irreversible step)."""
-        sql, args = "UPDATE jobs SET payload=?, updated=? WHERE id=?", (json.dumps(job.payload), time.time(), job.id)
+        sql, args = (
+            "UPDATE jobs SET payload=?, updated=? WHERE id=?",
+            (json.dumps(job.payload), time.time(), job.id),
+        )
         if conn is not None:
             conn.execute(sql, args)
         else:
@@ -268,12 +307,22 @@ class JobQueue:
                 c.execute(sql, args)
         self._notify()
 
-    def requeue(self, job: Job, *, delay_s: float = 0.0, error: str = "", uncount: bool = False) -> None:
+    def requeue(
+        self, job: Job, *, delay_s: float = 0.0, error: str = "", uncount: bool = False
+    ) -> None:
         """Put a running job back (shutdown checkpoint, retry after an error)."""
         with self.transaction() as c:
             c.execute(
-                "UPDATE jobs SET state='queued', payload=?, last_error=?, not_before=?, attempts=attempts-?, updated=? WHERE id=?",
-                (json.dumps(job.payload), _text(error[:2000]), time.time() + delay_s, 1 if uncount else 0, time.time(), job.id),
+                "UPDATE jobs SET state='queued', payload=?, last_error=?, not_before=?, "
+                "attempts=attempts-?, updated=? WHERE id=?",
+                (
+                    json.dumps(job.payload),
+                    _text(error[:2000]),
+                    time.time() + delay_s,
+                    1 if uncount else 0,
+                    time.time(),
+                    job.id,
+                ),
             )
         self._notify()
 
@@ -285,11 +334,21 @@ class JobQueue:
             for row in rows:
                 job = _job(row)
                 if job.attempts >= MAX_INTERRUPTS.get(job.kind, 3):
-                    c.execute("UPDATE jobs SET state='failed', last_error=?, updated=? WHERE id=?",
-                              (f"interrupted {job.attempts} times (the daemon died while running it); given up", time.time(), job.id))
+                    c.execute(
+                        "UPDATE jobs SET state='failed', last_error=?, updated=? WHERE id=?",
+                        (
+                            f"interrupted {job.attempts} times (the daemon died while running it); "
+                            "given up",
+                            time.time(),
+                            job.id,
+                        ),
+                    )
                     job.state = "failed"
                 else:
-                    c.execute("UPDATE jobs SET state='queued', updated=? WHERE id=?", (time.time(), job.id))
+                    c.execute(
+                        "UPDATE jobs SET state='queued', updated=? WHERE id=?",
+                        (time.time(), job.id),
+                    )
                     job.state = "queued"
                 out.append(job)
         return out
@@ -304,7 +363,9 @@ class JobQueue:
             row = self.db.execute("SELECT * FROM jobs WHERE key=?", (key,)).fetchone()
         return _job(row) if row else None
 
-    def jobs(self, state: str | None = None, kind: str | None = None, limit: int = 1000) -> list[Job]:
+    def jobs(
+        self, state: str | None = None, kind: str | None = None, limit: int = 1000
+    ) -> list[Job]:
         sql, args = "SELECT * FROM jobs WHERE 1", []
         if state:
             sql += " AND state=?"
@@ -321,14 +382,20 @@ class JobQueue:
         """{kind: {state: n}} over the whole queue."""
         out: dict[str, dict[str, int]] = {}
         with self._lock:
-            for row in self.db.execute("SELECT kind, state, count(*) AS n FROM jobs GROUP BY kind, state"):
+            for row in self.db.execute(
+                "SELECT kind, state, count(*) AS n FROM jobs GROUP BY kind, state"
+            ):
                 out.setdefault(row["kind"], {})[row["state"]] = row["n"]
         return out
 
     def pending(self, kinds: tuple[str, ...] = KINDS) -> int:
         marks = ",".join("?" * len(kinds))
         with self._lock:
-            row = self.db.execute(f"SELECT count(*) AS n FROM jobs WHERE state IN ('queued','running') AND kind IN ({marks})", kinds).fetchone()
+            row = self.db.execute(
+                "SELECT count(*) AS n FROM jobs WHERE state IN ('queued','running') AND kind IN "
+                f"({marks})",
+                kinds,
+            ).fetchone()
         return int(row["n"])
 
     # -- corpus index -----------------------------------------------------------------------
@@ -337,33 +404,58 @@ class JobQueue:
             row = self.db.execute("SELECT * FROM files WHERE sha256=?", (sha256,)).fetchone()
         return dict(row) if row else None
 
-    def add_file(self, sha256: str, cls: str, path: str, source: str, conn: sqlite3.Connection) -> bool:
-        cur = conn.execute("INSERT OR IGNORE INTO files(sha256, class, path, source, added) VALUES (?,?,?,?,?)",
-                           (sha256, cls, path, _text(source), time.time()))
+    def add_file(
+        self, sha256: str, cls: str, path: str, source: str, conn: sqlite3.Connection
+    ) -> bool:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO files(sha256, class, path, source, added) VALUES (?,?,?,?,?)",
+            (sha256, cls, path, _text(source), time.time()),
+        )
         return bool(cur.rowcount)
 
     def files_of(self, *classes: str, prefix: str | None = None) -> list[dict[str, Any]]:
-        """Index rows (sha256, class, path, source, added) of these classes, and of the classes whose
-        name starts with ``prefix``; oldest first."""
+        """Index rows (sha256, class, path, source, added) of these classes, and of the classes
+        whose name starts with ``prefix``; oldest first."""
         marks = ",".join("?" * len(classes)) or "''"
-        sql = f"SELECT * FROM files WHERE class IN ({marks})" + (" OR substr(class, 1, ?) = ?" if prefix else "") + " ORDER BY added, sha256"
+        sql = (
+            f"SELECT * FROM files WHERE class IN ({marks})"
+            + (" OR substr(class, 1, ?) = ?" if prefix else "")
+            + " ORDER BY added, sha256"
+        )
         args: list[Any] = [*classes] + ([len(prefix), prefix] if prefix else [])
         with self._lock:
             return [dict(r) for r in self.db.execute(sql, args)]
 
     def class_counts(self) -> dict[str, int]:
         with self._lock:
-            return {r["class"]: r["n"] for r in self.db.execute("SELECT class, count(*) AS n FROM files GROUP BY class")}
+            return {
+                r["class"]: r["n"]
+                for r in self.db.execute("SELECT class, count(*) AS n FROM files GROUP BY class")
+            }
 
     # -- deliveries -------------------------------------------------------------------------
     def delivery_start(self, delivery_id: str, job_id: int, request: str, route: str) -> None:
         with self.transaction() as c:
-            c.execute("INSERT OR IGNORE INTO deliveries(id, job_id, request, route, state, started) VALUES (?,?,?,?, 'sending', ?)",
-                      (delivery_id, job_id, request, route, time.time()))
+            c.execute(
+                "INSERT OR IGNORE INTO deliveries(id, job_id, request, route, state, started) "
+                "VALUES (?,?,?,?, 'sending', ?)",
+                (delivery_id, job_id, request, route, time.time()),
+            )
 
-    def delivery_end(self, delivery_id: str, ok: bool, result: dict[str, Any], conn: sqlite3.Connection | None = None) -> None:
+    def delivery_end(
+        self,
+        delivery_id: str,
+        ok: bool,
+        result: dict[str, Any],
+        conn: sqlite3.Connection | None = None,
+    ) -> None:
         sql = "UPDATE deliveries SET state=?, finished=?, result=? WHERE id=?"
-        args = ("done" if ok else "failed", time.time(), json.dumps(result, default=str), delivery_id)
+        args = (
+            "done" if ok else "failed",
+            time.time(),
+            json.dumps(result, default=str),
+            delivery_id,
+        )
         if conn is not None:
             conn.execute(sql, args)
         else:
@@ -372,21 +464,37 @@ class JobQueue:
 
     def deliveries(self, limit: int = 20) -> list[dict[str, Any]]:
         with self._lock:
-            rows = self.db.execute("SELECT * FROM deliveries ORDER BY started DESC LIMIT ?", (limit,)).fetchall()
+            rows = self.db.execute(
+                "SELECT * FROM deliveries ORDER BY started DESC LIMIT ?", (limit,)
+            ).fetchall()
         return [dict(r, result=json.loads(r["result"] or "{}")) for r in rows]
 
     # -- models -----------------------------------------------------------------------------
-    def add_model(self, cls: str, path: str, passed: bool, report: dict[str, Any], make_current: bool) -> int:
+    def add_model(
+        self, cls: str, path: str, passed: bool, report: dict[str, Any], make_current: bool
+    ) -> int:
         with self.transaction() as c:
             if make_current:
                 c.execute("UPDATE models SET current=0 WHERE class=?", (cls,))
-            cur = c.execute("INSERT INTO models(class, path, created, passed, current, report) VALUES (?,?,?,?,?,?)",
-                            (cls, path, time.time(), int(passed), int(make_current), json.dumps(report, default=str)))
+            cur = c.execute(
+                "INSERT INTO models(class, path, created, passed, current, report) VALUES "
+                "(?,?,?,?,?,?)",
+                (
+                    cls,
+                    path,
+                    time.time(),
+                    int(passed),
+                    int(make_current),
+                    json.dumps(report, default=str),
+                ),
+            )
             return int(cur.lastrowid)
 
     def current_model(self, cls: str) -> dict[str, Any] | None:
         with self._lock:
-            row = self.db.execute("SELECT * FROM models WHERE class=? AND current=1 ORDER BY id DESC LIMIT 1", (cls,)).fetchone()
+            row = self.db.execute(
+                "SELECT * FROM models WHERE class=? AND current=1 ORDER BY id DESC LIMIT 1", (cls,)
+            ).fetchone()
         return dict(row, report=json.loads(row["report"])) if row else None
 
     def models(self) -> list[dict[str, Any]]:

@@ -43,7 +43,6 @@ MODEL_WAIT_S = 2.0  # a request whose class is still training is looked at again
 SAVE_SPENT_S = 5.0  # how often a training run records the budget it has spent
 
 
-
 # ------------------------------------------------------------------------------ requests
 def run_request(d: Context, job: Job) -> None:
     """A claimed request file (or a trigger's request) → result record + generate job."""
@@ -55,15 +54,29 @@ def run_request(d: Context, job: Job) -> None:
         if "rejected" not in p:
             try:
                 if src.is_symlink() or not src.is_file():
-                    raise RequestError(f"{printable(Path(original).name)}: not a regular file (links are not followed)")
+                    raise RequestError(
+                        f"{printable(Path(original).name)}: not a regular file "
+                        "(links are not followed)"
+                    )
                 request = parse_request_file(src, display=Path(original).name)
             except RequestError as exc:  # names recorded first: a kill here never makes two records
                 p["failed_name"] = unique_name(state, Path(original).stem)
-                p["rejected"] = str(state.unique_in(state.rejected, safe_name(Path(original).name)).relative_to(state.root))
+                p["rejected"] = str(
+                    state.unique_in(state.rejected, safe_name(Path(original).name)).relative_to(
+                        state.root
+                    )
+                )
                 p["reason"] = str(exc)
                 queue.save_payload(job)
         if "rejected" in p:
-            write_record(state, p["failed_name"], state="failed", reason=p["reason"], source=f"file {printable(original)}", request={})
+            write_record(
+                state,
+                p["failed_name"],
+                state="failed",
+                reason=p["reason"],
+                source=f"file {printable(original)}",
+                request={},
+            )
             reject_file(state, src, original, p["reason"], state.root / p["rejected"])
             queue.finish(job)
             log.info("rejected request %s: %s", printable(original), p["reason"])
@@ -82,7 +95,13 @@ def run_request(d: Context, job: Job) -> None:
         record["request_file"] = str(kept.relative_to(state.root))
     write_record(state, name, **record)
     with queue.transaction() as c:
-        queue.add("generate", {"name": name, "request": p["request"]}, key=f"generate:{name}", subject=name, conn=c)
+        queue.add(
+            "generate",
+            {"name": name, "request": p["request"]},
+            key=f"generate:{name}",
+            subject=name,
+            conn=c,
+        )
         queue.finish(job, conn=c)
     log.info("request %s queued (%s)", name, record["source"])
 
@@ -114,12 +133,18 @@ def run_train(d: Context, job: Job) -> None:
     saved = {"at": time.monotonic()}
 
     def on_event(ev: dict[str, Any]) -> None:
-        if ev.get("ev") == "progress" and time.monotonic() - saved["at"] >= SAVE_SPENT_S:  # a kill keeps the budget spent
+        if (
+            ev.get("ev") == "progress" and time.monotonic() - saved["at"] >= SAVE_SPENT_S
+        ):  # a kill keeps the budget spent
             p["elapsed"] = spent0 + float(ev.get("run_s", 0.0))
             d.queue.save_payload(job)
             saved["at"] = time.monotonic()
 
-    spec = {"class": cls, "model_dir": str(model_dir.relative_to(d.state.root)), "remaining_s": remaining}
+    spec = {
+        "class": cls,
+        "model_dir": str(model_dir.relative_to(d.state.root)),
+        "remaining_s": remaining,
+    }
     try:
         res = run_child(d, "train", "train", spec, what=f"train {cls}", on_event=on_event)
     except ChildStopped as stop:
@@ -143,8 +168,13 @@ def run_train(d: Context, job: Job) -> None:
     if not any(m["path"] == rel for m in d.queue.models()):  # not recorded before a kill
         d.queue.add_model(cls, rel, passed, res.get("report", {}), make_current)
     d.queue.finish(job)
-    log.info("class %s: model %s %s%s", cls, version, "passed" if passed else "not passed",
-             " and serves now" if make_current else "; the previous model keeps serving")
+    log.info(
+        "class %s: model %s %s%s",
+        cls,
+        version,
+        "passed" if passed else "not passed",
+        " and serves now" if make_current else "; the previous model keeps serving",
+    )
 
 
 def _verdict_rank(report: dict[str, Any]) -> int:
@@ -173,7 +203,9 @@ def _pick_class(d: Context, wanted: str) -> str | None:
         return classes[0]
     from .sorting import POOL
 
-    counts = {c: n for c, n in d.queue.class_counts().items() if c != POOL}  # the pool is never trained
+    counts = {
+        c: n for c, n in d.queue.class_counts().items() if c != POOL
+    }  # the pool is never trained
     return min(counts) if counts else None
 
 
@@ -182,26 +214,44 @@ def run_generate(d: Context, job: Job) -> None:
     name, req = p["name"], p["request"]
     cls = _pick_class(d, req.get("class", ""))
     if cls is None:
-        _fail_request(d, job, name, "no class to generate from: the corpus is empty (drop sounds into inbox/)")
+        _fail_request(
+            d, job, name, "no class to generate from: the corpus is empty (drop sounds into inbox/)"
+        )
         return
     current = d.queue.current_model(cls)
     if current is None:
         # wait while the class trains, or while material is still arriving (it may be this class's)
-        training = [j for j in d.queue.jobs(kind="train") if j.subject == cls and j.state in ("queued", "running")]
+        training = [
+            j
+            for j in d.queue.jobs(kind="train")
+            if j.subject == cls and j.state in ("queued", "running")
+        ]
         arriving = d.queue.pending(("ingest",)) > 0 or (d.watcher is not None and d.watcher.busy())
         if training or arriving:
             d.set_activity("generate", f"{name} waits for class {cls} to train")
             d.queue.requeue(job, delay_s=MODEL_WAIT_S, uncount=True)
             return
         known = sorted(d.queue.class_counts())
-        failed = [j.last_error or j.payload.get("skipped", "") for j in d.queue.jobs(kind="train")
-                  if j.subject == cls and (j.state == "failed" or j.payload.get("skipped"))][:1]
-        why = (f"class '{cls}' has no trained model" + (f" (classes: {', '.join(known)})" if known else " (the corpus is empty)")
-               + (f"; {failed[0]}" if failed else ""))
+        failed = [
+            j.last_error or j.payload.get("skipped", "")
+            for j in d.queue.jobs(kind="train")
+            if j.subject == cls and (j.state == "failed" or j.payload.get("skipped"))
+        ][:1]
+        why = (
+            f"class '{cls}' has no trained model"
+            + (f" (classes: {', '.join(known)})" if known else " (the corpus is empty)")
+            + (f"; {failed[0]}" if failed else "")
+        )
         _fail_request(d, job, name, why)
         return
     write_record(d.state, name, state="running", **{"class": cls})
-    spec = {"name": name, "class": cls, "model": current["path"], "count": int(req["count"]), "seed": job.id}
+    spec = {
+        "name": name,
+        "class": cls,
+        "model": current["path"],
+        "count": int(req["count"]),
+        "seed": job.id,
+    }
     res = read_manifest(d.state.out / name)  # committed before a kill: not generated again
     if res is None:
         try:  # in a child process: torch is loaded there, never in the daemon
@@ -210,13 +260,29 @@ def run_generate(d: Context, job: Job) -> None:
             raise Stopping() from None
     files, pcms = list(res.get("files", [])), list(res.get("pcm", []))  # pcm: best first
     if not pcms:
-        _fail_request(d, job, name, f"no candidate passed the gate ({res.get('summary', '')})", files=files)
+        _fail_request(
+            d, job, name, f"no candidate passed the gate ({res.get('summary', '')})", files=files
+        )
         return
     route = req.get("route") or d.cfg["deliver"]["route"]
-    deliver = {"name": name, "pcm": pcms[0], "route": route, "half": req["half"], "wavesample": req["wavesample"],
-               "sound": req.get("sound") or d.cfg["deliver"]["sound"]}
-    write_record(d.state, name, state="running", files=files, model=current["path"], gate=res.get("summary", ""),
-                 warnings=list(res.get("warnings", []))[:20], worker_timing=res.get("timing", {}))
+    deliver = {
+        "name": name,
+        "pcm": pcms[0],
+        "route": route,
+        "half": req["half"],
+        "wavesample": req["wavesample"],
+        "sound": req.get("sound") or d.cfg["deliver"]["sound"],
+    }
+    write_record(
+        d.state,
+        name,
+        state="running",
+        files=files,
+        model=current["path"],
+        gate=res.get("summary", ""),
+        warnings=list(res.get("warnings", []))[:20],
+        worker_timing=res.get("timing", {}),
+    )
     with d.queue.transaction() as c:
         d.queue.add("deliver", deliver, key=f"deliver:{name}", subject=name, conn=c)
         d.queue.finish(job, conn=c)
@@ -241,7 +307,9 @@ def run_deliver(d: Context, job: Job) -> None:
             continue  # delivered before a restart: counted once
         d.queue.delivery_start(delivery_id, job.id, name, part)
         if part == "sysex":
-            body = sysex_body(data, cycle=_is_cycle(d, data), cycle_pages=d.cfg["deliver"]["cycle_pages"])
+            body = sysex_body(
+                data, cycle=_is_cycle(d, data), cycle_pages=d.cfg["deliver"]["cycle_pages"]
+            )
             res = _deliver_sysex(d, body, p)
         else:
             res = _deliver_disk(d, data, p)
@@ -280,9 +348,18 @@ def _deliver_sysex(d: Context, data: bytes, p: dict[str, Any]) -> dict[str, Any]
     try:
         with d.io_lock:
             transport = d.transport()
-            res = deliver_wavesample(transport, data, half=p["half"], number=int(p["wavesample"]), tries=c["tries"],
-                                     verify=c["verify"], chunk_size=c["chunk_size"], chunk_gap_s=c["chunk_gap_ms"] / 1000.0,
-                                     ack_margin_s=c["ack_margin_s"], progress=progress)
+            res = deliver_wavesample(
+                transport,
+                data,
+                half=p["half"],
+                number=int(p["wavesample"]),
+                tries=c["tries"],
+                verify=c["verify"],
+                chunk_size=c["chunk_size"],
+                chunk_gap_s=c["chunk_gap_ms"] / 1000.0,
+                ack_margin_s=c["ack_margin_s"],
+                progress=progress,
+            )
     except MiragenError as exc:
         d.transport_failed(str(exc))
         return {"ok": False, "error": str(exc), "transport": c["transport"]}
@@ -305,16 +382,22 @@ def _deliver_disk(d: Context, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
     c = d.cfg["deliver"]
     try:
         template = disk_app.load_template(c["template"])
-        placed = disk_app.place(template, p["sound"], int(p["wavesample"]), data,
-                                cycle=_is_cycle(d, data))
+        placed = disk_app.place(
+            template, p["sound"], int(p["wavesample"]), data, cycle=_is_cycle(d, data)
+        )
     except (OSError, MiragenError) as exc:
         return {"ok": False, "error": f"disk image: {exc}"}
     out_dir = d.state.out / p["name"]
-    pub = disk_app.publish(placed.image, out_dir / f"{p['name']}.img",
-                           stick=d.cfg["paths"]["usb_stick"])
-    res: dict[str, Any] = {"ok": pub["ok"], "image": str(Path(pub["image"]).relative_to(d.state.root)),
-                           "sound": p["sound"], "wavesample": int(p["wavesample"]),
-                           "report": disk_app.report_json(placed.report)}
+    pub = disk_app.publish(
+        placed.image, out_dir / f"{p['name']}.img", stick=d.cfg["paths"]["usb_stick"]
+    )
+    res: dict[str, Any] = {
+        "ok": pub["ok"],
+        "image": str(Path(pub["image"]).relative_to(d.state.root)),
+        "sound": p["sound"],
+        "wavesample": int(p["wavesample"]),
+        "report": disk_app.report_json(placed.report),
+    }
     for key in ("usb_stick", "error"):
         if key in pub:
             res[key] = pub[key]

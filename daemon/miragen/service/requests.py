@@ -56,7 +56,9 @@ class RequestError(MiragenError):
 def normalise(data: Any, source: str) -> dict[str, Any]:
     """Check a request mapping; returns it with every key filled (defaults)."""
     if not isinstance(data, dict):
-        raise RequestError(f"{source}: a request must be a table of keys (got {type(data).__name__})")
+        raise RequestError(
+            f"{source}: a request must be a table of keys (got {type(data).__name__})"
+        )
     problems: list[str] = []
     out = {k: v.default for k, v in REQUEST_KEYS.items()}
     for key, value in data.items():
@@ -70,7 +72,9 @@ def normalise(data: Any, source: str) -> dict[str, Any]:
         else:
             out[key] = value
     if out["class"] and safe_name(out["class"], max_len=40) != out["class"]:
-        problems.append(f"class: {out['class']!r:.60} is not a class name (letters, digits, '_', '-')")
+        problems.append(
+            f"class: {out['class']!r:.60} is not a class name (letters, digits, '_', '-')"
+        )
     if problems:
         raise RequestError(f"{source}: " + "; ".join(problems))
     return out
@@ -91,7 +95,9 @@ def parse_request_file(path: Path, display: str | None = None) -> dict[str, Any]
     except OSError as exc:
         raise RequestError(f"{shown}: cannot read ({exc.strerror or exc})") from None
     if len(raw) > MAX_REQUEST_BYTES:
-        raise RequestError(f"{shown}: larger than {MAX_REQUEST_BYTES // 1024} KB; a request is a few lines")
+        raise RequestError(
+            f"{shown}: larger than {MAX_REQUEST_BYTES // 1024} KB; a request is a few lines"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -106,7 +112,9 @@ def parse_request_file(path: Path, display: str | None = None) -> dict[str, Any]
 
 def from_trigger(trigger: dict[str, Any]) -> dict[str, Any]:
     """The request a matched ``[[trigger]]`` table asks for."""
-    return normalise({k: trigger[k] for k in ("class", "count", "half", "wavesample", "route")}, "trigger")
+    return normalise(
+        {k: trigger[k] for k in ("class", "count", "half", "wavesample", "route")}, "trigger"
+    )
 
 
 def unique_name(state: StateDir, wanted: str) -> str:
@@ -125,7 +133,13 @@ def write_record(sd: StateDir, name: str, /, **fields: Any) -> dict[str, Any]:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
-        record = {"name": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": [], "delivery": {}, "reason": ""}
+        record = {
+            "name": name,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "files": [],
+            "delivery": {},
+            "reason": "",
+        }
     record.update(fields)
     record["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")

@@ -43,7 +43,9 @@ MEMBERS_PER_CLASS = 64  # members of each existing auto class taken into a re-cl
 _AUTO = re.compile(r"^auto-(\d+)$")
 
 
-def name_clusters(labels: Sequence[int], known: Sequence[str | None], existing: Sequence[str]) -> dict[int, str]:
+def name_clusters(
+    labels: Sequence[int], known: Sequence[str | None], existing: Sequence[str]
+) -> dict[int, str]:
     """A class name for each cluster label.
 
     ``labels``: the cluster of every sound; ``known``: that sound's current auto class (None
@@ -70,8 +72,13 @@ def name_clusters(labels: Sequence[int], known: Sequence[str | None], existing: 
     return names
 
 
-def cluster_pool(root: Path, cfg: dict[str, Any], pool: list[list[str]], members: list[list[str]],
-                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def cluster_pool(
+    root: Path,
+    cfg: dict[str, Any],
+    pool: list[list[str]],
+    members: list[list[str]],
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """(Child side.) ``pool``: [sha, path]; ``members``: [sha, path, class]. Returns the assignment
     {sha: class} of the pool's sounds, k and the silhouette."""
     import numpy as np
@@ -88,8 +95,9 @@ def cluster_pool(root: Path, cfg: dict[str, Any], pool: list[list[str]], members
     shas: list[str | None] = []
     for item, is_pool in [(m, True) for m in pool] + [(m, False) for m in members]:
         try:
-            audio = read_audio(root / item[1], raw_rate=cfg["audio"]["raw_rate"],
-                               keep_seconds=KEEP_SECONDS)
+            audio = read_audio(
+                root / item[1], raw_rate=cfg["audio"]["raw_rate"], keep_seconds=KEEP_SECONDS
+            )
         except InputError as exc:
             log.warning("sorting: skipped %s (%s)", item[1], exc.reason)
             continue
@@ -101,9 +109,17 @@ def cluster_pool(root: Path, cfg: dict[str, Any], pool: list[list[str]], members
     res = cluster(waves, "auto", kind)
     existing = sorted({m[2] for m in members})
     names = name_clusters(res.labels.tolist(), known, existing)
-    assign = {sha: names[int(lab)] for sha, lab in zip(shas, res.labels.tolist()) if sha is not None}
-    return {"assign": assign, "k": res.k, "silhouette": res.silhouette,
-            "sizes": {n: int(sum(1 for v in assign.values() if v == n)) for n in sorted(set(assign.values()))}}
+    assign = {
+        sha: names[int(lab)] for sha, lab in zip(shas, res.labels.tolist()) if sha is not None
+    }
+    return {
+        "assign": assign,
+        "k": res.k,
+        "silhouette": res.silhouette,
+        "sizes": {
+            n: int(sum(1 for v in assign.values() if v == n)) for n in sorted(set(assign.values()))
+        },
+    }
 
 
 def run_sort(d: Context, job: Job) -> None:
@@ -113,10 +129,17 @@ def run_sort(d: Context, job: Job) -> None:
     q, p = d.queue, job.payload
     if "assign" not in p:
         rows = q.files_of(POOL, prefix=AUTO_PREFIX)
-        pool = [[r["sha256"], r["path"]] for r in rows if r["class"] == POOL and not r["path"].endswith(".img")]
+        pool = [
+            [r["sha256"], r["path"]]
+            for r in rows
+            if r["class"] == POOL and not r["path"].endswith(".img")
+        ]
         need = int(d.cfg["daemon"]["unsorted_min"])
         if len(pool) < need:
-            p["skipped"] = f"the unsorted pool has {len(pool)} sounds; sorting needs at least {need} (daemon.unsorted_min)"
+            p["skipped"] = (
+                f"the unsorted pool has {len(pool)} sounds; sorting needs at least {need} "
+                "(daemon.unsorted_min)"
+            )
             log.info("%s: waiting for more material", p["skipped"])
             q.finish(job)
             return
@@ -126,27 +149,43 @@ def run_sort(d: Context, job: Job) -> None:
                 per.setdefault(r["class"], []).append([r["sha256"], r["path"], r["class"]])
         members = [m for cls in sorted(per) for m in per[cls][-MEMBERS_PER_CLASS:]]
         try:
-            res = run_child(d, "train", "sort", {"pool": pool, "members": members}, what=f"sort {len(pool)} unsorted sounds")
+            res = run_child(
+                d,
+                "train",
+                "sort",
+                {"pool": pool, "members": members},
+                what=f"sort {len(pool)} unsorted sounds",
+            )
         except ChildStopped:
             raise Stopping() from None
         except ChildFailed as exc:
             q.fail(job, f"sorting the unsorted pool failed: {exc}")
             return
         p.update(assign=res["assign"], k=res["k"], silhouette=res["silhouette"], sizes=res["sizes"])
-        with q.transaction() as c:  # the labels, all at once: from here on the index says where each file belongs
+        with (
+            q.transaction() as c
+        ):  # the labels, all at once: from here on the index says where each file belongs
             for sha, cls in res["assign"].items():
-                c.execute("UPDATE files SET class=?, path=? WHERE sha256=? AND class=?",
-                          (cls, f"corpus/{cls}/{Path(_path_of(c, sha)).name}", sha, POOL))
+                c.execute(
+                    "UPDATE files SET class=?, path=? WHERE sha256=? AND class=?",
+                    (cls, f"corpus/{cls}/{Path(_path_of(c, sha)).name}", sha, POOL),
+                )
             q.save_payload(job, conn=c)
-        log.info("sorted %d unsorted sounds into %d classes (silhouette %s): %s", len(res["assign"]), res["k"],
-                 "-" if res["silhouette"] is None else f"{res['silhouette']:.3f}",
-                 ", ".join(f"{k}: {v}" for k, v in res["sizes"].items()))
+        log.info(
+            "sorted %d unsorted sounds into %d classes (silhouette %s): %s",
+            len(res["assign"]),
+            res["k"],
+            "-" if res["silhouette"] is None else f"{res['silhouette']:.3f}",
+            ", ".join(f"{k}: {v}" for k, v in res["sizes"].items()),
+        )
     moved = _move_assigned(d, p["assign"])
     with q.transaction() as c:
         for cls in sorted(set(p["assign"].values())):
             q.schedule_train(cls, 0.0, conn=c)
         q.finish(job, conn=c)
-    log.info("unsorted pool: %d files filed into %s", moved, ", ".join(sorted(set(p["assign"].values()))))
+    log.info(
+        "unsorted pool: %d files filed into %s", moved, ", ".join(sorted(set(p["assign"].values())))
+    )
 
 
 def _path_of(c, sha: str) -> str:

@@ -105,7 +105,16 @@ class StateDir:
         return self.root / "status.json"
 
     def create(self) -> None:
-        for p in (self.inbox, self.requests, self.processing, self.rejected, self.corpus, self.models, self.out, self.records):
+        for p in (
+            self.inbox,
+            self.requests,
+            self.processing,
+            self.rejected,
+            self.corpus,
+            self.models,
+            self.out,
+            self.records,
+        ):
             p.mkdir(parents=True, exist_ok=True)
 
     def record_path(self, request: str) -> Path:
@@ -122,7 +131,9 @@ class StateDir:
         return p
 
 
-def reject_file(state: StateDir, src: Path, original: str, reason: str, dest: Path | None = None) -> Path:
+def reject_file(
+    state: StateDir, src: Path, original: str, reason: str, dest: Path | None = None
+) -> Path:
     """Move ``src`` into ``rejected/`` with ``NAME.reason.txt``; idempotent when ``dest`` is given.
 
     The reason file is written first; the rename is the last, atomic, step.

@@ -37,22 +37,48 @@ def _daemon_alive(state: StateDir) -> int | None:
 def collect(cfg: dict[str, Any]) -> dict[str, Any]:
     state = StateDir(Path(cfg["paths"]["state"]))
     if not state.db.is_file():
-        raise MiragenError(f"{state.root}: no job database (miragen.db) there; has the daemon run on this state folder?")
+        raise MiragenError(
+            f"{state.root}: no job database (miragen.db) there; has the daemon run on this state "
+            "folder?"
+        )
     q = JobQueue(state.db, readonly=True)
     try:
         counts = q.counts()
-        failed = [{"id": j.id, "kind": j.kind, "subject": j.subject, "error": j.last_error} for j in q.jobs(state="failed", limit=10)]
-        running = [{"id": j.id, "kind": j.kind, "subject": j.subject, "attempts": j.attempts} for j in q.jobs(state="running", limit=20)]
-        classes: dict[str, Any] = {c: {"sounds": n, "model": None, "models": 0} for c, n in sorted(q.class_counts().items())}
+        failed = [
+            {"id": j.id, "kind": j.kind, "subject": j.subject, "error": j.last_error}
+            for j in q.jobs(state="failed", limit=10)
+        ]
+        running = [
+            {"id": j.id, "kind": j.kind, "subject": j.subject, "attempts": j.attempts}
+            for j in q.jobs(state="running", limit=20)
+        ]
+        classes: dict[str, Any] = {
+            c: {"sounds": n, "model": None, "models": 0}
+            for c, n in sorted(q.class_counts().items())
+        }
         for m in q.models():
             entry = classes.setdefault(m["class"], {"sounds": 0, "model": None, "models": 0})
             entry["models"] += 1
             if m["current"]:
                 rep = m["report"]
-                entry["model"] = {"path": m["path"], "passed": bool(m["passed"]), "judged": rep.get("judged", False),
-                                  "reasons": rep.get("reasons", []), "metrics": rep.get("metrics", {})}
-        deliveries = [{"id": d["id"], "route": d["route"], "state": d["state"], "ok": d["result"].get("ok"),
-                       "error": d["result"].get("error"), "elapsed_s": d["result"].get("elapsed_s")} for d in q.deliveries(10)]
+                entry["model"] = {
+                    "path": m["path"],
+                    "passed": bool(m["passed"]),
+                    "judged": rep.get("judged", False),
+                    "reasons": rep.get("reasons", []),
+                    "metrics": rep.get("metrics", {}),
+                }
+        deliveries = [
+            {
+                "id": d["id"],
+                "route": d["route"],
+                "state": d["state"],
+                "ok": d["result"].get("ok"),
+                "error": d["result"].get("error"),
+                "elapsed_s": d["result"].get("elapsed_s"),
+            }
+            for d in q.deliveries(10)
+        ]
         delivered = sum(1 for _ in q.db.execute("SELECT 1 FROM deliveries WHERE state='done'"))
     finally:
         q.close()
@@ -61,18 +87,29 @@ def collect(cfg: dict[str, Any]) -> dict[str, Any]:
     except (FileNotFoundError, ValueError):
         live = {}
     pid = _daemon_alive(state)
-    rejected = sum(1 for p in state.rejected.iterdir() if not p.name.endswith(".reason.txt")) if state.rejected.is_dir() else 0
+    rejected = (
+        sum(1 for p in state.rejected.iterdir() if not p.name.endswith(".reason.txt"))
+        if state.rejected.is_dir()
+        else 0
+    )
     return {
         "state_dir": str(state.root),
-        "daemon": {"running": pid is not None, "pid": pid, "started": live.get("started"), "updated": live.get("updated"),
-                   "workers": live.get("workers", {}) if pid else {},
-                   "worker_processes": live.get("worker_processes", {}) if pid else {}},
+        "daemon": {
+            "running": pid is not None,
+            "pid": pid,
+            "started": live.get("started"),
+            "updated": live.get("updated"),
+            "workers": live.get("workers", {}) if pid else {},
+            "worker_processes": live.get("worker_processes", {}) if pid else {},
+        },
         "queue": counts,
         "running": running,
         "failed": failed,
         "classes": classes,
         "deliveries": {"done": delivered, "last": deliveries},
-        "transport": live.get("transport", {"spec": cfg["deliver"]["transport"], "state": "unknown"}),
+        "transport": live.get(
+            "transport", {"spec": cfg["deliver"]["transport"], "state": "unknown"}
+        ),
         "midi_input": live.get("midi_input", {}),
         "rejected": rejected,
         "unsorted_min": cfg["daemon"]["unsorted_min"],
@@ -81,9 +118,11 @@ def collect(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def render(info: dict[str, Any]) -> str:
     d = info["daemon"]
-    lines = [f"state folder: {info['state_dir']}",
-             f"daemon: {'running, pid ' + str(d['pid']) if d['running'] else 'not running'}"
-             + (f" (since {d['started']})" if d["running"] and d.get("started") else "")]
+    lines = [
+        f"state folder: {info['state_dir']}",
+        f"daemon: {'running, pid ' + str(d['pid']) if d['running'] else 'not running'}"
+        + (f" (since {d['started']})" if d["running"] and d.get("started") else ""),
+    ]
     for name, w in d.get("workers", {}).items():
         lines.append(f"  {name:<9} {w.get('activity', '')}")
     for name, pid in (d.get("worker_processes") or {}).items():
@@ -99,18 +138,29 @@ def render(info: dict[str, Any]) -> str:
     for cls, c in info["classes"].items():
         m = c["model"]
         if cls == POOL:
-            model = f"unsorted pool: sorted into auto-N classes from {info.get('unsorted_min', '?')} sounds on"
+            model = (
+                "unsorted pool: sorted into auto-N classes from "
+                f"{info.get('unsorted_min', '?')} sounds on"
+            )
         elif m is None:
             model = "no model yet"
         else:
-            verdict = "judge passed" if m["passed"] else ("judge failed" if m["judged"] else "not judged")
+            verdict = (
+                "judge passed" if m["passed"] else ("judge failed" if m["judged"] else "not judged")
+            )
             model = f"model {m['path']} ({verdict})"
         lines.append(f"  {cls:<16} {c['sounds']:>5} sounds  {model}")
     lines.append(f"deliveries: {info['deliveries']['done']} done")
     for dl in info["deliveries"]["last"][:5]:
-        lines.append(f"  {dl['id']:<40} {dl['route']:<6} {dl['state']}" + (f"  {dl['error']}" if dl.get("error") else ""))
+        lines.append(
+            f"  {dl['id']:<40} {dl['route']:<6} {dl['state']}"
+            + (f"  {dl['error']}" if dl.get("error") else "")
+        )
     t = info["transport"]
-    lines.append(f"transport: {t.get('spec')} {t.get('state', '')}" + (f" ({t['last_error']})" if t.get("last_error") else ""))
+    lines.append(
+        f"transport: {t.get('spec')} {t.get('state', '')}"
+        + (f" ({t['last_error']})" if t.get("last_error") else "")
+    )
     if info["failed"]:
         lines.append("failed jobs (latest):")
         for j in info["failed"][:5]:

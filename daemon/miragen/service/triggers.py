@@ -8,9 +8,9 @@ Inputs (``midi.input``):
 
 Bytes go through the transport's bounded :class:`~miragen.transport.base.MidiStreamParser`
 (running status, real-time bytes ignored, SysEx longer than ``midi.max_message_bytes``
-dropped, a bounded queue), so a flood of input never grows memory. A trigger table matches on the message
-kind, the channel (1..16, 0 any), and note / program / control / value (-1 any) or, for
-SysEx, a hex pattern where ``*`` matches one byte; the first matching table fires.
+dropped, a bounded queue), so a flood of input never grows memory. A trigger table matches on
+the message kind, the channel (1..16, 0 any), and note / program / control / value (-1 any)
+or, for SysEx, a hex pattern where ``*`` matches one byte; the first matching table fires.
 """
 
 from __future__ import annotations
@@ -112,9 +112,17 @@ class TriggerListener:
     delivery holds the lock (messages that arrive during a dump are the delivery's).
     """
 
-    def __init__(self, spec: str, triggers: list[dict[str, Any]], fire: Callable[[int, dict[str, Any], MidiMessage], None],
-                 *, cfg: dict[str, Any] | None = None, max_sysex: int = 4096, heartbeat: Callable[[], None] | None = None,
-                 shared: Callable[[], tuple[Any, threading.Lock, threading.Event]] | None = None):
+    def __init__(
+        self,
+        spec: str,
+        triggers: list[dict[str, Any]],
+        fire: Callable[[int, dict[str, Any], MidiMessage], None],
+        *,
+        cfg: dict[str, Any] | None = None,
+        max_sysex: int = 4096,
+        heartbeat: Callable[[], None] | None = None,
+        shared: Callable[[], tuple[Any, threading.Lock, threading.Event]] | None = None,
+    ):
         self.spec = spec
         self.triggers = triggers
         self.fire = fire
@@ -147,12 +155,20 @@ class TriggerListener:
                 raise TriggerError(f"midi.input: cannot open '{self.spec}': {exc}") from None
             transport.parser.max_message_bytes = self.max_sysex
             self._close = transport.close
-            get = lambda: (transport, None, None)
+
+            def own_transport():
+                return (transport, None, None)
+
+            get = own_transport
         else:
             get = self.shared
         self._thread = threading.Thread(target=self._loop, args=(get,), name="midi-in", daemon=True)
         self._thread.start()
-        log.info("listening for MIDI triggers on '%s'%s", self.spec, " (shared with delivery)" if self.shared else "")
+        log.info(
+            "listening for MIDI triggers on '%s'%s",
+            self.spec,
+            " (shared with delivery)" if self.shared else "",
+        )
 
     def _loop(self, get: Callable[[], tuple[Any, Any, Any]]) -> None:
         while not self._stop.is_set():
@@ -210,7 +226,10 @@ class TriggerListener:
         names = mido.get_input_names()
         found = [n for n in names if part.lower() in n.lower()]
         if not found:
-            raise TriggerError(f"midi.input: no MIDI input port matches '{part}' (ports: {', '.join(names) or 'none'})")
+            raise TriggerError(
+                f"midi.input: no MIDI input port matches '{part}' "
+                f"(ports: {', '.join(names) or 'none'})"
+            )
         parser = MidiStreamParser(self.max_sysex)
         lock = threading.Lock()
 

@@ -9,7 +9,8 @@ anything an event missed (inotify overflow, network shares), so no file is ever 
 
 Rules:
 - a subfolder of ``inbox/`` is a class (its first level; deeper folders belong to it); files at
-  the top level go to the unsorted pool (class ``unsorted``, sorted by k-means: see :mod:`.sorting`);
+  the top level go to the unsorted pool (class ``unsorted``, sorted by k-means: see
+  :mod:`.sorting`);
 - hidden names (a leading ``.``) and names ending in ``.part``, ``.tmp`` or ``~`` are the
   temporary files of copy tools and are left alone until renamed;
 - symbolic links are never followed: a link (to a file or a folder) is claimed as it is and
@@ -35,9 +36,10 @@ from .state import REQUEST_CLASS, StateDir, class_name, printable, safe_name
 log = logging.getLogger(__name__)
 
 TEMP_SUFFIXES = (".part", ".tmp", ".crdownload", "~")
+# with inotify: a file still open for writing is claimed after this long unchanged
 CLOSE_WAIT_S = 30.0
 NEW_DIR_WATCH_S = 3.0  # a new folder is scanned again for this long …
-NEW_DIR_SCAN_EVERY_S = 0.25  # … this often  # with inotify: a file still open for writing is claimed after this long unchanged
+NEW_DIR_SCAN_EVERY_S = 0.25  # … this often
 
 
 def is_temporary(name: str) -> bool:
@@ -64,8 +66,16 @@ class WatchStats:
 class DropWatcher:
     """Watches the inbox and the request folder; claims settled files into jobs."""
 
-    def __init__(self, state: StateDir, queue: JobQueue, *, settle_s: float = 1.0, rescan_s: float = 60.0,
-                 polling: bool = False, heartbeat: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        state: StateDir,
+        queue: JobQueue,
+        *,
+        settle_s: float = 1.0,
+        rescan_s: float = 60.0,
+        polling: bool = False,
+        heartbeat: Callable[[], None] | None = None,
+    ):
         self.state = state
         self.queue = queue
         self.settle_s = settle_s
@@ -96,7 +106,9 @@ class DropWatcher:
             from watchdog.observers.polling import PollingObserver as Observer
         else:
             from watchdog.observers import Observer
-        self._observer = Observer(timeout=max(1.0, min(self.settle_s, 5.0))) if self.polling else Observer()
+        self._observer = (
+            Observer(timeout=max(1.0, min(self.settle_s, 5.0))) if self.polling else Observer()
+        )
         handler = Handler()
         for root in (self.state.inbox, self.state.requests):
             self._observer.schedule(handler, str(root), recursive=True)
@@ -144,7 +156,9 @@ class DropWatcher:
                     self._pending[p] = entry
                 entry.changed = now
                 if not self.polling:
-                    if kind == "modified":  # a write seen: wait for its close (or CLOSE_WAIT_S unchanged)
+                    if (
+                        kind == "modified"
+                    ):  # a write seen: wait for its close (or CLOSE_WAIT_S unchanged)
                         entry.writing = True
                     elif kind in ("closed", "moved"):
                         entry.writing = False
@@ -268,7 +282,12 @@ class DropWatcher:
             return
         rel_dest = str(dest.relative_to(self.state.root))
         payload = {"path": rel_dest, "original": str(rel), "class": cls}
-        self.queue.add(kind, payload, key=f"{kind}:{rel_dest}", subject=cls if kind == "ingest" else safe_name(path.stem))
+        self.queue.add(
+            kind,
+            payload,
+            key=f"{kind}:{rel_dest}",
+            subject=cls if kind == "ingest" else safe_name(path.stem),
+        )
         self.stats.claimed += 1
         log.info("claimed %s (%s)", printable(str(rel)), kind)
 
@@ -287,7 +306,11 @@ def adopt_processing(state: StateDir, queue: JobQueue) -> int:
             key = f"{kind}:{rel_dest}"
             if queue.by_key(key) is None:
                 original = f.name.split("__", 1)[-1]
-                queue.add(kind, {"path": rel_dest, "original": original, "class": cls_dir.name}, key=key,
-                          subject=cls_dir.name if kind == "ingest" else safe_name(Path(original).stem))
+                queue.add(
+                    kind,
+                    {"path": rel_dest, "original": original, "class": cls_dir.name},
+                    key=key,
+                    subject=cls_dir.name if kind == "ingest" else safe_name(Path(original).stem),
+                )
                 n += 1
     return n

@@ -81,7 +81,9 @@ class _Child:
 
     def on_signal(self, signum: int, _frame: object) -> None:
         self.stop.set()
-        if not self.in_fit:  # training stops at its next step and checkpoints; anything else stops now
+        if (
+            not self.in_fit
+        ):  # training stops at its next step and checkpoints; anything else stops now
             raise StopRequested()
 
 
@@ -117,8 +119,14 @@ def _dataset(root: Path, cfg: dict[str, Any], cls: str):
     from ..corpus.dataset import load_dataset
 
     a = cfg["audio"]
-    return load_dataset(root / "corpus", cfg["train"]["mode"], rate=a["rate"], raw_rate=a["raw_rate"],
-                        max_len=a["max_bytes"], only_class=cls)
+    return load_dataset(
+        root / "corpus",
+        cfg["train"]["mode"],
+        rate=a["rate"],
+        raw_rate=a["raw_rate"],
+        max_len=a["max_bytes"],
+        only_class=cls,
+    )
 
 
 # ------------------------------------------------------------------------------ train
@@ -133,7 +141,11 @@ def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     ch.phase(f"loading class {cls}")
     ds = _dataset(root, cfg, cls)
     if len(ds) < MIN_TRAIN_CLASS:
-        return {"skipped": f"class {cls} has {len(ds)} sounds; training needs at least {MIN_TRAIN_CLASS}", "files": len(ds)}
+        return {
+            "skipped": f"class {cls} has {len(ds)} sounds; training needs at least "
+            f"{MIN_TRAIN_CLASS}",
+            "files": len(ds),
+        }
     model_dir = root / spec["model_dir"]
     ckpt_dir = model_dir.with_name(f"checkpoint-{model_dir.name}")
     remaining = float(spec["remaining_s"])
@@ -154,13 +166,23 @@ def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     budget = StoppableBudget(seconds=remaining)
 
     def progress(pr: Progress) -> None:
-        ch.emit("progress", text=f"{cls} step {pr.step} ({budget.elapsed():.0f}/{remaining:.0f} s)", step=pr.step,
-                run_s=budget.elapsed())
+        ch.emit(
+            "progress",
+            text=f"{cls} step {pr.step} ({budget.elapsed():.0f}/{remaining:.0f} s)",
+            step=pr.step,
+            run_s=budget.elapsed(),
+        )
 
-    options: dict[str, Any] = {"device": t["device"], "threads": t["threads"], "checkpoint_every": t["checkpoint_every"]}
-    train_ds, held_ds = (ds.split(0.8, seed=0) if len(ds) >= MIN_JUDGE_CLASS else (ds, None))
+    options: dict[str, Any] = {
+        "device": t["device"],
+        "threads": t["threads"],
+        "checkpoint_every": t["checkpoint_every"],
+    }
+    train_ds, held_ds = ds.split(0.8, seed=0) if len(ds) >= MIN_JUDGE_CLASS else (ds, None)
     if t["engine"] == "wavegan" and len(train_ds) < SMALL_CLASS:
-        options["holdout"] = 0.0  # its snapshot judge needs ≥ 4 held-out sounds; a small class keeps them all
+        options["holdout"] = (
+            0.0  # its snapshot judge needs ≥ 4 held-out sounds; a small class keeps them all
+        )
     if (model_dir / "model.json").is_file():  # saved before a kill: judge it, do not train again
         model = load_model(model_dir)
     else:
@@ -169,7 +191,9 @@ def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
         ch.in_fit = True
         try:
             model = engine.fit(train_ds, budget, progress, ckpt_dir)
-        except KeyboardInterrupt:  # an engine that turns the stop into an interrupt (pygan) has checkpointed
+        except (
+            KeyboardInterrupt
+        ):  # an engine that turns the stop into an interrupt (pygan) has checkpointed
             ch.stop.set()
         finally:
             ch.in_fit = False
@@ -178,7 +202,9 @@ def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
         ch.phase(f"saving model {model_dir.name}")
         part = model_dir.with_name(model_dir.name + ".part")
         if part.exists():
-            shutil.rmtree(part)  # our own half-saved model folder from a killed run (never user data)
+            shutil.rmtree(
+                part
+            )  # our own half-saved model folder from a killed run (never user data)
         model.save(part)
         os.replace(part, model_dir)
     report: dict[str, Any] = {"files": len(ds), "seconds": t["seconds"]}
@@ -189,16 +215,34 @@ def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
         ch.phase(f"judging model {model_dir.name}")
         gen = model.sample(JUDGE_SAMPLES, cls, seed=0)
         try:
-            rep = evaluate(gen, train_ds.classes[cls], held_ds.classes[cls], t["mode"], rate=cfg["audio"]["rate"])
+            rep = evaluate(
+                gen,
+                train_ds.classes[cls],
+                held_ds.classes[cls],
+                t["mode"],
+                rate=cfg["audio"]["rate"],
+            )
         except MiragenError as exc:
             report.update(judged=False, passed=False, reasons=[f"the judge could not run: {exc}"])
         else:
             passed = bool(rep.passed)
-            reasons = list(rep.reasons) + ([rep.inconclusive_reason()] if rep.verdict == "inconclusive" else [])
-            report.update(judged=True, passed=passed, verdict=rep.verdict, reasons=reasons,
-                          power=rep.power, metrics=rep.to_dict().get("metrics", {}))
+            reasons = list(rep.reasons) + (
+                [rep.inconclusive_reason()] if rep.verdict == "inconclusive" else []
+            )
+            report.update(
+                judged=True,
+                passed=passed,
+                verdict=rep.verdict,
+                reasons=reasons,
+                power=rep.power,
+                metrics=rep.to_dict().get("metrics", {}),
+            )
     else:
-        report.update(judged=False, passed=False, reasons=[f"class has {len(ds)} sounds; {MIN_JUDGE_CLASS} needed to judge"])
+        report.update(
+            judged=False,
+            passed=False,
+            reasons=[f"class has {len(ds)} sounds; {MIN_JUDGE_CLASS} needed to judge"],
+        )
     return {"passed": passed, "report": report, "files": len(ds), "run_s": budget.elapsed()}
 
 
@@ -226,7 +270,9 @@ def task_generate(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     done = read_manifest(out_dir)
     if done is not None:
         return done
-    timing = {"start_s": round(ch.t_main - float(spec.get("spawned", ch.t_main)), 3)}  # python + miragen import
+    timing = {
+        "start_s": round(ch.t_main - float(spec.get("spawned", ch.t_main)), 3)
+    }  # python + miragen import
     t_mark = time.time()
     ch.phase("loading torch")
     _heavy_imports()
@@ -250,16 +296,35 @@ def task_generate(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
         shutil.rmtree(part)  # our own folder from a killed attempt
     ch.phase(f"generating {spec['count']} of {cls}")
     g = cfg["generate"]
-    result = generate_to_folder(model, int(spec["count"]), part, cls=cls, cfg=cfg, gate=g["gate"],
-                                train_waves=train_waves, seed=int(spec["seed"]))
+    result = generate_to_folder(
+        model,
+        int(spec["count"]),
+        part,
+        cls=cls,
+        cfg=cfg,
+        gate=g["gate"],
+        train_waves=train_waves,
+        seed=int(spec["seed"]),
+    )
     timing["generate_s"] = round(time.time() - t_mark, 3)
     timing["total_s"] = round(time.time() - float(spec.get("spawned", ch.t_main)), 3)
-    rel = lambda f: str((out_dir / Path(f).name).relative_to(root))
-    manifest = {"files": [rel(f) for f in result.files], "pcm": [rel(f) for f in result.pcm],  # best first
-                "summary": result.summary, "warnings": result.warnings[:20], "model": spec["model"], "class": cls,
-                "timing": timing}
+
+    def rel(f) -> str:
+        return str((out_dir / Path(f).name).relative_to(root))
+
+    manifest = {
+        "files": [rel(f) for f in result.files],
+        "pcm": [rel(f) for f in result.pcm],  # best first
+        "summary": result.summary,
+        "warnings": result.warnings[:20],
+        "model": spec["model"],
+        "class": cls,
+        "timing": timing,
+    }
     part.mkdir(parents=True, exist_ok=True)
-    if out_dir.exists():  # a folder made by something else first (an older daemon): move file by file
+    if (
+        out_dir.exists()
+    ):  # a folder made by something else first (an older daemon): move file by file
         for f in sorted(part.iterdir()):
             os.replace(f, out_dir / f.name)
         fsync_dir(out_dir)
@@ -278,14 +343,18 @@ def task_sort(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     from .sorting import cluster_pool
 
     ch.phase("loading the unsorted pool")
-    return cluster_pool(Path(spec["state"]), spec["cfg"], spec["pool"], spec["members"], progress=ch.phase)
+    return cluster_pool(
+        Path(spec["state"]), spec["cfg"], spec["pool"], spec["members"], progress=ch.phase
+    )
 
 
 TASKS = {"train": task_train, "generate": task_generate, "sort": task_sort}
 
 
 def main() -> int:
-    out_fd = os.dup(1)  # the protocol channel; fd 1 becomes stderr so that library prints never corrupt it
+    out_fd = os.dup(
+        1
+    )  # the protocol channel; fd 1 becomes stderr so that library prints never corrupt it
     os.set_inheritable(out_fd, False)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
@@ -297,8 +366,11 @@ def main() -> int:
         ch.emit("error", reason=f"worker: bad task description ({exc})", input=True)
         return 2
     _die_with_parent(parent)
-    logging.basicConfig(level=spec.get("log_level", "INFO"), stream=sys.stderr,
-                        format=f"%(levelname)s %(name)s [worker {os.getpid()}]: %(message)s")
+    logging.basicConfig(
+        level=spec.get("log_level", "INFO"),
+        stream=sys.stderr,
+        format=f"%(levelname)s %(name)s [worker {os.getpid()}]: %(message)s",
+    )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, ch.on_signal)
     task = TASKS.get(spec.get("task", ""))

@@ -37,8 +37,11 @@ def open_transport(spec: str, cfg: dict[str, Any] | None = None, **overrides: An
     kind, sep, rest = spec.partition(":")
     rest = rest.strip()
     if sep and not rest and kind in ("serial", "raw", "midi"):
-        what = {"serial": "serial device or URL", "raw": "raw MIDI device",
-                "midi": "MIDI port name"}[kind]
+        what = {
+            "serial": "serial device or URL",
+            "raw": "raw MIDI device",
+            "midi": "MIDI port name",
+        }[kind]
         raise TransportError(f"transport {spec!r}: the {what} is empty; expected {forms}")
     if not sep or not rest:
         raise TransportError(f"transport {spec!r}: expected {forms}")
@@ -55,4 +58,6 @@ def open_transport(spec: str, cfg: dict[str, Any] | None = None, **overrides: An
         from .midi import MidoTransport
 
         return MidoTransport(rest, **common, **overrides)
-    raise TransportError(f"transport {spec!r}: unknown kind {kind!r}; expected sim, midi:, serial: or raw:")
+    raise TransportError(
+        f"transport {spec!r}: unknown kind {kind!r}; expected sim, midi:, serial: or raw:"
+    )

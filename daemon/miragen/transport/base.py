@@ -67,7 +67,11 @@ class MidiStreamParser:
     - At most ``max_queued`` complete messages wait; older ones are dropped (``overflow``).
     """
 
-    def __init__(self, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_queued: int = DEFAULT_MAX_QUEUED):
+    def __init__(
+        self,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+    ):
         self.max_message_bytes = int(max_message_bytes)
         self.max_queued = int(max_queued)
         self._queue: deque[bytes] = deque()
@@ -266,8 +270,15 @@ class Transport(ABC):
         self._write(chunk)
         self.bytes_written += len(chunk)
 
-    def send(self, data: bytes, *, paced: bool = True, progress: Progress | None = None,
-             done: int = 0, total: int | None = None) -> float:
+    def send(
+        self,
+        data: bytes,
+        *,
+        paced: bool = True,
+        progress: Progress | None = None,
+        done: int = 0,
+        total: int | None = None,
+    ) -> float:
         """Send raw MIDI bytes (one or more complete messages); returns seconds spent.
 
         ``paced``: chunked at ``chunk_size`` with ``chunk_gap_s`` pauses, never faster than
@@ -281,8 +292,16 @@ class Transport(ABC):
             if progress is not None:
                 progress(done + len(data), len(data) if total is None else total)
             return time.monotonic() - t0
-        return paced_write(self._counted_write, data, rate=self.rate, chunk_size=self.chunk_size,
-                           chunk_gap_s=self.chunk_gap_s, progress=progress, done=done, total=total)
+        return paced_write(
+            self._counted_write,
+            data,
+            rate=self.rate,
+            chunk_size=self.chunk_size,
+            chunk_gap_s=self.chunk_gap_s,
+            progress=progress,
+            done=done,
+            total=total,
+        )
 
     def receive_message(self, timeout: float) -> bytes | None:
         """The next complete message, or ``None`` when none arrives within ``timeout`` s."""

@@ -51,17 +51,28 @@ class DeliveryResult:
 def check_wavesample(data: bytes) -> None:
     """Refuse data a 0x06 dump cannot carry, before any byte is sent."""
     if not data or len(data) % 256:
-        raise InputError("wavesample", f"{len(data)} bytes; a dump carries whole pages of 256 bytes (1..255 pages)")
+        raise InputError(
+            "wavesample",
+            f"{len(data)} bytes; a dump carries whole pages of 256 bytes (1..255 pages)",
+        )
     if len(data) > S.MAX_DUMP_PAGES * 256:
-        raise InputError("wavesample", f"{len(data) // 256} pages; one SysEx dump carries at most {S.MAX_DUMP_PAGES} pages "
-                         f"({S.MAX_DUMP_PAGES * 256} bytes); shorten it or deliver it on a disk image")
+        raise InputError(
+            "wavesample",
+            f"{len(data) // 256} pages; one SysEx dump carries at most {S.MAX_DUMP_PAGES} pages "
+            f"({S.MAX_DUMP_PAGES * 256} bytes); shorten it or deliver it on a disk image",
+        )
     zero = data.find(b"\x00")
     if zero >= 0:
-        raise InputError("wavesample", f"byte {zero} is 0x00, which stops the Mirage's sound chip; "
-                         "wave data must be 1..255 (convert it with `miragen convert`)")
+        raise InputError(
+            "wavesample",
+            f"byte {zero} is 0x00, which stops the Mirage's sound chip; "
+            "wave data must be 1..255 (convert it with `miragen convert`)",
+        )
 
 
-def _wait_for(transport: Transport, kinds: tuple[str, ...], timeout: float) -> tuple[str, Any] | None:
+def _wait_for(
+    transport: Transport, kinds: tuple[str, ...], timeout: float
+) -> tuple[str, Any] | None:
     """Wait for a Mirage message of one of ``kinds``; other messages are skipped.
 
     Returns (kind, decoded message), ("bad", SysexError) for a Mirage message of the wanted
@@ -129,7 +140,13 @@ def deliver_wavesample(
         result.bytes_sent = transport.bytes_written - start_written
         result.elapsed_s = time.monotonic() - t0
         if error:
-            log.info("delivery to %s wavesample %d over %s failed: %s", half, number, transport.name, error)
+            log.info(
+                "delivery to %s wavesample %d over %s failed: %s",
+                half,
+                number,
+                transport.name,
+                error,
+            )
         return result
 
     try:
@@ -155,7 +172,10 @@ def deliver_wavesample(
             acked = True
             break
         if not acked:
-            return finish(False, f"no ACK after {tries} tries ({result.naks} NAK, {result.timeouts} timed out)")
+            return finish(
+                False,
+                f"no ACK after {tries} tries ({result.naks} NAK, {result.timeouts} timed out)",
+            )
         if not verify:
             return finish(True)
         # read back
@@ -180,11 +200,17 @@ def deliver_wavesample(
             # a longer read-back whose first bytes are ours counts as verified (logged).
             if back[: len(data)] == data:
                 if len(back) > len(data):
-                    log.info("read-back is %d bytes; the %d delivered bytes match", len(back), len(data))
+                    log.info(
+                        "read-back is %d bytes; the %d delivered bytes match", len(back), len(data)
+                    )
                 result.verified = True
                 return finish(True)
             if len(back) < len(data):
-                return finish(False, f"ACK received, but the read-back is {len(back)} bytes, shorter than the {len(data)} sent")
+                return finish(
+                    False,
+                    f"ACK received, but the read-back is {len(back)} bytes, shorter than the "
+                    f"{len(data)} sent",
+                )
             first = next(i for i in range(len(data)) if back[i] != data[i])
             return finish(False, f"ACK received, but the read-back differs from byte {first} on")
         return finish(False, f"ACK received, but no good read-back after {tries} requests")

@@ -47,8 +47,13 @@ def find_port_name(names: list[str], part: str, what: str) -> str:
         return hits[0]
     known = ", ".join(repr(n) for n in names) or "none"
     if not hits:
-        raise TransportError(f"MIDI {what} port {part!r}: no port name contains it (ports: {known})")
-    raise TransportError(f"MIDI {what} port {part!r}: several ports match ({', '.join(map(repr, hits))}); give more of the name")
+        raise TransportError(
+            f"MIDI {what} port {part!r}: no port name contains it (ports: {known})"
+        )
+    raise TransportError(
+        f"MIDI {what} port {part!r}: several ports match ({', '.join(map(repr, hits))}); give more "
+        "of the name"
+    )
 
 
 class MidoTransport(Transport):
@@ -58,20 +63,45 @@ class MidoTransport(Transport):
     pass their own. Alternatively pass ready ``input_port`` and ``output_port`` objects.
     """
 
-    def __init__(self, name_part: str = "", *, backend: Any = None, input_port: Any = None,
-                 output_port: Any = None, chunk_size: int = 256, chunk_gap_s: float = 0.0, **kw: Any):
-        super().__init__(f"midi:{name_part}", rate=None, chunk_size=chunk_size, chunk_gap_s=chunk_gap_s, **kw)
+    def __init__(
+        self,
+        name_part: str = "",
+        *,
+        backend: Any = None,
+        input_port: Any = None,
+        output_port: Any = None,
+        chunk_size: int = 256,
+        chunk_gap_s: float = 0.0,
+        **kw: Any,
+    ):
+        super().__init__(
+            f"midi:{name_part}", rate=None, chunk_size=chunk_size, chunk_gap_s=chunk_gap_s, **kw
+        )
         if input_port is None or output_port is None:
-            if backend is None and sys.platform.startswith("linux") and not os.path.exists(SEQ_DEVICE):
-                raise TransportError(f"MIDI port {name_part!r}: {SEQ_DEVICE} is missing, so there is no ALSA sequencer "
-                                     "for mido/rtmidi (load snd-seq, or use raw:/dev/snd/midiC*D* or serial:)")
+            if (
+                backend is None
+                and sys.platform.startswith("linux")
+                and not os.path.exists(SEQ_DEVICE)
+            ):
+                raise TransportError(
+                    f"MIDI port {name_part!r}: {SEQ_DEVICE} is missing, so there is no ALSA "
+                    "sequencer for mido/rtmidi "
+                    "(load snd-seq, or use raw:/dev/snd/midiC*D* or serial:)"
+                )
             be = _backend(backend)
             try:
                 out_names = be.get_output_names()
                 in_names = be.get_input_names()
             except Exception as exc:  # rtmidi raises its own SystemError without a sequencer
-                hint = "" if os.path.exists(SEQ_DEVICE) else f" ({SEQ_DEVICE} is missing: no ALSA sequencer; use raw:/dev/snd/midiC*D* or serial:)"
-                raise TransportError(f"MIDI port {name_part!r}: the MIDI backend does not work: {exc}{hint}") from None
+                hint = (
+                    ""
+                    if os.path.exists(SEQ_DEVICE)
+                    else f" ({SEQ_DEVICE} is missing: no ALSA sequencer; use raw:/dev/snd/midiC*D* "
+                    "or serial:)"
+                )
+                raise TransportError(
+                    f"MIDI port {name_part!r}: the MIDI backend does not work: {exc}{hint}"
+                ) from None
             out_name = find_port_name(out_names, name_part, "output")
             in_name = find_port_name(in_names, name_part, "input")
             try:
@@ -89,8 +119,15 @@ class MidoTransport(Transport):
     def in_flight_s(self, nbytes: int) -> float:
         return max(0.0, self._busy_until - time.monotonic())
 
-    def send(self, data: bytes, *, paced: bool = True, progress: Any = None, done: int = 0,
-             total: int | None = None) -> float:
+    def send(
+        self,
+        data: bytes,
+        *,
+        paced: bool = True,
+        progress: Any = None,
+        done: int = 0,
+        total: int | None = None,
+    ) -> float:
         """Send complete messages, each whole; paced: no message starts before the previous
         one has had its wire time (3,125 bytes/s) plus ``chunk_gap_s``."""
         import mido
@@ -147,9 +184,18 @@ class RawMidiTransport(Transport):
     """A raw MIDI device file (``/dev/snd/midiC1D0``), or any byte device such as a pty,
     paced against the 31,250-baud wire."""
 
-    def __init__(self, path: str, *, chunk_size: int = 256, chunk_gap_s: float = 0.0,
-                 rate: float | None = MIDI_BYTES_PER_S, **kw: Any):
-        super().__init__(f"raw:{path}", rate=rate, chunk_size=chunk_size, chunk_gap_s=chunk_gap_s, **kw)
+    def __init__(
+        self,
+        path: str,
+        *,
+        chunk_size: int = 256,
+        chunk_gap_s: float = 0.0,
+        rate: float | None = MIDI_BYTES_PER_S,
+        **kw: Any,
+    ):
+        super().__init__(
+            f"raw:{path}", rate=rate, chunk_size=chunk_size, chunk_gap_s=chunk_gap_s, **kw
+        )
         self.path = path
         try:
             self._fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOCTTY)
@@ -162,12 +208,16 @@ class RawMidiTransport(Transport):
                 hint = " (add the user to the 'audio' group)"
             elif exc.errno == errno.EBUSY:
                 hint = " (another program holds it; close it or use the ALSA sequencer port)"
-            raise TransportError(f"raw MIDI device {path}: cannot open ({exc.strerror}){hint}") from None
+            raise TransportError(
+                f"raw MIDI device {path}: cannot open ({exc.strerror}){hint}"
+            ) from None
         if stat.S_ISREG(os.fstat(self._fd).st_mode):  # never write SysEx into somebody's file
             os.close(self._fd)
             found = sorted(glob.glob(RAW_GLOB))
-            raise TransportError(f"raw MIDI device {path}: is a regular file, not a device "
-                                 f"(raw MIDI devices here: {', '.join(found) or 'none'})")
+            raise TransportError(
+                f"raw MIDI device {path}: is a regular file, not a device "
+                f"(raw MIDI devices here: {', '.join(found) or 'none'})"
+            )
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)

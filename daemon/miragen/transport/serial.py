@@ -19,19 +19,37 @@ log = logging.getLogger(__name__)
 class SerialTransport(Transport):
     """A pyserial port. ``device`` is a path or a pyserial URL."""
 
-    def __init__(self, device: str, *, baud: int = MIDI_BAUD, pace_baud: int | None = None,
-                 chunk_size: int = 256, chunk_gap_s: float = 0.0, **kw: object):
+    def __init__(
+        self,
+        device: str,
+        *,
+        baud: int = MIDI_BAUD,
+        pace_baud: int | None = None,
+        chunk_size: int = 256,
+        chunk_gap_s: float = 0.0,
+        **kw: object,
+    ):
         """``pace_baud``: the speed the writes are paced at (default: ``baud``)."""
         import serial  # heavy-ish import kept out of `miragen --help`
 
-        super().__init__(f"serial:{device}", rate=bytes_per_second(pace_baud or baud),
-                         chunk_size=chunk_size, chunk_gap_s=chunk_gap_s, **kw)  # type: ignore[arg-type]
+        super().__init__(
+            f"serial:{device}",
+            rate=bytes_per_second(pace_baud or baud),
+            chunk_size=chunk_size,
+            chunk_gap_s=chunk_gap_s,
+            **kw,
+        )  # type: ignore[arg-type]
         self.device = device
         self.baud = baud
         self._serial_mod = serial
         try:
-            self._ser = serial.serial_for_url(device, baudrate=baud, timeout=0, write_timeout=10,
-                                              exclusive=None if "://" in device else True)
+            self._ser = serial.serial_for_url(
+                device,
+                baudrate=baud,
+                timeout=0,
+                write_timeout=10,
+                exclusive=None if "://" in device else True,
+            )
         except (serial.SerialException, ValueError, OSError) as exc:
             raise TransportError(f"serial port {device}: cannot open ({exc})") from None
 

@@ -27,9 +27,11 @@ count means every time):
 ``silent[=N]``      a received wavesample dump is never answered (and not stored)
 ``nak[=N]``         a good wavesample dump is answered NAK anyway (and not stored)
 ``corrupt_reply[=N]`` one nybble of a wavesample dump the sim sends is changed
-``noise[=N]``       N junk bytes (real-time bytes, a stray unterminated SysEx) precede every reply (default 64)
+``noise[=N]``       N junk bytes (real-time bytes, a stray unterminated SysEx) precede every
+                    reply (default 64)
 ``slow``            true 31,250-baud speed both ways (3,125 bytes/s)
-``disconnect[=N]``  the link drops after N bytes from the host (default 2,000: inside the first dump)
+``disconnect[=N]``  the link drops after N bytes from the host (default 2,000: inside the
+                    first dump)
 ==================  ======================================================================
 """
 
@@ -58,8 +60,14 @@ ALWAYS = -1  # a fault count meaning "every time"
 
 # Configuration bytes (CONFIG_FIELDS order in miragen.mirage.sysex): param 83 (thru) off,
 # param 91 (external computer port) = 1, MIDI channel 1, software revision 2 (MASOS 2.0).
-_DEFAULT_CONFIG = {"thru_mode_83": 0, "external_computer_91": 1, "midi_channel_82": 0, "software_rev_97": 2,
-                   "pitch_bend_range_22": 2, "sample_time_adjust_73": 34}
+_DEFAULT_CONFIG = {
+    "thru_mode_83": 0,
+    "external_computer_91": 1,
+    "midi_channel_82": 0,
+    "software_rev_97": 2,
+    "pitch_bend_range_22": 2,
+    "sample_time_adjust_73": 34,
+}
 
 
 @dataclass
@@ -147,10 +155,17 @@ def _noise(n: int) -> bytes:
 class SimulatedMirage:
     """The instrument, as pure state: ``feed(bytes_from_host)`` → list of reply messages."""
 
-    def __init__(self, faults: Faults | None = None, *, pages_per_wavesample: int = DEFAULT_PAGES_PER_WAVESAMPLE):
+    def __init__(
+        self,
+        faults: Faults | None = None,
+        *,
+        pages_per_wavesample: int = DEFAULT_PAGES_PER_WAVESAMPLE,
+    ):
         self.faults = faults or Faults()
         self.memory: dict[str, bytearray] = {h: bytearray(b"\x80" * HALF_BYTES) for h in HALVES}
-        self.params: dict[str, bytearray] = {h: bytearray(default_params_block(pages_per_wavesample)) for h in HALVES}
+        self.params: dict[str, bytearray] = {
+            h: bytearray(default_params_block(pages_per_wavesample)) for h in HALVES
+        }
         self.config = bytearray(default_config())
         self.selected: tuple[str, int] = ("lower", 1)
         self._pending_half: str | None = None
@@ -159,10 +174,26 @@ class SimulatedMirage:
         self.counters: dict[str, int] = {
             k: 0
             for k in (
-                "bytes_received", "messages", "keys", "selections", "dumps_received", "dumps_stored",
-                "acks_sent", "naks_sent", "dumps_malformed", "dumps_unanswered", "wavesample_requests",
-                "dumps_sent", "program_requests", "programs_stored", "config_requests", "configs_stored",
-                "host_acks", "host_naks", "ignored", "bad_messages",
+                "bytes_received",
+                "messages",
+                "keys",
+                "selections",
+                "dumps_received",
+                "dumps_stored",
+                "acks_sent",
+                "naks_sent",
+                "dumps_malformed",
+                "dumps_unanswered",
+                "wavesample_requests",
+                "dumps_sent",
+                "program_requests",
+                "programs_stored",
+                "config_requests",
+                "configs_stored",
+                "host_acks",
+                "host_naks",
+                "ignored",
+                "bad_messages",
             )
         }
         self.changes = 0  # bumped whenever memory, selection or counters change
@@ -195,7 +226,10 @@ class SimulatedMirage:
                 self.disconnected = True
                 self.changes += 1
                 log.info("sim: fault 'disconnect' after %d bytes", self.counters["bytes_received"])
-                raise LinkLost(f"sim: link dropped after {self.counters['bytes_received']} bytes (fault 'disconnect')")
+                raise LinkLost(
+                    f"sim: link dropped after {self.counters['bytes_received']} bytes "
+                    "(fault 'disconnect')"
+                )
         self.counters["bytes_received"] += len(data)
         self.parser.feed(data)
         replies: list[bytes] = []
@@ -229,7 +263,11 @@ class SimulatedMirage:
             return [self._wavesample_reply()]
         if m.kind == "program_request":
             self.counters["program_requests"] += 1
-            return [S.encode_program_dump(bytes(self.params[m.fields["half"]]), m.fields["half"] == "upper")]
+            return [
+                S.encode_program_dump(
+                    bytes(self.params[m.fields["half"]]), m.fields["half"] == "upper"
+                )
+            ]
         if m.kind == "program_dump":
             self.params[m.fields["half"]][:] = m.data or b""
             self.counters["programs_stored"] += 1
@@ -326,13 +364,18 @@ class SimulatedMirage:
     # -- state file --------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Everything a test or demo wants to look at, JSON-ready (bytes as base64)."""
-        b64 = lambda b: base64.b64encode(bytes(b)).decode("ascii")
+
+        def b64(b) -> str:
+            return base64.b64encode(bytes(b)).decode("ascii")
+
         return {
             "format": STATE_FORMAT,
             "selected": {"half": self.selected[0], "number": self.selected[1]},
             "wavesamples": {
-                h: [{"number": n, "start_page": c.start_page, "end_page": c.end_page}
-                    for n, c in ((n, self.control(h, n)) for n in range(1, 9))]
+                h: [
+                    {"number": n, "start_page": c.start_page, "end_page": c.end_page}
+                    for n, c in ((n, self.control(h, n)) for n in range(1, 9))
+                ]
                 for h in HALVES
             },
             "memory": {h: b64(self.memory[h]) for h in HALVES},
@@ -363,9 +406,14 @@ def read_state(path: str | os.PathLike) -> dict[str, Any]:
         st[key] = {h: base64.b64decode(v) for h, v in st[key].items()}
     st["config"] = base64.b64decode(st["config"])
     st["wavesample_data"] = {
-        h: {w["number"]: (st["memory"][h][w["start_page"] * 256 : (w["end_page"] + 1) * 256]
-                          if w["end_page"] >= w["start_page"] else b"")
-            for w in st["wavesamples"][h]}
+        h: {
+            w["number"]: (
+                st["memory"][h][w["start_page"] * 256 : (w["end_page"] + 1) * 256]
+                if w["end_page"] >= w["start_page"]
+                else b""
+            )
+            for w in st["wavesamples"][h]
+        }
         for h in HALVES
     }
     return st
@@ -378,8 +426,15 @@ class SimTransport(Transport):
     on the wall clock.
     """
 
-    def __init__(self, sim: SimulatedMirage | None = None, *, faults: Faults | None = None,
-                 chunk_size: int = 256, chunk_gap_s: float = 0.0, **kw: Any):
+    def __init__(
+        self,
+        sim: SimulatedMirage | None = None,
+        *,
+        faults: Faults | None = None,
+        chunk_size: int = 256,
+        chunk_gap_s: float = 0.0,
+        **kw: Any,
+    ):
         self.sim = sim or SimulatedMirage(faults)
         rate = MIDI_BYTES_PER_S if self.sim.faults.slow else None
         super().__init__("sim", rate=rate, chunk_size=chunk_size, chunk_gap_s=chunk_gap_s, **kw)

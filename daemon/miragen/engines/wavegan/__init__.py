@@ -21,7 +21,9 @@ class WaveGANEngine(Engine):
         resolve_options(options)  # refuse unknown options before any training starts
         super().__init__(**options)
 
-    def fit(self, dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Path) -> WaveGANModel:
+    def fit(
+        self, dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Path
+    ) -> WaveGANModel:
         from .train import fit
 
         return fit(dataset, budget, progress, Path(checkpoint_dir), self.options)

@@ -55,7 +55,9 @@ def _time_mask(x: torch.Tensor, frac: float = 0.1) -> torch.Tensor:
     return x * keep.float()
 
 
-def diff_augment(x: torch.Tensor, mode: str, p: float = 1.0, shift_samples: int = 64) -> torch.Tensor:
+def diff_augment(
+    x: torch.Tensor, mode: str, p: float = 1.0, shift_samples: int = 64
+) -> torch.Tensor:
     """Apply the augmentation family of ``mode`` to the batch ``x`` (N, 1, L)."""
     if p <= 0:
         return x

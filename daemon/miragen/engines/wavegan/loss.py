@@ -29,7 +29,9 @@ def g_loss_wgan(d_fake: torch.Tensor) -> torch.Tensor:
     return -d_fake.mean()
 
 
-def gradient_penalty(disc, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+def gradient_penalty(
+    disc, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None
+) -> torch.Tensor:
     """WGAN-GP: (‖∇D(x̂)‖ − 1)² on random interpolates (Gulrajani et al. 2017)."""
     a = torch.rand(real.shape[0], 1, 1, device=real.device)
     x = (a * real + (1 - a) * fake).requires_grad_(True)

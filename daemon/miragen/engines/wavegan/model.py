@@ -38,7 +38,9 @@ class WaveGANModel(Model):
         self.class_fracs = {c: list(v) for c, v in class_fracs.items()}
         super().__init__(mode, classes, lengths, rate, meta)
         if not self.lengths:
-            self.lengths = {c: self._out_len(max(self.class_fracs.get(c) or [1.0])) for c in self.classes}
+            self.lengths = {
+                c: self._out_len(max(self.class_fracs.get(c) or [1.0])) for c in self.classes
+            }
         self._g = None
 
     def _out_len(self, frac: float) -> int:
@@ -88,7 +90,15 @@ class WaveGANModel(Model):
         atomic_write_bytes(folder / WEIGHTS, buf.getvalue())
         atomic_write_text(
             folder / SPEC,
-            json.dumps({"spec": self.spec, "internal_rate": self.internal_rate, "class_fracs": self.class_fracs}, indent=1, sort_keys=True),
+            json.dumps(
+                {
+                    "spec": self.spec,
+                    "internal_rate": self.internal_rate,
+                    "class_fracs": self.class_fracs,
+                },
+                indent=1,
+                sort_keys=True,
+            ),
         )
 
     @classmethod
@@ -102,7 +112,9 @@ class WaveGANModel(Model):
             spec = extra["spec"]
             state = torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True)
         except FileNotFoundError as exc:
-            raise EngineError(f"{folder}: incomplete wavegan model ({Path(exc.filename).name} missing)") from None
+            raise EngineError(
+                f"{folder}: incomplete wavegan model ({Path(exc.filename).name} missing)"
+            ) from None
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise EngineError(f"{folder}: unreadable wavegan model ({exc})") from None
         model = cls(
@@ -115,11 +127,21 @@ class WaveGANModel(Model):
             internal_rate=extra["internal_rate"],
             class_fracs=extra.get("class_fracs", {}),
         )
-        g = Generator(spec["length"], spec["n_classes"], mode=spec["mode"], output=spec["output"], z_dim=spec["z_dim"], width=spec["width"], transpose=spec["transpose"])
+        g = Generator(
+            spec["length"],
+            spec["n_classes"],
+            mode=spec["mode"],
+            output=spec["output"],
+            z_dim=spec["z_dim"],
+            width=spec["width"],
+            transpose=spec["transpose"],
+        )
         try:
             g.load_state_dict(state)
         except RuntimeError as exc:
-            raise EngineError(f"{folder}: weights do not match the stored network description ({exc})") from None
+            raise EngineError(
+                f"{folder}: weights do not match the stored network description ({exc})"
+            ) from None
         model.set_generator(g)
         model.folder = folder
         return model

@@ -46,15 +46,28 @@ def peak_normalise(x: torch.Tensor, remove_dc: bool) -> torch.Tensor:
 
 
 class UpBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, factor: int, kernel: int, padding_mode: str, transpose: bool):
+    def __init__(
+        self, cin: int, cout: int, factor: int, kernel: int, padding_mode: str, transpose: bool
+    ):
         super().__init__()
         self.factor = factor
         self.transpose = transpose
         if transpose:
-            self.conv = nn.ConvTranspose1d(cin, cout, kernel, stride=factor, padding=(kernel - factor + 1) // 2, output_padding=(kernel - factor) % 2)
+            self.conv = nn.ConvTranspose1d(
+                cin,
+                cout,
+                kernel,
+                stride=factor,
+                padding=(kernel - factor + 1) // 2,
+                output_padding=(kernel - factor) % 2,
+            )
         else:
             self.conv = nn.Conv1d(cin, cout, kernel, padding=kernel // 2, padding_mode=padding_mode)
-        self.conv2 = nn.Conv1d(cout, cout, kernel, padding=kernel // 2, padding_mode=padding_mode) if not transpose else None
+        self.conv2 = (
+            nn.Conv1d(cout, cout, kernel, padding=kernel // 2, padding_mode=padding_mode)
+            if not transpose
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transpose:
@@ -94,7 +107,9 @@ class Generator(nn.Module):
         cond = emb + (1 if mode == "oneshot" else 0)
         self.fc = nn.Linear(z_dim + cond, chans[0] * base)
         pad = "zeros" if (output == "harmonic" or mode == "oneshot") else "circular"
-        self.blocks = nn.ModuleList(UpBlock(chans[i], chans[i + 1], factor, kernel, pad, transpose) for i in range(levels))
+        self.blocks = nn.ModuleList(
+            UpBlock(chans[i], chans[i + 1], factor, kernel, pad, transpose) for i in range(levels)
+        )
         out_ch = 2 if output == "harmonic" else 1
         self.out = nn.Conv1d(chans[-1], out_ch, kernel, padding=kernel // 2, padding_mode=pad)
         if output == "harmonic":
@@ -102,7 +117,12 @@ class Generator(nn.Module):
             k = torch.arange(1, seq + 1, dtype=torch.float32)
             self.register_buffer("prior", (1.0 / k).view(1, 1, -1))
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None, length_frac: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,
+        y: torch.Tensor | None = None,
+        length_frac: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         parts = [z]
         if self.embed is not None:
             parts.append(self.embed(y))
@@ -116,7 +136,9 @@ class Generator(nn.Module):
         if self.output == "harmonic":
             spec = torch.complex(o[:, 0], o[:, 1]) * self.prior[:, 0]
             spec = F.pad(torch.view_as_real(spec), (0, 0, 1, 0))  # DC bin = 0
-            x = torch.fft.irfft(torch.view_as_complex(spec.contiguous()), n=self.length).unsqueeze(1)
+            x = torch.fft.irfft(torch.view_as_complex(spec.contiguous()), n=self.length).unsqueeze(
+                1
+            )
             return peak_normalise(x, remove_dc=False)
         x = torch.tanh(o)
         if self.mode == "oneshot":
@@ -126,7 +148,7 @@ class Generator(nn.Module):
 
 def length_mask(length_frac: torch.Tensor, length: int, fade: int = 32) -> torch.Tensor:
     """1 up to the wanted length, a short linear fade, then 0 (pad-and-trim for one-shots)."""
-    n = (length_frac.view(-1, 1, 1) * length)
+    n = length_frac.view(-1, 1, 1) * length
     pos = torch.arange(length, device=length_frac.device, dtype=torch.float32).view(1, 1, -1)
     return ((n - pos) / fade).clamp(0.0, 1.0)
 
@@ -188,10 +210,19 @@ class Discriminator(nn.Module):
         kernel = kernel or (9 if mode == "cycle" else 25)
         levels = _levels(length, base, factor)
         pad = "circular" if mode == "cycle" else "zeros"
-        chans = [1] + [min(width * 2 ** i, width * 8) for i in range(levels)]
+        chans = [1] + [min(width * 2**i, width * 8) for i in range(levels)]
         layers: list[nn.Module] = []
         for i in range(levels):
-            layers.append(nn.Conv1d(chans[i], chans[i + 1], kernel, stride=factor, padding=kernel // 2, padding_mode=pad))
+            layers.append(
+                nn.Conv1d(
+                    chans[i],
+                    chans[i + 1],
+                    kernel,
+                    stride=factor,
+                    padding=kernel // 2,
+                    padding_mode=pad,
+                )
+            )
             layers.append(nn.LeakyReLU(0.2))
             if i < levels - 1:
                 layers.append(PhaseShuffle(phase_shuffle, circular=mode == "cycle"))
@@ -202,7 +233,12 @@ class Discriminator(nn.Module):
         feat = chans[-1] * base
         self.spectral_bins = min(64, length // 2) if (spectral and mode == "cycle") else 0
         if self.spectral_bins:
-            self.spec = nn.Sequential(nn.Linear(self.spectral_bins, 4 * width), nn.LeakyReLU(0.2), nn.Linear(4 * width, 4 * width), nn.LeakyReLU(0.2))
+            self.spec = nn.Sequential(
+                nn.Linear(self.spectral_bins, 4 * width),
+                nn.LeakyReLU(0.2),
+                nn.Linear(4 * width, 4 * width),
+                nn.LeakyReLU(0.2),
+            )
             feat += 4 * width + (1 if mbstd else 0)
         self.fc = nn.Linear(feat, 1)
         self.embed = nn.Embedding(n_classes, feat) if n_classes > 1 else None
@@ -214,7 +250,7 @@ class Discriminator(nn.Module):
         h = F.leaky_relu(self.final(h), 0.2).flatten(1)
         if self.spectral_bins:
             X = torch.fft.rfft(x[:, 0], dim=-1)[:, 1 : self.spectral_bins + 1]
-            mag = (X.real ** 2 + X.imag ** 2 + 1e-6).sqrt()
+            mag = (X.real**2 + X.imag**2 + 1e-6).sqrt()
             s = self.spec(torch.log(mag + 1e-2))
             if self.mbstd is not None:  # minibatch std of the spectral features too
                 s = self.mbstd(s.unsqueeze(2)).flatten(1)
@@ -225,11 +261,15 @@ class Discriminator(nn.Module):
         return out.view(-1)
 
 
-def generate_internal(g, n: int, label: int, fracs: np.ndarray | None, seed: int | None, device=None, batch: int = 256) -> np.ndarray:
+def generate_internal(
+    g, n: int, label: int, fracs: np.ndarray | None, seed: int | None, device=None, batch: int = 256
+) -> np.ndarray:
     """Run the generator: (n, L) float32 at the internal resolution (inference: used by the
     saved model and by the trainer's snapshots)."""
     device = device or next(g.parameters()).device
-    gen = torch.Generator().manual_seed(int(seed) if seed is not None else int(time.time_ns() % (2**31)))
+    gen = torch.Generator().manual_seed(
+        int(seed) if seed is not None else int(time.time_ns() % (2**31))
+    )
     out = []
     was_training = g.training
     g.eval()
@@ -238,7 +278,11 @@ def generate_internal(g, n: int, label: int, fracs: np.ndarray | None, seed: int
             m = min(batch, n - s)
             z = torch.randn(m, g.z_dim, generator=gen).to(device)
             y = torch.full((m,), label, dtype=torch.long, device=device)
-            f = torch.as_tensor(fracs[s : s + m], dtype=torch.float32, device=device) if fracs is not None else None
+            f = (
+                torch.as_tensor(fracs[s : s + m], dtype=torch.float32, device=device)
+                if fracs is not None
+                else None
+            )
             out.append(g(z, y, f)[:, 0].float().cpu().numpy())
     g.train(was_training)
     return np.concatenate(out, axis=0) if out else np.zeros((0, g.length), np.float32)

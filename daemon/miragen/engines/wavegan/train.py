@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ...fsutil import atomic_write_bytes
 from ...errors import MiragenError
+from ...fsutil import atomic_write_bytes
 from ..base import Budget, EngineError, Progress, ProgressFn
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,13 @@ DEFAULTS: dict[str, Any] = {
     "cover_target": 1.0,  # ... pulls each real sound's own output to within this × T's NN spacing
     "cover_every": 20,  # steps between re-assignments of latents to real sounds
     "spread_lambda": 1.0,  # hinged spread term (0: off), cycle mode
-    "spread_target": 1.0,  # ... outputs of a class spread at least this × its real sounds' mean distance
+    # ... outputs of a class spread at least this × its real sounds' mean distance
+    "spread_target": 1.0,
     "novel_lambda": 1.0,  # hinged anti-copy term (0: off), cycle mode
-    "novel_target": 0.6,  # ... pushes an output away from its nearest real sound up to this × T's NN spacing
-    "cover_match": "unique",  # "unique": one distinct latent per real sound (optimal matching) | "nearest"
+    # ... pushes an output away from its nearest real sound up to this × T's NN spacing
+    "novel_target": 0.6,
+    # "unique": one distinct latent per real sound (optimal matching) | "nearest"
+    "cover_match": "unique",
     "cover_pool": 2,  # latents drawn per real sound at each re-assignment (fewer: stronger spread)
     "checkpoint_every": 200,  # steps
     "eval_every": 300,  # steps between judge evaluations of the EMA generator
@@ -100,7 +103,10 @@ def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
     """Defaults ← recipe ← user options; unknown keys and bad values are refused by name."""
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
-        raise EngineError(f"wavegan: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(DEFAULTS))})")
+        raise EngineError(
+            f"wavegan: unknown option(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(DEFAULTS))})"
+        )
     recipe = options.get("recipe", "default")
     if recipe not in RECIPES:
         raise EngineError(f"wavegan: unknown recipe '{recipe}' (known: {', '.join(RECIPES)})")
@@ -119,12 +125,16 @@ def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
             try:
                 opts[key] = int(value)
             except (TypeError, ValueError):
-                raise EngineError(f"wavegan: option {key} must be an integer (got {value!r})") from None
+                raise EngineError(
+                    f"wavegan: option {key} must be an integer (got {value!r})"
+                ) from None
         elif isinstance(want, float):
             try:
                 opts[key] = float(value)
             except (TypeError, ValueError):
-                raise EngineError(f"wavegan: option {key} must be a number (got {value!r})") from None
+                raise EngineError(
+                    f"wavegan: option {key} must be a number (got {value!r})"
+                ) from None
     checks = {
         "loss": opts["loss"] in ("ns-r1", "wgan-gp"),
         "output": opts["output"] in ("harmonic", "wave"),
@@ -136,7 +146,7 @@ def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
         "holdout": 0.0 <= opts["holdout"] < 0.5,
         "augment_p": 0.0 <= opts["augment_p"] <= 1.0,
         "ema_beta": 0.0 <= opts["ema_beta"] < 1.0,
-        "oneshot_len": opts["oneshot_len"] in [ONESHOT_BASE * 4 ** k for k in range(2, 7)],
+        "oneshot_len": opts["oneshot_len"] in [ONESHOT_BASE * 4**k for k in range(2, 7)],
         "checkpoint_every": opts["checkpoint_every"] >= 1,
         "eval_every": opts["eval_every"] >= 1,
         "cover_every": opts["cover_every"] >= 1,
@@ -208,17 +218,30 @@ def internal_oneshot_geometry(max_len: int, rate: int, oneshot_len: int) -> tupl
     return length, int(math.floor(rate * length / max_len))
 
 
-def prepare_waves(waves_by_class: list[list[np.ndarray]], mode: str, rate: int, cycle_len: int, oneshot_len: int) -> Prepared:
+def prepare_waves(
+    waves_by_class: list[list[np.ndarray]], mode: str, rate: int, cycle_len: int, oneshot_len: int
+) -> Prepared:
     waves, labels = [], []
     for ci, ws in enumerate(waves_by_class):
         for w in ws:
             waves.append(np.asarray(w, dtype=np.float32))
             labels.append(ci)
     if mode == "cycle":
-        arr = np.stack([w[:cycle_len] if len(w) >= cycle_len else np.pad(w, (0, cycle_len - len(w))) for w in waves])
+        arr = np.stack(
+            [
+                w[:cycle_len] if len(w) >= cycle_len else np.pad(w, (0, cycle_len - len(w)))
+                for w in waves
+            ]
+        )
         arr = arr - arr.mean(axis=1, keepdims=True)
         arr = arr / np.maximum(np.abs(arr).max(axis=1, keepdims=True), 1e-6)
-        return Prepared(arr.astype(np.float32), np.array(labels, np.int64), np.ones(len(arr), np.float32), cycle_len, rate)
+        return Prepared(
+            arr.astype(np.float32),
+            np.array(labels, np.int64),
+            np.ones(len(arr), np.float32),
+            cycle_len,
+            rate,
+        )
     from ...audio.resample import resample
 
     cut = [trim_tail(onset_align(w)) for w in waves]
@@ -305,7 +328,9 @@ def shortfall(check) -> float:
     return 0.0 if check.passed else max(0.0, -margin(check))
 
 
-def judge_score(gen: list[np.ndarray], train: list[np.ndarray], held: list[np.ndarray], kind: str, rate: int) -> tuple[tuple, dict[str, Any]]:
+def judge_score(
+    gen: list[np.ndarray], train: list[np.ndarray], held: list[np.ndarray], kind: str, rate: int
+) -> tuple[tuple, dict[str, Any]]:
     """Score a snapshot with the judge: passing beats failing; then the smaller total shortfall
     of the failed rules (how far they miss, not how many: one rule missed by a hair must not
     lose to a snapshot that misses two by a mile); then the larger smallest margin over all
@@ -317,7 +342,11 @@ def judge_score(gen: list[np.ndarray], train: list[np.ndarray], held: list[np.nd
     margins = [margin(c) for c in report.checks if c.name != "silent"]
     missing = sum(shortfall(c) for c in report.checks)
     least = min(margins) if margins else 0.0
-    flat = {k: float(v) for k, v in report.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    flat = {
+        k: float(v)
+        for k, v in report.metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     flat["passed"] = float(report.passed)
     flat["failed_rules"] = float(len(report.failed))
     flat["shortfall"] = round(missing, 4)
@@ -339,7 +368,7 @@ def ms_features(x, oneshot: bool):
     if oneshot:
         return x
     X = torch.fft.rfft(x, dim=-1)[:, 1:49]
-    mag = (X.real ** 2 + X.imag ** 2 + 1e-8).sqrt()
+    mag = (X.real**2 + X.imag**2 + 1e-8).sqrt()
     mag = mag / (mag.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-8)
     return torch.log(mag + MS_FLOOR) if MS_FLOOR > 0 else mag
 
@@ -408,8 +437,15 @@ def _to_cpu(state: dict) -> dict:
     return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
-def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Path, options: dict[str, Any]):
-    """Train on ``dataset``; resume from ``checkpoint_dir`` when it holds a compatible checkpoint."""
+def fit(
+    dataset,
+    budget: Budget,
+    progress: ProgressFn | None,
+    checkpoint_dir: Path,
+    options: dict[str, Any],
+):
+    """Train on ``dataset``; resume from ``checkpoint_dir`` when it holds a compatible
+    checkpoint."""
     import torch
 
     from .augment import diff_augment
@@ -443,7 +479,11 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
         held_by_class.append([ws[i] for i in idx[:k]])
         train_by_class.append([ws[i] for i in idx[k:]])
     prep = prepare_waves(train_by_class, mode, dataset.rate, dataset.cycle_len, opts["oneshot_len"])
-    held_prep = prepare_waves(held_by_class, mode, dataset.rate, dataset.cycle_len, opts["oneshot_len"]) if any(held_by_class) else None
+    held_prep = (
+        prepare_waves(held_by_class, mode, dataset.rate, dataset.cycle_len, opts["oneshot_len"])
+        if any(held_by_class)
+        else None
+    )
     if held_prep is not None and held_prep.length != prep.length:
         held_prep = None  # geometry differs (one-shot lengths): select on the training part instead
     spec = network_spec(opts, mode, prep.length, len(classes))
@@ -460,7 +500,13 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
     step, prior_elapsed = 0, 0.0
     best: dict[str, Any] | None = None
     cover_z = None
-    fingerprint = {"spec": spec, "classes": classes, "n": int(len(prep.waves)), "recipe": opts["recipe"], "loss": opts["loss"]}
+    fingerprint = {
+        "spec": spec,
+        "classes": classes,
+        "n": int(len(prep.waves)),
+        "recipe": opts["recipe"],
+        "loss": opts["loss"],
+    }
     if ckpt_path.is_file():
         try:
             state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
@@ -473,14 +519,20 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
             g_ema.load_state_dict(state["g_ema"])
             opt_g.load_state_dict(state["opt_g"])
             opt_d.load_state_dict(state["opt_d"])
-            step, prior_elapsed, best = int(state["step"]), float(state["elapsed"]), state.get("best")
+            step, prior_elapsed, best = (
+                int(state["step"]),
+                float(state["elapsed"]),
+                state.get("best"),
+            )
             torch.set_rng_state(state["torch_rng"])
             cover_z = state.get("cover_z")
             log.info("resumed from %s at step %d", ckpt_path, step)
             if progress:
                 progress(Progress(step, prior_elapsed, message=f"resumed at step {step}"))
         elif state is not None:
-            log.warning("%s: checkpoint is for another dataset or settings; starting fresh", ckpt_path)
+            log.warning(
+                "%s: checkpoint is for another dataset or settings; starting fresh", ckpt_path
+            )
 
     real = torch.as_tensor(prep.waves).unsqueeze(1).to(device)
     labels = torch.as_tensor(prep.labels).to(device)
@@ -488,12 +540,16 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
     n_real = real.shape[0]
     batch = opts["batch"]
     train_list = [prep.waves[i] for i in range(n_real)]
-    held_list = [held_prep.waves[i] for i in range(len(held_prep.waves))] if held_prep is not None else None
+    held_list = (
+        [held_prep.waves[i] for i in range(len(held_prep.waves))] if held_prep is not None else None
+    )
     held_labels = held_prep.labels if held_prep is not None else None
     wgan = opts["loss"] == "wgan-gp"
     oneshot = mode == "oneshot"
 
-    class_fracs = {c: [float(v) for v in prep.fracs[prep.labels == ci]] for ci, c in enumerate(classes)}
+    class_fracs = {
+        c: [float(v) for v in prep.fracs[prep.labels == ci]] for ci, c in enumerate(classes)
+    }
 
     def elapsed() -> float:
         return prior_elapsed + budget.elapsed()
@@ -534,14 +590,27 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
         ev_n = opts["eval_samples"]
         gen = sample_fn(g_ema, ev_n)
         if hook is not None:
-            snap = WaveGANModel(mode, classes, {}, dataset.rate, {}, spec=spec, internal_rate=prep.internal_rate, class_fracs=class_fracs)
+            snap = WaveGANModel(
+                mode,
+                classes,
+                {},
+                dataset.rate,
+                {},
+                spec=spec,
+                internal_rate=prep.internal_rate,
+                class_fracs=class_fracs,
+            )
             snap._g = g_ema
             hook(snap, step, elapsed())
         scores, info = [], {}
         try:
             for ci in range(len(classes)):
                 tr = [w for w, lab in zip(train_list, prep.labels) if lab == ci]
-                he = [w for w, lab in zip(held_list, held_labels) if lab == ci] if held_list is not None else []
+                he = (
+                    [w for w, lab in zip(held_list, held_labels) if lab == ci]
+                    if held_list is not None
+                    else []
+                )
                 if len(he) < 4:
                     he = tr  # too few held out for the judge: compare with the training part
                 s, info = judge_score(list(gen[ci]), tr, he, mode, prep.internal_rate)
@@ -549,11 +618,27 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
         except MiragenError as exc:  # e.g. a class too small to judge: keep the latest snapshot
             log.info("snapshot at step %d not judged (%s): keeping the latest", step, exc)
             scores = [(0, 0, 0.0)]
-        score = (float(sum(s[0] for s in scores)), float(sum(s[1] for s in scores)), float(min(s[2] for s in scores)))
+        score = (
+            float(sum(s[0] for s in scores)),
+            float(sum(s[1] for s in scores)),
+            float(min(s[2] for s in scores)),
+        )
         if progress:
-            progress(Progress(step, elapsed(), metrics=dict(info.get("metrics", {})), message=f"snapshot score {score}"))
+            progress(
+                Progress(
+                    step,
+                    elapsed(),
+                    metrics=dict(info.get("metrics", {})),
+                    message=f"snapshot score {score}",
+                )
+            )
         if best is None or score >= tuple(best["score"]):
-            best = {"score": list(score), "step": step, "g_ema": _to_cpu(g_ema.state_dict()), "metrics": info.get("metrics", {})}
+            best = {
+                "score": list(score),
+                "step": step,
+                "g_ema": _to_cpu(g_ema.state_dict()),
+                "metrics": info.get("metrics", {}),
+            }
             log.info("step %d: new best snapshot %s", step, score)
 
     def save_checkpoint() -> None:
@@ -600,8 +685,12 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
     if cover or novel or spread:
         with torch.no_grad():
             real_feats = cover_features(real[:, 0])
-            spacing = torch.full((len(classes),), float("nan"), device=device)  # median NN distance per class
-            spread_real = torch.zeros(len(classes), device=device)  # mean pairwise distance per class
+            spacing = torch.full(
+                (len(classes),), float("nan"), device=device
+            )  # median NN distance per class
+            spread_real = torch.zeros(
+                len(classes), device=device
+            )  # mean pairwise distance per class
             for ci in range(len(classes)):
                 sel = (labels == ci).nonzero().view(-1)
                 if len(sel) < 2:
@@ -631,7 +720,9 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
                     continue
                 zs = torch.randn(len(sel) * opts["cover_pool"], spec["z_dim"], device=device)
                 y_c = torch.full((256,), ci, dtype=torch.long, device=device)
-                feats = torch.cat([cover_features(g(zc, y_c[: len(zc)], None)[:, 0]) for zc in zs.split(256)])
+                feats = torch.cat(
+                    [cover_features(g(zc, y_c[: len(zc)], None)[:, 0]) for zc in zs.split(256)]
+                )
                 dist = torch.cdist(real_feats[sel], feats)
                 if opts["cover_match"] == "unique":
                     from scipy.optimize import linear_sum_assignment
@@ -655,7 +746,9 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
                 xr = xr.detach().requires_grad_(True)
             d_real, d_fake = d(xr, y), d(xf, y)
             if wgan:
-                loss_d = d_loss_wgan(d_real, d_fake) + opts["gp_lambda"] * gradient_penalty(d, x, fake, y)
+                loss_d = d_loss_wgan(d_real, d_fake) + opts["gp_lambda"] * gradient_penalty(
+                    d, x, fake, y
+                )
             else:
                 loss_d = d_loss_ns(d_real, d_fake)
                 if do_r1:
@@ -689,7 +782,9 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
             loss_g = loss_g + opts["spread_lambda"] * sp
             losses["spread"] = float(sp.detach())
         if novel:
-            f_out, y_out = (torch.cat([f_fake, f_near]), torch.cat([y, y])) if cover else (f_fake, y)
+            f_out, y_out = (
+                (torch.cat([f_fake, f_near]), torch.cat([y, y])) if cover else (f_fake, y)
+            )
             cp = copy_hinge(f_out, y_out, real_feats, labels, novel_r)
             loss_g = loss_g + opts["novel_lambda"] * cp
             losses["copy"] = float(cp.detach())
@@ -728,6 +823,15 @@ def fit(dataset, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Pa
         "options": {k: v for k, v in opts.items() if k not in ("device",)},
         "device": str(device),
     }
-    model = WaveGANModel(mode, classes, {}, dataset.rate, meta, spec=spec, internal_rate=prep.internal_rate, class_fracs=class_fracs)
+    model = WaveGANModel(
+        mode,
+        classes,
+        {},
+        dataset.rate,
+        meta,
+        spec=spec,
+        internal_rate=prep.internal_rate,
+        class_fracs=class_fracs,
+    )
     model.set_generator(g_ema.cpu())
     return model
