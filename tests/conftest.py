@@ -46,16 +46,3 @@ def run_cli(
 @pytest.fixture
 def cli():
     return run_cli
-
-
-def load_soak():
-    """``bench/soak.py`` as a module: its Harness runs the real daemon for the reliability tests."""
-    import importlib.util
-
-    if "miragen_soak" in sys.modules:
-        return sys.modules["miragen_soak"]
-    spec = importlib.util.spec_from_file_location("miragen_soak", ROOT / "bench" / "soak.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["miragen_soak"] = mod
-    spec.loader.exec_module(mod)
-    return mod

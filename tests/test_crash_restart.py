@@ -22,14 +22,13 @@ import os
 import re
 from pathlib import Path
 
+import harness as soak
 import pytest
-from conftest import load_soak
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-soak = load_soak()
 KILLS = int(os.environ.get("MIRAGEN_CI_KILLS", "10"))
 CLASSES = ("bass", "lead", "pad")
 

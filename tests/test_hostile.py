@@ -25,15 +25,12 @@ import time
 import tty
 from pathlib import Path
 
+import harness as soak
 import pytest
-from conftest import load_soak
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 SAFE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
-
-
-soak = load_soak()
 
 
 def _snapshot(folder: Path, skip: Path) -> dict[str, str]:

@@ -21,16 +21,13 @@ import time
 import tty
 from pathlib import Path
 
+import harness as soak
 import pytest
-from conftest import load_soak
 from miragen.transport.base import LinkLost
 from miragen.transport.simulated import Faults, SimulatedMirage
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-soak = load_soak()
 
 
 class PtyMirage:

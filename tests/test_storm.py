@@ -14,14 +14,13 @@ import json
 import time
 from pathlib import Path
 
+import harness as soak
 import pytest
-from conftest import load_soak
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-soak = load_soak()
 CLASSES = ("bass", "lead", "pad", "organ")
 
 

@@ -332,6 +332,9 @@ def test_snapshot_score_weighs_how_far_rules_miss():
 
 
 def test_coverage_latents_survive_resume(corpus, tmp_path):
+    """The coverage latents are checkpointed and a resumed run continues with them: marked in
+    the checkpoint, they come back in the checkpoint the resumed run writes a step later (with
+    no re-matching in between); a fresh start would have drawn new ones."""
     import torch
     from miragen.corpus.dataset import load_dataset
     from miragen.engines.wavegan import WaveGANEngine
@@ -339,12 +342,20 @@ def test_coverage_latents_survive_resume(corpus, tmp_path):
     ds = load_dataset(corpus, "cycle", only_class="pulse")
     opts = dict(eval_every=1000, checkpoint_every=3, cover_every=2, threads=1, batch=8)
     WaveGANEngine(**opts).fit(ds, Budget(steps=3), None, tmp_path / "ck")
-    state = torch.load(
-        tmp_path / "ck" / "wavegan-checkpoint.pt", map_location="cpu", weights_only=False
-    )
+    ckpt = tmp_path / "ck" / "wavegan-checkpoint.pt"
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
     z = state["cover_z"]
     assert z.shape == (len(ds.classes["pulse"]) - round(0.15 * len(ds.classes["pulse"])), 64)
-    assert torch.isfinite(z).all()
+    assert torch.isfinite(z).all() and state["step"] == 3
+    marker = torch.full_like(z, 0.5)
+    state["cover_z"] = marker
+    torch.save(state, ckpt)
+    said = []
+    resumed = dict(opts, cover_every=1000)  # not part of the checkpoint's fingerprint
+    WaveGANEngine(**resumed).fit(ds, Budget(steps=4), lambda p: said.append(p.message), ckpt.parent)
+    assert "resumed at step 3" in said
+    after = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert after["step"] == 4 and torch.equal(after["cover_z"], marker)
     off = WaveGANEngine(**opts, cover_lambda=0).fit(ds, Budget(steps=2), None, tmp_path / "ck2")
     assert off.meta["steps"] == 2
 
