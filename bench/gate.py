@@ -8,9 +8,10 @@ For each bank (a folder of single cycles): the 80/20 split every bench uses
 (kept in ``--cache``: a second run reuses it, so gate variants are compared on the same models),
 then from the same model:
 
-- **off**: ``--samples`` draws, written as they come (``miragen generate --gate off``);
-- **on**: ``--samples`` × ``generate.oversample`` draws through the gate, ``--samples`` kept
-  (``miragen generate``).
+- **off**: the first ``--samples`` of the draws, as they come (``miragen generate --gate off``);
+- **on**: all ``--samples`` × ``generate.oversample`` draws through the gate, ``--samples`` kept
+  (``miragen generate``). Both come from the same draws, so the ratio measures the gate, not
+  the luck of two separate draws.
 
 Both sets are judged against the held-out 20 % (:func:`miragen.judge.metrics.evaluate`); the
 row holds diversity and recall of each, their ratios (on ÷ off), the verdicts, and what the gate
@@ -65,8 +66,8 @@ def run_bank(bank: str, cache: str, seconds: float, samples: int, seed: int) -> 
         model.save(folder)
     g = configmod.defaults()["generate"]
     t_rate = train.rate
-    off = model.sample(samples, cls, seed=seed)
-    draws = model.sample(samples * int(g["oversample"]), cls, seed=seed + 1)
+    draws = model.sample(samples * int(g["oversample"]), cls, seed=seed)
+    off = draws[:samples]  # what --gate off writes: the first draws, paired with the gate's pool
     res = gate_candidates(
         draws,
         train.classes[cls],

@@ -11,13 +11,13 @@
 3. Near-duplicates: walking the candidates in the order they were drawn, drops a candidate
    nearer than ``duplicate_factor`` × d_T to an earlier one that was not itself dropped.
 4. Choice: the gate removes what is unusable; it does not choose a taste. When more candidates
-   survive than ``keep``, they are split into ``keep`` groups by k-means in the judge's feature
-   space and one candidate is drawn at random from each group (a stratified sample), so the
-   kept set spreads over everything the model drew, in its proportions, instead of clustering
-   at the class's centre: its diversity and recall stay those of the ungated draws
-   (``bench/gate.py``), and a request for 4 sounds gets 4 different corners of the class. The
-   groups are ordered largest first, so the first kept sound is from the model's most common
-   kind. The rest are rejected as "surplus".
+   survive than ``keep``, they are split into ``keep // 2`` groups by k-means in the judge's
+   feature space; one sound is drawn from every group and the rest as a systematic sample in
+   the groups' proportions (:func:`stratified_choice`). So the kept set spreads over everything
+   the model drew, in its proportions, instead of clustering at the class's centre: its
+   diversity and recall stay those of the ungated draws (``bench/gate.py``), and a request for
+   a few sounds takes them from different groups. The first kept sound is from the largest
+   group (the model's most common kind). The rest are rejected as "surplus".
 
 ``scores`` (for the records) is ``-|ln(d / d_T)|``, d the candidate's distance to its nearest
 training sample: 0 for a candidate exactly as far from the corpus as real sounds are from each
@@ -95,8 +95,15 @@ def sanity_reason(x: np.ndarray, rail_limit: float) -> str | None:
 
 
 def stratified_choice(feats: np.ndarray, keep: int, seed: int = 0) -> list[int]:
-    """Indices of ``keep`` rows of ``feats``: one drawn at random from each of ``keep`` k-means
-    groups, the largest group first (all rows, in order, when there are no more than ``keep``)."""
+    """Indices of ``keep`` rows of ``feats``: every region of the draws, in its proportions.
+
+    The rows are split into ``keep // 2`` k-means groups (at least one). One row is drawn at
+    random from each group, so no region the model reached is left out (recall); the rest are a
+    systematic sample of the remaining rows laid out group by group, so each group also gets its
+    share (``size × keep / n``): the kept set keeps the proportions of the draws (precision,
+    Fréchet distance). The largest group comes first. All rows, in order, when there are no
+    more than ``keep``.
+    """
     n = len(feats)
     if keep <= 0:
         return []
@@ -104,12 +111,19 @@ def stratified_choice(feats: np.ndarray, keep: int, seed: int = 0) -> list[int]:
         return list(range(n))
     from sklearn.cluster import KMeans
 
-    labels = KMeans(n_clusters=keep, n_init=3, random_state=seed).fit_predict(feats)
+    k = max(1, keep // 2)
+    labels = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(feats)
     rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(labels == g) for g in range(keep)]
-    groups = [g for g in groups if len(g)]
-    groups.sort(key=lambda g: (-len(g), int(g[0])))
-    return [int(rng.choice(g)) for g in groups]
+    groups = [rng.permutation(np.flatnonzero(labels == g)) for g in range(k)]
+    groups = sorted((g for g in groups if len(g)), key=lambda g: (-len(g), int(g.min())))
+    first = [int(g[0]) for g in groups]  # one from every group
+    rest = np.concatenate([g[1:] for g in groups])
+    more = keep - len(first)
+    if more <= 0 or len(rest) == 0:
+        return first[:keep]
+    step = len(rest) / more
+    start = rng.uniform(0, step)
+    return first + [int(rest[min(len(rest) - 1, int(start + i * step))]) for i in range(more)]
 
 
 def gate_candidates(
