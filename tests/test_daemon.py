@@ -437,7 +437,7 @@ def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_
             log,
         )
         (child,) = _children(daemon.pid)
-        assert "miragen.service.worker" in Path(f"/proc/{child}/cmdline").read_text()
+        assert "miragen.service.tasks" in Path(f"/proc/{child}/cmdline").read_text()
         assert "libtorch" in Path(f"/proc/{child}/maps").read_text()
         assert (
             "libtorch" not in Path(f"/proc/{daemon.pid}/maps").read_text()

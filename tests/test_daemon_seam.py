@@ -314,8 +314,8 @@ def test_unsorted_drops_are_sorted_into_stable_auto_classes(tmp_path):
     The kinds are soft sines and narrow pulses: the synthetic corpus's own classes (pulse, fm, …)
     overlap on the judge's features (silhouette picks 2 to 8 classes for pulse + fm, purity
     0.83–0.88), which would test the features rather than the daemon."""
-    from miragen.service.pipeline import run_train
-    from miragen.service.sorting import POOL
+    from miragen.service.classing import POOL
+    from miragen.service.handlers import run_train
 
     def u8(w):
         return bytes(

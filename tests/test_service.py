@@ -495,7 +495,7 @@ def test_worker_child_protocol_and_bad_task(tmp_path):
     import sys
 
     p = subprocess.run(
-        [sys.executable, "-m", "miragen.service.worker"],
+        [sys.executable, "-m", "miragen.service.tasks"],
         input=b'{"task": "nope"}\n',
         capture_output=True,
         timeout=60,
@@ -504,7 +504,7 @@ def test_worker_child_protocol_and_bad_task(tmp_path):
     lines = [json.loads(x) for x in p.stdout.decode().splitlines()]
     assert lines == [{"ev": "error", "reason": "worker: unknown task 'nope'", "input": True}]
     p = subprocess.run(
-        [sys.executable, "-m", "miragen.service.worker"],
+        [sys.executable, "-m", "miragen.service.tasks"],
         input=b"not json\n",
         capture_output=True,
         timeout=60,
@@ -515,7 +515,7 @@ def test_worker_child_protocol_and_bad_task(tmp_path):
 
 # ---------------------------------------------------------------------------- the unsorted pool
 def test_name_clusters_keeps_names_and_numbers_new_ones():
-    from miragen.service.sorting import name_clusters
+    from miragen.service.classing import name_clusters
 
     # cluster 0 holds most of auto-2, cluster 2 most of auto-1; cluster 1 is new material only
     labels = [0, 0, 0, 2, 2, 1, 1, 0]
@@ -532,8 +532,8 @@ def test_name_clusters_keeps_names_and_numbers_new_ones():
 def test_sort_resumes_after_a_kill_between_the_index_and_the_renames(tmp_path):
     """The labels are in the index (one transaction) but the files are still in the pool: the
     restarted job only renames them (nothing copied, nothing lost) and schedules the retrains."""
+    from miragen.service.classing import POOL, run_sort
     from miragen.service.daemon import Daemon
-    from miragen.service.sorting import POOL, run_sort
 
     d = Daemon(_cfg(tmp_path / "state"))
     d.state.create()
@@ -591,7 +591,7 @@ def test_sort_resumes_after_a_kill_between_the_index_and_the_renames(tmp_path):
 def test_which_new_model_serves():
     """pass > inconclusive > fail: an inconclusive model replaces a failed or inconclusive one,
     never a passing one; a failed one serves only a class without a model (issue 20)."""
-    from miragen.service.pipeline import takes_over
+    from miragen.service.handlers import takes_over
 
     def row(verdict):
         return {

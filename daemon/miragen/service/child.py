@@ -93,7 +93,7 @@ def run_child(
     env["PYTHONUNBUFFERED"] = "1"  # systemd talks to the daemon only
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "miragen.service.worker"],
+        [sys.executable, "-m", "miragen.service.tasks"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=None,

@@ -1,6 +1,6 @@
 """What a job handler may use of the running daemon: a small interface, not the Daemon class.
 
-The handlers (``pipeline``, ``sorting``, ``child``) are written against :class:`Context`; the
+The handlers (``handlers``, ``classing``, ``child``) are written against :class:`Context`; the
 daemon (``daemon.Daemon``) is one implementation of it, and a test can pass another. Keeping the
 handlers off the ``Daemon`` class keeps the service free of import circles.
 """

@@ -39,9 +39,9 @@ from ..errors import MiragenError
 from ..fsutil import atomic_write_text
 from . import notify as sd
 from .context import Stopping
+from .handlers import run_deliver, run_generate, run_request, run_train
 from .ingest import ingest
 from .jobs import Job, JobQueue
-from .pipeline import run_deliver, run_generate, run_request, run_train
 from .state import StateDir, printable, reject_file
 from .triggers import MidiMessage, TriggerListener
 from .watcher import DropWatcher, adopt_processing, is_temporary

@@ -720,7 +720,7 @@ def _model_meta(model_dir: Path) -> dict[str, Any]:
 
 def _held_out(n: int) -> int:
     """How many of ``n`` sounds the daemon holds out for its judge (Dataset.split(0.8))."""
-    from .pipeline import MIN_JUDGE_CLASS
+    from .handlers import MIN_JUDGE_CLASS
 
     if n < MIN_JUDGE_CLASS:
         return 0

@@ -7,7 +7,7 @@
   processing/       inputs claimed by atomic rename, waiting for their job
   rejected/         bad inputs, each with NAME.reason.txt
   corpus/<class>/   accepted material, content-addressed (<sha256 prefix>.<ext>)
-  corpus/unsorted/  the unsorted pool (top of inbox/), sorted into corpus/auto-N/ (see sorting.py)
+  corpus/unsorted/  the unsorted pool (top of inbox/), sorted into corpus/auto-N/ (see classing.py)
   models/<class>/   trained models (v0001, v0002, …) and the engine's checkpoint
   out/<request>/    generated candidates (.pcm/.wav/.png), generate.json and disk images
   out/requests/     one result record per request (<name>.json)

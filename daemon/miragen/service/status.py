@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MiragenError
+from .classing import POOL
 from .jobs import JobQueue
-from .sorting import POOL
 from .state import StateDir
 
 

@@ -10,7 +10,7 @@ anything an event missed (inotify overflow, network shares), so no file is ever 
 Rules:
 - a subfolder of ``inbox/`` is a class (its first level; deeper folders belong to it); files at
   the top level go to the unsorted pool (class ``unsorted``, sorted by k-means: see
-  :mod:`.sorting`);
+  :mod:`.classing`);
 - hidden names (a leading ``.``) and names ending in ``.part``, ``.tmp`` or ``~`` are the
   temporary files of copy tools and are left alone until renamed;
 - symbolic links are never followed: a link (to a file or a folder) is claimed as it is and
@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .classing import POOL
 from .jobs import JobQueue
-from .sorting import POOL
 from .state import REQUEST_CLASS, StateDir, class_name, printable, safe_name
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from .context import Context, Stopping
 from .jobs import Job
 from .requests import RequestError, parse_request_file, unique_name, write_record
 from .state import printable, reject_file, safe_name
-from .worker import MIN_JUDGE_CLASS, MIN_TRAIN_CLASS, SMALL_CLASS, read_manifest  # noqa: F401  (re-exported: the demo reads them here)
+from .tasks import MIN_JUDGE_CLASS, MIN_TRAIN_CLASS, SMALL_CLASS, read_manifest  # noqa: F401  (re-exported: the demo reads them here)
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,9 @@ def run_request(d: Context, job: Job) -> None:
 def run_train(d: Context, job: Job) -> None:
     """Train one class in a child process (:mod:`.worker`); record the model and its verdict here.
 
-    The pool of unsorted material (class :data:`~.sorting.POOL`) is not trained: its "train"
-    job sorts it into auto classes (:func:`.sorting.run_sort`)."""
-    from .sorting import POOL, run_sort
+    The pool of unsorted material (class :data:`~.classing.POOL`) is not trained: its "train"
+    job sorts it into auto classes (:func:`.classing.run_sort`)."""
+    from .classing import POOL, run_sort
 
     cls = job.subject
     if cls == POOL:
@@ -201,7 +201,7 @@ def _pick_class(d: Context, wanted: str) -> str | None:
     classes = sorted(m["class"] for m in d.queue.models() if m["current"])
     if classes:
         return classes[0]
-    from .sorting import POOL
+    from .classing import POOL
 
     counts = {
         c: n for c, n in d.queue.class_counts().items() if c != POOL

@@ -1,4 +1,4 @@
-"""The daemon's heavy jobs, run in a child process: ``python -m miragen.service.worker``.
+"""The daemon's heavy jobs, run in a child process: ``python -m miragen.service.tasks``.
 
 Training, generation and the sorting of unsorted material import torch, the engines and
 scikit-learn (hundreds of MB). The daemon runs each such job in a fresh child process, so the
@@ -339,8 +339,8 @@ def task_generate(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ sort (cluster)
 def task_sort(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
-    """Features of the pool and of the auto classes' members → k-means labels (see .sorting)."""
-    from .sorting import cluster_pool
+    """Features of the pool and of the auto classes' members → k-means labels (see .classing)."""
+    from .classing import cluster_pool
 
     ch.phase("loading the unsorted pool")
     return cluster_pool(
