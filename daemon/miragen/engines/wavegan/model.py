@@ -105,7 +105,7 @@ class WaveGANModel(Model):
     def _load_files(cls, folder: Path, header: dict[str, Any]) -> "WaveGANModel":
         import torch
 
-        from .networks import Generator
+        from .networks import generator_from_spec
 
         try:
             extra = json.loads((folder / SPEC).read_text(encoding="utf-8"))
@@ -127,15 +127,7 @@ class WaveGANModel(Model):
             internal_rate=extra["internal_rate"],
             class_fracs=extra.get("class_fracs", {}),
         )
-        g = Generator(
-            spec["length"],
-            spec["n_classes"],
-            mode=spec["mode"],
-            output=spec["output"],
-            z_dim=spec["z_dim"],
-            width=spec["width"],
-            transpose=spec["transpose"],
-        )
+        g = generator_from_spec(spec)
         try:
             g.load_state_dict(state)
         except RuntimeError as exc:

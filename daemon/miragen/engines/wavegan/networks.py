@@ -286,3 +286,17 @@ def generate_internal(
             out.append(g(z, y, f)[:, 0].float().cpu().numpy())
     g.train(was_training)
     return np.concatenate(out, axis=0) if out else np.zeros((0, g.length), np.float32)
+
+
+def generator_from_spec(spec: dict) -> Generator:
+    """The generator a stored network description (``train.network_spec``) asks for: the one
+    place that turns the description into a network, for the trainer and the saved model."""
+    return Generator(
+        spec["length"],
+        spec["n_classes"],
+        mode=spec["mode"],
+        output=spec["output"],
+        z_dim=spec["z_dim"],
+        width=spec["width"],
+        transpose=spec["transpose"],
+    )

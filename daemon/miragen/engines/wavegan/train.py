@@ -264,17 +264,9 @@ def prepare_waves(
 
 
 def build_networks(spec: dict[str, Any]):
-    from .networks import Discriminator, Generator
+    from .networks import Discriminator, generator_from_spec
 
-    g = Generator(
-        spec["length"],
-        spec["n_classes"],
-        mode=spec["mode"],
-        output=spec["output"],
-        z_dim=spec["z_dim"],
-        width=spec["width"],
-        transpose=spec["transpose"],
-    )
+    g = generator_from_spec(spec)
     d = Discriminator(
         spec["length"],
         spec["n_classes"],
