@@ -84,9 +84,16 @@ def error_object(exc: BaseException) -> dict:
     return obj
 
 
-def _os_error_text(exc: OSError) -> str:
-    where = f"{exc.filename}: " if exc.filename else ""
-    return f"{where}{exc.strerror or exc}"
+def _error_lines(exc: BaseException, command: str) -> list[str]:
+    """What follows ``miragen: error:``: one line a problem of a configuration, else one line."""
+    if isinstance(exc, ConfigError):
+        return [f"{exc.source}: {problem}" for problem in exc.problems]
+    if isinstance(exc, MemoryError):
+        return [f"{command}: out of memory"]
+    if isinstance(exc, OSError):  # a path the system refused (read-only, /proc, no space, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        return [f"{where}{exc.strerror or exc}"]
+    return [str(exc)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,30 +102,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
-    as_json = bool(getattr(args, "json", False))
     try:
         rc = args.func(args)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"miragen: error: {exc.source}: {problem}", file=sys.stderr)
-        if as_json:
-            print(json.dumps(error_object(exc)))
-        return EXIT_BAD_INPUT
-    except MiragenError as exc:
-        print(f"miragen: error: {exc}", file=sys.stderr)
-        if as_json:
-            print(json.dumps(error_object(exc)))
-        return EXIT_BAD_INPUT
-    except MemoryError:
-        print(f"miragen: error: {args.command}: out of memory", file=sys.stderr)
-        if as_json:
-            print(json.dumps({"ok": False, "error": "out of memory"}))
-        return EXIT_FAILED
-    except OSError as exc:  # a path the system refused (read-only, /proc, no space, ...)
-        print(f"miragen: error: {_os_error_text(exc)}", file=sys.stderr)
-        if as_json:
-            print(json.dumps(error_object(exc)))
-        return EXIT_BAD_INPUT
+    except (MiragenError, MemoryError, OSError) as exc:
+        lines = _error_lines(exc, args.command)
+        for line in lines:
+            print(f"miragen: error: {line}", file=sys.stderr)
+        if getattr(args, "json", False):
+            print(
+                json.dumps(
+                    error_object(exc)
+                    if not isinstance(exc, MemoryError)
+                    else {"ok": False, "error": lines[0]}
+                )
+            )
+        return EXIT_FAILED if isinstance(exc, MemoryError) else EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("miragen: interrupted", file=sys.stderr)
         return 130

@@ -102,23 +102,6 @@ def read_regular(
     return data
 
 
-def check_regular_input(path: str | os.PathLike, what: str = "file") -> os.stat_result:
-    """Stat ``path`` and refuse anything but an existing regular file (for readers that open
-    the file themselves). Returns the stat result."""
-    p = Path(path)
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise InputError(p, f"{what} not found") from None
-    except PermissionError:
-        raise InputError(p, f"{what} cannot be read (permission denied)") from None
-    except OSError as exc:
-        raise InputError(p, f"{what} cannot be read: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(p, f"{what} is {kind_of(st.st_mode)}, not a regular file")
-    return st
-
-
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True when both paths exist and are the same file (device and inode)."""
     try:

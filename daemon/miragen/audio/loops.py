@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import limits
 from ..errors import FormatError
 
-PAGE = 256
+PAGE = limits.PAGE  # the Mirage's memory page (miragen.limits)
 DECAY_RATIO = 0.05
 MAX_START_CANDIDATES = 32
 

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import limits
 from ..errors import FormatError, InputError
 from .resample import input_needed, output_length, resample
 
 log = logging.getLogger(__name__)
 
-PAGE = 256
+PAGE = limits.PAGE  # the Mirage's memory page (miragen.limits)
 CENTRE = 0x80
 MAX_WAVESAMPLE_BYTES = 65536  # one 64 KB memory half
 SILENCE_PEAK = 1e-4  # −80 dBFS

@@ -22,12 +22,12 @@ from typing import Any
 
 from ..errors import FormatError, InputError
 from ..fsutil import read_regular
+from ..limits import PAGE
 
 RAW_SUFFIXES = (".pcm", ".raw")
 MAX_RAW_BYTES = 64 * 2**20
 TOO_LONG_HINT = "use --cut to cut it with a fade-out"
 EXTRACTED_BY = "miragen disk extract"  # the mark in the sidecars `disk extract` writes
-PAGE = 256
 
 
 @dataclass
@@ -39,12 +39,6 @@ class Wave:
     how: str = ""  # for the text output: "taken byte for byte" / "converted to ... (...)"
     zeros: int = 0  # 0x00 bytes taken as they are (a byte-for-byte file only)
     origin: dict[str, Any] | None = None  # the sidecar of a file `disk extract` wrote
-
-
-def read_file(path: str | Path, *, max_bytes: int | None = None, what: str = "file") -> bytes:
-    """:func:`miragen.fsutil.read_regular`: a regular file only (a FIFO or a device is refused
-    at once), at most ``max_bytes``, errors as :class:`InputError` naming the file."""
-    return read_regular(path, max_bytes=max_bytes, what=what)
 
 
 def add_keep_bytes_option(p: argparse.ArgumentParser) -> None:
@@ -185,7 +179,7 @@ def _raw_input(
 ) -> tuple[bytes, int, Any, bool]:
     """(bytes, 0x00 count, sidecar or None, take them byte for byte?) of a raw input."""
     keep = bool(getattr(args, "keep_bytes", False))
-    raw = read_file(p, max_bytes=MAX_RAW_BYTES, what="input")
+    raw = read_regular(p, max_bytes=MAX_RAW_BYTES, what="input")
     if not raw:
         raise InputError(p, "empty file: no wave data")
     zeros = raw.count(0)

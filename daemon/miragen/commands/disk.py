@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import FormatError, InputError
-from ..fsutil import atomic_write_bytes, check_output, prepare_output_dir
+from ..fsutil import atomic_write_bytes, check_output, prepare_output_dir, read_regular
 from . import _args, _wave
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def _read_image(path: str, *, what: str = "disk image", force: bool = False) -> 
     the plausibility check; with ``force`` an implausible one is read with a warning."""
     from ..mirage import disk as D
 
-    data = _wave.read_file(path, max_bytes=4 * D.SIZE, what=what)
+    data = read_regular(path, max_bytes=4 * D.SIZE, what=what)
     try:
         D.check_image(data)
     except FormatError as exc:

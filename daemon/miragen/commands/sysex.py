@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import FormatError, InputError, MiragenError
-from ..fsutil import atomic_write_bytes, check_output, check_regular_input, open_regular
+from ..fsutil import atomic_write_bytes, check_output, open_regular
 from . import _wave
 
 SYX_MAX_BYTES = 16 * 2**20  # a .syx larger than this is refused before it is read
@@ -97,7 +97,6 @@ def _enc_wavesample(args: argparse.Namespace) -> int:
     from ..mirage import sysex as sx
 
     check_output(args.output, inputs=[args.input], what="output")
-    check_regular_input(args.input, what="input")  # a FIFO or a device would hang the reader
     wave = _wave.load_wave(args.input, args, max_bytes=sx.MAX_DUMP_PAGES * sx.PAGE)
     data = pad_to_pages(wave.data).tobytes()
     for w in wave.warnings:
@@ -122,7 +121,6 @@ def _enc_program(args: argparse.Namespace) -> int:
 
     sound = _sound(args.sound)
     check_output(args.output, inputs=[args.image], what="output")
-    check_regular_input(args.image, what="disk image")
     image = _read_image(args.image)
     upper = sound.startswith("upper")
     msg = sx.encode_program_dump(D.read_param_block(image, sound), upper)

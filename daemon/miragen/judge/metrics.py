@@ -479,13 +479,7 @@ def evaluate(
     metrics["silent"], baseline["silent"] = float(silent), float(held_silent)
     checks = [
         Check("silent", float(silent), float(held_silent), 0.0, "= 0", silent == 0, 0.0),
-        _check("novelty", metrics, baseline, "ge_ratio", th.novelty_min, tol),
-        _check("copy_fraction", metrics, baseline, "le_add", th.copy_margin, tol),
-        _check("diversity", metrics, baseline, "ge_abs", th.diversity_min, tol),
-        _check("recall", metrics, baseline, "ge_mul", th.recall_factor, tol),
-        _check("ndb_k", metrics, baseline, "le_add", th.ndb_margin, tol),
-        _check("precision", metrics, baseline, "ge_mul", th.precision_factor, tol),
-        _check("frechet", metrics, baseline, "le_mul", th.frechet_factor, tol),
+        *_checks(metrics, baseline, th, tol),
     ]
     reasons = [_reason(c) for c in checks if not c.passed]
     power: dict[str, Any] = {}
@@ -524,7 +518,8 @@ def evaluate(
 def _checks(
     figures: dict[str, float], baseline: dict[str, float], th: Thresholds, tol: dict[str, float]
 ) -> list[Check]:
-    """Every rule but 'silent' applied to ``figures`` against ``baseline``."""
+    """Every rule but 'silent' applied to ``figures`` against ``baseline`` (the report's
+    checks, and the power probes')."""
     how = {
         "novelty": th.novelty_min,
         "copy_fraction": th.copy_margin,

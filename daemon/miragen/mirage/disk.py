@@ -29,6 +29,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import limits
 from ..errors import FormatError
 from . import params as P
 
@@ -41,7 +42,7 @@ TRACK_SIZE = sum(SECTOR_SIZES)  # 5,632
 SIZE = TRACKS * TRACK_SIZE  # 450,560
 assert SIZE == 450560
 
-PAGE = 256
+PAGE = limits.PAGE  # the Mirage's memory page (miragen.limits)
 HALF = 65536  # one sound's wave area, 256 pages
 TRACKS_PER_SOUND = 13
 

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .. import limits
 from ..errors import FormatError
 
 # --------------------------------------------------------------------------- constants
@@ -67,7 +68,7 @@ CMD_PROGRAM_PARAMETER = 0x0D
 CMD_WAVESAMPLE_PARAMETER = 0x0E
 CMD_WAVESAMPLE_FUNCTION = 0x0F
 
-PAGE = 256
+PAGE = limits.PAGE  # the Mirage's memory page (miragen.limits)
 MAX_DUMP_PAGES = 255  # one-byte page count; 256 pages is UNCERTAIN (FORMAT.md §4)
 PROGRAM_BLOCK_SIZE = 625
 CONFIG_SIZE = 29

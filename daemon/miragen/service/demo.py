@@ -52,6 +52,7 @@ from typing import Any
 
 from ..errors import MiragenError
 from ..fsutil import atomic_write_text
+from .handlers import model_verdict
 
 log = logging.getLogger(__name__)
 
@@ -504,7 +505,7 @@ def _stages(
             rep = models[c]["report"]
             if not rep.get("judged"):
                 raise MiragenError(f"class {c} was not judged: {'; '.join(rep.get('reasons', []))}")
-            verdicts[c] = _verdict(rep)
+            verdicts[c] = model_verdict(rep)
         info["verdicts"] = verdicts
         passed = [c for c, v in verdicts.items() if v == "pass"]
         return (
@@ -773,7 +774,7 @@ def _summary(run: DemoRun, info: dict[str, Any], total_s: float) -> dict[str, An
                 train_seconds=meta.get("train_seconds"),
                 device=meta.get("device"),
                 judged=bool(rep.get("judged")),
-                verdict=_verdict(rep) if rep.get("judged") else "not judged",
+                verdict=model_verdict(rep) if rep.get("judged") else "not judged",
                 reasons=list(rep.get("reasons", [])),
                 metrics=rep.get("metrics", {}),
             )
@@ -981,8 +982,3 @@ def format_summary(s: dict[str, Any]) -> str:
     lines.append("Next, with real hardware:")
     lines += [f"  {x}" for x in s["next"]]
     return "\n".join(lines)
-
-
-def _verdict(rep: dict) -> str:
-    """pass, fail or inconclusive, from a model's judge report (older records: pass/fail)."""
-    return rep.get("verdict") or ("pass" if rep.get("passed") else "fail")

@@ -177,9 +177,13 @@ def run_train(d: Context, job: Job) -> None:
     )
 
 
+def model_verdict(report: dict[str, Any]) -> str:
+    """pass, fail or inconclusive, from a model's judge report (older records: pass/fail)."""
+    return report.get("verdict") or ("pass" if report.get("passed") else "fail")
+
+
 def _verdict_rank(report: dict[str, Any]) -> int:
-    verdict = report.get("verdict") or ("pass" if report.get("passed") else "fail")
-    return {"pass": 2, "inconclusive": 1}.get(verdict, 0)
+    return {"pass": 2, "inconclusive": 1}.get(model_verdict(report), 0)
 
 
 def takes_over(report: dict[str, Any], current: dict[str, Any] | None) -> bool:
