@@ -18,15 +18,15 @@ yet (torch is not imported until a train or generate job runs; ``torch_loaded`` 
 
 With ``--train`` (a train + generate cycle): 12 cycles are dropped into ``inbox/trained/`` and
 trained for 3 s, then ``--requests`` request files ask for one sound each (route disk), one after
-the other. Training and generation run in worker processes (``worker_peak_rss_mb``: the highest
+the other. Training and generation run in child processes (``worker_peak_rss_mb``: the highest
 VmRSS of any of them, sampled every 0.2 s), so the daemon's own RSS stays small:
 ``rss_after_training_mb`` and ``train_generate_cycle.idle_rss_after_cycle_mb`` (3 s after the
 last request) must be ≤ 150 MB with torch not loaded in the daemon (exit status 1 otherwise).
 ``request_to_done_s``: request file renamed into ``requests/`` → record ``done`` (includes
-``settle_s``); ``worker_median_s``: what each request's worker process spent before generating:
+``settle_s``); ``worker_median_s``: what each request's child process spent before generating:
 ``start_s`` (Python and miragen start), ``torch_s`` (importing torch), ``model_s`` (loading the
 model), then ``generate_s`` (drawing, gating, writing the candidates). The sum of the first
-three is the latency a request pays for the worker process.
+three is the latency a request pays for the child process.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _children(pid: int) -> list[int]:
 
 
 class _ChildPeak:
-    """Highest VmRSS of any child (worker process) of ``pid``, sampled every 0.2 s."""
+    """Highest VmRSS of any child (child process) of ``pid``, sampled every 0.2 s."""
 
     def __init__(self, pid: int):
         import threading
@@ -208,7 +208,7 @@ def main() -> int:
                 cycle["train_s"] = round(time.monotonic() - t, 2)
                 time.sleep(3.0)
                 rss_trained = round(_rss_mb(proc.pid), 1)
-                # then requests: each one's generate job starts a worker process
+                # then requests: each one's generate job starts a child process
                 # (python, torch, the model)
                 records = state / "out" / "requests"
                 lat_req, timings = [], []

@@ -7,6 +7,19 @@ with every judge metric, the held-out baseline, the verdict and ``first_pass_s``
 seconds until a snapshot first passed the whole gate against the held-out 20 % (wavegan rows:
 checked at every snapshot evaluation; other engines: only the final model, so it is the budget
 or null). The judge's own time inside training counts as training time (pessimistic).
+
+Whole-folder mode: every bank (subfolder) of a folder, two at a time, one core each:
+
+    .venv/bin/python bench/quality.py --folder ../shared/data/akwf --seconds 300 \
+        --out bench-results/akwf.jsonl [--subset pick|confirm] [--jobs 2] [--set KEY=VALUE]
+
+Each bank is trained by a child process (``--data BANK --engines wavegan --threads 1 --trace``)
+and adds one JSON line to ``--out`` as soon as it ends; rerunning the same command skips the
+banks already there (resumable; a torn last line is ignored). ``--subset pick`` takes the banks
+at even positions of the sorted list, ``confirm`` the others: choose a recipe on one half, confirm
+it on the other. The last line printed (and ``OUT.summary.json``) is the summary: the pass rate of
+the saved models, the median seconds to the first passing snapshot, per failed rule how many
+banks, and how often the trainer's own snapshot verdict agreed with the held-out 20 %.
 """
 
 from __future__ import annotations
@@ -14,10 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROWS = {
@@ -27,23 +44,35 @@ ROWS = {
 }
 
 
-def judge(model, train, held, mode: str, rate: int, n: int, seed: int) -> dict:
+def judge(model, train, held, mode: str, rate: int, n: int, seed: int, probes: int = 10) -> dict:
     from miragen.judge.metrics import evaluate
 
-    per_class, passed = {}, True
+    per_class = {}
     for cls in train.class_names:
         if len(held.classes.get(cls, [])) < 4:
             continue
         gen = model.sample(n, cls, seed=seed)
-        rep = evaluate(gen, train.classes[cls], held.classes[cls], mode, rate=rate)
-        passed = passed and rep.passed
+        rep = evaluate(
+            gen, train.classes[cls], held.classes[cls], mode, rate=rate, power_probes=probes
+        )
         per_class[cls] = {
             "passed": rep.passed,
+            "verdict": rep.verdict,
             "failed": rep.failed,
             "metrics": rep.metrics,
             "baseline": rep.baseline,
         }
-    return {"passed": passed and bool(per_class), "classes": per_class}
+    verdicts = [c["verdict"] for c in per_class.values()]
+    verdict = (
+        "unjudged"  # no class has the held-out sounds the judge needs
+        if not verdicts
+        else "fail"
+        if "fail" in verdicts
+        else "inconclusive"
+        if "inconclusive" in verdicts
+        else "pass"
+    )
+    return {"passed": verdict == "pass", "verdict": verdict, "classes": per_class}
 
 
 def run_row(name: str, args, train, held, workdir: Path) -> dict:
@@ -67,15 +96,16 @@ def run_row(name: str, args, train, held, workdir: Path) -> dict:
         row["skipped"] = f"engine not importable: {exc}"
         return row
     first = {"s": None, "step": None}
+    extra = {}
     if engine_name == "wavegan":
         opts["eval_every"] = args.eval_every
 
         trace = row.setdefault("snapshots", []) if args.trace else None
 
-        def hook(model, step, elapsed):
+        def hook(model, step, elapsed, figures):
             if first["s"] is not None and trace is None:
                 return
-            res = judge(model, train, held, args.mode, train.rate, args.samples, 1)
+            res = judge(model, train, held, args.mode, train.rate, args.samples, 1, probes=0)
             if res["passed"] and first["s"] is None:
                 first.update(s=round(elapsed, 1), step=step)
             if trace is not None:
@@ -85,13 +115,23 @@ def run_row(name: str, args, train, held, workdir: Path) -> dict:
                         "step": step,
                         "s": round(elapsed, 1),
                         "passed": res["passed"],
+                        "verdict": res["verdict"],
                         "failed": failed,
+                        "held_out": {
+                            c: {
+                                k: round(float(v["metrics"][k]) / max(v["baseline"][k], 1e-9), 3)
+                                for k in ("recall", "precision", "diversity")
+                                if k in v["baseline"]
+                            }
+                            for c, v in res["classes"].items()
+                        },
+                        "trainer": figures,
                     }
                 )
 
-        opts["snapshot_hook"] = hook
+        extra["snapshot_hook"] = hook
     t0 = time.monotonic()
-    model = cls(**opts).fit(train, Budget(seconds=args.seconds), None, workdir / name)
+    model = cls(**opts, **extra).fit(train, Budget(seconds=args.seconds), None, workdir / name)
     row["train_s"] = round(time.monotonic() - t0, 1)
     t1 = time.monotonic()
     model.sample(args.samples, train.class_names[0], seed=0)
@@ -103,16 +143,195 @@ def run_row(name: str, args, train, held, workdir: Path) -> dict:
     row["meta"] = {
         k: model.meta.get(k) for k in ("steps", "best_step", "device") if k in model.meta
     }
+    best = model.meta.get("best_metrics") or {}
+    if "passed" in best:  # the trainer's own verdict on the snapshot it kept
+        row["internal_passed"] = bool(best["passed"])
     if engine_name == "wavegan" and name == "wavegan" and args.options:
         row["options"] = args.options
     return row
+
+
+# ------------------------------------------------------------------------------------------
+# whole-folder mode
+
+
+def banks_of(folder: Path, subset: str) -> list[Path]:
+    """The bank folders (sorted); ``pick``: even positions, ``confirm``: odd ones."""
+    banks = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if subset == "pick":
+        return banks[0::2]
+    if subset == "confirm":
+        return banks[1::2]
+    return banks
+
+
+def read_results(out: Path) -> dict[str, dict]:
+    """The banks already measured in ``out`` (a torn last line is ignored)."""
+    done = {}
+    if out.is_file():
+        for line in out.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            done[row["bank"]] = row
+    return done
+
+
+def run_bank(bank: Path, args) -> dict:
+    """Train and judge one bank in a child process (one core)."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--data",
+        str(bank),
+        "--mode",
+        args.mode,
+        "--seconds",
+        str(args.seconds),
+        "--engines",
+        "wavegan",
+        "--threads",
+        "1",
+        "--samples",
+        str(args.samples),
+        "--eval-every",
+        str(args.eval_every),
+        "--seed",
+        str(args.seed),
+        "--trace",
+    ]
+    for item in args.sets:
+        cmd += ["--set", item]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    wall = round(time.monotonic() - t0, 1)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    if r.returncode != 0 or not lines:
+        return {"bank": bank.name, "error": (r.stderr or r.stdout)[-2000:], "wall_s": wall}
+    row = json.loads(lines[-1])
+    row.update(bank=bank.name, wall_s=wall)
+    return row
+
+
+# snapshot choices compared on the same runs (each snapshot's held-out verdict is in the trace):
+# what the trainer kept, the last one, and choices by the cross-validated figures on the
+# training set (judge/crossval.py), which need no held-out sounds
+def _cv(name: str):
+    return lambda t: t.get("trainer", {}).get(name, float("-inf"))
+
+
+SELECTION_RULES = {
+    "kept_by_trainer": None,
+    "last": lambda t: t["step"],
+    "max_cv_recall": _cv("cv_recall"),
+    "max_cv_coverage": _cv("cv_coverage"),
+    "max_cv_least": lambda t: min(
+        t.get("trainer", {}).get(k, float("-inf"))
+        for k in ("cv_recall", "cv_coverage", "cv_diversity", "cv_precision")
+    ),
+}
+
+
+def selection_rates(rows: list[dict]) -> dict[str, str]:
+    """For each rule: held-out passes of the snapshot it picks / banks with a trace."""
+    traced = [r for r in rows if r.get("snapshots") and r.get("verdict") != "unjudged"]
+    out = {}
+    for name, key in SELECTION_RULES.items():
+        wins = 0
+        for r in traced:
+            snaps = r["snapshots"]
+            if key is None:
+                best = r.get("meta", {}).get("best_step")
+                pick = next((t for t in snaps if t["step"] == best), snaps[-1])
+            else:
+                pick = max(snaps, key=lambda t: (key(t), t["step"]))
+            wins += pick["verdict"] != "fail"
+        out[name] = f"{wins}/{len(traced)}"
+    out["any_snapshot"] = (
+        f"{sum(any(t['verdict'] != 'fail' for t in r['snapshots']) for r in traced)}/{len(traced)}"
+    )
+    return out
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Pass rate of the saved models, median time to the first passing snapshot, failures by
+    rule, and how often the trainer's internal verdict agreed with the held-out one."""
+    judged = [r for r in rows if r.get("verdict") in ("pass", "inconclusive", "fail")]
+    verdicts = {v: sum(r["verdict"] == v for r in judged) for v in ("pass", "inconclusive", "fail")}
+    verdicts["unjudged"] = sum(r.get("verdict") == "unjudged" for r in rows)
+    by_rule: dict[str, int] = {}
+    for r in judged:
+        for rule in sorted({f for c in r["classes"].values() for f in c["failed"]}):
+            by_rule[rule] = by_rule.get(rule, 0) + 1
+    firsts = [r["first_pass_s"] for r in judged if r.get("first_pass_s") is not None]
+    both = [r for r in judged if "internal_passed" in r]
+    agree = sum(r["internal_passed"] == (r["verdict"] != "fail") for r in both)
+    return {
+        "summary": True,
+        "banks": len(rows),
+        "errors": sorted(r["bank"] for r in rows if "error" in r),
+        "verdicts": verdicts,
+        "pass_rate": round(verdicts["pass"] / len(judged), 3) if judged else None,
+        "pass_or_inconclusive_rate": (
+            round((verdicts["pass"] + verdicts["inconclusive"]) / len(judged), 3)
+            if judged
+            else None
+        ),
+        "failed_banks": sorted(r["bank"] for r in judged if r["verdict"] == "fail"),
+        "failures_by_rule": dict(sorted(by_rule.items(), key=lambda kv: -kv[1])),
+        "ever_passed": len(firsts),
+        "median_first_pass_s": round(statistics.median(firsts), 1) if firsts else None,
+        "internal_agrees_with_held_out": f"{agree}/{len(both)}",
+        "snapshot_choice_not_failing": selection_rates(rows),
+    }
+
+
+def run_folder(args) -> int:
+    out = args.out or Path("bench-results") / f"quality-{args.folder.name}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    banks = banks_of(args.folder, args.subset)
+    done = read_results(out)
+    todo = [b for b in banks if b.name not in done]
+    print(
+        f"{len(banks)} banks, {len(banks) - len(todo)} already in {out}, "
+        f"{len(todo)} to run ({args.jobs} at a time, {args.seconds:.0f} s each)",
+        file=sys.stderr,
+        flush=True,
+    )
+    with out.open("a") as fh, ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for row in pool.map(lambda b: run_bank(b, args), todo):
+            fh.write(json.dumps(row, sort_keys=True, default=float) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+            done[row["bank"]] = row
+            state = row.get("verdict", "error")
+            print(f"  {row['bank']}: {state} ({row['wall_s']:.0f} s)", file=sys.stderr, flush=True)
+    rows = [done[b.name] for b in banks if b.name in done]
+    summary = summarise(rows)
+    summary.update(folder=str(args.folder), subset=args.subset, seconds=args.seconds)
+    summary["options"] = args.sets
+    out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, sort_keys=True))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--data", required=True, type=Path)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="one bank (a folder of sounds)")
+    src.add_argument("--folder", type=Path, help="whole-folder mode: every bank in FOLDER")
+    p.add_argument("--out", type=Path, help="whole-folder mode: results file (JSON lines)")
+    p.add_argument("--jobs", type=int, default=2, help="whole-folder mode: banks at a time")
+    p.add_argument(
+        "--subset",
+        choices=("all", "pick", "confirm"),
+        default="all",
+        help="whole-folder mode: all banks, or the even (pick) / odd (confirm) half",
+    )
     p.add_argument("--mode", choices=("cycle", "oneshot"), default="cycle")
     p.add_argument("--seconds", type=float, default=300)
     p.add_argument(
@@ -132,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="wavegan row: an engine option (value read as JSON), repeatable",
+        help="wavegan row: an engine option (typed by the engine, as `miragen train --set`)",
     )
     p.add_argument(
         "--trace",
@@ -141,15 +360,15 @@ def main(argv: list[str] | None = None) -> int:
         "(listed in 'snapshots')",
     )
     args = p.parse_args(argv)
-    from miragen.commands.train import (
-        parse_sets,
-    )  # the same KEY=VALUE rules as `miragen train --set`
+    from miragen.engines.options import parse_sets  # the same rules as `miragen train --set`
     from miragen.errors import MiragenError
 
     try:
         args.options = parse_sets(args.sets)
     except MiragenError as exc:
         p.error(str(exc))
+    if args.folder is not None:
+        return run_folder(args)
     logging.basicConfig(level=logging.WARNING)
     import torch
 

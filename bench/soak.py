@@ -33,8 +33,8 @@ be 0), ``mirage_mismatch``
 training from a checkpoint), ``stale_temp_files`` (hidden ``.NAME.XXXX.part`` files of atomic
 writes cut by a kill: never visible under a real name, never cleaned up; informational),
 ``peak_rss_mb`` (highest VmHWM of any daemon process), ``peak_worker_rss_mb`` (highest VmHWM of
-the worker processes it starts for training and generation, sampled every 0.2 s),
-``orphan_workers`` (worker processes still alive 10 s after their daemon was killed: must be 0),
+the child processes it starts for training and generation, sampled every 0.2 s),
+``orphan_workers`` (child processes still alive 10 s after their daemon was killed: must be 0),
 ``seconds``,
 and ``ok`` (every must-be-zero figure is zero). Exit status 0 when ``ok``.
 

@@ -67,7 +67,7 @@ def _status_kb(pid: int, field: str) -> int:
 
 
 def _children(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (training and generation run in worker processes)."""
+    """Every descendant of ``pid`` (training and generation run in child processes)."""
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -83,7 +83,7 @@ def _children(pid: int) -> list[int]:
 
 
 class RssWatch:
-    """Samples VmHWM/VmRSS of a process (and the peak of its worker processes) every ``every``
+    """Samples VmHWM/VmRSS of a process (and the peak of its child processes) every ``every``
     seconds until it exits."""
 
     def __init__(self, pid: int, every: float = 0.2):
@@ -151,7 +151,7 @@ class Harness:
         self.crashes = 0
         self.peak_rss_kb = 0
         self.peak_worker_rss_kb = 0
-        self.orphans = 0  # worker processes still running 10 s after their daemon was killed
+        self.orphans = 0  # child processes still running 10 s after their daemon was killed
         self.threads: list[threading.Thread] = []
         self.sim_proc: subprocess.Popen | None = None
         self.sim_state = self.root / "sim.json"
@@ -406,7 +406,7 @@ class Harness:
         return hit
 
     def _check_orphans(self, pids: list[int], grace_s: float = 10.0) -> None:
-        """Worker processes must die with the daemon; survivors are counted, then ended."""
+        """Child processes must die with the daemon; survivors are counted, then ended."""
 
         def alive(pid: int) -> bool:
             try:
@@ -422,7 +422,7 @@ class Harness:
             if alive(pid):
                 self.orphans += 1
                 try:
-                    os.kill(pid, signal.SIGKILL)  # a worker our daemon started, left running
+                    os.kill(pid, signal.SIGKILL)  # a child process our daemon started, left running
                 except OSError:
                     pass
 

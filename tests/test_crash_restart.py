@@ -12,7 +12,7 @@ more and sends SIGKILL. New material and requests keep arriving in between. A la
 - no delivery recorded twice, and the simulated Mirage (a separate process that outlives every
   daemon) holding each delivered wavesample;
 - training resumed from its checkpoint after a kill inside it (the log says so, at a step > 0);
-- no training or generation worker process outlives its killed daemon by more than 10 s.
+- no training or generation child process outlives its killed daemon by more than 10 s.
 """
 
 from __future__ import annotations
@@ -99,8 +99,6 @@ def test_kill9_ten_times_across_every_phase(tmp_path):
         steps = [int(s) for s in re.findall(r"resumed from \S+ at step (\d+)", h.log.read_text())]
         assert steps and max(steps) > 0, "training never resumed from a checkpoint after a kill"
         assert res["duplicate_deliveries"] == 0 and res["files_lost"] == 0 and res["crashes"] == 0
-        assert (
-            res["orphan_workers"] == 0
-        )  # training/generation worker processes die with the daemon
+        assert res["orphan_workers"] == 0  # training/generation child processes die with the daemon
     finally:
         h.close()

@@ -412,7 +412,7 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_with_the_daemon(
+def test_training_runs_in_a_child_process_that_checkpoints_on_sigterm_and_dies_with_the_daemon(
     tmp_path,
 ):
     state = tmp_path / "state"
@@ -432,7 +432,7 @@ def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_
         _wait(
             lambda: _children(daemon.pid) and any(ckpt.glob("*.pt")),
             120,
-            "training in a worker process",
+            "training in a child process",
             daemon,
             log,
         )
@@ -445,12 +445,12 @@ def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_
         assert _rss_mb(daemon.pid) < 150
         time.sleep(1.0)
         t0 = time.monotonic()
-        daemon.send_signal(signal.SIGTERM)  # forwarded: the worker checkpoints and stops
+        daemon.send_signal(signal.SIGTERM)  # forwarded: the child checkpoints and stops
         assert daemon.wait(timeout=15) == 0
         stop_s = time.monotonic() - t0
-        print(f"SIGTERM with training in a worker process: the daemon exited in {stop_s:.2f} s")
+        print(f"SIGTERM with training in a child process: the daemon exited in {stop_s:.2f} s")
         assert stop_s < 10
-        _wait(lambda: not _alive(child), 5, "the worker process to end")
+        _wait(lambda: not _alive(child), 5, "the child process to end")
         db = sqlite3.connect(state / "miragen.db")
         state_, payload, err = db.execute(
             "SELECT state, payload, last_error FROM jobs WHERE kind='train'"
@@ -460,7 +460,7 @@ def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_
         assert json.loads(payload)["elapsed"] > 0
         assert "checkpointed at shutdown" in log.read_text()
 
-        # kill -9 of the daemon: its worker process dies with it (PR_SET_PDEATHSIG)
+        # kill -9 of the daemon: its child process dies with it (PR_SET_PDEATHSIG)
         daemon = _start(config, log)
         _wait(
             lambda: (
@@ -468,14 +468,14 @@ def test_training_runs_in_a_worker_process_that_checkpoints_on_sigterm_and_dies_
                 and "resum" in log.read_text().split("checkpointed at shutdown")[-1]
             ),
             120,
-            "training to resume in a worker process",
+            "training to resume in a child process",
             daemon,
             log,
         )
         (child,) = _children(daemon.pid)
         daemon.kill()
         daemon.wait()
-        _wait(lambda: not _alive(child), 5, "the orphaned worker process to die")
+        _wait(lambda: not _alive(child), 5, "the orphaned child process to die")
     finally:
         if daemon.poll() is None:
             daemon.kill()

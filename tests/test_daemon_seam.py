@@ -29,7 +29,7 @@ def _wave(seed: int, n: int = 256) -> bytes:
 
 
 def fake_train(d, job):
-    d.queue.add_model(job.subject, f"models/{job.subject}/v0001", True, {"judged": False}, True)
+    d.models.add(job.subject, f"models/{job.subject}/v0001", True, {"judged": False}, True)
     d.queue.finish(job)
 
 
@@ -129,7 +129,7 @@ def test_request_file_trigger_and_failures(running):
 
     cycle = (st.out / "r1" / "cand-1.pcm").read_bytes()
     assert len(cycle) == 256 and r1["delivery"]["sysex"]["pages"] == 8
-    assert d.transport().sim.wavesample_data("lower", 3)[: 8 * 256] == cycle * 8
+    assert d.transport.open().sim.wavesample_data("lower", 3)[: 8 * 256] == cycle * 8
     img = (st.root / r1["delivery"]["disk"]["image"]).read_bytes()
     ws = params.parse_sound_params(disk.read_param_block(img, "lower1")).wavesample(3)
     assert (
@@ -171,7 +171,8 @@ def test_request_file_trigger_and_failures(running):
 
     counts = d.queue.counts()
     assert counts["ingest"] == {"done": 1} and counts["deliver"] == {"done": 2}
-    assert [r["id"] for r in d.queue.deliveries() if r["state"] == "done"].count("r1:sysex") == 1
+    done = [r["id"] for r in d.context.deliveries.latest() if r["state"] == "done"]
+    assert done.count("r1:sysex") == 1
     ok, why = d.healthy()
     assert ok, why
 
@@ -247,7 +248,7 @@ def test_one_uart_both_ways_trigger_and_ack(tmp_path):
             lambda: d.listener is not None and d.listener.ready.is_set() and d.queue is not None,
             what="daemon start",
         )
-        d.queue.add_model("bass", "models/bass/v0001", True, {}, True)
+        d.context.models.add("bass", "models/bass/v0001", True, {}, True)
         os.write(master, bytes([0x90, 72, 64]))  # the musician plays C5 on the Mirage
         st = d.state
 
@@ -309,7 +310,7 @@ def test_until_idle_returns_and_frees_the_state(tmp_path):
 
 def test_unsorted_drops_are_sorted_into_stable_auto_classes(tmp_path):
     """Two clearly different kinds of cycles dropped at the top of inbox/ end in two auto classes
-    (k-means, k by silhouette, in a worker process); a later batch joins the same names.
+    (k-means, k by silhouette, in a child process); a later batch joins the same names.
 
     The kinds are soft sines and narrow pulses: the synthetic corpus's own classes (pulse, fm, …)
     overlap on the judge's features (silhouette picks 2 to 8 classes for pulse + fm, purity
@@ -366,15 +367,16 @@ def test_unsorted_drops_are_sorted_into_stable_auto_classes(tmp_path):
                 (inbox / f"{kind}-{seed}-{i}.pcm").write_bytes(data)
 
     def classes() -> dict[str, dict[str, int]]:
-        from miragen.service.jobs import JobQueue
+        from miragen.service.corpus_index import CorpusIndex
+        from miragen.service.db import Database
 
-        q = JobQueue(tmp_path / "state" / "miragen.db")
+        db = Database(tmp_path / "state" / "miragen.db")
         out: dict[str, dict[str, int]] = {}
-        for row in q.files_of(POOL, prefix="auto-"):
+        for row in CorpusIndex(db).files_of(POOL, prefix="auto-"):
             assert (tmp_path / "state" / row["path"]).is_file()  # the index and the folders agree
             out.setdefault(row["class"], {}).setdefault(source[row["sha256"]], 0)
             out[row["class"]][source[row["sha256"]]] += 1
-        q.close()
+        db.close()
         return out
 
     drop(0, 7)  # 14 < 16: they wait in the pool

@@ -19,9 +19,20 @@ import pytest
 from miragen.audio.io import read_audio
 from miragen.audio.loops import tile_cycle
 from miragen.audio.mirage8 import check_mirage8
+from miragen.demo import facts
+from miragen.demo.folder import (
+    MARKER,
+    SIM_STATE,
+    SUMMARY_NAME,
+    DemoError,
+    lock_folder,
+    prepare_folder,
+)
+from miragen.demo.run import run_demo
+from miragen.demo.settings import COUNT
+from miragen.demo.summary import format_summary
 from miragen.errors import FormatError, MiragenError
 from miragen.mirage import disk
-from miragen.service import demo
 from miragen.transport.simulated import read_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +55,8 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     # an earlier demo left this folder (a run that failed after its setup), plus a file of the
     # user's
     with monkeypatch.context() as m:
-        m.setattr(demo, "_run_daemon", _broken_daemon)
-        assert demo.run_demo(folder, 8)["ok"] is False
+        m.setattr(facts, "run_daemon", _broken_daemon)
+        assert run_demo(folder, 8)["ok"] is False
     (folder / "notes.txt").write_text("mine")
     (folder / "out" / "old").mkdir(parents=True)
     (folder / "out" / "old" / "stale.pcm").write_bytes(
@@ -71,7 +82,7 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
         assert e["state"] == "done"
         assert e["sysex"]["ok"] is True and e["sysex"]["verified"] is True
         assert (
-            1 <= len(e["candidates"]) <= demo.COUNT
+            1 <= len(e["candidates"]) <= COUNT
         )  # the gate drops duplicates of an undertrained model
     assert s["judge"]["of"] == len(classes) and set(s["judge"]["verdicts"]) == set(classes)
     assert set(s["timings_s"]) >= {
@@ -84,6 +95,18 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
         "previews",
         "check",
     }
+    # the facts the summary reports of the daemon's work are the daemon's own records
+    status = cli("status", "--config", str(folder / "miragen.toml"), "--json")
+    assert status.returncode == 0, status.stderr.decode()
+    daemon_classes = json.loads(status.stdout)["classes"]
+    for c, e in classes.items():
+        model = daemon_classes[c]["model"]
+        assert (model["trained_on"], model["held_out"]) == (e["trained_on"], e["held_out"])
+        assert model["verdict"] == e["verdict"] and model["path"] == e["model"]
+        assert model["steps"] == e["steps"] and daemon_classes[c]["sounds"] == e["sounds"]
+        rec = json.loads((folder / "out" / "requests" / f"{e['request']}.json").read_text())
+        assert rec["delivered"] == e["delivered"] and set(rec["candidates"]) == set(e["candidates"])
+
     # the progress lines went to stderr, the JSON alone to stdout
     assert b"[1] setup" in r.stderr
 
@@ -105,8 +128,8 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
 
     # the simulated Mirage (a separate process, stopped cleanly) holds the delivered bytes
     assert s["sim_exit"] == 0
-    assert not _sim_alive(folder / demo.SIM_STATE)
-    st = read_state(folder / demo.SIM_STATE)
+    assert not _sim_alive(folder / SIM_STATE)
+    st = read_state(folder / SIM_STATE)
     for c, e in classes.items():
         data = (folder / e["candidates"][0]).read_bytes()
         got = st["wavesample_data"]["lower"][e["sysex"]["wavesample"]]
@@ -133,7 +156,7 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     assert (
         f'state = "{folder}"' in text and 'transport = "sim"' in text and 'route = "both"' in text
     )
-    assert json.loads((folder / demo.SUMMARY_NAME).read_text())["ok"] is True
+    assert json.loads((folder / SUMMARY_NAME).read_text())["ok"] is True
 
     # a rerun: the earlier demo's files were replaced, the user's file kept
     assert "replaced" in s["stages"][0]["detail"]
@@ -141,7 +164,7 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     assert not (folder / "out" / "old").exists()
 
     # the human summary (the same dict, as `miragen demo` without --json prints it)
-    out = demo.format_summary(s)
+    out = format_summary(s)
     assert (
         "every stage ok" in out
         and "Judge:" in out
@@ -173,17 +196,17 @@ def test_bad_budget_is_bad_input(tmp_path, cli):
 
 
 def test_a_failed_stage_fails_the_demo_skips_the_rest_and_stops_the_sim(tmp_path, monkeypatch):
-    monkeypatch.setattr(demo, "_run_daemon", _broken_daemon)
+    monkeypatch.setattr(facts, "run_daemon", _broken_daemon)
     folder = tmp_path / "f"
     lines: list[str] = []
-    s = demo.run_demo(folder, 4, progress=lines.append)
+    s = run_demo(folder, 4, progress=lines.append)
     assert s["ok"] is False
     by = {st["name"]: st for st in s["stages"]}
     assert by["setup"]["ok"] and not by["ingest+train"]["ok"]
     assert "could not start" in by["ingest+train"]["error"]
     assert all(not by[n]["ok"] and by[n]["error"].startswith("skipped") for n in STAGES[2:])
-    assert s["sim_exit"] == 0 and not _sim_alive(folder / demo.SIM_STATE)
-    text = demo.format_summary(s)
+    assert s["sim_exit"] == 0 and not _sim_alive(folder / SIM_STATE)
+    text = format_summary(s)
     assert "FAILED at stage ingest+train" in text
     assert any("FAILED" in line for line in lines)
 
@@ -200,28 +223,28 @@ def test_tile_cycle():
 
 def test_prepare_folder_marks_and_cleans_only_its_own(tmp_path):
     f = tmp_path / "p"
-    assert demo.prepare_folder(f) is False
-    assert (f / demo.MARKER).is_file()
+    assert prepare_folder(f) is False
+    assert (f / MARKER).is_file()
     (f / "inbox" / "x").mkdir(parents=True)
     (f / "inbox" / "x" / "a.pcm").write_bytes(b"\x80")
     (f / "keep").mkdir()
-    assert demo.prepare_folder(f) is True
+    assert prepare_folder(f) is True
     assert not (f / "inbox").exists() and (f / "keep").is_dir()
     link = tmp_path / "link"
     os.symlink(f, link)
-    with pytest.raises(demo.DemoError):
-        demo.prepare_folder(link)
+    with pytest.raises(DemoError):
+        prepare_folder(link)
 
 
 def test_one_demo_per_folder(tmp_path):
     folder = tmp_path / "busy"
-    fd = demo._lock_folder(folder)  # what a running demo holds
+    fd = lock_folder(folder)  # what a running demo holds
     try:
-        with pytest.raises(demo.DemoError, match="another miragen demo"):
-            demo.run_demo(folder, 8)
+        with pytest.raises(DemoError, match="another miragen demo"):
+            run_demo(folder, 8)
     finally:
         os.close(fd)
     assert list(folder.iterdir()) == []
     (tmp_path / "file").write_text("x")
-    with pytest.raises(demo.DemoError, match="not a folder"):
-        demo.run_demo(tmp_path / "file", 8)
+    with pytest.raises(DemoError, match="not a folder"):
+        run_demo(tmp_path / "file", 8)

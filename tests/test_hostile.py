@@ -360,7 +360,7 @@ def test_headers_that_make_small_files_huge_cannot_take_the_daemon_down(tmp_path
     asked 21.9 GiB for it), a 4 MB WAV whose 1 kHz header stretches it over 67 minutes, and a
     30 MB 8 kHz WAV of 31 minutes, dropped with three ordinary hits into a one-shot class. The 1 Hz
     file lands in rejected/ with its reason; the others are filed and trained on (the trainer
-    keeps 2.2 s of each); the daemon's and its worker's memory stay bounded; a restart finds
+    keeps 2.2 s of each); the daemon's and its child process's memory stay bounded; a restart finds
     nothing left to do and files nothing twice."""
     import numpy as np
 
@@ -444,7 +444,7 @@ def test_headers_that_make_small_files_huge_cannot_take_the_daemon_down(tmp_path
             f"worker {h.peak_worker_rss_kb / 1024:.0f} MB"
         )
         assert h.peak_rss_kb / 1024 < 150
-        # the worker holds torch and a one-shot model at its longest internal length (16,384
+        # the child process holds torch and a one-shot model at its longest internal length (16,384
         # samples, because the long sounds reach it): `miragen train --mode oneshot` on the same
         # two long files and five hits peaks at 1.32 GB, on the hits alone at 0.65 GB. The files
         # themselves add nothing: the old path resampled the 67-minute file whole (> 3 GB).

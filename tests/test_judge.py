@@ -30,6 +30,8 @@ def split3(items: list, seed: int = 0) -> tuple[list, list, list]:
 
 
 def test_cycle_features_ignore_rotation_level_and_length():
+    from miragen.judge.features import CYCLE_HARMONICS
+
     rng = np.random.default_rng(0)
     t = np.arange(256) / 256
     w = np.sin(2 * np.pi * t) + 0.3 * np.sin(2 * np.pi * 3 * t + 1) + 0.01 * rng.normal(size=256)
@@ -38,7 +40,9 @@ def test_cycle_features_ignore_rotation_level_and_length():
     from scipy.signal import resample
 
     f600 = features([resample(w, 600)], "cycle")
-    assert np.allclose(f600, f[0], atol=1e-3)
+    spec = slice(0, CYCLE_HARMONICS)  # the harmonics survive resampling exactly; the value
+    assert np.allclose(f600[:, spec], f[0, spec], atol=1e-3)  # quantiles of the shape part
+    assert np.allclose(f600, f[0], atol=0.02)  # move by a few thousandths of the RMS
     saw = features([2 * t - 1], "cycle")
     assert np.linalg.norm(saw - f[0]) > 1.0
 
@@ -185,8 +189,8 @@ def test_gate_keeps_what_the_model_drew_in_its_proportions():
     """Issue 20: the gate keeps a proportional stratified sample of the usable candidates, not
     the most ordinary ones. Four families of cycles, one drawn 24 times and three drawn 8 times
     each (and varying more than their training sounds): asked for 6, the gate keeps 3 of the
-    big family and spreads the others over the small ones; ranking by closeness to the typical
-    distance kept 4 of the big family and 2 of one small family."""
+    big family (on average over seeds) and spreads the others over the small ones; ranking by
+    closeness to the typical distance kept 4 of the big family and 2 of one small family."""
     from collections import Counter
 
     rng = np.random.default_rng(3)
@@ -206,17 +210,22 @@ def test_gate_keeps_what_the_model_drew_in_its_proportions():
     def fam(i: int) -> int:
         return 0 if i < 24 else 1 + (i - 24) // 8
 
-    for seed in range(5):
+    big = []
+    for seed in range(10):
         res = gate_candidates(
             cands, train, "cycle", keep=6, duplicate_factor=0.0, copy_factor=0.0, seed=seed
         )
         counts = Counter(fam(i) for i in res.kept)
-        assert len(res.kept) == 6 and counts[0] == 3, (seed, counts)  # its share: 24 of 48
+        # the strata are the gate's k-means groups, not these families: the big family's share
+        # (24 of 48: 3 of 6) holds on average and within one either way at every seed
+        assert len(res.kept) == 6 and 2 <= counts[0] <= 4, (seed, counts)
         assert len(counts) >= 3, (seed, counts)  # the small families are not left out
+        big.append(counts[0])
         again = gate_candidates(
             cands, train, "cycle", keep=6, duplicate_factor=0.0, copy_factor=0.0, seed=seed
         )
         assert again.kept == res.kept  # the same seed, the same choice
+    assert 2.5 <= np.mean(big) <= 3.5 and big.count(3) >= 6, big
 
 
 def test_gate_rails_are_judged_against_the_corpus():
@@ -265,3 +274,22 @@ def test_cli_evaluate(shared_data, tmp_path, cli):
     assert rep["passed"] is False and "copy_fraction" in rep["failed"]
     missing = cli(*base, "--gen", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and b"Traceback" not in missing.stderr
+
+
+def test_cycle_shape_tells_a_ramp_from_a_pulse_with_the_same_spectrum():
+    """Harmonic magnitudes are blind to phase: a ramp (Σ sin kθ / k) and the same magnitudes in
+    cosine phase (a pulse-like spike) have identical spectra. The shape part of the cycle
+    features (the distribution of sample values) tells them apart, and still ignores what the
+    ear ignores: rotation and polarity."""
+    from miragen.judge.features import CYCLE_HARMONICS, cycle_features
+
+    theta = 2 * np.pi * np.arange(256) / 256
+    k = np.arange(1, 49)[:, None]
+    ramp = (np.sin(k * theta) / k).sum(0)
+    spike = (np.cos(k * theta) / k).sum(0)
+    f = cycle_features([ramp, spike, np.roll(ramp, 77), -np.roll(spike, 31)])
+    spec, shape = f[:, :CYCLE_HARMONICS], f[:, CYCLE_HARMONICS:]
+    assert np.linalg.norm(spec[0] - spec[1]) < 0.5  # the spectra agree (dB)
+    assert np.linalg.norm(shape[0] - shape[1]) > 5.0  # the shapes do not
+    assert np.linalg.norm(f[0] - f[2]) < 1e-6  # rotation does not count
+    assert np.linalg.norm(f[1] - f[3]) < 1e-6  # nor polarity

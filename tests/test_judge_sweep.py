@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from miragen.engines import base
+from miragen.engines.options import EngineOptions, option
 from miragen.judge.cluster import cluster_waves
 
 
@@ -51,20 +54,25 @@ class ToyModel(base.Model):
         )
 
 
+@dataclass(frozen=True)
+class ToyOptions(EngineOptions):
+    engine: ClassVar[str] = "toy engine"
+
+    mix: float = option(0.5, "share of a second training wave", at_least=0.0, at_most=1.0)
+    noise: float = option(0.0, "added noise", at_least=0.0)
+    seed: int = 0
+    explode: bool = option(False, "fail on purpose")
+
+
 class ToyEngine(base.Engine):
     name = "toy"
     model_class = ToyModel
-
-    def __init__(self, **options):
-        unknown = set(options) - {"mix", "noise", "seed", "explode"}
-        if unknown:
-            raise base.EngineError(f"toy engine: unknown option(s) {', '.join(sorted(unknown))}")
-        super().__init__(**options)
+    options_class = ToyOptions
 
     def fit(self, dataset, budget, progress, checkpoint_dir):
-        if self.options.get("explode"):
+        if self.options.explode:
             raise base.EngineError("toy engine: exploded on purpose")
-        meta = {"mix": self.options.get("mix", 0.5), "noise": self.options.get("noise", 0.0)}
+        meta = {"mix": self.options.mix, "noise": self.options.noise}
         return ToyModel(
             dataset.mode,
             dataset.class_names,

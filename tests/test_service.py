@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from miragen import config as configmod
 from miragen.service import jobs as jobsmod
+from miragen.service.context import Context
+from miragen.service.db import Database, DatabaseError
 from miragen.service.ingest import ingest
 from miragen.service.jobs import JobQueue
 from miragen.service.notify import notify, watchdog_interval
@@ -39,6 +41,10 @@ def _cfg(state: Path, **over) -> dict:
     return cfg
 
 
+def _queue(path: Path) -> JobQueue:
+    return JobQueue(Database(path))
+
+
 def _wave(seed: int, n: int = 256) -> bytes:
     rng = np.random.default_rng(seed)
     x = np.sin(2 * np.pi * np.arange(n) / n) * 0.6 + rng.normal(0, 0.2, n)
@@ -47,7 +53,7 @@ def _wave(seed: int, n: int = 256) -> bytes:
 
 # ---------------------------------------------------------------------------- queue
 def test_queue_claim_finish_fail_and_unique_key(tmp_path):
-    q = JobQueue(tmp_path / "q.db")
+    q = _queue(tmp_path / "q.db")
     a = q.add("ingest", {"n": 1}, key="ingest:a")
     assert a is not None
     assert q.add("ingest", {"n": 2}, key="ingest:a") is None  # same key: not added twice
@@ -67,20 +73,20 @@ def test_queue_claim_finish_fail_and_unique_key(tmp_path):
 
 
 def test_queue_recover_requeues_then_gives_up(tmp_path):
-    q = JobQueue(tmp_path / "q.db")
+    q = _queue(tmp_path / "q.db")
     jid = q.add("ingest", {}, subject="bass")
     for n in range(1, jobsmod.MAX_INTERRUPTS["ingest"] + 1):
         job = q.claim(("ingest",))
         assert job is not None and job.attempts == n
-        q.close()
-        q = JobQueue(tmp_path / "q.db")  # "restart" with the job left running
+        q.db.close()
+        q = _queue(tmp_path / "q.db")  # "restart" with the job left running
         recovered = q.recover()
         assert [j.id for j in recovered] == [jid]
     assert q.get(jid).state == "failed" and "interrupted" in q.get(jid).last_error
 
 
 def test_queue_train_is_debounced_per_class(tmp_path):
-    q = JobQueue(tmp_path / "q.db")
+    q = _queue(tmp_path / "q.db")
     q.schedule_train("bass", 100.0)
     first = q.jobs(kind="train")[0].not_before
     time.sleep(0.01)
@@ -95,7 +101,7 @@ def test_queue_train_is_debounced_per_class(tmp_path):
 
 
 def test_queue_wait_change_wakes_on_add(tmp_path):
-    q = JobQueue(tmp_path / "q.db")
+    q = _queue(tmp_path / "q.db")
     seen = q.version
     threading.Timer(0.1, lambda: q.add("ingest", {})).start()
     t0 = time.monotonic()
@@ -106,8 +112,8 @@ def test_queue_wait_change_wakes_on_add(tmp_path):
 def test_queue_refuses_a_file_that_is_not_a_database(tmp_path):
     bad = tmp_path / "miragen.db"
     bad.write_bytes(b"not sqlite" * 100)
-    with pytest.raises(jobsmod.QueueError, match="miragen.db"):
-        JobQueue(bad)
+    with pytest.raises(DatabaseError, match="miragen.db"):
+        Database(bad)
 
 
 # ---------------------------------------------------------------------------- names
@@ -274,24 +280,25 @@ def _claimed(
 def test_ingest_accepts_dedups_and_rejects(tmp_path):
     st = StateDir(tmp_path / "state")
     st.create()
-    q = JobQueue(st.db)
     cfg = _cfg(st.root)
+    ctx = Context.open(cfg, st)
+    q = ctx.queue
     w = _wave(1)
-    out = ingest(_claimed(st, q, "bass", "a.pcm", w), st, q, cfg)
+    out = ingest(ctx, _claimed(st, q, "bass", "a.pcm", w))
     assert (
         out.accepted
         and (st.root / out.dest).read_bytes() == w
         and out.dest.startswith("corpus/bass/")
     )
-    dup = ingest(_claimed(st, q, "pad", "again.pcm", w), st, q, cfg)
+    dup = ingest(ctx, _claimed(st, q, "pad", "again.pcm", w))
     assert not dup.accepted and "duplicate" in dup.reason
-    bad = ingest(_claimed(st, q, "bass", "b.wav", b"RIFF0000WAVEjunk"), st, q, cfg)
+    bad = ingest(ctx, _claimed(st, q, "bass", "b.wav", b"RIFF0000WAVEjunk"))
     assert not bad.accepted
-    silent = ingest(_claimed(st, q, "bass", "s.pcm", b"\x80" * 256), st, q, cfg)
+    silent = ingest(ctx, _claimed(st, q, "bass", "s.pcm", b"\x80" * 256))
     assert not silent.accepted and "silent" in silent.reason
     target = tmp_path / "secret.pcm"
     target.write_bytes(_wave(2))
-    link = ingest(_claimed(st, q, "bass", "l.pcm", link=str(target)), st, q, cfg)
+    link = ingest(ctx, _claimed(st, q, "bass", "l.pcm", link=str(target)))
     assert not link.accepted and "link" in link.reason and target.read_bytes() == _wave(2)
     assert (st.rejected / "l.pcm").is_symlink()
     names = sorted(p.name for p in st.rejected.iterdir())
@@ -309,16 +316,17 @@ def test_ingest_accepts_dedups_and_rejects(tmp_path):
     )
     assert "duplicate" in (st.rejected / "again.pcm.reason.txt").read_text()
     assert list(st.processing.rglob("*.pcm")) == [] and list(st.processing.rglob("*.wav")) == []
-    assert q.class_counts() == {"bass": 1}
+    assert ctx.corpus.class_counts() == {"bass": 1}
     assert [j.subject for j in q.jobs(kind="train")] == ["bass"]
 
 
 def test_ingest_too_big_and_resume_after_kill(tmp_path):
     st = StateDir(tmp_path / "state")
     st.create()
-    q = JobQueue(st.db)
     cfg = _cfg(st.root, daemon__max_file_mb=1)
-    big = ingest(_claimed(st, q, "x", "big.pcm", b"\x81" * (2 * 2**20)), st, q, cfg)
+    ctx = Context.open(cfg, st)
+    q = ctx.queue
+    big = ingest(ctx, _claimed(st, q, "x", "big.pcm", b"\x81" * (2 * 2**20)))
     assert not big.accepted and "larger" in big.reason
     # a kill after the payload was saved but before the rename: the job finishes the same way
     job = _claimed(st, q, "x", "k.pcm", _wave(5))
@@ -328,9 +336,9 @@ def test_ingest_too_big_and_resume_after_kill(tmp_path):
     sha = hashlib.sha256(_wave(5)).hexdigest()
     job.payload.update(sha256=sha, dest=f"corpus/x/{sha[:24]}.pcm", extra=[])
     q.save_payload(job)
-    out = ingest(job, st, q, cfg)
+    out = ingest(ctx, job)
     assert out.accepted and not src.exists() and (st.root / out.dest).exists()
-    assert q.has_file(sha)["path"] == out.dest
+    assert ctx.corpus.find(sha)["path"] == out.dest
 
 
 def test_ingest_unpacks_a_mirage_disk_image(tmp_path):
@@ -338,17 +346,18 @@ def test_ingest_unpacks_a_mirage_disk_image(tmp_path):
 
     st = StateDir(tmp_path / "state")
     st.create()
-    q = JobQueue(st.db)
+    ctx = Context.open(_cfg(st.root), st)
+    q = ctx.queue
     img = disk.synthetic_template()
     img, _ = disk.write_wavesample(img, "lower1", 1, _wave(7) * 4)
     img, _ = disk.write_wavesample(img, "upper2", 3, _wave(8) * 2)
-    out = ingest(_claimed(st, q, "disks", "studio.img", img), st, q, _cfg(st.root))
+    out = ingest(ctx, _claimed(st, q, "disks", "studio.img", img))
     assert (
         out.accepted and out.dest.endswith(".img") and out.added == 3
     )  # the image + 2 wavesamples
     pcms = sorted((st.corpus / "disks").glob("*.pcm"))
     assert len(pcms) == 2 and any(p.read_bytes().startswith(_wave(7)) for p in pcms)
-    short = ingest(_claimed(st, q, "disks", "short.img", img[:1000]), st, q, _cfg(st.root))
+    short = ingest(ctx, _claimed(st, q, "disks", "short.img", img[:1000]))
     assert not short.accepted and "450,560" in short.reason
 
 
@@ -356,7 +365,7 @@ def test_ingest_unpacks_a_mirage_disk_image(tmp_path):
 def test_watcher_claims_settled_files_once_and_adopts_orphans(tmp_path):
     st = StateDir(tmp_path / "state")
     st.create()
-    q = JobQueue(st.db)
+    q = _queue(st.db)
     w = DropWatcher(st, q, settle_s=0.2, rescan_s=0.5)
     (st.inbox / "bass").mkdir()
     (st.inbox / "bass" / "a.pcm").write_bytes(_wave(1))
@@ -385,11 +394,9 @@ def test_watcher_claims_settled_files_once_and_adopts_orphans(tmp_path):
     assert adopt_processing(st, q) == 1 and adopt_processing(st, q) == 0
 
 
-# ---------------------------------------------------------------------------- worker processes
-class _FakeDaemon:
-    def __init__(self, watchdog_s: float = 0.5):
-        self.cfg = {"daemon": {"watchdog_s": watchdog_s}}
-        self.stopping = threading.Event()
+# ---------------------------------------------------------------------------- child processes
+class _FakeHeartbeats:
+    def __init__(self):
         self.beats: list[str] = []
         self.activity = ""
 
@@ -398,6 +405,15 @@ class _FakeDaemon:
 
     def set_activity(self, name, text):
         self.activity = text
+
+
+class _FakeContext:
+    """What the supervision of a child process uses of its context."""
+
+    def __init__(self, watchdog_s: float = 0.5):
+        self.cfg = {"daemon": {"watchdog_s": watchdog_s}}
+        self.stopping = threading.Event()
+        self.heartbeats = _FakeHeartbeats()
 
 
 def _script(body: str):
@@ -409,11 +425,11 @@ def _script(body: str):
     )
 
 
-def test_worker_supervision_beats_kills_silence_and_names_a_crash():
+def test_child_supervision_beats_kills_silence_and_names_a_crash():
     from miragen.service.child import ChildCrashed, ChildFailed, ChildStopped, _supervise
 
     emit = "import json, sys, time, os, signal\ndef e(**k): print(json.dumps(k), flush=True)\n"
-    d = _FakeDaemon()
+    d = _FakeContext()
     res = _supervise(
         d,
         "generate",
@@ -425,7 +441,8 @@ def test_worker_supervision_beats_kills_silence_and_names_a_crash():
         None,
         time.monotonic(),
     )
-    assert res == {"x": 1} and d.beats == ["generate"] * 3 and d.activity == "job: b"
+    beats = d.heartbeats
+    assert res == {"x": 1} and beats.beats == ["generate"] * 3 and beats.activity == "job: b"
     # library output on stdout would be unreadable lines: skipped, not fatal
     assert (
         _supervise(
@@ -490,7 +507,7 @@ def test_worker_supervision_beats_kills_silence_and_names_a_crash():
     assert info.value.run_s == 4.5
 
 
-def test_worker_child_protocol_and_bad_task(tmp_path):
+def test_child_protocol_and_bad_task(tmp_path):
     import subprocess
     import sys
 
@@ -502,7 +519,7 @@ def test_worker_child_protocol_and_bad_task(tmp_path):
         check=False,
     )
     lines = [json.loads(x) for x in p.stdout.decode().splitlines()]
-    assert lines == [{"ev": "error", "reason": "worker: unknown task 'nope'", "input": True}]
+    assert lines == [{"ev": "error", "reason": "child process: unknown task 'nope'", "input": True}]
     p = subprocess.run(
         [sys.executable, "-m", "miragen.service.tasks"],
         input=b"not json\n",
@@ -533,11 +550,10 @@ def test_sort_resumes_after_a_kill_between_the_index_and_the_renames(tmp_path):
     """The labels are in the index (one transaction) but the files are still in the pool: the
     restarted job only renames them (nothing copied, nothing lost) and schedules the retrains."""
     from miragen.service.classing import POOL, run_sort
-    from miragen.service.daemon import Daemon
 
-    d = Daemon(_cfg(tmp_path / "state"))
-    d.state.create()
-    d.queue = JobQueue(d.state.db)
+    st = StateDir(tmp_path / "state")
+    st.create()
+    d = Context.open(_cfg(st.root), st)
     pool = d.state.corpus / POOL
     pool.mkdir(parents=True)
     shas = []
@@ -545,8 +561,8 @@ def test_sort_resumes_after_a_kill_between_the_index_and_the_renames(tmp_path):
         data = _wave(i)
         sha = hashlib.sha256(data).hexdigest()
         (pool / f"{sha[:24]}.pcm").write_bytes(data)
-        with d.queue.transaction() as c:
-            d.queue.add_file(sha, POOL, f"corpus/{POOL}/{sha[:24]}.pcm", f"top{i}.pcm", c)
+        with d.db.transaction() as c:
+            d.corpus.add(sha, POOL, f"corpus/{POOL}/{sha[:24]}.pcm", f"top{i}.pcm", c)
         shas.append(sha)
     d.queue.add("train", {"class": POOL}, subject=POOL)
     job = d.queue.claim(("train",))
@@ -561,7 +577,7 @@ def test_sort_resumes_after_a_kill_between_the_index_and_the_renames(tmp_path):
     job = d.queue.claim(("train",))
     assign = {shas[0]: "auto-1", shas[1]: "auto-2", shas[2]: "auto-1"}
     job.payload["assign"] = assign
-    with d.queue.transaction() as c:
+    with d.db.transaction() as c:
         for sha, cls in assign.items():
             c.execute(
                 "UPDATE files SET class=?, path=? WHERE sha256=?",
@@ -585,7 +601,7 @@ def test_sort_resumes_after_a_kill_between_the_index_and_the_renames(tmp_path):
     assert sorted(p.name for p in d.state.corpus.rglob("*.pcm")) == sorted(
         f"{s[:24]}.pcm" for s in shas
     )
-    d.queue.close()
+    d.db.close()
 
 
 def test_which_new_model_serves():

@@ -65,6 +65,13 @@ def trained(corpus, tmp_path_factory):
 
 
 def test_train_then_generate_cli(trained, tmp_path, cli):
+    """Train → generate through the CLI, gate on. Nothing here is left to chance: training is
+    seeded (engine seed 0, one thread: the same weights every run) and so is the draw
+    (``--seed 7``), so the gate's outcome is fixed. With the default gate, 3 of the 12
+    candidates (-n 3 × oversample 4) are kept: exit 0, the 3 files listed on stdout. Fewer
+    than asked is exit 1 with an error line naming the shortfall; that is forced with a gate
+    that calls every candidate a copy (copy_factor 10: nearer to the training set than 10×
+    its typical spacing; at seed 7 all 12 candidates already are at 3×)."""
     model, summary = trained
     assert summary["meta"]["steps"] == 40 and summary["engine"] == "wavegan"
     assert not (model / "checkpoint").exists()  # a finished run leaves no checkpoint behind
@@ -73,28 +80,46 @@ def test_train_then_generate_cli(trained, tmp_path, cli):
         header["engine"] == "wavegan" and header["mode"] == "cycle" and len(header["classes"]) == 4
     )
     cls = header["classes"][1]
-    r = cli(
-        "generate",
-        str(model),
-        "--class",
-        cls,
-        "-n",
-        "3",
-        "-o",
-        str(tmp_path / "out"),
-        "--seed",
-        "7",
-        "--gate",
-        "on",
-    )
+
+    def generate(out: Path, *extra: str):
+        return cli(
+            "generate",
+            str(model),
+            "--class",
+            cls,
+            "-n",
+            "3",
+            "-o",
+            str(out),
+            "--seed",
+            "7",
+            "--gate",
+            "on",
+            *extra,
+        )
+
+    r = generate(tmp_path / "out")
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
     pcm = sorted((tmp_path / "out").glob("*.pcm"))
-    # the gate may keep fewer than asked from a 40-step model (exit 1), but what it writes is valid
-    assert r.returncode in (0, 1), r.stderr.decode()
-    assert (r.returncode == 0) == (len(pcm) == 3)
+    assert [p.name for p in pcm] == [f"{cls}-{k:03d}.pcm" for k in (1, 2, 3)]
+    assert r.stdout.decode().splitlines() == [str(p) for p in pcm]
+    assert "miragen: note: 3 kept of 12" in err and "miragen: error" not in err, err
     for p in pcm:
         data = p.read_bytes()
         assert len(data) == 256 and 0 not in data
         assert p.with_suffix(".wav").is_file() and p.with_suffix(".png").is_file()
+
+    config = tmp_path / "copies.toml"
+    config.write_text("[generate]\ncopy_factor = 10.0\n")
+    short = generate(tmp_path / "short", "--config", str(config))
+    err = short.stderr.decode()
+    assert short.returncode == 1, err
+    assert short.stdout == b""
+    assert "miragen: note: 0 kept of 12, 12 copy" in err, err
+    assert "miragen: error: only 0 of 3 candidates passed the gate" in err, err
+    assert "Traceback" not in err
+    assert not list((tmp_path / "short").glob("*.pcm"))
 
 
 def test_gate_off_writes_every_candidate(trained, tmp_path, cli):
@@ -249,15 +274,27 @@ def test_oneshot_tiny(tmp_path, cli):
 
 
 def test_options_are_checked(tmp_path, cli):
-    from miragen.engines.wavegan import WaveGANEngine
-    from miragen.engines.wavegan.train import resolve_options
+    from miragen.engines.wavegan import WaveGANEngine, WaveGANOptions
 
     with pytest.raises(EngineError, match="unknown option"):
         WaveGANEngine(widht=3)
     with pytest.raises(EngineError, match="recipe"):
         WaveGANEngine(recipe="nope")
-    paper = resolve_options({"recipe": "wavegan-paper"})
-    assert paper["loss"] == "wgan-gp" and paper["d_steps"] == 5 and paper["width"] == 64
+    paper = WaveGANOptions.from_mapping({"recipe": "wavegan-paper"})
+    assert paper.loss == "wgan-gp" and paper.d_steps == 5 and paper.width == 64
+    # text from --set and typed values mean the same; a recipe's values yield to given ones
+    assert WaveGANOptions.from_mapping({"mbstd": "false", "width": "32"}) == (
+        WaveGANOptions.from_mapping({"mbstd": False, "width": 32})
+    )
+    assert WaveGANOptions.from_mapping({"recipe": "wavegan-paper", "width": "8"}).width == 8
+    with pytest.raises(EngineError, match="'mbstd' must be true or false"):
+        WaveGANEngine(mbstd="maybe")
+    with pytest.raises(EngineError, match="'width' must be a whole number"):
+        WaveGANEngine(width="1.5")
+    with pytest.raises(EngineError, match="ema_beta must be < 1.0"):
+        WaveGANEngine(ema_beta=1)
+    with pytest.raises(EngineError, match="did you mean 'width'"):
+        WaveGANEngine(widht=3)
     r = cli(
         "train",
         "--data",
@@ -287,7 +324,7 @@ def test_paper_recipe_trains(corpus, tmp_path):
 def test_cover_features_are_the_judges():
     """The coverage term measures distance in the judge's own feature space."""
     import torch
-    from miragen.engines.wavegan.train import cover_features
+    from miragen.engines.wavegan.loss import cover_features
     from miragen.judge.features import cycle_features
 
     rng = np.random.default_rng(3)
@@ -308,7 +345,7 @@ def test_cover_features_are_the_judges():
 
 
 def test_snapshot_score_weighs_how_far_rules_miss():
-    from miragen.engines.wavegan.train import margin, shortfall
+    from miragen.engines.wavegan.selection import margin, shortfall
     from miragen.judge.metrics import Check
 
     hair = Check("diversity", 0.89, 0.9, 0.9, "≥ 0.9", False)
@@ -362,7 +399,7 @@ def test_coverage_latents_survive_resume(corpus, tmp_path):
 
 def test_copy_and_spread_hinges():
     import torch
-    from miragen.engines.wavegan.train import copy_hinge, spread_hinge
+    from miragen.engines.wavegan.loss import copy_hinge, spread_hinge
 
     real = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
     real_y = torch.tensor([0, 1])

@@ -16,7 +16,7 @@ import pkgutil
 import sys
 from typing import NoReturn
 
-from . import __version__
+from . import __version__, commands
 from .errors import ConfigError, InputError, MiragenError
 
 log = logging.getLogger("miragen")
@@ -51,8 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    from . import commands
-
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue

@@ -36,3 +36,7 @@ class FormatError(MiragenError):
         self.offset = offset
         where = f" at byte {offset}" if offset is not None else ""
         super().__init__(f"{reason}{where}")
+
+
+class EngineError(MiragenError):
+    """An engine cannot train or sample (missing backend, bad option, bad model folder, …)."""

@@ -34,8 +34,15 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
+from ..audio.io import read_audio, write_pcm
+from ..audio.mirage8 import prepare
+from ..audio.render import contact_sheet
+from ..corpus.dataset import Dataset, load_dataset
+from ..engines.base import Budget, Engine, Progress, engine_class
 from ..errors import MiragenError
 from ..fsutil import atomic_write_text
+from ..judge.metrics import MIN_SET, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -117,42 +124,21 @@ class SweepResult:
         return summary_table(self.runs, self.best)
 
 
-def parse_value(text: str) -> Any:
-    t = text.strip()
-    if t.lower() in ("true", "false"):
-        return t.lower() == "true"
-    for conv in (int, float):
-        try:
-            return conv(t)
-        except ValueError:
-            pass
-    return t
-
-
-def parse_grid(items: list[str]) -> dict[str, list[Any]]:
-    """``["lr=1e-4,3e-4", "width=16"]`` → ``{"lr": [1e-4, 3e-4], "width": [16]}``."""
-    grid: dict[str, list[Any]] = {}
+def parse_grid(items: list[str]) -> dict[str, list[str]]:
+    """``["lr=1e-4,3e-4", "width=16"]`` → ``{"lr": ["1e-4", "3e-4"], "width": ["16"]}``: the
+    text of each value, typed by the engine's options class in :func:`run_sweep`."""
+    grid: dict[str, list[str]] = {}
     for item in items:
         key, sep, values = item.partition("=")
-        key = key.strip()
+        key = key.strip().replace("-", "_")
         if not sep or not key or not values.strip():
             raise MiragenError(f"--grid {item!r}: expected KEY=V1,V2,…")
         if key in grid:
             raise MiragenError(f"--grid: key '{key}' given twice")
-        grid[key] = [parse_value(v) for v in values.split(",") if v.strip()]
+        grid[key] = [v.strip() for v in values.split(",") if v.strip()]
         if not grid[key]:
             raise MiragenError(f"--grid {item!r}: no values")
     return grid
-
-
-def parse_fixed(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise MiragenError(f"--set {item!r}: expected KEY=VALUE")
-        out[key.strip()] = parse_value(value)
-    return out
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -161,8 +147,6 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def versions() -> dict[str, str]:
-    from .. import __version__
-
     out = {
         "miragen": __version__,
         "python": platform.python_version(),
@@ -184,9 +168,6 @@ def _open_db(path: Path) -> sqlite3.Connection:
 def _write_candidates(
     waves: list[np.ndarray], folder: Path, stem: str, rate: int, mode: str, seed: int
 ) -> list[Path]:
-    from ..audio.io import write_pcm
-    from ..audio.mirage8 import prepare
-
     paths = []
     rng = np.random.default_rng(seed)
     for i, w in enumerate(waves):
@@ -210,26 +191,54 @@ def run_sweep(
     train_fraction: float = 0.8,
     on_run: Callable[[SweepRun], None] | None = None,
 ) -> SweepResult:
-    """Train, sample and judge one model per grid point; see the module docstring."""
-    from ..audio.render import contact_sheet
-    from ..corpus.dataset import load_dataset
-    from ..engines.base import Budget, engine_class
-    from ..judge.metrics import MIN_SET, evaluate
-
+    """Train, sample and judge one model per grid point; see the module docstring. Grid and
+    fixed values may be text (``--grid``/``--set``): the engine's options class types them, and
+    a bad key or value is refused before anything trains."""
     if seconds <= 0:
         raise MiragenError(f"--seconds must be positive (got {seconds})")
     if count < MIN_SET:
         raise MiragenError(f"--count must be at least {MIN_SET} to judge a run (got {count})")
-    fixed = dict(fixed or {})
     cls_engine = engine_class(engine)
+    fixed = cls_engine.read_values(dict(fixed or {}))
+    grid = {k: [cls_engine.read_values({k: v})[k] for v in vs] for k, vs in grid.items()}
     points = grid_points(grid)
-    option_sets = []
-    for p in points:
-        opts = {"seed": seed, **fixed, **p}
-        cls_engine(**opts)  # refuses unknown options before anything trains
-        option_sets.append(opts)
-
+    option_sets = [{"seed": seed, **fixed, **p} for p in points]
+    for opts in option_sets:
+        cls_engine.read_options(opts)  # refuses bad combinations before anything trains
     ds = load_dataset(data, mode)
+    train, held = _judgeable_split(ds, data, train_fraction, seed)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    db = SweepDB(out / DB_NAME)
+    sweep_id = db.add_sweep(engine, data, mode, grid, fixed, seconds, count, seed)
+    runs: list[SweepRun] = []
+    for params, opts in zip(points, option_sets):
+        run = db.add_run(sweep_id, out, params, opts, int(opts.get("seed", seed)))
+        runs.append(run)
+        run_one(run, cls_engine, opts, train, held, seconds, count)
+        db.record(run)
+        if on_run is not None:
+            on_run(run)
+
+    done = [r for r in runs if r.status == "done"]
+    best = min(done, key=SweepRun.rank_key) if done else None
+    db.finish(sweep_id, best)
+    tsv = out / "summary.tsv"
+    atomic_write_text(tsv, summary_tsv(runs, best))
+    png = _summary_png(runs, best, out / "summary.png")
+    if best is not None:
+        log.info("sweep %d: best run %d (%s)", sweep_id, best.id, best.label())
+    else:
+        log.warning("sweep %d: no run finished", sweep_id)
+    return SweepResult(sweep_id, runs, best, db.path, png, tsv)
+
+
+def _judgeable_split(
+    ds: Dataset, data: str | Path, train_fraction: float, seed: int
+) -> tuple[Dataset, Dataset]:
+    """The seeded split every run trains and is judged on; refused when a class is too small
+    for the judge."""
     train, held = ds.split(train_fraction, seed)
     small = [
         c for c in ds.class_names if len(held.classes[c]) < MIN_SET or len(train.classes[c]) < 5
@@ -239,65 +248,53 @@ def run_sweep(
             f"{data}: class(es) {', '.join(small)} too small to judge (need ≥ 5 training and ≥ "
             f"{MIN_SET} held-out sounds after the {train_fraction:.0%} split)"
         )
+    return train, held
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    db_path = out / DB_NAME
-    con = _open_db(db_path)
-    with con:
-        cur = con.execute(
-            "INSERT INTO sweeps (created, engine, data, mode, grid, fixed, seconds, count, seed, "
-            "versions) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                time.time(),
-                engine,
-                str(data),
-                mode,
-                json.dumps(grid),
-                json.dumps(fixed),
-                float(seconds),
-                count,
-                seed,
-                json.dumps(versions()),
-            ),
-        )
-        sweep_id = int(cur.lastrowid)
-    runs: list[SweepRun] = []
-    for params, opts in zip(points, option_sets):
-        with con:
-            cur = con.execute(
+
+class SweepDB:
+    """``OUT/sweep.db``: a row per sweep and per run."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.con = _open_db(path)
+
+    def add_sweep(self, engine, data, mode, grid, fixed, seconds, count, seed) -> int:
+        with self.con:
+            cur = self.con.execute(
+                "INSERT INTO sweeps (created, engine, data, mode, grid, fixed, seconds, count, "
+                "seed, versions) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    time.time(),
+                    engine,
+                    str(data),
+                    mode,
+                    json.dumps(grid),
+                    json.dumps(fixed),
+                    float(seconds),
+                    count,
+                    seed,
+                    json.dumps(versions()),
+                ),
+            )
+        return int(cur.lastrowid)
+
+    def add_run(
+        self, sweep_id: int, out: Path, params: dict[str, Any], opts: dict[str, Any], seed: int
+    ) -> SweepRun:
+        with self.con:
+            cur = self.con.execute(
                 "INSERT INTO runs (sweep_id, folder, params, options, seed, status) VALUES "
                 "(?,?,?,?,?,?)",
-                (
-                    sweep_id,
-                    "",
-                    json.dumps(params),
-                    json.dumps(opts, default=str),
-                    int(opts.get("seed", seed)),
-                    "pending",
-                ),
+                (sweep_id, "", json.dumps(params), json.dumps(opts, default=str), seed, "pending"),
             )
             run_id = int(cur.lastrowid)
             folder = out / f"run{run_id:03d}"
-            con.execute("UPDATE runs SET folder=? WHERE id=?", (str(folder), run_id))
-        run = SweepRun(run_id, folder, params, int(opts.get("seed", seed)))
-        runs.append(run)
-        _one_run(
-            run,
-            cls_engine,
-            opts,
-            train,
-            held,
-            ds,
-            seconds,
-            count,
-            mode,
-            Budget,
-            evaluate,
-            contact_sheet,
-        )
-        with con:
-            con.execute(
+            self.con.execute("UPDATE runs SET folder=? WHERE id=?", (str(folder), run_id))
+        return SweepRun(run_id, folder, params, seed)
+
+    def record(self, run: SweepRun) -> None:
+        with self.con:
+            self.con.execute(
                 "UPDATE runs SET status=?, error=?, started=?, train_s=?, sample_s=?, eval_s=?, "
                 "passed=?, failed=?, failed_count=?, frechet_ratio=?, recall_ratio=?, metrics=? "
                 "WHERE id=?",
@@ -317,74 +314,39 @@ def run_sweep(
                     run.id,
                 ),
             )
-        if on_run is not None:
-            on_run(run)
 
-    done = [r for r in runs if r.status == "done"]
-    best = min(done, key=SweepRun.rank_key) if done else None
-    with con:
-        con.execute(
-            "UPDATE sweeps SET best_run=?, versions=? WHERE id=?",
-            (best.id if best else None, json.dumps(versions()), sweep_id),
-        )
-    con.close()
-
-    tsv = out / "summary.tsv"
-    atomic_write_text(tsv, summary_tsv(runs, best))
-    png = _summary_png(runs, best, out / "summary.png", contact_sheet)
-    if best is not None:
-        log.info("sweep %d: best run %d (%s)", sweep_id, best.id, best.label())
-    else:
-        log.warning("sweep %d: no run finished", sweep_id)
-    return SweepResult(sweep_id, runs, best, db_path, png, tsv)
+    def finish(self, sweep_id: int, best: SweepRun | None) -> None:
+        with self.con:
+            self.con.execute(
+                "UPDATE sweeps SET best_run=?, versions=? WHERE id=?",
+                (best.id if best else None, json.dumps(versions()), sweep_id),
+            )
+        self.con.close()
 
 
-def _one_run(
+def run_one(
     run: SweepRun,
-    cls_engine,
-    opts,
-    train,
-    held,
-    ds,
-    seconds,
-    count,
-    mode,
-    Budget,
-    evaluate,
-    contact_sheet,
+    cls_engine: type[Engine],
+    opts: dict[str, Any],
+    train: Dataset,
+    held: Dataset,
+    seconds: float,
+    count: int,
 ) -> None:
-    from ..engines.base import Progress
-
+    """Train, draw and judge one grid point; a failing engine marks the run failed (the sweep
+    goes on)."""
     run.folder.mkdir(parents=True, exist_ok=True)
     run.timings["started"] = time.time()
-
-    def progress(p: Progress) -> None:
-        log.debug("run %d step %d %.1fs %s", run.id, p.step, p.elapsed_s, p.losses)
-
-    try:
-        t0 = time.monotonic()
-        model = cls_engine(**opts).fit(
-            train, Budget(seconds=seconds), progress, run.folder / "checkpoint"
-        )
-        run.timings["train_s"] = time.monotonic() - t0
-        model.save(run.folder / "model")
-        t0 = time.monotonic()
-        drawn = {c: model.sample(count, c, seed=run.seed) for c in ds.class_names}
-        run.timings["sample_s"] = time.monotonic() - t0
-    except MiragenError as exc:
-        run.status, run.error = "failed", str(exc)
-        log.error("run %d (%s) failed: %s", run.id, run.label(), exc)
+    drawn = _train_and_draw(run, cls_engine, opts, train, seconds, count)
+    if drawn is None:
         return
-    except Exception as exc:  # an engine bug must not end the whole sweep
-        run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
-        log.exception("run %d (%s) crashed", run.id, run.label())
-        return
-
     t0 = time.monotonic()
     sheet_waves, sheet_titles = [], []
     fr, rr = [], []
     for c, waves in drawn.items():
-        rep = evaluate(waves, train.classes[c], held.classes[c], mode, rate=ds.rate, seed=run.seed)
+        rep = evaluate(
+            waves, train.classes[c], held.classes[c], train.mode, rate=train.rate, seed=run.seed
+        )
         run.reports[c] = rep.to_dict()
         run.failed += [f"{c}: {name}" for name in rep.failed]
         if rep.verdict == "inconclusive":
@@ -393,7 +355,7 @@ def _one_run(
         fr.append(gh / fh if fh > 0 else math.inf)
         rh = rep.baseline["recall"]
         rr.append(rep.metrics["recall"] / rh if rh > 0 else 0.0)
-        _write_candidates(waves, run.folder / c, "cand", ds.rate, mode, run.seed)
+        _write_candidates(waves, run.folder / c, "cand", train.rate, train.mode, run.seed)
         sheet_waves += [
             np.clip(np.nan_to_num(np.asarray(w, dtype=np.float64)), -1, 1) for w in waves
         ]
@@ -406,10 +368,47 @@ def _one_run(
     contact_sheet(
         sheet_waves, run.folder / "contact.png", titles=sheet_titles, cols=SUMMARY_COLS * 2
     )
+    _write_report(run, opts)
+
+
+def _train_and_draw(
+    run: SweepRun,
+    cls_engine: type[Engine],
+    opts: dict[str, Any],
+    train: Dataset,
+    seconds: float,
+    count: int,
+) -> dict[str, list[np.ndarray]] | None:
+    """The run's model, saved in its folder, and ``count`` draws per class (None: it failed)."""
+
+    def progress(p: Progress) -> None:
+        log.debug("run %d step %d %.1fs %s", run.id, p.step, p.elapsed_s, p.losses)
+
+    try:
+        t0 = time.monotonic()
+        model = cls_engine(**opts).fit(
+            train, Budget(seconds=seconds), progress, run.folder / "checkpoint"
+        )
+        run.timings["train_s"] = time.monotonic() - t0
+        model.save(run.folder / "model")
+        t0 = time.monotonic()
+        drawn = {c: model.sample(count, c, seed=run.seed) for c in train.class_names}
+        run.timings["sample_s"] = time.monotonic() - t0
+        return drawn
+    except MiragenError as exc:
+        run.status, run.error = "failed", str(exc)
+        log.error("run %d (%s) failed: %s", run.id, run.label(), exc)
+    except Exception as exc:  # an engine bug must not end the whole sweep
+        run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
+        log.exception("run %d (%s) crashed", run.id, run.label())
+    return None
+
+
+def _write_report(run: SweepRun, opts: dict[str, Any]) -> None:
     doc = {
         "run": run.id,
         "params": run.params,
-        "options": {k: v for k, v in opts.items()},
+        "options": dict(opts),
         "seed": run.seed,
         "timings": run.timings,
         "passed": run.passed,
@@ -477,12 +476,8 @@ def summary_table(runs: list[SweepRun], best: SweepRun | None) -> str:
     return "\n".join(lines)
 
 
-def _summary_png(
-    runs: list[SweepRun], best: SweepRun | None, path: Path, contact_sheet
-) -> Path | None:
+def _summary_png(runs: list[SweepRun], best: SweepRun | None, path: Path) -> Path | None:
     """One row per finished run: its first candidates, the first titled with the run's verdict."""
-    from ..audio.io import read_audio
-
     waves, titles = [], []
     for r in runs:
         if r.status != "done":

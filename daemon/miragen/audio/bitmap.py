@@ -34,11 +34,14 @@ its share of the wave. Decoded values are Mirage-safe: 0 becomes 1.
 
 from __future__ import annotations
 
+import io
 import logging
+from pathlib import Path
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, InputError
+from .io import read_audio
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +244,6 @@ def wave_bytes(path: str, *, raw_rate: int = 29411) -> np.ndarray:
     ``.pcm``/``.raw`` bytes come back as they are (``(u8 − 128) / 128`` is exact in float32);
     other formats map ``x → round(128 + 128·x)``, limited to 1..255.
     """
-    from .io import read_audio
-
     audio = read_audio(path, raw_rate=raw_rate)
     return np.clip(np.rint(audio.samples.astype(np.float64) * 128.0 + 128.0), 1, 255).astype(
         np.uint8
@@ -250,21 +251,15 @@ def wave_bytes(path: str, *, raw_rate: int = 29411) -> np.ndarray:
 
 
 def png_bytes(img: np.ndarray) -> bytes:
-    import io as _io
-
     from PIL import Image
 
-    buf = _io.BytesIO()
+    buf = io.BytesIO()
     Image.fromarray(np.asarray(img, dtype=np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
 
 
 def read_image(path: str) -> np.ndarray:
     """Load a picture (PNG, or a ``.npy`` array of any numeric type) as an array, unchanged."""
-    from pathlib import Path
-
-    from ..errors import InputError
-
     p = Path(path)
     if p.suffix.lower() == ".npy":
         try:

@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -502,9 +502,6 @@ def _decode(
     import soundfile as sf
 
     p = src.path
-    blocks: list[np.ndarray] = []
-    kept = counted = 0
-    lo, hi = np.inf, -np.inf
     try:
         with open(os.dup(src.fd), "rb", closefd=True) as fh, sf.SoundFile(fh) as f:
             rate, channels = f.samplerate, f.channels
@@ -516,40 +513,83 @@ def _decode(
                     f"than the {max_samples} samples a file within the size limit may hold",
                 )
             keep = _keep_frames(keep_seconds, keep_frames, rate)
-            block = max(1, _DECODE_SAMPLES // max(1, channels))
-            while True:
-                want = block if keep is None or kept >= keep else min(block, keep - kept)
-                if keep is not None and kept >= keep and known and not measure_all:
-                    break  # the header says how long the rest is: no need to decode it
-                b = f.read(want, dtype="float32", always_2d=True)
-                if len(b) == 0:
-                    break
-                counted += len(b)
-                if counted * channels > max_samples:
-                    raise InputError(
-                        p,
-                        f"decodes to more than the {max_samples} samples a file within the "
-                        "size limit may hold",
-                    )
-                mono = b.mean(axis=1, dtype=np.float32) if channels > 1 else b[:, 0]
-                if measure_all and len(mono):
-                    lo, hi = min(lo, float(np.min(mono))), max(hi, float(np.max(mono)))
-                if keep is None or kept < keep:
-                    blocks.append(mono if channels > 1 else mono.copy())
-                    kept += len(b)
-            stopped = known and keep is not None and kept >= keep and not measure_all
-            total = int(f.frames) if stopped else counted
+            # when the header says how long the rest is, it need not be decoded
+            skip_rest = known and not measure_all
+            got = _read_blocks(f, p, channels, max_samples, keep, skip_rest, measure_all)
+            stopped = skip_rest and keep is not None and got.kept >= keep
+            total = int(f.frames) if stopped else got.counted
     except (RuntimeError, ValueError, TypeError, EOFError, sf.SoundFileError) as exc:
         log.debug("%s: libsndfile said: %s", p, exc)
         raise InputError(p, _translate(exc, h)) from None
-    if kept == 0:
+    if got.kept == 0:
         raise InputError(p, "no audio: the file holds 0 samples")
-    if h.frames is not None and counted == total and total < h.frames:
+    if h.frames is not None and got.counted == total and total < h.frames:
         raise InputError(
             p,
             f"truncated: the header announces {h.frames} frames but only {total} could be decoded",
         )
-    x = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    return _audio(got, total, int(rate), int(channels), p, h.format, measure_all)
+
+
+@dataclass
+class _Blocks:
+    """What :func:`_read_blocks` decoded."""
+
+    blocks: list[np.ndarray] = field(default_factory=list)  # the kept part, mono, block by block
+    kept: int = 0  # frames kept
+    counted: int = 0  # frames decoded
+    lo: float = math.inf  # lowest and highest mono sample value decoded (with measure_all)
+    hi: float = -math.inf
+
+
+def _read_blocks(
+    f,  # an open soundfile.SoundFile
+    p: Path,
+    channels: int,
+    max_samples: int,
+    keep: int | None,
+    skip_rest: bool,
+    measure_all: bool,
+) -> _Blocks:
+    """Read ``f`` block by block, mixed down to mono, keeping its first ``keep`` frames (all
+    when None); once they are kept, stop with ``skip_rest``, else go on counting (and, with
+    ``measure_all``, measuring) to the end. More than ``max_samples`` samples is an error."""
+    got = _Blocks()
+    block = max(1, _DECODE_SAMPLES // max(1, channels))
+    while True:
+        want = block if keep is None or got.kept >= keep else min(block, keep - got.kept)
+        if keep is not None and got.kept >= keep and skip_rest:
+            break
+        b = f.read(want, dtype="float32", always_2d=True)
+        if len(b) == 0:
+            break
+        got.counted += len(b)
+        if got.counted * channels > max_samples:
+            raise InputError(
+                p,
+                f"decodes to more than the {max_samples} samples a file within the "
+                "size limit may hold",
+            )
+        mono = b.mean(axis=1, dtype=np.float32) if channels > 1 else b[:, 0]
+        if measure_all and len(mono):
+            got.lo, got.hi = min(got.lo, float(np.min(mono))), max(got.hi, float(np.max(mono)))
+        if keep is None or got.kept < keep:
+            got.blocks.append(mono if channels > 1 else mono.copy())
+            got.kept += len(b)
+    return got
+
+
+def _audio(
+    got: _Blocks,
+    total: int,
+    rate: int,
+    channels: int,
+    p: Path,
+    fmt: str,
+    measure_all: bool,
+) -> Audio:
+    """The decoded blocks as :class:`Audio`: checked finite, scaled into [-1, 1]."""
+    x = got.blocks[0] if len(got.blocks) == 1 else np.concatenate(got.blocks)
     if not np.all(np.isfinite(x)):
         raise InputError(p, "the audio contains invalid (NaN or infinite) sample values")
     peak = float(np.max(np.abs(x)))
@@ -557,15 +597,15 @@ def _decode(
         x = x / np.float32(peak)
     a = Audio(
         np.ascontiguousarray(x, dtype=np.float32),
-        int(rate),
+        rate,
         str(p),
-        int(channels),
-        h.format,
+        channels,
+        fmt,
         total_frames=max(total, len(x)),
     )
-    if measure_all and lo <= hi:
-        scale = max(1.0, peak, abs(lo), abs(hi))
-        a.lo, a.hi = lo / scale, hi / scale
+    if measure_all and got.lo <= got.hi:
+        scale = max(1.0, peak, abs(got.lo), abs(got.hi))
+        a.lo, a.hi = got.lo / scale, got.hi / scale
     return a
 
 

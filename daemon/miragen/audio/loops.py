@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import FormatError
+from .mirage8 import to_mirage8
 
 PAGE = limits.PAGE  # the Mirage's memory page (miragen.limits)
 DECAY_RATIO = 0.05
@@ -197,8 +198,6 @@ def cycle_to_pages(
     0x00, no fade). Tiled, every k pages repeat exactly and the last point leads into the first.
     Raises :class:`FormatError` when 256·k bytes exceed ``max_bytes``.
     """
-    from .mirage8 import to_mirage8
-
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 2:
         x = x.mean(axis=1)

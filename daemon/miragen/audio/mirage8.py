@@ -160,16 +160,8 @@ def prepare(
     input's. DC is removed before resampling, so a constant input stays silent instead of
     turning into edge clicks. The result always passes :func:`check_mirage8`.
     """
-    limit = (min(int(max_bytes), MAX_WAVESAMPLE_BYTES) // PAGE) * PAGE
-    if limit < PAGE:
-        raise InputError(source, f"max_bytes {max_bytes} is below one 256-byte page")
-    x = np.asarray(x)
-    if x.ndim == 2:
-        x = x.mean(axis=1)
-    elif x.ndim != 1:
-        raise InputError(source, f"audio must be 1-D or frames × channels (got shape {x.shape})")
-    if len(x) == 0:
-        raise InputError(source, "no audio: 0 samples")
+    limit = _page_limit(max_bytes, source)
+    x = _mono(x, source)
     rate, target_rate = int(rate), int(target_rate)
     total = max(len(x), int(total_frames) if total_frames is not None else 0)
     n_full = max(1, output_length(total, rate, target_rate))  # the whole sound at target_rate
@@ -183,19 +175,7 @@ def prepare(
             f"{limit}-byte limit ({limit / target_rate:.2f} s)"
             + (f"; {too_long_hint}" if too_long_hint else ""),
         )
-    n_out = min(n_full, limit)
-    # only the source that decides the kept output is touched from here on
-    head = np.asarray(x[: input_needed(n_out, rate, target_rate)], dtype=np.float64)
-    if not np.all(np.isfinite(head)):
-        raise InputError(source, "the audio contains invalid (NaN or infinite) sample values")
-    span = head[: max(1, -(-n_out * rate // target_rate))]
-    head = head - span.mean()  # DC off before the filter: no step at the edges to ring
-    if rate != target_rate:
-        y = resample(head, rate, target_rate).astype(np.float64)[:n_out]
-    else:
-        y = head[:n_out]
-    if len(y) == 0:
-        y = head[:1]
+    y = _kept_part(x, min(n_full, limit), rate, target_rate, source)
     if cut:
         y = y - y.mean()
         y = _fade_out(y, target_rate, fade_ms)
@@ -217,3 +197,40 @@ def prepare(
     return Prepared(
         data=data, warnings=warnings, cut=cut, rate=target_rate, samples=len(u8), silent=silent
     )
+
+
+def _page_limit(max_bytes: int, source: str) -> int:
+    """``max_bytes`` as whole pages, at most one 64 KB half; at least one page."""
+    limit = (min(int(max_bytes), MAX_WAVESAMPLE_BYTES) // PAGE) * PAGE
+    if limit < PAGE:
+        raise InputError(source, f"max_bytes {max_bytes} is below one 256-byte page")
+    return limit
+
+
+def _mono(x: np.ndarray, source: str) -> np.ndarray:
+    """1-D audio (frames × channels mixed down); refuses other shapes and no samples."""
+    x = np.asarray(x)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    elif x.ndim != 1:
+        raise InputError(source, f"audio must be 1-D or frames × channels (got shape {x.shape})")
+    if len(x) == 0:
+        raise InputError(source, "no audio: 0 samples")
+    return x
+
+
+def _kept_part(x: np.ndarray, n_out: int, rate: int, target_rate: int, source: str) -> np.ndarray:
+    """The first ``n_out`` samples at ``target_rate``, DC off: only the source they need is
+    touched (cut in the source's own time, then resampled)."""
+    head = np.asarray(x[: input_needed(n_out, rate, target_rate)], dtype=np.float64)
+    if not np.all(np.isfinite(head)):
+        raise InputError(source, "the audio contains invalid (NaN or infinite) sample values")
+    span = head[: max(1, -(-n_out * rate // target_rate))]
+    head = head - span.mean()  # DC off before the filter: no step at the edges to ring
+    if rate != target_rate:
+        y = resample(head, rate, target_rate).astype(np.float64)[:n_out]
+    else:
+        y = head[:n_out]
+    if len(y) == 0:
+        y = head[:1]
+    return y

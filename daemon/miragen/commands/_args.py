@@ -13,6 +13,9 @@ import argparse
 import math
 from collections.abc import Callable
 
+from .. import config as configmod
+from ..limits import SOURCE_RATE_MAX, SOURCE_RATE_MIN, TARGET_RATE_MAX, TARGET_RATE_MIN
+
 
 def _fmt(v: float) -> str:
     """1000 → '1,000'; 0.1 → '0.1'."""
@@ -81,31 +84,23 @@ def float_range(
 
 def config_int(section: str, key: str, *, unit: str = "") -> Callable[[str], int]:
     """:func:`int_range` with the range the configuration gives ``section.key``."""
-    from .. import config as configmod
-
     lo, hi = configmod.key_range(section, key)
     return int_range(None if lo is None else int(lo), None if hi is None else int(hi), unit=unit)
 
 
 def config_float(section: str, key: str, *, unit: str = "") -> Callable[[str], float]:
     """:func:`float_range` with the range the configuration gives ``section.key``."""
-    from .. import config as configmod
-
     lo, hi = configmod.key_range(section, key)
     return float_range(lo, hi, unit=unit)
 
 
 def target_rate() -> Callable[[str], int]:
     """A target sample rate (what the Mirage plays back): limits.TARGET_RATE_MIN..MAX Hz."""
-    from ..limits import TARGET_RATE_MAX, TARGET_RATE_MIN
-
     return int_range(TARGET_RATE_MIN, TARGET_RATE_MAX, unit="Hz")
 
 
 def source_rate() -> Callable[[str], int]:
     """A source sample rate (--raw-rate: headerless input): limits.SOURCE_RATE_MIN..MAX Hz."""
-    from ..limits import SOURCE_RATE_MAX, SOURCE_RATE_MIN
-
     return int_range(SOURCE_RATE_MIN, SOURCE_RATE_MAX, unit="Hz")
 
 

@@ -16,13 +16,21 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..audio.convert import convert_file
+from ..audio.io import read_audio
+from ..audio.loops import cycle_to_pages
 from ..errors import FormatError, InputError
 from ..fsutil import read_regular
 from ..limits import PAGE
+from ..mirage import disk as D
+from ._args import source_rate, target_rate
 
 RAW_SUFFIXES = (".pcm", ".raw")
 MAX_RAW_BYTES = 64 * 2**20
@@ -78,8 +86,6 @@ def sidecar(kind: str, sound: str, data: bytes, image: str, **fields: Any) -> di
 def extracted_origin(path: str | Path, data: bytes) -> dict[str, Any] | None:
     """The sidecar beside ``path`` when ``disk extract`` wrote it for exactly these bytes (same
     SHA-256 and length), else None (no sidecar, another file's, or the ``.pcm`` was edited)."""
-    from ..mirage import disk as D
-
     try:
         obj = json.loads(read_regular(sidecar_path(path), max_bytes=65536, what="sidecar"))
     except (InputError, ValueError):
@@ -138,8 +144,6 @@ def _byte_for_byte_text(origin: dict[str, Any] | None) -> str:
 
 
 def add_convert_options(p: argparse.ArgumentParser) -> None:
-    from ._args import source_rate, target_rate
-
     p.add_argument(
         "--rate",
         type=target_rate(),
@@ -232,8 +236,6 @@ def load_wave(
         if as_is and len(raw) <= max_bytes:
             how = _byte_for_byte_text(origin)
             return Wave(raw, str(p), False, [], how, zeros if keep_zero else 0, origin)
-    from ..audio.convert import convert_file
-
     prepared = convert_file(
         p,
         rate=args.rate,
@@ -265,11 +267,6 @@ def load_cycle(
     n its length at the target rate) and quantised, never page-padded: tiling repeats the
     cycle, not the padding (:func:`miragen.audio.loops.cycle_to_pages`).
     """
-    import numpy as np
-
-    from ..audio.io import read_audio
-    from ..audio.loops import cycle_to_pages
-
     p = Path(path)
     x = None
     if _is_raw(p, args):
@@ -302,3 +299,29 @@ def load_cycle(
         f"(resampled periodically, normalised, {dither}), tiled"
     )
     return Wave(data, str(p), True, [], how)
+
+
+def read_disk_image(path: str, *, what: str = "disk image", force: bool = False) -> bytes:
+    """A regular file of exactly 450,560 bytes (FIFOs and devices refused at once) that passes
+    the plausibility check; with ``force`` an implausible one is read with a warning."""
+    data = read_regular(path, max_bytes=4 * D.SIZE, what=what)
+    try:
+        D.check_image(data)
+    except FormatError as exc:
+        raise InputError(path, str(exc)) from None
+    problems = D.plausibility_problems(data)
+    if problems and not force:
+        raise InputError(path, f"{D.describe_problems(problems)}; --force reads it anyway")
+    if problems:
+        print(
+            f"miragen: warning: {path}: {D.describe_problems(problems)}; read anyway (--force)",
+            file=sys.stderr,
+        )
+    return data
+
+
+def sound_name(name: str) -> str:
+    """A sound name of the disk (lower or upper), refused by name otherwise."""
+    if name not in D.SOUNDS:
+        raise InputError(name, f"unknown sound; expected one of {', '.join(D.SOUNDS)}")
+    return name

@@ -6,10 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..audio import bitmap
+from ..audio.io import write_pcm
+from ..errors import FormatError, InputError
+from ..fsutil import atomic_write_bytes
+from ._args import int_range
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ._args import int_range
-
     p = sub.add_parser("bitmap", help="draw a wave as a square line picture, or read one back")
     bsub = p.add_subparsers(dest="bitmap_command", metavar="ACTION")
     bsub.required = True
@@ -53,9 +57,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from ..audio import bitmap
-    from ..fsutil import atomic_write_bytes
-
     if not 2 <= args.size <= 4096:
         print(f"miragen: error: --size {args.size}: must be between 2 and 4096", file=sys.stderr)
         return 2
@@ -66,10 +67,6 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _decode(args: argparse.Namespace) -> int:
-    from ..audio import bitmap
-    from ..audio.io import write_pcm
-    from ..errors import FormatError, InputError
-
     if args.length is not None and not 1 <= args.length <= 1 << 20:
         print(
             f"miragen: error: --length {args.length}: must be between 1 and {1 << 20}",

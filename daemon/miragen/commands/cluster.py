@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 from ..errors import MiragenError
+from ..fsutil import atomic_copy
+from ..judge.cluster import cluster, parse_k
+from ..judge.sets import guess_kind, read_folder, to_kind
+from ._args import seed, source_rate
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ._args import seed, source_rate
-
     p = sub.add_parser(
         "cluster",
         help="group unlabeled sounds into classes (k-means on the judge's features)",
@@ -56,10 +58,6 @@ def class_name(label: int) -> str:
 
 
 def _cluster(args: argparse.Namespace) -> int:
-    from ..fsutil import atomic_copy
-    from ..judge.cluster import cluster, parse_k
-    from ..judge.sets import guess_kind, read_folder, to_kind
-
     k = parse_k(args.k)
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):

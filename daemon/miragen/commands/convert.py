@@ -6,6 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from .. import config as configmod
+from ..audio.convert import OutputWriter, convert_file
+from ..errors import MiragenError
+from ..fsutil import check_output, prepare_output_dir
+from ._args import config_int, target_rate
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,8 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-o", "--out", required=True, metavar="DIR", help="output folder (created when missing)"
     )
-    from ._args import config_int, target_rate
-
     p.add_argument(
         "--rate",
         type=target_rate(),
@@ -53,10 +57,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .. import config as configmod
-    from ..audio.convert import OutputWriter
-    from ..fsutil import prepare_output_dir
-
     audio = configmod.load(args.config)["audio"]
     rate = args.rate if args.rate is not None else audio["rate"]
     max_bytes = args.max_bytes if args.max_bytes is not None else audio["max_bytes"]
@@ -97,10 +97,6 @@ def _run(
     strict: bool,
 ) -> int:
     """Convert every input; returns how many failed (each reported on one line)."""
-    from ..audio.convert import convert_file
-    from ..errors import MiragenError
-    from ..fsutil import check_output
-
     failed = 0
     used: set[str] = set()
     for src in args.inputs:

@@ -6,6 +6,8 @@ import argparse
 import logging
 
 from .. import config as configmod
+from ..service.daemon import Daemon
+from ._args import float_range
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="process the drop folders and the queue, then exit",
     )
-    from ._args import float_range
-
     p.add_argument(
         "--max-seconds",
         type=float_range(0, unit="s", lo_open=True),
@@ -44,6 +44,4 @@ def _run(args: argparse.Namespace) -> int:
         cfg["paths"]["state"] = args.state
     if args.verbose == 0 and not args.quiet:
         logging.getLogger().setLevel(cfg["logging"]["level"])
-    from ..service.daemon import Daemon
-
     return Daemon(cfg).run(until_idle=args.until_idle, max_seconds=args.max_seconds)

@@ -9,8 +9,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import config as configmod
+from ..app import disk as disk_app
+from ..app.sysex import sysex_body
+from ..audio.mirage8 import pad_to_pages
+from ..errors import FormatError, InputError, MiragenError
+from ..fsutil import check_output, prepare_output_dir, same_file
+from ..mirage import disk
+from ..mirage import sysex as S
+from ..mirage.params import WavesampleControl
+from ..transport import open_transport
+from ..transport.deliver import deliver_wavesample
+from ..transport.simulated import Faults
+from . import _wave
 from ._args import config_float, config_int
 from ._wave import add_convert_options, load_wave
+from .sysex import decode_syx
 
 SYSEX_MAX_BYTES = 255 * 256  # one 0x06 dump carries at most 255 pages
 
@@ -23,6 +37,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         "half: selects it with key presses, sends a paced 0x06 dump, waits for ACK/NAK, retries "
         "with backoff. Exit 0 only after an ACK (and a matching read-back with --verify).",
     )
+    _add_target_options(p)
+    _add_destination_options(p)
+    _add_disk_options(p)
+    _add_handshake_options(p)
+    p.add_argument(
+        "--tile-cycle",
+        action="store_true",
+        help="IN is one single cycle: a converted cycle is resampled (periodic, band-limited) to "
+        "whole 256-byte pages, then repeated to fill the wavesample: deliver.cycle_pages pages by "
+        "SysEx (default 8), the template wavesample's page range with --disk (no 0x80 tail)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"ok", "bytes_sent", "wire_floor_s", "elapsed_s", "tries", "verified", ...}',
+    )
+    p.add_argument("--config", metavar="FILE", help="configuration file")
+    add_convert_options(p)
+    p.set_defaults(func=_run)
+
+
+def _add_target_options(p: argparse.ArgumentParser) -> None:
+    """What goes where: IN, the half and the wavesample."""
     p.add_argument(
         "input",
         metavar="IN",
@@ -35,6 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="wavesample 1..8 (default: deliver.wavesample)",
     )
+
+
+def _add_destination_options(p: argparse.ArgumentParser) -> None:
+    """The way to the Mirage: one of --port/--serial/--raw/--sim/--disk, and its settings."""
     dest = p.add_mutually_exclusive_group()
     dest.add_argument(
         "--port",
@@ -62,6 +103,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME[=N]",
         help="with --sim: a fault (see `miragen sim --help`)",
     )
+
+
+def _add_disk_options(p: argparse.ArgumentParser) -> None:
+    """With --disk: the template image and the sound in it."""
     p.add_argument(
         "--template",
         metavar="T.img",
@@ -73,6 +118,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --disk: sound of the image (default: deliver.sound; --half alone picks that "
         "half's sound of the same number)",
     )
+
+
+def _add_handshake_options(p: argparse.ArgumentParser) -> None:
+    """The SysEx dump: read-back, tries, pacing and the ACK/NAK wait."""
     p.add_argument(
         "--verify",
         action="store_true",
@@ -104,32 +153,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="seconds beyond the wire time to wait for ACK/NAK, 0.1..600 "
         "(default: deliver.ack_margin_s)",
     )
-    p.add_argument(
-        "--tile-cycle",
-        action="store_true",
-        help="IN is one single cycle: a converted cycle is resampled (periodic, band-limited) to "
-        "whole 256-byte pages, then repeated to fill the wavesample: deliver.cycle_pages pages by "
-        "SysEx (default 8), the template wavesample's page range with --disk (no 0x80 tail)",
-    )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help='print {"ok", "bytes_sent", "wire_floor_s", "elapsed_s", "tries", "verified", ...}',
-    )
-    p.add_argument("--config", metavar="FILE", help="configuration file")
-    add_convert_options(p)
-    p.set_defaults(func=_run)
 
 
 def _wave_bytes(args: argparse.Namespace, max_bytes: int) -> tuple[bytes, list[str], bool]:
     """IN → page-padded Mirage 8-bit bytes, warnings, converted?"""
-    from ..errors import InputError
-
     path = Path(args.input)
     if path.suffix.lower() == ".syx":
-        from ..mirage import sysex as S
-        from .sysex import decode_syx
-
         # regular files only (a FIFO is refused, not waited on), message by message; what is
         # not the Mirage's (other makers' SysEx, real-time bytes) is skipped and counted
         stats = S.ScanStats()
@@ -147,12 +176,8 @@ def _wave_bytes(args: argparse.Namespace, max_bytes: int) -> tuple[bytes, list[s
         if note:
             print(f"miragen: note: {path}: {note}", file=sys.stderr)
         return first or b"", [], False
-    from ..audio.mirage8 import pad_to_pages
-
     if getattr(args, "tile_cycle", False):  # one cycle of whole pages, never padded: tiled later
-        from ._wave import load_cycle
-
-        wave = load_cycle(path, args, max_bytes=max_bytes)
+        wave = _wave.load_cycle(path, args, max_bytes=max_bytes)
         return wave.data, list(wave.warnings), wave.converted
     wave = load_wave(path, args, max_bytes=max_bytes)
     return bytes(pad_to_pages(wave.data)), list(wave.warnings), wave.converted
@@ -191,8 +216,6 @@ _DEVICE_OPTIONS = (  # option, transport kind, what it names
 def _transport_spec(args: argparse.Namespace, d: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The transport the options name (else deliver.transport) and its overrides. An empty
     --port/--serial/--raw is an error: it never falls back to the simulated Mirage."""
-    from ..errors import MiragenError
-
     overrides: dict[str, Any] = {}
     for option, kind, what in _DEVICE_OPTIONS:
         value = getattr(args, option, None)
@@ -210,8 +233,6 @@ def _transport_spec(args: argparse.Namespace, d: dict[str, Any]) -> tuple[str, d
     if args.sim_fault:
         if not args.sim:
             raise MiragenError("--sim-fault needs --sim")
-        from ..transport.simulated import Faults
-
         try:
             overrides["faults"] = Faults.parse(args.sim_fault)
         except ValueError as exc:
@@ -229,8 +250,6 @@ def _transport_spec(args: argparse.Namespace, d: dict[str, Any]) -> tuple[str, d
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .. import config as configmod
-
     cfg = configmod.load(args.config)
     d = cfg["deliver"]
     half = args.half or d["half"]
@@ -241,14 +260,9 @@ def _run(args: argparse.Namespace) -> int:
     simulated = spec == "sim"
     data, warnings, converted = _wave_bytes(args, SYSEX_MAX_BYTES)
     if args.tile_cycle:
-        from ..app.sysex import sysex_body
-
         data = sysex_body(data, cycle=True, cycle_pages=d["cycle_pages"])
     for w in warnings:
         print(f"miragen: warning: {w}", file=sys.stderr)
-
-    from ..transport import open_transport
-    from ..transport.deliver import deliver_wavesample
 
     if simulated and not args.sim and not args.json:
         print(
@@ -309,32 +323,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: int) -> int:
-    from ..app import disk as disk_app
-    from ..errors import FormatError, InputError
-    from ..fsutil import check_output, prepare_output_dir, same_file
-    from ..mirage import disk
-    from . import _wave
-
     d = cfg["deliver"]
-    if args.sound:
-        sound = args.sound
-    elif args.half:
-        sound = f"{args.half}{d['sound'][-1]}"
-    else:
-        sound = d["sound"]
+    sound = _disk_sound(args, d)
     template_path = args.template or d["template"]
     # the outputs first: never the template or IN under another name (a link), never a folder
     # or a device; the image's folder is created when missing (and said so)
     inputs = [template_path, args.input]
     out_dir = Path(args.disk).parent
-    if out_dir.exists() or out_dir.is_symlink():
-        check_output(args.disk, inputs=inputs, what="output image")
     stick = cfg["paths"]["usb_stick"]
-    if stick and any(same_file(Path(stick) / Path(args.disk).name, i) for i in inputs if i):
-        raise InputError(
-            Path(stick) / Path(args.disk).name,
-            "the copy to the USB stick would replace an input (choose another image name)",
-        )
+    _check_disk_outputs(args.disk, inputs, stick)
     template = disk_app.load_template(template_path)
     ws = disk_app.wavesample(template, sound, number)
     where = template_path or "the synthetic template"
@@ -344,26 +341,7 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
             f"{sound} wavesample {number} is unused in this template (end page "
             f"{ws.end_page} < start page {ws.start_page})",
         )
-    if Path(args.input).suffix.lower() == ".syx":
-        data, warnings, converted = _wave_bytes(args, ws.length)
-        how = "taken byte for byte from the SysEx dump"
-        zero = None
-    else:
-        if args.tile_cycle:
-            wave = _wave.load_cycle(args.input, args, max_bytes=ws.length, keep_zero=True)
-        else:
-            hint = _wave.TOO_LONG_HINT
-            if disk.is_synthetic(template):
-                hint += (
-                    ", or --template with an image whose wavesample is large enough (the "
-                    f"synthetic template gives {sound} wavesample {number} pages "
-                    f"{ws.start_page}..{ws.end_page})"
-                )
-            wave = _wave.load_wave(
-                args.input, args, max_bytes=ws.length, keep_zero=True, too_long_hint=hint
-            )
-        data, warnings, converted, how = wave.data, list(wave.warnings), wave.converted, wave.how
-        zero = _wave.zero_warning(wave, sound, number)
+    data, warnings, converted, how, zero = _disk_wave(args, template, ws, sound, number)
     try:
         placed = disk_app.place(
             template, sound, number, data, cycle=bool(args.tile_cycle), allow_zero=True, force=True
@@ -380,16 +358,14 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
         raise InputError(args.disk, f"cannot write it: {exc.strerror or exc}") from None
     if created:
         print(f"miragen: note: created the folder {out_dir}", file=sys.stderr)
-    out = Path(pub["image"])
-    warnings = warnings + ([zero] if zero else []) + placed.warnings + pub["warnings"]
     result: dict[str, Any] = {
         "ok": pub["ok"],
-        "image": str(out),
+        "image": str(Path(pub["image"])),
         "sound": sound,
         "wavesample": number,
         "converted": converted,
         "how": how,
-        "warnings": warnings,
+        "warnings": warnings + ([zero] if zero else []) + placed.warnings + pub["warnings"],
         "report": disk_app.report_json(placed.report),
     }
     if getattr(args, "syx_skipped", None):
@@ -397,6 +373,56 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
     for key in ("usb_stick", "error"):
         if key in pub:
             result[key] = pub[key]
+    return _print_disk_result(args, result, placed.report["written"])
+
+
+def _disk_sound(args: argparse.Namespace, d: dict[str, Any]) -> str:
+    """--sound, else --half's sound of deliver.sound's number, else deliver.sound."""
+    if args.sound:
+        return args.sound
+    if args.half:
+        return f"{args.half}{d['sound'][-1]}"
+    return d["sound"]
+
+
+def _check_disk_outputs(image: str, inputs: list[str], stick: str | None) -> None:
+    """Refuse an image (or its copy on the USB stick) that would replace an input."""
+    out_dir = Path(image).parent
+    if out_dir.exists() or out_dir.is_symlink():
+        check_output(image, inputs=inputs, what="output image")
+    if stick and any(same_file(Path(stick) / Path(image).name, i) for i in inputs if i):
+        raise InputError(
+            Path(stick) / Path(image).name,
+            "the copy to the USB stick would replace an input (choose another image name)",
+        )
+
+
+def _disk_wave(
+    args: argparse.Namespace, template: bytes, ws: WavesampleControl, sound: str, number: int
+) -> tuple[bytes, list[str], bool, str, str | None]:
+    """IN as the bytes for wavesample ``ws``: data, warnings, converted?, how, 0x00 warning."""
+    if Path(args.input).suffix.lower() == ".syx":
+        data, warnings, converted = _wave_bytes(args, ws.length)
+        return data, warnings, converted, "taken byte for byte from the SysEx dump", None
+    if args.tile_cycle:
+        wave = _wave.load_cycle(args.input, args, max_bytes=ws.length, keep_zero=True)
+    else:
+        hint = _wave.TOO_LONG_HINT
+        if disk.is_synthetic(template):
+            hint += (
+                ", or --template with an image whose wavesample is large enough (the "
+                f"synthetic template gives {sound} wavesample {number} pages "
+                f"{ws.start_page}..{ws.end_page})"
+            )
+        wave = _wave.load_wave(
+            args.input, args, max_bytes=ws.length, keep_zero=True, too_long_hint=hint
+        )
+    zero = _wave.zero_warning(wave, sound, number)
+    return wave.data, list(wave.warnings), wave.converted, wave.how, zero
+
+
+def _print_disk_result(args: argparse.Namespace, result: dict[str, Any], written: int) -> int:
+    """Print the result of --disk (JSON, or warnings and one line); the exit status."""
     if args.json:
         print(json.dumps(result))
     else:
@@ -404,8 +430,8 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
             print(f"miragen: warning: {w}", file=sys.stderr)
         if result["ok"]:
             print(
-                f"wrote {sound} wavesample {number} ({placed.report['written']:,} bytes; {how}) "
-                f"into {out}"
+                f"wrote {result['sound']} wavesample {result['wavesample']} ({written:,} bytes; "
+                f"{result['how']}) into {result['image']}"
                 + (f", copied to {result['usb_stick']}" if "usb_stick" in result else "")
             )
     if not result["ok"]:

@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 
+from ..demo.run import DEFAULT_SECONDS, run_demo
+from ..demo.summary import format_summary
+from ._args import int_range
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..service.demo import DEFAULT_SECONDS
-    from ._args import int_range
-
     p = sub.add_parser(
         "demo",
         help="run the whole pipeline on the built-in sounds: train, generate, judge, deliver "
@@ -39,8 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..service.demo import format_summary, run_demo
-
     if args.seconds < 1:
         print(f"miragen: error: --seconds {args.seconds}: must be at least 1", file=sys.stderr)
         return 2

@@ -12,8 +12,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..audio.io import wav_u8_bytes
+from ..audio.loops import fill_with_cycle
 from ..errors import FormatError, InputError
-from ..fsutil import atomic_write_bytes, check_output, prepare_output_dir, read_regular
+from ..fsutil import atomic_write_bytes, check_output, prepare_output_dir
+from ..mirage import disk as D
+from ..mirage import params as P
 from . import _args, _wave
 
 log = logging.getLogger(__name__)
@@ -27,13 +31,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     dsub = p.add_subparsers(dest="disk_command", metavar="ACTION")
     dsub.required = True
+    _add_info(dsub)
+    _add_extract(dsub)
+    _add_write(dsub)
+    _add_template(dsub)
 
+
+def _add_info(dsub: argparse._SubParsersAction) -> None:
     info = dsub.add_parser("info", help="list the sounds, wavesamples and programs of an image")
     info.add_argument("image", metavar="IMAGE")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.add_argument("--force", action="store_true", help=FORCE_HELP)
     info.set_defaults(func=_info)
 
+
+def _add_extract(dsub: argparse._SubParsersAction) -> None:
     ex = dsub.add_parser(
         "extract",
         help="write each sound's 64 KB wave area and each used wavesample as .pcm/.wav/.json",
@@ -55,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--force", action="store_true", help=FORCE_HELP)
     ex.set_defaults(func=_extract)
 
+
+def _add_write(dsub: argparse._SubParsersAction) -> None:
     wr = dsub.add_parser(
         "write",
         help="write wavesamples into a copy of a template image",
@@ -102,6 +116,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _wave.add_keep_bytes_option(wr)
     wr.set_defaults(func=_write)
 
+
+def _add_template(dsub: argparse._SubParsersAction) -> None:
     tp = dsub.add_parser(
         "template", help="make a synthetic, layout-valid image (it does NOT boot a Mirage)"
     )
@@ -127,27 +143,6 @@ SYNTHETIC_HINT = (
 # --------------------------------------------------------------------------- helpers
 
 
-def _read_image(path: str, *, what: str = "disk image", force: bool = False) -> bytes:
-    """A regular file of exactly 450,560 bytes (FIFOs and devices refused at once) that passes
-    the plausibility check; with ``force`` an implausible one is read with a warning."""
-    from ..mirage import disk as D
-
-    data = read_regular(path, max_bytes=4 * D.SIZE, what=what)
-    try:
-        D.check_image(data)
-    except FormatError as exc:
-        raise InputError(path, str(exc)) from None
-    problems = D.plausibility_problems(data)
-    if problems and not force:
-        raise InputError(path, f"{D.describe_problems(problems)}; --force reads it anyway")
-    if problems:
-        print(
-            f"miragen: warning: {path}: {D.describe_problems(problems)}; read anyway (--force)",
-            file=sys.stderr,
-        )
-    return data
-
-
 def _write_out(path: str | Path, data: bytes) -> Path:
     """Write atomically; a path the system refuses becomes one :class:`InputError` line."""
     try:
@@ -156,21 +151,11 @@ def _write_out(path: str | Path, data: bytes) -> Path:
         raise InputError(path, f"cannot write it: {exc.strerror or exc}") from None
 
 
-def _sound(name: str) -> str:
-    from ..mirage import disk as D
-
-    if name not in D.SOUNDS:
-        raise InputError(name, f"unknown sound; expected one of {', '.join(D.SOUNDS)}")
-    return name
-
-
 # --------------------------------------------------------------------------- info
 
 
 def _info(args: argparse.Namespace) -> int:
-    from ..mirage import disk as D
-
-    image = _read_image(args.image, force=args.force)
+    image = _wave.read_disk_image(args.image, force=args.force)
     info = D.parse(image, force=True).info()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -247,10 +232,7 @@ def render_info(info: dict, name: str = "") -> str:
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from ..audio.io import wav_u8_bytes
-    from ..mirage import disk as D
-
-    image = _read_image(args.image, force=args.force)
+    image = _wave.read_disk_image(args.image, force=args.force)
     disk = D.parse(image, force=True)
     files: list[tuple[str, bytes]] = []
 
@@ -311,13 +293,11 @@ def _parse_spec(spec: str) -> tuple[str, int | None, str]:
             raise InputError(spec, f"wavesample number {num!r} is not a number (1..8)") from None
         if not 1 <= n <= 8:
             raise InputError(spec, f"wavesample number {n}: expected 1..8")
-        return _sound(sname), n, file
-    return _sound(target), None, file
+        return _wave.sound_name(sname), n, file
+    return _wave.sound_name(target), None, file
 
 
 def _parse_program(spec: str) -> tuple[str, int, str, int]:
-    from ..mirage import params as P
-
     try:
         target, value = spec.split("=", 1)
         sname, prog, name = target.split(":", 2)
@@ -335,73 +315,20 @@ def _parse_program(spec: str) -> tuple[str, int, str, int]:
         )
     if not 0 <= v <= 255:
         raise InputError(spec, f"value {v}: expected 0..255 (as stored)")
-    return _sound(sname), p, name, v
+    return _wave.sound_name(sname), p, name, v
 
 
 def _write(args: argparse.Namespace) -> int:
-    from ..mirage import disk as D
-    from ..mirage import params as P
-
     if not args.specs and not args.program:
         raise InputError("disk write", "nothing to write: give at least one SPEC or --program")
     specs = [_parse_spec(s) for s in args.specs]
     programs = [_parse_program(s) for s in args.program]
-    inputs = [args.template, *(file for _s, _n, file in specs)]
-    check_output(args.output, inputs=inputs, what="output image")
-    hfe = str(Path(args.output).with_suffix(".hfe")) if args.hfe else None
-    if hfe is not None:
-        if Path(hfe) == Path(args.output):
-            raise InputError(
-                args.output, "--hfe writes OUT.hfe beside OUT.img: give the image another suffix"
-            )
-        check_output(hfe, inputs=inputs, what="output .hfe")
-    image = _read_image(args.template, what="template image", force=args.force)
+    hfe = _check_write_outputs(args, [args.template, *(file for _s, _n, file in specs)])
+    image = _wave.read_disk_image(args.template, what="template image", force=args.force)
     synthetic = D.is_synthetic(image)
     reports = []
     for sname, number, file in specs:
-        if number is None:
-            capacity = D.HALF
-        else:
-            ws = P.parse_sound_params(D.read_param_block(image, sname)).wavesample(number)
-            if not ws.used:
-                raise InputError(
-                    args.template,
-                    f"{sname} wavesample {number} is unused in this template "
-                    f"(end page {ws.end_page} < start page {ws.start_page})",
-                )
-            capacity = ws.length
-        hint = SYNTHETIC_HINT if synthetic and number is not None else _wave.TOO_LONG_HINT
-        if args.tile_cycle:
-            wave = _wave.load_cycle(file, args, max_bytes=capacity, keep_zero=True)
-        else:
-            wave = _wave.load_wave(
-                file, args, max_bytes=capacity, keep_zero=True, too_long_hint=hint
-            )
-        try:
-            data = wave.data
-            if args.tile_cycle:
-                from ..audio.loops import fill_with_cycle
-
-                data = fill_with_cycle(data, capacity)
-            if number is None:
-                image, rep = D.write_wave_area(image, sname, data, allow_zero=True, force=True)
-            else:
-                image, rep = D.write_wavesample(
-                    image, sname, number, data, allow_zero=True, force=True
-                )
-        except FormatError as exc:
-            raise InputError(file, str(exc)) from None
-        rep["file"] = file
-        rep["converted"] = wave.converted
-        rep["how"] = wave.how
-        if args.tile_cycle:
-            rep["cycle_bytes"] = len(wave.data)
-            rep["cycles"] = len(data) // len(wave.data)
-        if wave.origin is not None:
-            keys = ("image", "sound", "kind", "number")
-            rep["extracted_from"] = {k: wave.origin[k] for k in keys if k in wave.origin}
-        zero = _wave.zero_warning(wave, sname, number)
-        rep["warnings"] = wave.warnings + ([zero] if zero else []) + rep["warnings"]
+        image, rep = _write_spec(image, sname, number, file, args, synthetic)
         reports.append(rep)
     for sname, p, name, v in programs:
         image = D.set_program_field(image, sname, p, name, v)
@@ -424,27 +351,104 @@ def _write(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        for rep in reports:
-            where = f"{rep['sound']}" + (
-                f" wavesample {rep['number']} (pages {rep['start_page']}..{rep['end_page']})"
-                if "number" in rep
-                else " wave area"
-            )
-            tiled = ""
-            if "cycles" in rep:
-                tiled = f", the cycle ({rep['cycle_bytes']:,} bytes) {rep['cycles']}×"
-            print(
-                f"{rep['file']} → {where}: {rep['written']:,} of {rep['capacity']:,} bytes, "
-                f"{rep['unused']:,} unused (0x80){tiled}; {rep['how']}"
-            )
-            for w in rep["warnings"]:
-                print(f"miragen: warning: {w}", file=sys.stderr)
-        for s, p, n, v in programs:
-            print(f"{s} program {p}: {n} = {v}")
-        print(f"wrote {args.output}" + (f" ({result['note']})" if "note" in result else ""))
-        if args.hfe:
-            print(result["hfe_message"], file=sys.stdout if rc == 0 else sys.stderr)
+        _print_write(args, result, reports, programs, rc)
     return rc
+
+
+def _check_write_outputs(args: argparse.Namespace, inputs: list[str]) -> str | None:
+    """Check OUT.img (and OUT.hfe with --hfe) before anything is read; the .hfe path or None."""
+    check_output(args.output, inputs=inputs, what="output image")
+    hfe = str(Path(args.output).with_suffix(".hfe")) if args.hfe else None
+    if hfe is not None:
+        if Path(hfe) == Path(args.output):
+            raise InputError(
+                args.output, "--hfe writes OUT.hfe beside OUT.img: give the image another suffix"
+            )
+        check_output(hfe, inputs=inputs, what="output .hfe")
+    return hfe
+
+
+def _capacity(image: bytes, sname: str, number: int | None, template: str) -> int:
+    """Bytes a SPEC's target holds: the whole wave area, or the wavesample's page range."""
+    if number is None:
+        return D.HALF
+    ws = P.parse_sound_params(D.read_param_block(image, sname)).wavesample(number)
+    if not ws.used:
+        raise InputError(
+            template,
+            f"{sname} wavesample {number} is unused in this template "
+            f"(end page {ws.end_page} < start page {ws.start_page})",
+        )
+    return ws.length
+
+
+def _write_spec(
+    image: bytes,
+    sname: str,
+    number: int | None,
+    file: str,
+    args: argparse.Namespace,
+    synthetic: bool,
+) -> tuple[bytes, dict]:
+    """One SPEC written into ``image``: the new image and its report."""
+    capacity = _capacity(image, sname, number, args.template)
+    hint = SYNTHETIC_HINT if synthetic and number is not None else _wave.TOO_LONG_HINT
+    if args.tile_cycle:
+        wave = _wave.load_cycle(file, args, max_bytes=capacity, keep_zero=True)
+    else:
+        wave = _wave.load_wave(file, args, max_bytes=capacity, keep_zero=True, too_long_hint=hint)
+    try:
+        data = wave.data
+        if args.tile_cycle:
+            data = fill_with_cycle(data, capacity)
+        if number is None:
+            image, rep = D.write_wave_area(image, sname, data, allow_zero=True, force=True)
+        else:
+            image, rep = D.write_wavesample(image, sname, number, data, allow_zero=True, force=True)
+    except FormatError as exc:
+        raise InputError(file, str(exc)) from None
+    rep["file"] = file
+    rep["converted"] = wave.converted
+    rep["how"] = wave.how
+    if args.tile_cycle:
+        rep["cycle_bytes"] = len(wave.data)
+        rep["cycles"] = len(data) // len(wave.data)
+    if wave.origin is not None:
+        keys = ("image", "sound", "kind", "number")
+        rep["extracted_from"] = {k: wave.origin[k] for k in keys if k in wave.origin}
+    zero = _wave.zero_warning(wave, sname, number)
+    rep["warnings"] = wave.warnings + ([zero] if zero else []) + rep["warnings"]
+    return image, rep
+
+
+def _print_write(
+    args: argparse.Namespace,
+    result: dict,
+    reports: list[dict],
+    programs: list[tuple[str, int, str, int]],
+    rc: int,
+) -> None:
+    """The readable report of `disk write`: one line per write, warnings on stderr."""
+    for rep in reports:
+        where = f"{rep['sound']}" + (
+            f" wavesample {rep['number']} (pages {rep['start_page']}..{rep['end_page']})"
+            if "number" in rep
+            else " wave area"
+        )
+        tiled = ""
+        if "cycles" in rep:
+            tiled = f", the cycle ({rep['cycle_bytes']:,} bytes) {rep['cycles']}×"
+        print(
+            f"{rep['file']} → {where}: {rep['written']:,} of {rep['capacity']:,} bytes, "
+            f"{rep['unused']:,} unused (0x80){tiled}; {rep['how']}"
+        )
+        for w in rep["warnings"]:
+            print(f"miragen: warning: {w}", file=sys.stderr)
+    for s, p, n, v in programs:
+        print(f"{s} program {p}: {n} = {v}")
+    print(f"wrote {args.output}" + (f" ({result['note']})" if "note" in result else ""))
+    if args.hfe:
+        print(result["hfe_message"], file=sys.stdout if rc == 0 else sys.stderr)
 
 
 def make_hfe(img_path: str, hfe_path: str) -> tuple[bool, str]:
@@ -480,8 +484,6 @@ def make_hfe(img_path: str, hfe_path: str) -> tuple[bool, str]:
 
 
 def _template(args: argparse.Namespace) -> int:
-    from ..mirage import disk as D
-
     if not args.synthetic:
         raise InputError(
             args.output,

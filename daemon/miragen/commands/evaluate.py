@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..errors import MiragenError
+from ..judge.metrics import Thresholds, evaluate
+from ..judge.sets import load_waves
+from ._args import float_range, seed, source_rate
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ._args import float_range, seed, source_rate
-
     p = sub.add_parser(
         "evaluate",
         help="judge generated sounds: novelty, copies, diversity, precision/recall, NDB/K, Fréchet",
@@ -50,10 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from ..errors import MiragenError
-    from ..judge.metrics import Thresholds, evaluate
-    from ..judge.sets import load_waves
-
     gen, _ = load_waves(args.gen, args.kind, raw_rate=args.raw_rate)
     train, _ = load_waves(args.train, args.kind, raw_rate=args.raw_rate)
     held, _ = load_waves(args.held, args.kind, raw_rate=args.raw_rate)

@@ -7,10 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from .. import config as configmod
+from ..engines.base import load_model
+from ..engines.generate import generate_to_folder
+from ..errors import MiragenError
+from ._args import int_range, seed
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ._args import int_range, seed
-
     p = sub.add_parser(
         "generate",
         help="make new sounds with a trained model",
@@ -51,11 +55,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from .. import config as configmod
-    from ..engines.base import load_model
-    from ..engines.generate import generate_to_folder
-    from ..errors import MiragenError
-
     cfg = configmod.load(args.config)
     n = args.n if args.n is not None else cfg["generate"]["count"]
     if n < 1:

@@ -16,6 +16,11 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from .. import config as configmod
+from ..engines.base import load_model, read_header
+from ..errors import InputError, MiragenError
+from ..fsutil import atomic_write_bytes
+
 MAX_IMPORT_BYTES = 2 * 2**30
 
 
@@ -41,10 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def export_model(folder: str | Path, out: str | Path) -> Path:
-    from ..engines.base import read_header
-    from ..errors import MiragenError
-    from ..fsutil import atomic_write_bytes
-
     folder = Path(folder)
     read_header(folder)
     buf = io.BytesIO()
@@ -58,9 +59,6 @@ def export_model(folder: str | Path, out: str | Path) -> Path:
 
 
 def import_model(file: str | Path, dest: str | Path, force: bool = False) -> Path:
-    from ..engines.base import load_model
-    from ..errors import InputError, MiragenError
-
     file, dest = Path(file), Path(dest)
     try:
         if file.stat().st_size > MAX_IMPORT_BYTES:
@@ -115,8 +113,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from .. import config as configmod
-
     file = Path(args.file)
     if args.output:
         dest = Path(args.output)

@@ -9,6 +9,8 @@ import os
 import sys
 from typing import Any
 
+from ..transport.midi import RAW_GLOB, SEQ_DEVICE
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -20,8 +22,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def survey() -> dict[str, Any]:
     """Everything `miragen ports` reports, as a dict."""
-    from ..transport.midi import RAW_GLOB, SEQ_DEVICE
-
     out: dict[str, Any] = {
         "alsa_sequencer": os.path.exists(SEQ_DEVICE),
         "midi_inputs": [],
@@ -32,23 +32,40 @@ def survey() -> dict[str, Any]:
         "hints": [],
     }
     if out["alsa_sequencer"] or not sys.platform.startswith("linux"):
-        try:
-            import mido
+        _list_midi_ports(out)
+    out["raw_midi"] = _raw_midi_devices()
+    _list_serial_ports(out)
+    out["hints"].extend(_hints(out))
+    return out
 
-            be = mido.Backend("mido.backends.rtmidi", load=True)
-            out["midi_outputs"] = list(be.get_output_names())
-            out["midi_inputs"] = list(be.get_input_names())
-        except Exception as exc:  # rtmidi raises its own error types when the backend fails
-            out["midi_error"] = f"{type(exc).__name__}: {exc}"
-    for path in sorted(glob.glob(RAW_GLOB)):
-        out["raw_midi"].append(
-            {
-                "device": path,
-                "spec": f"raw:{path}",
-                "readable": os.access(path, os.R_OK),
-                "writable": os.access(path, os.W_OK),
-            }
-        )
+
+def _list_midi_ports(out: dict[str, Any]) -> None:
+    """The mido/rtmidi ports into ``out``, or why they could not be listed."""
+    try:
+        import mido
+
+        be = mido.Backend("mido.backends.rtmidi", load=True)
+        out["midi_outputs"] = list(be.get_output_names())
+        out["midi_inputs"] = list(be.get_input_names())
+    except Exception as exc:  # rtmidi raises its own error types when the backend fails
+        out["midi_error"] = f"{type(exc).__name__}: {exc}"
+
+
+def _raw_midi_devices() -> list[dict[str, Any]]:
+    """The raw ALSA MIDI devices (/dev/snd/midiC*D*), with what this user may do with them."""
+    return [
+        {
+            "device": path,
+            "spec": f"raw:{path}",
+            "readable": os.access(path, os.R_OK),
+            "writable": os.access(path, os.W_OK),
+        }
+        for path in sorted(glob.glob(RAW_GLOB))
+    ]
+
+
+def _list_serial_ports(out: dict[str, Any]) -> None:
+    """The serial devices pyserial lists, then the Jetson UARTs it missed, into ``out``."""
     seen: set[str] = set()
     try:
         from serial.tools import list_ports
@@ -65,9 +82,8 @@ def survey() -> dict[str, Any]:
             )
     except Exception as exc:  # listing must never crash the report
         out["hints"].append(f"serial ports could not be listed: {exc}")
-    for path in sorted(
-        glob.glob("/dev/ttyTHS*")
-    ):  # Jetson UARTs (pyserial lists them only sometimes)
+    # Jetson UARTs (pyserial lists them only sometimes)
+    for path in sorted(glob.glob("/dev/ttyTHS*")):
         if path not in seen:
             out["serial"].append(
                 {"device": path, "spec": f"serial:{path}", "description": "Jetson UART", "hwid": ""}
@@ -75,7 +91,10 @@ def survey() -> dict[str, Any]:
     for s in out["serial"]:
         s["writable"] = os.access(s["device"], os.W_OK)
 
-    hints = out["hints"]
+
+def _hints(out: dict[str, Any]) -> list[str]:
+    """What to do about what the survey ``out`` found (or did not)."""
+    hints = []
     if not out["alsa_sequencer"] and sys.platform.startswith("linux"):
         hints.append(
             f"{SEQ_DEVICE} is missing: no ALSA sequencer, so no mido/rtmidi ports "
@@ -111,7 +130,7 @@ def survey() -> dict[str, Any]:
         "any spec here works with `miragen deliver IN --port/--raw/--serial` or deliver.transport; "
         "`miragen deliver IN --sim` needs no hardware"
     )
-    return out
+    return hints
 
 
 def _run(args: argparse.Namespace) -> int:

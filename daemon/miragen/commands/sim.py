@@ -15,6 +15,11 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Callable
+
+from ..transport.base import MIDI_BYTES_PER_S, LinkLost
+from ..transport.simulated import Faults, SimulatedMirage
+from ._args import int_range
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="write the memory, selection and counters to FILE (JSON) after every change",
     )
-    from ._args import int_range
-
     p.add_argument(
         "--pages-per-wavesample",
         type=int_range(1, 32),
@@ -62,10 +65,7 @@ class _Stop(Exception):
 
 
 def _run(args: argparse.Namespace) -> int:
-    import tty
-
-    from ..transport.base import MIDI_BYTES_PER_S, LinkLost
-    from ..transport.simulated import Faults, SimulatedMirage
+    import tty  # POSIX only (termios): imported here, so `miragen` still starts elsewhere
 
     try:
         faults = Faults.parse(args.fault)
@@ -87,69 +87,101 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    saved = -1
-
-    def save() -> None:
-        nonlocal saved
-        if args.state and sim.changes != saved:
-            sim.save_state(args.state)
-            saved = sim.changes
-
+    save = _state_saver(sim, args.state)
     save()
     print(path, flush=True)
     log.info("simulated Mirage on %s (faults: %s)", path, ", ".join(args.fault) or "none")
-    rate = MIDI_BYTES_PER_S if faults.slow else None
-    out = bytearray()
-    in_budget = out_budget = 0.0
-    last = time.monotonic()
-    link_up = True
+    pump = _Pump(sim, master, MIDI_BYTES_PER_S if faults.slow else None, save)
     try:
         while not stop["flag"]:
-            now = time.monotonic()
-            if rate:  # true speed: a token bucket each way, at most 16 bytes of burst
-                in_budget = min(16.0, in_budget + (now - last) * rate)
-                out_budget = min(16.0, out_budget + (now - last) * rate)
-            last = now
-            if not link_up:
-                time.sleep(0.05)
-                continue
-            want_read = not rate or in_budget >= 1
-            want_write = bool(out) and (not rate or out_budget >= 1)
-            timeout = 0.1 if (want_read or want_write) and not rate else 0.002
-            r, w, _ = select.select(
-                [master] if want_read else [], [master] if want_write else [], [], timeout
-            )
-            if r:
-                n = int(in_budget) if rate else 65536
-                try:
-                    data = os.read(master, max(1, n))
-                except BlockingIOError:
-                    data = b""
-                except OSError:
-                    data = b""
-                if rate:
-                    in_budget -= len(data)
-                if data:
-                    try:
-                        for reply in sim.feed(data):
-                            out += reply
-                    except LinkLost:
-                        os.close(master)
-                        link_up = False
-                        log.info("fault 'disconnect': pty closed")
-                    save()
-            if w and link_up:
-                n = int(out_budget) if rate else len(out)
-                try:
-                    k = os.write(master, bytes(out[: max(1, n)]))
-                    del out[:k]
-                    if rate:
-                        out_budget -= k
-                except BlockingIOError:
-                    pass
+            pump.step()
     finally:
-        if link_up:
+        if pump.link_up:
             os.close(master)
         os.close(slave)
         save()
     return 0
+
+
+def _state_saver(sim: SimulatedMirage, state: str | None) -> Callable[[], None]:
+    """A function that writes the simulator's state to ``state`` when it has changed."""
+    saved = -1
+
+    def save() -> None:
+        nonlocal saved
+        if state and sim.changes != saved:
+            sim.save_state(state)
+            saved = sim.changes
+
+    return save
+
+
+class _Pump:
+    """Moves bytes between the pty and the simulated Mirage: at once, or with ``rate`` (the
+    'slow' fault) at true MIDI speed, a token bucket each way with at most 16 bytes of burst.
+    A 'disconnect' fault closes the pty (``link_up`` False) and the pump idles from then on."""
+
+    def __init__(
+        self,
+        sim: SimulatedMirage,
+        master: int,
+        rate: float | None,
+        save: Callable[[], None],
+    ):
+        self.sim, self.master, self.rate, self.save = sim, master, rate, save
+        self.out = bytearray()  # replies not yet written
+        self.in_budget = self.out_budget = 0.0
+        self.last = time.monotonic()
+        self.link_up = True
+
+    def step(self) -> None:
+        """One turn: refill the budgets, wait a little for the pty, read and write."""
+        rate = self.rate
+        now = time.monotonic()
+        if rate:
+            self.in_budget = min(16.0, self.in_budget + (now - self.last) * rate)
+            self.out_budget = min(16.0, self.out_budget + (now - self.last) * rate)
+        self.last = now
+        if not self.link_up:
+            time.sleep(0.05)
+            return
+        want_read = not rate or self.in_budget >= 1
+        want_write = bool(self.out) and (not rate or self.out_budget >= 1)
+        timeout = 0.1 if (want_read or want_write) and not rate else 0.002
+        fd = self.master
+        r, w, _ = select.select([fd] if want_read else [], [fd] if want_write else [], [], timeout)
+        if r:
+            self._read()
+        if w and self.link_up:
+            self._write()
+
+    def _read(self) -> None:
+        n = int(self.in_budget) if self.rate else 65536
+        try:
+            data = os.read(self.master, max(1, n))
+        except BlockingIOError:
+            data = b""
+        except OSError:
+            data = b""
+        if self.rate:
+            self.in_budget -= len(data)
+        if not data:
+            return
+        try:
+            for reply in self.sim.feed(data):
+                self.out += reply
+        except LinkLost:
+            os.close(self.master)
+            self.link_up = False
+            log.info("fault 'disconnect': pty closed")
+        self.save()
+
+    def _write(self) -> None:
+        n = int(self.out_budget) if self.rate else len(self.out)
+        try:
+            k = os.write(self.master, bytes(self.out[: max(1, n)]))
+            del self.out[:k]
+            if self.rate:
+                self.out_budget -= k
+        except BlockingIOError:
+            pass

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from .. import config as configmod
+from ..service.status import collect, render
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +28,6 @@ def _run(args: argparse.Namespace) -> int:
     cfg = configmod.load(args.config)  # a ConfigError is printed by miragen.cli, one line a problem
     if args.state:
         cfg["paths"]["state"] = args.state
-    from ..service.status import collect, render
-
     info = collect(cfg)
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True, default=str))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..app.sweep import parse_grid, run_sweep
+from ..engines.options import parse_sets
+from ._args import float_range, int_range, seed
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ._args import float_range, int_range, seed
-
     p = sub.add_parser(
         "sweep",
         help="train a grid of settings side by side, judge each run, name the best",
@@ -64,10 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from ..app.sweep import parse_fixed, parse_grid, run_sweep
-
     grid = parse_grid(args.grid)
-    fixed = parse_fixed(args.fixed)
+    fixed = parse_sets(args.fixed)
 
     def on_run(run) -> None:
         if not args.json:

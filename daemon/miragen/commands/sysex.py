@@ -10,9 +10,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..audio.mirage8 import pad_to_pages
 from ..errors import FormatError, InputError, MiragenError
 from ..fsutil import atomic_write_bytes, check_output, open_regular
+from ..mirage import disk as D
+from ..mirage import sysex as sx
 from . import _wave
+from ._wave import read_disk_image, sound_name
 
 SYX_MAX_BYTES = 16 * 2**20  # a .syx larger than this is refused before it is read
 CHUNK = 1 << 20  # bytes read at a time
@@ -82,8 +86,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _done(path: str, data: bytes, what: str) -> int:
-    from ..mirage import sysex as sx
-
     atomic_write_bytes(path, data)  # the output was checked before anything was read
     print(
         f"wrote {path}: {what}, {len(data):,} bytes, {sx.wire_seconds(len(data)):.2f} s at 31,250 "
@@ -93,9 +95,6 @@ def _done(path: str, data: bytes, what: str) -> int:
 
 
 def _enc_wavesample(args: argparse.Namespace) -> int:
-    from ..audio.mirage8 import pad_to_pages
-    from ..mirage import sysex as sx
-
     check_output(args.output, inputs=[args.input], what="output")
     wave = _wave.load_wave(args.input, args, max_bytes=sx.MAX_DUMP_PAGES * sx.PAGE)
     data = pad_to_pages(wave.data).tobytes()
@@ -115,13 +114,9 @@ def _enc_wavesample(args: argparse.Namespace) -> int:
 
 
 def _enc_program(args: argparse.Namespace) -> int:
-    from ..mirage import disk as D
-    from ..mirage import sysex as sx
-    from .disk import _read_image, _sound
-
-    sound = _sound(args.sound)
+    sound = sound_name(args.sound)
     check_output(args.output, inputs=[args.image], what="output")
-    image = _read_image(args.image)
+    image = read_disk_image(args.image)
     upper = sound.startswith("upper")
     msg = sx.encode_program_dump(D.read_param_block(image, sound), upper)
     return _done(args.output, msg, f"program dump of {sound} (cmd 0x{msg[3]:02X})")
@@ -138,8 +133,6 @@ def _key(token: str) -> int | str:
 
 
 def _enc_keys(args: argparse.Namespace) -> int:
-    from ..mirage import sysex as sx
-
     check_output(args.output, what="output")
     try:
         msg = sx.encode_keys([_key(k) for k in args.keys])
@@ -231,16 +224,12 @@ def decode_syx(path: str | os.PathLike, stats=None) -> Iterator:
     in ``stats`` (a :class:`~miragen.mirage.sysex.ScanStats`). A malformed Mirage message
     raises :class:`InputError` naming the file, the message and its byte offset; so does a
     file with no Mirage message at all, after the iteration."""
-    from ..mirage import sysex as sx
-
     stats = stats if stats is not None else sx.ScanStats()
     pieces = open_syx(path)  # opened and checked now, not at the first next()
     return _decode_pieces(path, pieces, stats)
 
 
 def _decode_pieces(path, pieces, stats) -> Iterator:
-    from ..mirage import sysex as sx
-
     try:
         yield from sx.iter_decode(pieces, stats)
     except sx.SysexError as exc:
@@ -277,8 +266,6 @@ def _summary(m) -> str:
 
 
 def _decode(args: argparse.Namespace) -> int:
-    from ..mirage import sysex as sx
-
     stats = sx.ScanStats()
     messages = decode_syx(args.input, stats)
     if args.json:

@@ -13,15 +13,21 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+
+from .. import config as configmod
+from ..corpus.dataset import load_dataset
+from ..engines.base import Budget, Progress, engine_class
+from ..engines.generate import save_reference
+from ..engines.options import parse_sets
+from ..errors import MiragenError
+from ..fsutil import atomic_write_text
+from ._args import float_range, int_range
 
 CHECKPOINT_DIR = "checkpoint"
 SPENT_FILE = "spent.json"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ._args import float_range, int_range
-
     p = sub.add_parser(
         "train",
         help="train a generator on a folder of sounds",
@@ -74,36 +80,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train)
 
 
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; values are read as JSON when they parse (numbers, true/false), else
-    text."""
-    from ..errors import MiragenError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise MiragenError(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
-
-
 def _train(args: argparse.Namespace) -> int:
-    from .. import config as configmod
-    from ..corpus.dataset import load_dataset
-    from ..engines.base import Budget, Progress, engine_class
-    from ..engines.generate import save_reference
-    from ..errors import MiragenError
-    from ..fsutil import atomic_write_text
-
     cfg = configmod.load(args.config)
     t, a = cfg["train"], cfg["audio"]
     engine_name = args.engine or t["engine"]
     mode = args.mode or t["mode"]
+    # the options are checked before any sound is read
+    options = {
+        "device": t["device"],
+        "threads": t["threads"],
+        "checkpoint_every": t["checkpoint_every"],
+        **parse_sets(args.sets),
+    }
+    engine = engine_class(engine_name)(**options)
     ds = load_dataset(
         args.data,
         mode,
@@ -114,55 +103,15 @@ def _train(args: argparse.Namespace) -> int:
         cycle_len=args.cycle_len,
     )
     out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise MiragenError(f"{out}: exists and is not a folder")
-    ckpt = out / CHECKPOINT_DIR
-    if args.fresh and ckpt.exists():
-        shutil.rmtree(ckpt)
-    ckpt.mkdir(parents=True, exist_ok=True)
-    spent_path = ckpt / SPENT_FILE
-    spent0 = 0.0
-    if spent_path.is_file():
-        try:
-            spent0 = float(json.loads(spent_path.read_text())["seconds"])
-        except (OSError, ValueError, KeyError, TypeError):
-            spent0 = 0.0
-    steps = args.steps if args.steps is not None else args.iterations
-    if steps is not None:
-        if steps < 1:
-            raise MiragenError(f"--steps {steps}: must be at least 1")
-        budget = Budget(steps=steps)
-    else:
-        seconds = args.seconds if args.seconds is not None else float(t["seconds"])
-        if seconds <= 0:
-            raise MiragenError(f"--seconds {seconds}: must be positive")
-        budget = Budget(seconds=max(1.0, seconds - spent0))
-    options: dict[str, Any] = {
-        "device": t["device"],
-        "threads": t["threads"],
-        "checkpoint_every": t["checkpoint_every"],
-    }
-    options.update(parse_sets(args.sets))
-    engine = engine_class(engine_name)(**options)
+    ckpt, spent0 = _checkpoint_folder(out, args.fresh)
+    budget = _budget(args, float(t["seconds"]), spent0)
     sizes = ", ".join(f"{c} {len(ds.classes[c])}" for c in ds.class_names)
     print(
         f"training {engine_name} ({mode}) on {len(ds)} sounds [{sizes}] → {out}"
         + (f" (resuming; {spent0:.0f} s spent)" if spent0 else ""),
         file=sys.stderr,
     )
-    last = {"saved": time.monotonic()}
-
-    def progress(pr: Progress) -> None:
-        parts = [f"step {pr.step}", f"{pr.elapsed_s:.1f} s"]
-        parts += [f"{k} {v:.3f}" for k, v in sorted(pr.losses.items())]
-        if pr.message:
-            parts.append(pr.message)
-        print("  " + "  ".join(parts), file=sys.stderr, flush=True)
-        if time.monotonic() - last["saved"] >= 5.0:
-            atomic_write_text(spent_path, json.dumps({"seconds": spent0 + budget.elapsed()}))
-            last["saved"] = time.monotonic()
-
-    model = engine.fit(ds, budget, progress, ckpt)
+    model = engine.fit(ds, budget, _progress_printer(ckpt / SPENT_FILE, spent0, budget), ckpt)
     model.save(out)
     save_reference(out, {c: ds.classes[c] for c in ds.class_names})
     shutil.rmtree(ckpt, ignore_errors=True)
@@ -183,3 +132,51 @@ def _train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
     return 0
+
+
+def _checkpoint_folder(out: Path, fresh: bool) -> tuple[Path, float]:
+    """``MODEL/checkpoint/`` (emptied with ``--fresh``) and the seconds already spent in it."""
+    if out.exists() and not out.is_dir():
+        raise MiragenError(f"{out}: exists and is not a folder")
+    ckpt = out / CHECKPOINT_DIR
+    if fresh and ckpt.exists():
+        shutil.rmtree(ckpt)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    spent_path = ckpt / SPENT_FILE
+    if spent_path.is_file():
+        try:
+            return ckpt, float(json.loads(spent_path.read_text())["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return ckpt, 0.0
+
+
+def _budget(args: argparse.Namespace, default_seconds: float, spent0: float) -> Budget:
+    """``--steps`` (absolute: a resumed run continues the count), else the seconds still left."""
+    steps = args.steps if args.steps is not None else args.iterations
+    if steps is not None:
+        if steps < 1:
+            raise MiragenError(f"--steps {steps}: must be at least 1")
+        return Budget(steps=steps)
+    seconds = args.seconds if args.seconds is not None else default_seconds
+    if seconds <= 0:
+        raise MiragenError(f"--seconds {seconds}: must be positive")
+    return Budget(seconds=max(1.0, seconds - spent0))
+
+
+def _progress_printer(spent_path: Path, spent0: float, budget: Budget):
+    """Progress lines on stderr; the time spent saved every 5 s (a rerun after a kill goes on
+    with what is left)."""
+    last = {"saved": time.monotonic()}
+
+    def progress(pr: Progress) -> None:
+        parts = [f"step {pr.step}", f"{pr.elapsed_s:.1f} s"]
+        parts += [f"{k} {v:.3f}" for k, v in sorted(pr.losses.items())]
+        if pr.message:
+            parts.append(pr.message)
+        print("  " + "  ".join(parts), file=sys.stderr, flush=True)
+        if time.monotonic() - last["saved"] >= 5.0:
+            atomic_write_text(spent_path, json.dumps({"seconds": spent0 + budget.elapsed()}))
+            last["saved"] = time.monotonic()
+
+    return progress

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.resample import SUPPORT_MARGIN_S
+from ..audio.io import read_audio
+from ..audio.resample import SUPPORT_MARGIN_S, resample_head
 from ..errors import InputError, MiragenError
 from ..limits import HALF_BYTES, TARGET_RATE_MIN
 
@@ -53,20 +54,30 @@ class Dataset:
         )
 
     def split(self, train_fraction: float = 0.8, seed: int = 0) -> tuple["Dataset", "Dataset"]:
-        """Split every class into train / held-out parts (at least one item in each when ≥ 2)."""
+        """Split every class into train / held-out parts by :func:`split_indices`."""
         rng = random.Random(seed)
         train = Dataset(self.mode, self.rate, cycle_len=self.cycle_len)
         held = Dataset(self.mode, self.rate, cycle_len=self.cycle_len)
         for c in self.class_names:
-            idx = list(range(len(self.classes[c])))
-            rng.shuffle(idx)
-            k = int(round(train_fraction * len(idx)))
-            if len(idx) >= 2:
-                k = min(max(k, 1), len(idx) - 1)
-            for part, sel in ((train, idx[:k]), (held, idx[k:])):
+            for part, sel in zip(
+                (train, held), split_indices(len(self.classes[c]), train_fraction, rng)
+            ):
                 part.classes[c] = [self.classes[c][i] for i in sel]
                 part.names[c] = [self.names[c][i] for i in sel]
         return train, held
+
+
+def split_indices(n: int, train_fraction: float, rng: random.Random) -> tuple[list[int], list[int]]:
+    """The one train / held-out rule (``Dataset.split``, the wavegan engine's internal hold-out,
+    the sweep, the daemon): shuffle ``0..n-1`` with ``rng`` and keep ``round(train_fraction·n)``
+    for training, at least one on each side when ``n ≥ 2``. Classes split one after another
+    draw from the same ``rng``."""
+    idx = list(range(n))
+    rng.shuffle(idx)
+    k = int(round(train_fraction * n))
+    if n >= 2:
+        k = min(max(k, 1), n - 1)
+    return idx[:k], idx[k:]
 
 
 MAX_CYCLE_SOURCE = 65536  # samples: a longer file is not a single cycle (and would cost an FFT
@@ -109,8 +120,6 @@ def read_sounds(
     warning naming the file and the reason (a training set survives one bad file). Only the
     first ``keep_seconds`` of each file are decoded (all a Mirage half can hold), so memory
     follows what is used, not the files' lengths."""
-    from ..audio.io import read_audio
-
     out = []
     for f in files:
         try:
@@ -136,8 +145,6 @@ def load_dataset(
     only_class: str | None = None,
 ) -> Dataset:
     """Load ``folder`` as a dataset; unreadable files are skipped with a warning naming them."""
-    from ..audio.resample import resample_head
-
     folder = Path(folder)
     if not folder.is_dir():
         raise MiragenError(f"{folder}: not a folder of training sounds")

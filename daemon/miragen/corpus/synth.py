@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.mirage8 import to_mirage8
 from ..fsutil import atomic_write_bytes
 
 CYCLE = 256
@@ -159,8 +160,6 @@ def write_default_corpus(
     folder: str | os.PathLike, seed: int = 0, per_class: int = PER_CLASS
 ) -> list[Path]:
     """Write the default corpus as ``folder/<class>/<class>_NN.pcm`` (8-bit, one page each)."""
-    from ..audio.mirage8 import to_mirage8
-
     folder = Path(folder)
     paths = []
     for name, waves in default_corpus(seed, per_class).items():

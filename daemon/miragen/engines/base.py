@@ -20,8 +20,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import MiragenError
+from ..errors import EngineError
 from ..fsutil import atomic_write_text
+from .options import EngineOptions
 
 MODEL_META = "model.json"
 
@@ -30,10 +31,6 @@ ENGINES: dict[str, str] = {
     "wavegan": "miragen.engines.wavegan:WaveGANEngine",
     "pygan": "miragen.engines.pygan_engine:PyGANEngine",
 }
-
-
-class EngineError(MiragenError):
-    """An engine cannot train or sample (missing backend, bad model folder, …)."""
 
 
 @dataclass
@@ -135,9 +132,26 @@ class Engine(ABC):
     """Trains a model. ``fit`` must resume from ``checkpoint_dir`` when it holds a checkpoint."""
 
     name: str = ""
+    # the engine's typed options (a frozen dataclass); None: a plain dict (test doubles)
+    options_class: type[EngineOptions] | None = None
 
     def __init__(self, **options: Any):
-        self.options = options
+        self.options = self.read_options(options)
+
+    @classmethod
+    def read_options(cls, options: dict[str, Any]) -> Any:
+        """``options`` (text from ``--set`` or typed values) as the engine's options, checked:
+        a bad key or value is refused here, before anything trains."""
+        if cls.options_class is None:
+            return dict(options)
+        return cls.options_class.from_mapping(options)
+
+    @classmethod
+    def read_values(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Only the given ``values``, typed by the options class (a sweep's grid values)."""
+        if cls.options_class is None:
+            return dict(values)
+        return cls.options_class.read_values(values)
 
     @abstractmethod
     def fit(

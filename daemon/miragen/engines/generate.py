@@ -17,6 +17,7 @@ model folder's reference file (:data:`REFERENCE`, written by ``miragen train``):
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import config as configmod
+from ..audio.convert import write_outputs
+from ..audio.mirage8 import Prepared, prepare
 from ..errors import MiragenError
+from ..fsutil import atomic_write_bytes
+from ..judge.gate import gate_candidates
 from .base import Model
 
 log = logging.getLogger(__name__)
@@ -73,10 +79,6 @@ def save_reference(
     At most :data:`REFERENCE_MAX_PER_CLASS` waves per class (a random subset), each cut at
     :data:`REFERENCE_MAX_SAMPLES` samples, as signed 8-bit integers.
     """
-    import io
-
-    from ..fsutil import atomic_write_bytes
-
     rng = np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}
     for ci, (cls, waves) in enumerate(sorted(waves_by_class.items())):
@@ -126,10 +128,6 @@ def generate_to_folder(
     stem: str | None = None,
 ) -> GenerateResult:
     """Draw, gate, prepare and write ``n`` new wavesamples of class ``cls`` into ``out_dir``."""
-    from .. import config as configmod
-    from ..audio.convert import write_outputs
-    from ..audio.mirage8 import prepare
-
     if n < 1:
         raise MiragenError(f"asked for {n} sounds: at least 1 is needed")
     cfg = cfg or configmod.defaults()
@@ -140,28 +138,7 @@ def generate_to_folder(
     candidates = model.sample(draw, cls, seed=seed)
     kind = model.mode
     if gate:
-        from ..judge.gate import gate_candidates
-
-        if train_waves is None:
-            folder = getattr(model, "folder", None)
-            train_waves = load_reference(folder).get(cls) if folder else None
-        if not train_waves:
-            raise MiragenError(
-                f"class '{cls}': the gate needs the training waves (none given and no {REFERENCE} "
-                "in the model folder); use --gate off"
-            )
-        res = gate_candidates(
-            candidates,
-            list(train_waves),
-            kind,
-            keep=n,
-            copy_factor=g["copy_factor"],
-            duplicate_factor=g["duplicate_factor"],
-            rate=model.rate,
-            seed=seed or 0,
-        )
-        kept, rejected, summary = list(res.kept), dict(res.rejected), res.summary()
-        log.info("gate for %s: %s", cls, summary)
+        kept, rejected, summary = _gate(model, candidates, kind, cls, n, g, train_waves, seed)
     else:
         kept, rejected, summary = (
             list(range(len(candidates))),
@@ -175,29 +152,7 @@ def generate_to_folder(
     warnings: list[str] = []
     for k, idx in enumerate(kept):
         x = np.asarray(candidates[idx], dtype=np.float32)
-        if kind == "cycle":  # exactly one cycle: no resampling, no cutting, no fade
-            prep = prepare(
-                x,
-                a["rate"],
-                target_rate=a["rate"],
-                max_bytes=a["max_bytes"],
-                dither=a["dither"],
-                fade_ms=0.0,
-                rng=rng,
-                source=f"candidate {idx}",
-            )
-        else:
-            prep = prepare(
-                x,
-                model.rate,
-                target_rate=a["rate"],
-                max_bytes=a["max_bytes"],
-                dither=a["dither"],
-                strict=False,
-                fade_ms=a["fade_ms"],
-                rng=rng,
-                source=f"candidate {idx}",
-            )
+        prep = _prepare(x, f"candidate {idx}", kind, model.rate, a, rng)
         warnings.extend(f"candidate {idx}: {w}" for w in prep.warnings)
         written = write_outputs(prep, out_dir, f"{stem}-{k + 1:03d}", a["rate"])
         files.extend(written)
@@ -205,3 +160,66 @@ def generate_to_folder(
     result = GenerateResult(files, pcm, len(candidates), kept, rejected, gate, summary, warnings)
     result._asked = n
     return result
+
+
+def _gate(
+    model: Model,
+    candidates: Sequence[np.ndarray],
+    kind: str,
+    cls: str,
+    n: int,
+    g: dict[str, Any],
+    train_waves: Sequence[np.ndarray] | None,
+    seed: int | None,
+) -> tuple[list[int], dict[int, str], str]:
+    """The candidate gate against the training waves (given, else the model's reference
+    file): the kept candidates, the rejected ones with why, and a summary."""
+    if train_waves is None:
+        folder = getattr(model, "folder", None)
+        train_waves = load_reference(folder).get(cls) if folder else None
+    if not train_waves:
+        raise MiragenError(
+            f"class '{cls}': the gate needs the training waves (none given and no {REFERENCE} "
+            "in the model folder); use --gate off"
+        )
+    res = gate_candidates(
+        candidates,
+        list(train_waves),
+        kind,
+        keep=n,
+        copy_factor=g["copy_factor"],
+        duplicate_factor=g["duplicate_factor"],
+        rate=model.rate,
+        seed=seed or 0,
+    )
+    summary = res.summary()
+    log.info("gate for %s: %s", cls, summary)
+    return list(res.kept), dict(res.rejected), summary
+
+
+def _prepare(
+    x: np.ndarray, source: str, kind: str, rate: int, a: dict[str, Any], rng: np.random.Generator
+) -> Prepared:
+    """One candidate (``x`` at the model's ``rate``) as Mirage 8-bit data at ``audio.rate``."""
+    if kind == "cycle":  # exactly one cycle: no resampling, no cutting, no fade
+        return prepare(
+            x,
+            a["rate"],
+            target_rate=a["rate"],
+            max_bytes=a["max_bytes"],
+            dither=a["dither"],
+            fade_ms=0.0,
+            rng=rng,
+            source=source,
+        )
+    return prepare(
+        x,
+        rate,
+        target_rate=a["rate"],
+        max_bytes=a["max_bytes"],
+        dither=a["dither"],
+        strict=False,
+        fade_ms=a["fade_ms"],
+        rng=rng,
+        source=source,
+    )

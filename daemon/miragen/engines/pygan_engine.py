@@ -55,14 +55,19 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from ..audio.bitmap import decode, encode
+from ..audio.mirage8 import to_mirage8
+from ..errors import FormatError
 from ..fsutil import atomic_write_bytes
 from .base import Budget, Engine, EngineError, Model, Progress, ProgressFn
+from .options import EngineOptions, option
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +124,6 @@ def image_to_wave(img: np.ndarray, size: int, length: int) -> np.ndarray:
 
 def waves_to_u8(waves: list[np.ndarray]) -> list[np.ndarray]:
     """Class waves → the article's 8-bit material (Mirage quantiser, no dither: deterministic)."""
-    from ..audio.mirage8 import to_mirage8
-
     return [
         np.asarray(to_mirage8(np.asarray(w, dtype=np.float32), dither="none"), dtype=np.uint8)
         for w in waves
@@ -130,8 +133,6 @@ def waves_to_u8(waves: list[np.ndarray]) -> list[np.ndarray]:
 def write_bitmaps(u8_waves: list[np.ndarray], folder: Path, size: int) -> list[Path]:
     """Write one PNG line bitmap per wave into ``folder`` (emptied of our old PNGs first)."""
     from PIL import Image
-
-    from ..audio.bitmap import encode
 
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.png"):
@@ -157,92 +158,40 @@ def nearest(a: np.ndarray, bank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # options
 
 
-@dataclass
-class PyGANOptions:
+@dataclass(frozen=True)
+class PyGANOptions(EngineOptions):
     """The article's knobs (``miragen train --engine pygan --set KEY=VALUE``)."""
 
-    variant: str = "gan"  # gan | ebgan | ebaae
-    backend: str = "torch"  # torch | mxnet
-    device: str = "auto"  # auto | cpu | cuda
-    size: int = 256  # bitmap side in pixels (64 trains ~16× faster)
-    batch_size: int = 40
-    learning_rate: float = 1e-3
-    k_step: int = 10  # discriminator steps per iteration
-    d_output: str = "sigmoid"  # sigmoid | tanh (the discriminator's last activation; variant gan)
-    checkpoint_every: int = 20  # iterations between checkpoints …
-    checkpoint_s: float = 60.0  # … or seconds, whichever comes first
-    threads: int = 0  # torch CPU threads (0: leave as is)
+    engine: ClassVar[str] = "pygan"
+
+    variant: str = option("gan", "PyGAN's model", choices=tuple(VARIANTS))
+    backend: str = option("torch", "PyGAN's backend", choices=BACKENDS)
+    device: str = option("auto", "where to train", choices=("auto", "cpu", "cuda"))
+    size: int = option(
+        256, "bitmap side in pixels (64 trains ~16× faster)", at_least=16, at_most=1024
+    )
+    batch_size: int = option(40, "images per batch", at_least=1, at_most=4096)
+    learning_rate: float = option(1e-3, "one rate for both networks", above=0.0, at_most=10.0)
+    k_step: int = option(10, "discriminator steps per iteration", at_least=1, at_most=1000)
+    d_output: str = option(
+        "sigmoid", "the discriminator's last activation (variant gan)", choices=("sigmoid", "tanh")
+    )
+    checkpoint_every: int = option(20, "iterations between checkpoints …", at_least=1)
+    checkpoint_s: float = option(60.0, "… or seconds, whichever comes first", above=0.0)
+    threads: int = option(0, "torch CPU threads (0: leave as is)", at_least=0)
     seed: int = 0
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> PyGANOptions:
-        known = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, raw in options.items():
-            key = key.replace("-", "_")
-            if key not in known:
-                raise EngineError(
-                    f"pygan: unknown option '{key}' (known: {', '.join(sorted(known))})"
-                )
-            default = getattr(cls, key)
-            try:
-                if isinstance(default, bool):
-                    value: Any = (
-                        raw
-                        if isinstance(raw, bool)
-                        else str(raw).lower() in ("1", "true", "yes", "on")
-                    )
-                elif isinstance(default, int):
-                    value = (
-                        int(raw) if not isinstance(raw, float) or float(raw).is_integer() else None
-                    )
-                    if value is None:
-                        raise ValueError
-                elif isinstance(default, float):
-                    value = float(raw)
-                else:
-                    value = str(raw)
-            except (TypeError, ValueError):
-                kind = {bool: "true/false", int: "whole number", float: "number"}.get(
-                    type(default), "word"
-                )
-                raise EngineError(f"pygan: option '{key}' must be a {kind} (got {raw!r})") from None
-            values[key] = value
-        opts = cls(**values)
-        opts.check()
-        return opts
+        return cls.from_mapping(options)
 
-    def check(self) -> None:
-        problems = []
-        if self.variant not in VARIANTS:
-            problems.append(f"variant must be one of {', '.join(VARIANTS)} (got {self.variant!r})")
-        if self.backend not in BACKENDS:
-            problems.append(f"backend must be torch or mxnet (got {self.backend!r})")
-        if self.device not in ("auto", "cpu", "cuda"):
-            problems.append(f"device must be auto, cpu or cuda (got {self.device!r})")
-        if not 16 <= self.size <= 1024:
-            problems.append(f"size must be 16..1024 pixels (got {self.size})")
-        if not 1 <= self.batch_size <= 4096:
-            problems.append(f"batch_size must be 1..4096 (got {self.batch_size})")
-        if not (0 < self.learning_rate <= 10):
-            problems.append(f"learning_rate must be > 0 and ≤ 10 (got {self.learning_rate})")
-        if not 1 <= self.k_step <= 1000:
-            problems.append(f"k_step must be 1..1000 (got {self.k_step})")
-        if self.d_output not in ("sigmoid", "tanh"):
-            problems.append(f"d_output must be sigmoid or tanh (got {self.d_output!r})")
-        elif self.d_output == "tanh" and self.variant != "gan":
-            problems.append(
+    def relations(self) -> list[str]:
+        if self.d_output == "tanh" and self.variant != "gan":
+            return [
                 "d_output=tanh only exists for variant gan "
                 "(the EB variants' discriminator is an autoencoder)"
-            )
-        if self.checkpoint_every < 1:
-            problems.append(f"checkpoint_every must be ≥ 1 (got {self.checkpoint_every})")
-        if not self.checkpoint_s > 0:
-            problems.append(f"checkpoint_s must be > 0 (got {self.checkpoint_s})")
-        if self.threads < 0:
-            problems.append(f"threads must be ≥ 0 (got {self.threads})")
-        if problems:
-            raise EngineError("pygan: " + "; ".join(problems))
+            ]
+        return []
 
     def network_key(self) -> dict[str, Any]:
         """What must match for a saved state to fit a freshly built network."""
@@ -300,11 +249,9 @@ def mxnet_probe() -> dict[str, str]:
             "pygan: backend 'mxnet' is not installed (pip install mxnet==1.9.1 'numpy<1.24' on "
             "x86_64; or use backend=torch)"
         )
-    import numpy
-
-    if tuple(int(p) for p in numpy.__version__.split(".")[:2]) >= (1, 24):
+    if tuple(int(p) for p in np.__version__.split(".")[:2]) >= (1, 24):
         raise EngineError(
-            f"pygan: mxnet 1.9.1 needs numpy < 1.24 but numpy {numpy.__version__} is installed "
+            f"pygan: mxnet 1.9.1 needs numpy < 1.24 but numpy {np.__version__} is installed "
             "(use a separate environment, or backend=torch)"
         )
     tries = (
@@ -389,6 +336,19 @@ def _seeded(seed: int | None, backend: str) -> Iterator[None]:
         np.random.set_state(state)
 
 
+def pygan_module(backend: str, variant: str):
+    """PyGAN's module for ``variant`` on ``backend``. Importing it the first time draws from
+    torch's global generator, so callers that seed import it before seeding."""
+    module_name = VARIANTS[variant][0]
+    try:
+        return importlib.import_module(f"pygan._{backend}.{module_name}")
+    except ImportError as exc:
+        raise EngineError(
+            f"pygan: PyGAN's {backend} code cannot be imported ({exc}); pip install "
+            "pygan==1.1.2 accel-brain-base==1.1.0"
+        ) from None
+
+
 class PyGANSession:
     """One PyGAN image generator for one class: built over a folder of bitmaps."""
 
@@ -416,13 +376,7 @@ class PyGANSession:
             ctx = self.device
             if opts.threads > 0:
                 torch.set_num_threads(opts.threads)
-        try:
-            module = importlib.import_module(f"pygan._{self.backend}.{module_name}")
-        except ImportError as exc:
-            raise EngineError(
-                f"pygan: PyGAN's {self.backend} code cannot be imported ({exc}); pip install "
-                "pygan==1.1.2 accel-brain-base==1.1.0"
-            ) from None
+        module = pygan_module(self.backend, opts.variant)
         kwargs: dict[str, Any] = {
             "dir_list": [str(bitmap_dir)],
             "width": opts.size,
@@ -716,8 +670,7 @@ class PyGANModel(Model):
         base = self.options()
         # a model trained on CUDA must still draw on a machine without it
         runtime.setdefault("device", "auto")
-        opts = PyGANOptions(**{**asdict(base), **runtime})
-        opts.check()
+        opts = base.replace(**runtime)
         with tempfile.TemporaryDirectory(prefix="miragen-pygan-") as tmp:
             folder = Path(tmp) / "bitmaps"
             write_bitmaps(u8, folder, opts.size)
@@ -772,9 +725,12 @@ class PyGANEngine(Engine):
     name = "pygan"
     model_class = PyGANModel
 
+    options_class = PyGANOptions
+    options: PyGANOptions
+
     def __init__(self, **options: Any):
         super().__init__(**options)
-        self.opts = PyGANOptions.from_options(options)
+        self.opts = self.options
 
     def fit(
         self, dataset: Any, budget: Budget, progress: ProgressFn | None, checkpoint_dir: Path
@@ -800,7 +756,7 @@ class PyGANEngine(Engine):
             cls_budget = Budget(seconds=per_class_s, steps=budget.steps)
             states[cls] = self._fit_class(i, cls, waves, cls_budget, progress, checkpoint_dir, t0)
         meta = {
-            "options": asdict(self.opts),
+            "options": self.opts.to_dict(),
             "runtime": {},
             "iterations": {c: states[c][0]["iteration"] for c in classes},
             "pygan": _pygan_versions(self.opts.backend),
@@ -823,6 +779,7 @@ class PyGANEngine(Engine):
         ckpt = checkpoint_dir / _class_file(index, cls)
         bitmap_dir = checkpoint_dir / "pygan-bitmaps" / f"{index:03d}"
         write_bitmaps(u8, bitmap_dir, opts.size)
+        pygan_module(opts.backend, opts.variant)  # its first import draws random numbers
         with _seeded(opts.seed + index, opts.backend):
             sess = PyGANSession(opts, bitmap_dir)
         header = {
@@ -833,20 +790,40 @@ class PyGANEngine(Engine):
             "iteration": 0,
         }
         if ckpt.exists():
-            old, blobs, _ = read_state(ckpt)
-            same = all(old.get(k) == v for k, v in header.items() if k != "iteration")
-            if same:
-                sess.load_state(blobs, old["iteration"])
-                log.info(
-                    "pygan: class '%s' resumes at iteration %d from %s", cls, sess.iteration, ckpt
-                )
-            else:
-                log.warning(
-                    "pygan: %s was made for other data or settings; class '%s' starts afresh",
-                    ckpt,
-                    cls,
-                )
+            _resume_class(sess, ckpt, header, cls)
         budget.restart()
+        # PyGAN draws its batches and noise from the global generators: seeded from where this
+        # run starts, so the same data, settings and seed train the same network
+        try:
+            with _seeded(opts.seed + index + 7919 * sess.iteration, opts.backend):
+                self._learn(
+                    sess,
+                    cls,
+                    budget,
+                    progress,
+                    t0,
+                    lambda: write_state(
+                        ckpt, {**header, "iteration": sess.iteration}, sess.state_bytes(), u8
+                    ),
+                )
+        except KeyboardInterrupt:
+            log.info(
+                "pygan: interrupted; class '%s' saved at iteration %d in %s",
+                cls,
+                sess.iteration,
+                ckpt,
+            )
+            raise
+        blobs = sess.state_bytes()
+        header = {**header, "iteration": sess.iteration}
+        write_state(ckpt, header, blobs, u8)
+        shutil.rmtree(bitmap_dir, ignore_errors=True)
+        return header, blobs, u8
+
+    def _learn(self, sess, cls, budget, progress, t0, save) -> None:
+        """PyGAN's iterations until the budget is spent; ``save`` writes the class's checkpoint
+        every ``checkpoint_every`` iterations or ``checkpoint_s`` seconds, and on an interrupt."""
+        opts = self.opts
         last_ckpt, last_ckpt_t = sess.iteration, time.monotonic()
         warned_nan = False
         try:
@@ -869,9 +846,7 @@ class PyGANEngine(Engine):
                     sess.iteration - last_ckpt >= opts.checkpoint_every
                     or time.monotonic() - last_ckpt_t >= opts.checkpoint_s
                 ):
-                    write_state(
-                        ckpt, {**header, "iteration": sess.iteration}, sess.state_bytes(), u8
-                    )
+                    save()
                     last_ckpt, last_ckpt_t = sess.iteration, time.monotonic()
                 if progress is not None:
                     progress(
@@ -884,24 +859,23 @@ class PyGANEngine(Engine):
                     )
         except KeyboardInterrupt:
             if sess.iteration > last_ckpt:
-                write_state(ckpt, {**header, "iteration": sess.iteration}, sess.state_bytes(), u8)
-                log.info(
-                    "pygan: interrupted; class '%s' saved at iteration %d in %s",
-                    cls,
-                    sess.iteration,
-                    ckpt,
-                )
+                save()
             raise
-        blobs = sess.state_bytes()
-        header = {**header, "iteration": sess.iteration}
-        write_state(ckpt, header, blobs, u8)
-        shutil.rmtree(bitmap_dir, ignore_errors=True)
-        return header, blobs, u8
+
+
+def _resume_class(sess, ckpt: Path, header: dict[str, Any], cls: str) -> None:
+    """Load the class's checkpoint when it was made for the same data and settings."""
+    old, blobs, _ = read_state(ckpt)
+    if all(old.get(k) == v for k, v in header.items() if k != "iteration"):
+        sess.load_state(blobs, old["iteration"])
+        log.info("pygan: class '%s' resumes at iteration %d from %s", cls, sess.iteration, ckpt)
+    else:
+        log.warning(
+            "pygan: %s was made for other data or settings; class '%s' starts afresh", ckpt, cls
+        )
 
 
 def _pygan_versions(backend: str) -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {}
     for pkg in ("pygan", "accel-brain-base", backend):
         try:
@@ -940,8 +914,6 @@ def copy_report(
             facts = sess.discriminator_facts()
     draws_a = np.array(draws[:n])
     fed_a = np.array(fed[:n])
-    from ..audio.bitmap import encode
-
     # the training pictures as PyGAN feeds them (z-scored, Gaussian noise σ=1e-3), read back by
     # the same crop/normalise/decode path as the draws: a perfect copy would be at distance ~0
     rng = np.random.default_rng(seed)
@@ -993,9 +965,6 @@ def _decode(img: np.ndarray, size: int, length: int | None = None) -> np.ndarray
 
     A blank image (no line to read) comes back as the centre line, i.e. silence, with a warning.
     """
-    from ..audio.bitmap import decode
-    from ..errors import FormatError
-
     try:
         return np.asarray(decode(crop_and_normalise(img, size), length=length), dtype=np.float64)
     except FormatError as exc:

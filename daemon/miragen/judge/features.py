@@ -5,6 +5,12 @@ resampled to 256 points. Magnitudes ignore phase, so a rotated (or inverted) cyc
 features; the spectrum is divided by its RMS so loudness does not count; magnitudes below
 :data:`CYCLE_FLOOR_DB` (about the level of 8-bit TPDF-dithered quantisation noise in one
 harmonic of a 256-point cycle) are clamped to it, so noise-level harmonics do not dominate.
+Beside the spectrum, the cycle's **shape**: the distribution of its sample values (DC removed,
+divided by the RMS, turned so that its skewness is positive), read at :data:`CYCLE_SHAPE_POINTS`
+quantiles. Sorting the values forgets where in the cycle they sit, so a rotated cycle keeps its
+shape, and so does an inverted one (polarity is inaudible); but a ramp and a pulse, whose
+harmonic magnitudes can be close, have very different value distributions (a ramp's is flat, a
+narrow pulse's is one value most of the time). Looped at a low note, that difference is heard.
 
 One-shots: a log-mel spectrogram (:data:`MEL_BANDS` bands, 512-point Hann frames, hop 256 at
 29,411 Hz) of the peak-normalised sound, each band floored at the energy 8-bit dithered noise
@@ -12,8 +18,11 @@ leaves in that band, then pooled from the onset into :data:`ONESHOT_SEGMENTS` lo
 time segments (1, 1, 2, 4, … frames: fine at the attack, coarse in the tail). A sound shorter
 than the last segment is padded with the floor (silence), so length is part of the picture.
 
-Every feature is in dB and the vector is divided by √dimensions, so the Euclidean distance
-between two features is the RMS difference in dB across all harmonics (or bands × segments).
+Every spectral feature is in dB and the vector is divided by √dimensions, so the Euclidean
+distance between two features is the RMS difference in dB across all harmonics (or bands ×
+segments). The shape part is scaled so that an RMS difference of 0.1 between two cycles' value
+quantiles (in units of their RMS) counts as :data:`CYCLE_SHAPE_DB` / 10 dB; a cycle distance is
+√(spectral² + shape²).
 """
 
 from __future__ import annotations
@@ -24,9 +33,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import MiragenError
+
 CYCLE_LEN = 256
 CYCLE_HARMONICS = 48
 CYCLE_FLOOR_DB = -60.0  # re the cycle's RMS; 8-bit dithered noise is ≈ -66 dB per harmonic
+CYCLE_SHAPE_POINTS = 16  # quantiles of the cycle's sample values (the shape part)
+CYCLE_SHAPE_DB = 20.0  # dB that an RMS quantile difference of 1 (in RMS units) counts for
 
 ONESHOT_RATE = 29411
 FRAME = 512
@@ -45,8 +58,6 @@ KINDS = ("cycle", "oneshot")
 
 
 def check_kind(kind: str) -> str:
-    from ..errors import MiragenError
-
     if kind not in KINDS:
         raise MiragenError(f"kind must be 'cycle' or 'oneshot' (got {kind!r})")
     return kind
@@ -67,8 +78,26 @@ def to_cycle(x: np.ndarray, length: int = CYCLE_LEN) -> np.ndarray:
     return np.fft.irfft(out, length) * (length / len(x))
 
 
+def shape_quantile_index(length: int) -> np.ndarray:
+    """Which of ``length`` sorted values are the :data:`CYCLE_SHAPE_POINTS` quantiles."""
+    return ((np.arange(CYCLE_SHAPE_POINTS) + 0.5) * length / CYCLE_SHAPE_POINTS).astype(int)
+
+
+def cycle_shape(c: np.ndarray) -> np.ndarray:
+    """The cycle's value distribution at :data:`CYCLE_SHAPE_POINTS` quantiles, in units of its
+    RMS, with the polarity that makes the skewness positive (zeros for a silent cycle)."""
+    x = c - c.mean()
+    rms = math.sqrt(float(np.mean(x * x)))
+    if rms <= 1e-12:
+        return np.zeros(CYCLE_SHAPE_POINTS)
+    x = x / rms
+    if float(np.mean(x**3)) < 0:
+        x = -x
+    return np.sort(x)[shape_quantile_index(len(x))]
+
+
 def cycle_features(waves: Sequence[np.ndarray]) -> np.ndarray:
-    feats = np.empty((len(waves), CYCLE_HARMONICS), dtype=np.float64)
+    feats = np.empty((len(waves), CYCLE_HARMONICS + CYCLE_SHAPE_POINTS), dtype=np.float64)
     floor = 10 ** (CYCLE_FLOOR_DB / 20)
     for i, w in enumerate(waves):
         c = to_cycle(np.nan_to_num(np.asarray(w, dtype=np.float64)))
@@ -77,8 +106,11 @@ def cycle_features(waves: Sequence[np.ndarray]) -> np.ndarray:
             mag = np.pad(mag, (0, CYCLE_HARMONICS - len(mag)))
         total = math.sqrt(float(np.sum(np.abs(np.fft.rfft(c))[1:] ** 2)))
         rel = mag / total if total > 1e-12 else np.zeros_like(mag)
-        feats[i] = 20 * np.log10(np.maximum(rel, floor))
-    return feats / math.sqrt(CYCLE_HARMONICS)
+        feats[i, :CYCLE_HARMONICS] = (
+            20 * np.log10(np.maximum(rel, floor)) / math.sqrt(CYCLE_HARMONICS)
+        )
+        feats[i, CYCLE_HARMONICS:] = CYCLE_SHAPE_DB * cycle_shape(c) / math.sqrt(CYCLE_SHAPE_POINTS)
+    return feats
 
 
 def _mel(hz: np.ndarray | float) -> np.ndarray:

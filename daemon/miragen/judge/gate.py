@@ -140,75 +140,124 @@ def gate_candidates(
     """Drop the unusable ``candidates`` (float waves), judged against the training waves
     ``train``, and keep at most ``keep`` of the rest as a stratified sample (module doc)."""
     check_kind(kind)
-    rejected: dict[int, str] = {}
     train_l = [np.asarray(t, dtype=np.float64).ravel() for t in train]
-    shares = [rail_share(t) for t in train_l]
-    rail_limit = max(
-        RAIL_MIN_SHARE, (float(np.percentile(shares, 95)) if shares else 0.0) + RAIL_MARGIN
-    )
-
-    alive: list[int] = []
-    for i, c in enumerate(candidates):
-        why = sanity_reason(c, rail_limit)
-        if why:
-            rejected[i] = why
-        else:
-            alive.append(i)
-
+    rejected = _unusable(candidates, _rail_limit(train_l))
+    alive = [i for i in range(len(candidates)) if i not in rejected]
     scores: dict[int, float] = {}
     d_t: float | None = None
+    kept: list[int] = []
     if alive:
         cf = features([np.asarray(candidates[i], dtype=np.float64) for i in alive], kind, rate=rate)
         if len(train_l) >= 2:
             tf = features(train_l, kind, rate=rate)
             d_t = float(np.median(loo_nn_distances(tf)))
-            dist = pairwise(cf, tf)
-            nearest = dist.argmin(axis=1)
-            nn = dist[np.arange(len(alive)), nearest]
-            ref = max(d_t, 1e-12)
-            for row, i in enumerate(alive):
-                scores[i] = -abs(float(np.log(max(nn[row], 1e-12) / ref)))
-                if nn[row] < copy_factor * d_t:
-                    rejected[i] = (
-                        f"copy of training sample {int(nearest[row])} "
-                        f"(distance {nn[row]:.3g} < {copy_factor:g} × {d_t:.3g})"
-                    )
+            scores = _score_and_drop_copies(cf, tf, alive, d_t, copy_factor, rejected)
         else:
             log.warning("gate: fewer than 2 training sounds; copy and duplicate checks are off")
-            for i in alive:
-                scores[i] = 0.0
-        row_of = {i: r for r, i in enumerate(alive)}
-        cc = pairwise(cf, cf)
-        unique: list[int] = []
-        for i in (i for i in alive if i not in rejected):  # in the order drawn
-            if d_t is not None:
-                close = [j for j in unique if cc[row_of[i], row_of[j]] < duplicate_factor * d_t]
-                if close:
-                    j = close[0]
-                    rejected[i] = (
-                        f"duplicate of candidate {j} (distance {cc[row_of[i], row_of[j]]:.3g} "
-                        f"< {duplicate_factor:g} × {d_t:.3g})"
-                    )
-                    continue
-            unique.append(i)
-        kept = stratified_choice(cf[[row_of[i] for i in unique]], max(keep, 0), seed)
-        kept = [unique[k] for k in kept]
-        for i in sorted(set(unique) - set(kept)):
-            rejected[i] = f"surplus (not drawn: {len(kept)} kept of {len(unique)} usable)"
-    else:
-        kept = []
-
-    counts = Counter(r.split(" ", 1)[0] for r in rejected.values())
-    out = {"candidates": len(candidates), "kept": len(kept)}
-    out.update({r: int(counts.get(r, 0)) for r in REASONS})
+            scores = {i: 0.0 for i in alive}
+        unique = _drop_duplicates(cf, alive, d_t, duplicate_factor, rejected)
+        kept = _choose(cf, alive, unique, keep, seed, rejected)
     result = GateResult(
         kept=kept,
         rejected=dict(sorted(rejected.items())),
         scores=scores,
-        counts=out,
+        counts=_counts(len(candidates), kept, rejected),
         typical_distance=d_t,
     )
     log.info("gate: %s", result.summary())
     for i, why in result.rejected.items():
         log.debug("gate: candidate %d rejected: %s", i, why)
     return result
+
+
+def _rail_limit(train: list[np.ndarray]) -> float:
+    """The share of samples at the rails above which a candidate is clipped (module doc)."""
+    shares = [rail_share(t) for t in train]
+    return max(RAIL_MIN_SHARE, (float(np.percentile(shares, 95)) if shares else 0.0) + RAIL_MARGIN)
+
+
+def _unusable(candidates: Sequence[np.ndarray], rail_limit: float) -> dict[int, str]:
+    """1. Sanity: the candidates unusable on their own, each with its reason."""
+    rejected: dict[int, str] = {}
+    for i, c in enumerate(candidates):
+        why = sanity_reason(c, rail_limit)
+        if why:
+            rejected[i] = why
+    return rejected
+
+
+def _score_and_drop_copies(
+    cf: np.ndarray,
+    tf: np.ndarray,
+    alive: list[int],
+    d_t: float,
+    copy_factor: float,
+    rejected: dict[int, str],
+) -> dict[int, float]:
+    """2. Copies: the score of each ``alive`` candidate (features ``cf``, one row each) against
+    the training features ``tf``; a copy of a training sample is added to ``rejected``."""
+    scores: dict[int, float] = {}
+    dist = pairwise(cf, tf)
+    nearest = dist.argmin(axis=1)
+    nn = dist[np.arange(len(alive)), nearest]
+    ref = max(d_t, 1e-12)
+    for row, i in enumerate(alive):
+        scores[i] = -abs(float(np.log(max(nn[row], 1e-12) / ref)))
+        if nn[row] < copy_factor * d_t:
+            rejected[i] = (
+                f"copy of training sample {int(nearest[row])} "
+                f"(distance {nn[row]:.3g} < {copy_factor:g} × {d_t:.3g})"
+            )
+    return scores
+
+
+def _drop_duplicates(
+    cf: np.ndarray,
+    alive: list[int],
+    d_t: float | None,
+    duplicate_factor: float,
+    rejected: dict[int, str],
+) -> list[int]:
+    """3. Near-duplicates: the candidates not yet rejected, in the order drawn, less those near
+    an earlier one that was kept (added to ``rejected``); none without ``d_t``."""
+    row_of = {i: r for r, i in enumerate(alive)}
+    cc = pairwise(cf, cf)
+    unique: list[int] = []
+    for i in (i for i in alive if i not in rejected):  # in the order drawn
+        if d_t is not None:
+            close = [j for j in unique if cc[row_of[i], row_of[j]] < duplicate_factor * d_t]
+            if close:
+                j = close[0]
+                rejected[i] = (
+                    f"duplicate of candidate {j} (distance {cc[row_of[i], row_of[j]]:.3g} "
+                    f"< {duplicate_factor:g} × {d_t:.3g})"
+                )
+                continue
+        unique.append(i)
+    return unique
+
+
+def _choose(
+    cf: np.ndarray,
+    alive: list[int],
+    unique: list[int],
+    keep: int,
+    seed: int,
+    rejected: dict[int, str],
+) -> list[int]:
+    """4. Choice: a stratified sample of ``keep`` of the ``unique`` candidates; the rest are
+    added to ``rejected`` as surplus."""
+    row_of = {i: r for r, i in enumerate(alive)}
+    kept = stratified_choice(cf[[row_of[i] for i in unique]], max(keep, 0), seed)
+    kept = [unique[k] for k in kept]
+    for i in sorted(set(unique) - set(kept)):
+        rejected[i] = f"surplus (not drawn: {len(kept)} kept of {len(unique)} usable)"
+    return kept
+
+
+def _counts(candidates: int, kept: list[int], rejected: dict[int, str]) -> dict[str, int]:
+    """Candidates, kept, and one count per reason (:data:`REASONS`)."""
+    counts = Counter(r.split(" ", 1)[0] for r in rejected.values())
+    out = {"candidates": candidates, "kept": len(kept)}
+    out.update({r: int(counts.get(r, 0)) for r in REASONS})
+    return out

@@ -415,6 +415,51 @@ def evaluate(
         half_sets = int(permutations)
     check_kind(kind)
     th = thresholds or Thresholds()
+    g_w, t_w, h_w = _checked_sets(gen, train, held)
+    silent = _silence_check(g_w, h_w)
+    T = features(t_w, kind, rate=rate)
+    P = features(g_w + h_w, kind, rate=rate)
+    ng, nh = len(g_w), len(h_w)
+    m = min(ng, nh)
+    bins = min(ndb_bins(T), len(T))
+    pca_dims = min(FRECHET_MAX_DIMS, max(1, m // 2))
+    pool = _Pool(P, T, copy_factor=th.copy_factor, bins=bins, pca_dims=pca_dims, seed=seed)
+    rng = np.random.default_rng(seed)
+    gi, hi = np.arange(ng), np.arange(ng, ng + nh)
+    mg = pool.all(gi, _draws(gi, m, draws, rng))
+    mh = pool.all(hi, _draws(hi, m, draws, rng))
+
+    metrics = _gate_figures(mg, mh)
+    baseline = _gate_figures(mh, mh)
+    tol = _allowances(pool, gi, hi, m, metrics, half_sets, rng, th)
+    metrics["silent"], baseline["silent"] = silent.value, silent.baseline
+    checks = [silent, *_checks(metrics, baseline, th, tol)]
+    reasons = [_reason(c) for c in checks if not c.passed]
+    power: dict[str, Any] = {}
+    if not reasons and power_probes > 0:
+        power = _power(pool, hi, m, draws, rng, mh, tol, th, power_probes)
+    verdict = _verdict(reasons, power)
+    report = Report(
+        kind=kind,
+        sizes={"gen": ng, "train": len(T), "held": nh, "matched": m},
+        metrics=metrics,
+        baseline=baseline,
+        checks=checks,
+        passed=verdict == "pass",
+        reasons=reasons,
+        failed=[c.name for c in checks if not c.passed],
+        details=_details(pool, mg, mh, bins, draws, half_sets, th),
+        verdict=verdict,
+        power=power,
+    )
+    log.info("evaluate %s: %s (%s)", kind, verdict, ", ".join(report.failed) or "all checks ok")
+    return report
+
+
+def _checked_sets(
+    gen: Sequence[np.ndarray], train: Sequence[np.ndarray], held: Sequence[np.ndarray]
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """The three sets as 1-D float waves; refuses sets too small to judge."""
     g_w, t_w, h_w = (
         _as_waves(gen, "generated"),
         _as_waves(train, "training"),
@@ -425,45 +470,64 @@ def evaluate(
     for name, ws in (("generated", g_w), ("held-out", h_w)):
         if len(ws) < MIN_SET:
             raise MiragenError(f"the {name} set needs at least {MIN_SET} sounds (got {len(ws)})")
+    return g_w, t_w, h_w
 
+
+def _silence_check(g_w: list[np.ndarray], h_w: list[np.ndarray]) -> Check:
+    """The 'silent' check: no generated sound may be silent (held-out's count beside it)."""
     silent = sum(is_silent(w) for w in g_w)
     held_silent = sum(is_silent(w) for w in h_w)
-    T = features(t_w, kind, rate=rate)
-    P = features(g_w + h_w, kind, rate=rate)
-    ng, nh = len(g_w), len(h_w)
-    m = min(ng, nh)
-    bins = min(ndb_bins(T), len(T))
-    pool = _Pool(
-        P,
-        T,
-        copy_factor=th.copy_factor,
-        bins=bins,
-        pca_dims=min(FRECHET_MAX_DIMS, max(1, m // 2)),
-        seed=seed,
-    )
-    rng = np.random.default_rng(seed)
-    gi, hi = np.arange(ng), np.arange(ng, ng + nh)
-    mg = pool.all(gi, _draws(gi, m, draws, rng))
-    mh = pool.all(hi, _draws(hi, m, draws, rng))
+    return Check("silent", float(silent), float(held_silent), 0.0, "= 0", silent == 0, 0.0)
 
-    metrics = _gate_figures(mg, mh)
-    baseline = _gate_figures(mh, mh)
 
-    # sampling noise: the spread of each figure over random half-sets of G and of H
-    # (half-sampling without replacement: the spread of a mean over half-sets equals its
-    # standard error at the full size)
-    tol_sd: dict[str, float] = {k: 0.0 for k in metrics}
-    factors = {"recall": th.recall_factor, "precision": th.precision_factor}
+def _verdict(reasons: list[str], power: dict[str, Any]) -> str:
+    """Fail on any failed check; else inconclusive when the power probes say so, else pass."""
+    return "fail" if reasons else ("inconclusive" if power and not power["conclusive"] else "pass")
+
+
+def _details(
+    pool: _Pool,
+    mg: dict[str, float],
+    mh: dict[str, float],
+    bins: int,
+    draws: int,
+    half_sets: int,
+    th: Thresholds,
+) -> dict[str, Any]:
+    """The report's details: the distances behind novelty and the settings used."""
+    return {
+        "train_nn_median": pool.t_nn,
+        "gen_nn_median": mg["nn_median"],
+        "held_nn_median": mh["nn_median"],
+        "ndb_bins": bins,
+        "frechet_dims": int(pool.pca.axes.shape[0]),
+        "draws": draws,
+        "half_sets": half_sets,
+        "z": th.z,
+        "k": K_NN,
+    }
+
+
+def _allowances(
+    pool: _Pool,
+    gi: np.ndarray,
+    hi: np.ndarray,
+    m: int,
+    figures: dict[str, float],
+    half_sets: int,
+    rng: np.random.Generator,
+    th: Thresholds,
+) -> dict[str, float]:
+    """The sampling-noise allowance of each of ``figures``: ``z`` × the spread of the figure
+    over ``half_sets`` random half-sets of G (``gi``) and of H (``hi``); all 0 without them.
+
+    Half-sampling without replacement: the spread of a mean over half-sets equals its standard
+    error at the full size.
+    """
+    tol_sd: dict[str, float] = {k: 0.0 for k in figures}
     if half_sets > 0:
-        hs_g: dict[str, list[float]] = {k: [] for k in mg}
-        hs_h: dict[str, list[float]] = {k: [] for k in mh}
-        half = max(MIN_SET, m // 2)
-        for _ in range(half_sets):
-            for idx, acc in ((gi, hs_g), (hi, hs_h)):
-                sub = rng.choice(idx, max(MIN_SET, len(idx) // 2), replace=False)
-                f = pool.all(sub, [rng.choice(sub, min(half, len(sub)), replace=False)])
-                for k, v in f.items():
-                    acc[k].append(v)
+        hs_g, hs_h = _half_set_metrics(pool, gi, hi, m, half_sets, rng)
+        factors = {"recall": th.recall_factor, "precision": th.precision_factor}
         for name, how in _HOW.items():
             key = "nn_median" if name == "novelty" else name
             a, b = np.asarray(hs_g[key]), np.asarray(hs_h[key])
@@ -475,44 +539,28 @@ def evaluate(
                 tol_sd[name] = float(math.hypot(np.std(a), factors[name] * np.std(b)))
             else:
                 tol_sd[name] = float(math.hypot(np.std(a), np.std(b)))
-    tol = {k: th.z * v for k, v in tol_sd.items()}
-    metrics["silent"], baseline["silent"] = float(silent), float(held_silent)
-    checks = [
-        Check("silent", float(silent), float(held_silent), 0.0, "= 0", silent == 0, 0.0),
-        *_checks(metrics, baseline, th, tol),
-    ]
-    reasons = [_reason(c) for c in checks if not c.passed]
-    power: dict[str, Any] = {}
-    if not reasons and power_probes > 0:
-        power = _power(pool, hi, m, draws, rng, mh, tol, th, power_probes)
-    verdict = (
-        "fail" if reasons else ("inconclusive" if power and not power["conclusive"] else "pass")
-    )
-    report = Report(
-        kind=kind,
-        sizes={"gen": ng, "train": len(T), "held": nh, "matched": m},
-        metrics=metrics,
-        baseline=baseline,
-        checks=checks,
-        passed=verdict == "pass",
-        reasons=reasons,
-        failed=[c.name for c in checks if not c.passed],
-        details={
-            "train_nn_median": pool.t_nn,
-            "gen_nn_median": mg["nn_median"],
-            "held_nn_median": mh["nn_median"],
-            "ndb_bins": bins,
-            "frechet_dims": int(pool.pca.axes.shape[0]),
-            "draws": draws,
-            "half_sets": half_sets,
-            "z": th.z,
-            "k": K_NN,
-        },
-        verdict=verdict,
-        power=power,
-    )
-    log.info("evaluate %s: %s (%s)", kind, verdict, ", ".join(report.failed) or "all checks ok")
-    return report
+    return {k: th.z * v for k, v in tol_sd.items()}
+
+
+def _half_set_metrics(
+    pool: _Pool,
+    gi: np.ndarray,
+    hi: np.ndarray,
+    m: int,
+    half_sets: int,
+    rng: np.random.Generator,
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Every metric of ``half_sets`` random half-sets of G and of H, drawn in turn."""
+    hs_g: dict[str, list[float]] = {}
+    hs_h: dict[str, list[float]] = {}
+    half = max(MIN_SET, m // 2)
+    for _ in range(half_sets):
+        for idx, acc in ((gi, hs_g), (hi, hs_h)):
+            sub = rng.choice(idx, max(MIN_SET, len(idx) // 2), replace=False)
+            f = pool.all(sub, [rng.choice(sub, min(half, len(sub)), replace=False)])
+            for k, v in f.items():
+                acc.setdefault(k, []).append(v)
+    return hs_g, hs_h
 
 
 def _checks(

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.resample import resample_head
+from ..corpus.dataset import AUDIO_SUFFIXES, read_sounds
 from ..errors import MiragenError
 from ..limits import HALF_BYTES
 from .features import CYCLE_LEN, ONESHOT_RATE, check_kind, to_cycle
@@ -17,8 +19,6 @@ MAX_CYCLE_SAMPLES = 2048  # longer sounds are one-shots when the kind is guessed
 
 
 def audio_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
-    from ..corpus.dataset import AUDIO_SUFFIXES
-
     folder = Path(folder)
     if not folder.is_dir():
         raise MiragenError(f"{folder}: not a folder of sounds")
@@ -35,8 +35,6 @@ def read_folder(
 ) -> list[tuple[Path, np.ndarray, int]]:
     """(path, samples, rate) of every readable sound of ``folder``; others skipped with a
     warning."""
-    from ..corpus.dataset import read_sounds
-
     out = [
         (f, np.asarray(x, dtype=np.float64), r)
         for f, x, r in read_sounds(audio_files(folder, recursive=recursive), raw_rate=raw_rate)
@@ -54,8 +52,6 @@ def guess_kind(lengths: list[int]) -> str:
 def to_kind(x: np.ndarray, rate: int, kind: str) -> np.ndarray:
     """One sound as the judge takes it: a 256-point cycle, or a one-shot at 29,411 Hz (cut at
     what a Mirage half holds, 65,536 samples: the cost follows that, not the file)."""
-    from ..audio.resample import resample_head
-
     if kind == "cycle":
         return to_cycle(x, CYCLE_LEN)
     return np.asarray(resample_head(x, rate, ONESHOT_RATE, HALF_BYTES), dtype=np.float64)

@@ -32,14 +32,16 @@ Choices where FORMAT.md says UNCERTAIN (each isolated in one function, documente
 
 from __future__ import annotations
 
+import hashlib
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .. import limits
 from ..errors import FormatError
+from .params import parse_sound_params
 
 # --------------------------------------------------------------------------- constants
 
@@ -160,8 +162,6 @@ class SysexMessage:
 
     def to_dict(self, *, with_data: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (``data`` summarised by length and SHA-256 unless asked)."""
-        import hashlib
-
         out: dict[str, Any] = {"kind": self.kind, "cmd": self.cmd}
         if self.offset is not None:
             out["offset"] = self.offset
@@ -512,8 +512,6 @@ def _dec_config_dump(msg: bytes, cmd: int) -> SysexMessage:
 def _dec_program_dump(msg: bytes, cmd: int) -> SysexMessage:
     _expect_len(msg, 5 + 2 * PROGRAM_BLOCK_SIZE, f"program dump (0x{cmd:02X})")
     data = denybblize(msg[4:-1], 4)
-    from .params import parse_sound_params
-
     params = parse_sound_params(data)
     fields = {
         "half": _half_name(bool(cmd & UPPER_FLAG)),
@@ -936,108 +934,125 @@ class MessageScanner:
     def _where(self) -> str:
         return f"message {self.stats.messages + 1} (from byte {self._start})"
 
-    # -- the scan
+    # -- the scan: one method per state, each returns where the scan goes on in the chunk
     def feed(self, chunk: bytes) -> Iterator[RawMessage]:
         """Scan the next piece of the stream; yields the Mirage messages it completes. Take
         every one before feeding the next piece (the scan advances as they are taken)."""
         chunk = bytes(chunk)
         base = self._pos
-        stats = self.stats
-        clean = _CLEAN_MESSAGE.match
         n = len(chunk)
         i = 0
         while i < n:
             state = self._state
             if state == _OUT:
-                m = clean(chunk, i)
-                while m is not None:  # fast path: whole clean messages, back to back
-                    end = m.end()
-                    if end - i > MAX_MESSAGE:
-                        break
-                    stats.messages += 1
-                    yield RawMessage(base + i, chunk[i:end], stats.messages)
-                    i = end
-                    m = clean(chunk, i)
-                if i >= n:
-                    break
-                j = chunk.find(b"\xf0", i)
-                end = n if j < 0 else j
-                self._skip(chunk, i, end, False)
-                if j < 0:
-                    break
-                if j > i and clean(chunk, j) is not None:
-                    i = j  # the fast path takes it
-                    continue
-                self._start = base + j
-                self._buf = bytearray(b"\xf0")
-                self._state = _HEAD
-                i = j + 1
-            elif state == _HEAD:  # F0 seen; is it F0 0F 01?
-                b = chunk[i]
-                if b >= 0xF8:
-                    self._drop_realtime()
-                    i += 1
-                elif b >= 0x80:  # ended before its maker was known: not the Mirage's
-                    self._not_mirage()
-                    self._state = _OUT
-                    if b == EOX:
-                        self.stats.skipped_bytes += 1
-                        self.stats.other_message_bytes += 1
-                        i += 1
-                else:
-                    self._buf.append(b)
-                    i += 1
-                    k = len(self._buf)
-                    if (k == 2 and b != MANUFACTURER) or (k == 3 and b != MODEL):
-                        self._not_mirage()
-                        self._state = _OTHER
-                    elif k == 3:
-                        self._state = _MIRAGE
-            elif state == _OTHER:  # another maker's message: skip to its end
-                m = _STATUS_NOT_REALTIME.search(chunk, i)
-                end = n if m is None else m.start()
-                self._skip(chunk, i, end, True)
-                if m is None:
-                    break
-                self._state = _OUT
-                if chunk[end] == EOX:
-                    self._skip(chunk, end, end + 1, True)
-                    i = end + 1
-                else:  # F0 or a status byte ends it without F7: scanned again as outside
-                    i = end
-            else:  # _MIRAGE: collect up to F7
-                m = _HIGH_BIT.search(chunk, i)
-                end = n if m is None else m.start()
-                had = len(self._buf)
-                if had + (end - i) >= MAX_MESSAGE:  # and the F7 still to come
-                    at = base + i + (MAX_MESSAGE - had)
-                    raise SysexError(
-                        f"{self._where()} is longer than any Mirage message "
-                        f"({MAX_MESSAGE:,} bytes) and has no F7",
-                        at,
-                    )
-                self._buf += chunk[i:end]
-                if m is None:
-                    break
-                b = chunk[end]
-                if b == EOX:
-                    self._buf.append(b)
-                    yield self._emit()
-                elif b >= 0xF8:
-                    self._drop_realtime()
-                elif b == SOX:
-                    raise SysexError(
-                        f"{self._where()}: F0 inside a message; the message before it has no F7",
-                        base + end,
-                    )
-                else:
-                    raise SysexError(
-                        f"{self._where()}: data byte 0x{b:02X} ≥ 0x80; expected 0x00..0x7F",
-                        base + end,
-                    )
-                i = end + 1
+                i = yield from self._outside(chunk, i, base)
+            elif state == _HEAD:
+                i = self._head(chunk, i)
+            elif state == _OTHER:
+                i = self._other(chunk, i)
+            else:
+                i = yield from self._mirage(chunk, i, base)
         self._pos += n
-        stats.bytes += n
+        self.stats.bytes += n
+
+    def _outside(self, chunk: bytes, i: int, base: int) -> Generator[RawMessage, None, int]:
+        """Outside any message: whole clean messages at once, else skip to the next F0."""
+        stats = self.stats
+        clean = _CLEAN_MESSAGE.match
+        n = len(chunk)
+        m = clean(chunk, i)
+        while m is not None:  # fast path: whole clean messages, back to back
+            end = m.end()
+            if end - i > MAX_MESSAGE:
+                break
+            stats.messages += 1
+            yield RawMessage(base + i, chunk[i:end], stats.messages)
+            i = end
+            m = clean(chunk, i)
+        if i >= n:
+            return n
+        j = chunk.find(b"\xf0", i)
+        end = n if j < 0 else j
+        self._skip(chunk, i, end, False)
+        if j < 0:
+            return n
+        if j > i and clean(chunk, j) is not None:
+            return j  # the fast path takes it
+        self._start = base + j
+        self._buf = bytearray(b"\xf0")
+        self._state = _HEAD
+        return j + 1
+
+    def _head(self, chunk: bytes, i: int) -> int:
+        """F0 seen; is it F0 0F 01?"""
+        b = chunk[i]
+        if b >= 0xF8:
+            self._drop_realtime()
+            return i + 1
+        if b >= 0x80:  # ended before its maker was known: not the Mirage's
+            self._not_mirage()
+            self._state = _OUT
+            if b == EOX:
+                self.stats.skipped_bytes += 1
+                self.stats.other_message_bytes += 1
+                return i + 1
+            return i
+        self._buf.append(b)
+        k = len(self._buf)
+        if (k == 2 and b != MANUFACTURER) or (k == 3 and b != MODEL):
+            self._not_mirage()
+            self._state = _OTHER
+        elif k == 3:
+            self._state = _MIRAGE
+        return i + 1
+
+    def _other(self, chunk: bytes, i: int) -> int:
+        """Another maker's message: skip to its end."""
+        n = len(chunk)
+        m = _STATUS_NOT_REALTIME.search(chunk, i)
+        end = n if m is None else m.start()
+        self._skip(chunk, i, end, True)
+        if m is None:
+            return n
+        self._state = _OUT
+        if chunk[end] == EOX:
+            self._skip(chunk, end, end + 1, True)
+            return end + 1
+        return end  # F0 or a status byte ends it without F7: scanned again as outside
+
+    def _mirage(self, chunk: bytes, i: int, base: int) -> Generator[RawMessage, None, int]:
+        """A Mirage message: collect up to F7."""
+        n = len(chunk)
+        m = _HIGH_BIT.search(chunk, i)
+        end = n if m is None else m.start()
+        had = len(self._buf)
+        if had + (end - i) >= MAX_MESSAGE:  # and the F7 still to come
+            at = base + i + (MAX_MESSAGE - had)
+            raise SysexError(
+                f"{self._where()} is longer than any Mirage message "
+                f"({MAX_MESSAGE:,} bytes) and has no F7",
+                at,
+            )
+        self._buf += chunk[i:end]
+        if m is None:
+            return n
+        b = chunk[end]
+        if b == EOX:
+            self._buf.append(b)
+            yield self._emit()
+        elif b >= 0xF8:
+            self._drop_realtime()
+        elif b == SOX:
+            raise SysexError(
+                f"{self._where()}: F0 inside a message; the message before it has no F7",
+                base + end,
+            )
+        else:
+            raise SysexError(
+                f"{self._where()}: data byte 0x{b:02X} ≥ 0x80; expected 0x00..0x7F",
+                base + end,
+            )
+        return end + 1
 
     def finish(self) -> None:
         """End of the stream: a Mirage message still open (or an F0 that may start one) is

@@ -1,6 +1,6 @@
-"""Run one heavy job in a child process (:mod:`.worker`) and supervise it from a worker thread.
+"""Run one task in a child process (:mod:`.tasks`) and supervise it from a worker thread.
 
-- the child's progress lines beat the worker's watchdog heartbeat and set its activity;
+- the child's progress lines beat the worker thread's watchdog heartbeat and set its activity;
 - a child silent for longer than :func:`silence_limit` (3 × ``daemon.watchdog_s``, below the 4 ×
   after which the daemon itself stops its systemd watchdog pings) is killed and the job gets
   the reason (retried, then failed);
@@ -8,7 +8,7 @@
   still running :data:`STOP_GRACE_S` later is killed (its last checkpoint stays);
 - a child that dies (a crash, the OOM killer) gives a clear reason naming the signal.
 
-The child dies with the daemon (see :mod:`.worker`), so a kill -9 of the daemon leaves no
+The child dies with the daemon (see :mod:`.tasks`), so a kill -9 of the daemon leaves no
 orphan holding the GPU or the state folder.
 """
 
@@ -30,11 +30,12 @@ from .context import Context
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_S = (
-    7.0  # SIGTERM → this long for the child to checkpoint, then SIGKILL (10 s allowed in all)
-)
+STOP_GRACE_S = 7.0  # SIGTERM → this long for the child to checkpoint, then SIGKILL (10 s in all)
 SILENCE_FACTOR = 3.0
 TICK_S = 0.5  # how often the supervising thread looks at the stop flag while a child works
+FINAL_EVENTS = ("done", "stopped", "error")
+
+OnEvent = Callable[[dict[str, Any]], None]
 
 
 class ChildFailed(MiragenError):
@@ -71,10 +72,10 @@ def run_child(
     spec: dict[str, Any],
     *,
     what: str,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
+    on_event: OnEvent | None = None,
 ) -> dict[str, Any]:
-    """Run ``task`` in a child; returns its result, or raises
-    ChildFailed/ChildCrashed/ChildStopped."""
+    """Run ``task`` in a child process for worker thread ``worker``; returns its result, or
+    raises ChildFailed/ChildCrashed/ChildStopped."""
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     body = dict(
         spec,
@@ -100,8 +101,8 @@ def run_child(
         close_fds=True,
         env=env,
     )
-    d.children[worker] = proc
-    log.debug("%s: worker process %d started", what, proc.pid)
+    d.heartbeats.child_started(worker, proc)
+    log.debug("%s: child process %d started", what, proc.pid)
     try:
         try:
             proc.stdin.write((json.dumps(body, default=str) + "\n").encode())
@@ -113,7 +114,7 @@ def run_child(
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        d.children.pop(worker, None)
+        d.heartbeats.child_ended(worker)
         proc.stdout.close()
 
 
@@ -122,88 +123,124 @@ def _supervise(
     worker: str,
     proc: subprocess.Popen,
     what: str,
-    on_event: Callable[[dict[str, Any]], None] | None,
+    on_event: OnEvent | None,
     t0: float,
 ) -> dict[str, Any]:
-    limit = silence_limit(d.cfg)
+    """Follow the child's events until its final one (or its end); its result, or the raise."""
+    watch = _Watch(proc, what, silence_limit(d.cfg))
+    final = _follow(d, worker, watch, on_event)
+    rc = _reap(proc, reported=final is not None)
+    log.debug(
+        "%s: child process %d exited %d after %.1f s", what, proc.pid, rc, time.monotonic() - t0
+    )
+    return _outcome(final, rc, what, watch.phase, stopping=d.stopping.is_set())
+
+
+class _Watch:
+    """The child's clocks: when it last spoke, and when it was asked to stop."""
+
+    def __init__(self, proc: subprocess.Popen, what: str, limit: float):
+        self.proc, self.what, self.limit = proc, what, limit
+        self.last = time.monotonic()
+        self.term_at: float | None = None
+        self.phase = "starting"
+
+    def heard(self) -> None:
+        self.last = time.monotonic()
+
+    def check(self, stopping: bool) -> None:
+        """Forward a stop (SIGTERM); kill a child that outlives the grace after it, or that has
+        been silent for longer than the limit (and raise)."""
+        now = time.monotonic()
+        if stopping and self.term_at is None:
+            self.term_at = now
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if self.term_at is not None and now - self.term_at > STOP_GRACE_S:
+            log.warning(
+                "%s: child process %d did not stop within %.0f s; killed",
+                self.what,
+                self.proc.pid,
+                STOP_GRACE_S,
+            )
+            self.proc.kill()
+            raise ChildStopped()
+        if self.term_at is None and now - self.last > self.limit:
+            self.proc.kill()
+            raise ChildCrashed(
+                f"{self.what}: the child process was silent for {now - self.last:.0f} s (limit "
+                f"{self.limit:.0f} s, 3 × daemon.watchdog_s) during '{self.phase}' and was killed"
+            )
+
+
+def _follow(
+    d: Context, worker: str, watch: _Watch, on_event: OnEvent | None
+) -> dict[str, Any] | None:
+    """Read the child's event lines until a final one (returned) or its stdout closes (None)."""
+    fd = watch.proc.stdout.fileno()
     sel = selectors.DefaultSelector()
-    fd = proc.stdout.fileno()
     sel.register(fd, selectors.EVENT_READ)
     buf = b""
-    last = time.monotonic()
-    term_at: float | None = None
     final: dict[str, Any] | None = None
-    phase = "starting"
     try:
-        while True:
-            now = time.monotonic()
-            if d.stopping.is_set() and term_at is None:
-                term_at = now
-                try:
-                    proc.send_signal(signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-            if term_at is not None and now - term_at > STOP_GRACE_S:
-                log.warning(
-                    "%s: worker process %d did not stop within %.0f s; killed",
-                    what,
-                    proc.pid,
-                    STOP_GRACE_S,
-                )
-                proc.kill()
-                raise ChildStopped()
-            if term_at is None and now - last > limit:
-                proc.kill()
-                raise ChildCrashed(
-                    f"{what}: the worker process was silent for {now - last:.0f} s (limit "
-                    f"{limit:.0f} s, 3 × daemon.watchdog_s) during '{phase}' and was killed"
-                )
+        while final is None:
+            watch.check(d.stopping.is_set())
             if not sel.select(TICK_S):
                 continue
             chunk = os.read(fd, 65536)
             if not chunk:
-                break
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    log.warning("%s: unreadable line from the worker process: %r", what, line[:200])
-                    continue
-                last = time.monotonic()
-                d.beat(worker)
-                kind = ev.get("ev")
-                if kind in ("phase", "progress"):
-                    phase = str(ev.get("text", ""))
-                    d.set_activity(worker, f"{what}: {phase}"[:160])
+                return None
+            *lines, buf = (buf + chunk).split(b"\n")
+            for ev in _events(lines, watch.what):
+                watch.heard()
+                d.heartbeats.beat(worker)
+                if ev.get("ev") in FINAL_EVENTS:
+                    final = ev
+                elif ev.get("ev") in ("phase", "progress"):
+                    watch.phase = str(ev.get("text", ""))
+                    d.heartbeats.set_activity(worker, f"{watch.what}: {watch.phase}"[:160])
                     if on_event is not None:
                         on_event(ev)
-                elif kind in ("done", "stopped", "error"):
-                    final = ev
-            if final is not None:
-                break
     finally:
         sel.close()
+    return final
+
+
+def _events(lines: list[bytes], what: str) -> list[dict[str, Any]]:
+    """The events of whole lines; a line that is not JSON (a library's print) is skipped."""
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            log.warning("%s: unreadable line from the child process: %r", what, line[:200])
+    return out
+
+
+def _reap(proc: subprocess.Popen, *, reported: bool) -> int:
+    """The child's exit status; one that reported its end and hangs in its exit is killed."""
     try:
-        rc = proc.wait(timeout=STOP_GRACE_S if final is not None else None)
-    except (
-        subprocess.TimeoutExpired
-    ):  # reported its end and hangs in its exit: nothing left to lose
+        return proc.wait(timeout=STOP_GRACE_S if reported else None)
+    except subprocess.TimeoutExpired:  # nothing left to lose
         proc.kill()
-        rc = proc.wait()
-    log.debug(
-        "%s: worker process %d exited %d after %.1f s", what, proc.pid, rc, time.monotonic() - t0
-    )
+        return proc.wait()
+
+
+def _outcome(
+    final: dict[str, Any] | None, rc: int, what: str, phase: str, *, stopping: bool
+) -> dict[str, Any]:
+    """The task's result, or the exception that says how it ended."""
     if final is None:
-        if d.stopping.is_set():
+        if stopping:
             raise ChildStopped()
         why = (
             f"killed by {_signal_name(rc)}" + (" (out of memory?)" if rc == -signal.SIGKILL else "")
             if rc < 0
             else f"exit status {rc}"
         )
-        raise ChildCrashed(f"{what}: the worker process died ({why}) during '{phase}'")
+        raise ChildCrashed(f"{what}: the child process died ({why}) during '{phase}'")
     if final["ev"] == "stopped":
         raise ChildStopped(float(final.get("run_s", 0.0)))
     if final["ev"] == "error":

@@ -6,10 +6,10 @@ schedules the pool's debounced "train" job; for the pool that job *sorts* instea
 (:func:`run_sort`), once the pool holds at least ``daemon.unsorted_min`` sounds (default 16;
 fewer: they wait for more):
 
-1. in a child process (:mod:`.worker`, scikit-learn stays out of the daemon) the pool's sounds
-   and the members of the existing auto classes are clustered together on the judge's features
-   (:func:`miragen.judge.cluster.cluster`, k by the best silhouette, the seed article's
-   proposal);
+1. in a child process (:mod:`.child`, :mod:`.tasks`; scikit-learn stays out of the daemon) the
+   pool's sounds and the members of the existing auto classes are clustered together on the
+   judge's features (:func:`miragen.judge.cluster.cluster`, k by the best silhouette, the seed
+   article's proposal);
 2. each cluster is named: after the existing auto class most of whose members it holds (each
    auto class names one cluster at most, the biggest overlap first), else the next free
    ``auto-N``; so names stay stable when the pool is sorted again later, and material already
@@ -31,7 +31,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..audio.io import read_audio
+from ..corpus.dataset import KEEP_SECONDS
+from ..errors import InputError
 from ..fsutil import fsync_dir
+from ..judge.cluster import cluster
+from ..judge.sets import to_kind
+from .child import ChildFailed, ChildStopped, run_child
 from .context import Context, Stopping
 from .jobs import Job
 
@@ -81,14 +89,6 @@ def cluster_pool(
 ) -> dict[str, Any]:
     """(Child side.) ``pool``: [sha, path]; ``members``: [sha, path, class]. Returns the assignment
     {sha: class} of the pool's sounds, k and the silhouette."""
-    import numpy as np
-
-    from ..audio.io import read_audio
-    from ..corpus.dataset import KEEP_SECONDS
-    from ..errors import InputError
-    from ..judge.cluster import cluster
-    from ..judge.sets import to_kind
-
     kind = cfg["train"]["mode"]
     waves: list[Any] = []
     known: list[str | None] = []
@@ -124,16 +124,9 @@ def cluster_pool(
 
 def run_sort(d: Context, job: Job) -> None:
     """(Daemon side.) The pool's "train" job: sort the pool into auto classes (see the module)."""
-    from .child import ChildFailed, ChildStopped, run_child
-
-    q, p = d.queue, job.payload
+    p = job.payload
     if "assign" not in p:
-        rows = q.files_of(POOL, prefix=AUTO_PREFIX)
-        pool = [
-            [r["sha256"], r["path"]]
-            for r in rows
-            if r["class"] == POOL and not r["path"].endswith(".img")
-        ]
+        pool, members = _pool_and_members(d)
         need = int(d.cfg["daemon"]["unsorted_min"])
         if len(pool) < need:
             p["skipped"] = (
@@ -141,13 +134,8 @@ def run_sort(d: Context, job: Job) -> None:
                 "(daemon.unsorted_min)"
             )
             log.info("%s: waiting for more material", p["skipped"])
-            q.finish(job)
+            d.queue.finish(job)
             return
-        per: dict[str, list[list[str]]] = {}
-        for r in rows:
-            if r["class"] != POOL and _AUTO.match(r["class"]) and not r["path"].endswith(".img"):
-                per.setdefault(r["class"], []).append([r["sha256"], r["path"], r["class"]])
-        members = [m for cls in sorted(per) for m in per[cls][-MEMBERS_PER_CLASS:]]
         try:
             res = run_child(
                 d,
@@ -159,38 +147,53 @@ def run_sort(d: Context, job: Job) -> None:
         except ChildStopped:
             raise Stopping() from None
         except ChildFailed as exc:
-            q.fail(job, f"sorting the unsorted pool failed: {exc}")
+            d.queue.fail(job, f"sorting the unsorted pool failed: {exc}")
             return
-        p.update(assign=res["assign"], k=res["k"], silhouette=res["silhouette"], sizes=res["sizes"])
-        with (
-            q.transaction() as c
-        ):  # the labels, all at once: from here on the index says where each file belongs
-            for sha, cls in res["assign"].items():
-                c.execute(
-                    "UPDATE files SET class=?, path=? WHERE sha256=? AND class=?",
-                    (cls, f"corpus/{cls}/{Path(_path_of(c, sha)).name}", sha, POOL),
-                )
-            q.save_payload(job, conn=c)
-        log.info(
-            "sorted %d unsorted sounds into %d classes (silhouette %s): %s",
-            len(res["assign"]),
-            res["k"],
-            "-" if res["silhouette"] is None else f"{res['silhouette']:.3f}",
-            ", ".join(f"{k}: {v}" for k, v in res["sizes"].items()),
-        )
+        _record_labels(d, job, res)
     moved = _move_assigned(d, p["assign"])
-    with q.transaction() as c:
+    with d.db.transaction() as c:
         for cls in sorted(set(p["assign"].values())):
-            q.schedule_train(cls, 0.0, conn=c)
-        q.finish(job, conn=c)
+            d.queue.schedule_train(cls, 0.0, conn=c)
+        d.queue.finish(job, conn=c)
     log.info(
         "unsorted pool: %d files filed into %s", moved, ", ".join(sorted(set(p["assign"].values())))
     )
 
 
-def _path_of(c, sha: str) -> str:
-    row = c.execute("SELECT path FROM files WHERE sha256=?", (sha,)).fetchone()
-    return row["path"] if row else ""
+def _pool_and_members(d: Context) -> tuple[list[list[str]], list[list[str]]]:
+    """The pool's sounds ([sha, path]) and the latest members of each auto class
+    ([sha, path, class]), disk images left out."""
+    rows = d.corpus.files_of(POOL, prefix=AUTO_PREFIX)
+    pool = [
+        [r["sha256"], r["path"]]
+        for r in rows
+        if r["class"] == POOL and not r["path"].endswith(".img")
+    ]
+    per: dict[str, list[list[str]]] = {}
+    for r in rows:
+        if r["class"] != POOL and _AUTO.match(r["class"]) and not r["path"].endswith(".img"):
+            per.setdefault(r["class"], []).append([r["sha256"], r["path"], r["class"]])
+    members = [m for cls in sorted(per) for m in per[cls][-MEMBERS_PER_CLASS:]]
+    return pool, members
+
+
+def _record_labels(d: Context, job: Job, res: dict[str, Any]) -> None:
+    """The labels, all at once: from here on the index says where each file belongs, and the
+    job's payload keeps the assignment (a restart finishes the renames)."""
+    job.payload.update(
+        assign=res["assign"], k=res["k"], silhouette=res["silhouette"], sizes=res["sizes"]
+    )
+    with d.db.transaction() as c:
+        for sha, cls in res["assign"].items():
+            d.corpus.move(sha, POOL, cls, c)
+        d.queue.save_payload(job, conn=c)
+    log.info(
+        "sorted %d unsorted sounds into %d classes (silhouette %s): %s",
+        len(res["assign"]),
+        res["k"],
+        "-" if res["silhouette"] is None else f"{res['silhouette']:.3f}",
+        ", ".join(f"{k}: {v}" for k, v in res["sizes"].items()),
+    )
 
 
 def _move_assigned(d: Context, assign: dict[str, str]) -> int:
@@ -199,7 +202,7 @@ def _move_assigned(d: Context, assign: dict[str, str]) -> int:
     moved = 0
     folders: set[Path] = set()
     for sha, cls in assign.items():
-        row = d.queue.has_file(sha)
+        row = d.corpus.find(sha)
         if row is None or row["class"] != cls:
             continue
         dst = root / row["path"]

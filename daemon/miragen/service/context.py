@@ -1,16 +1,25 @@
-"""What a job handler may use of the running daemon: a small interface, not the Daemon class.
+"""What a job handler gets: the configuration, the state folder, the daemon's records, the
+transport, the heartbeats and the stop flag; never the ``Daemon`` itself.
 
-The handlers (``handlers``, ``classing``, ``child``) are written against :class:`Context`; the
-daemon (``daemon.Daemon``) is one implementation of it, and a test can pass another. Keeping the
-handlers off the ``Daemon`` class keeps the service free of import circles.
+The handlers (``ingest``, ``handlers``, ``classing``, ``child``) are written against
+:class:`Context`; the daemon (``daemon.Daemon``) builds one when it starts and passes it to
+every handler, and a test can build its own. Keeping the handlers off the ``Daemon`` class keeps
+the service free of import circles, and keeps what a job may touch in one place.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .corpus_index import CorpusIndex
+from .db import Database
+from .deliveries import DeliveryLedger
+from .heartbeats import Heartbeats
 from .jobs import JobQueue
+from .link import TransportLink
+from .models import ModelRegistry
 from .state import StateDir
 
 
@@ -24,36 +33,39 @@ class Watching(Protocol):
         ...
 
 
-class Context(Protocol):
+@dataclass(frozen=True)
+class Context:
     """The daemon as a job handler sees it."""
 
     cfg: dict[str, Any]  # the validated configuration
     state: StateDir  # the state folder
-    queue: JobQueue  # jobs, corpus index, deliveries, models
-    stopping: threading.Event  # set when the daemon is asked to stop
-    delivering: threading.Event  # set while a delivery holds the transport
-    io_lock: (
-        threading.Lock
-    )  # held by a delivery; the MIDI input reads a shared port only without it
-    children: dict[str, Any]  # worker name -> its running child process
-    watcher: Watching | None  # the drop-folder watcher (None before it starts)
+    db: Database  # the one SQLite file: its transactions span the four records below
+    queue: JobQueue  # the jobs
+    corpus: CorpusIndex  # the accepted sounds, by content hash
+    models: ModelRegistry  # the trained models, their judge reports, which one serves
+    deliveries: DeliveryLedger  # every delivery, counted once
+    stopping: threading.Event = field(default_factory=threading.Event)  # the daemon stops
+    heartbeats: Heartbeats = field(default_factory=Heartbeats)  # each thread's beat, activity
+    transport: TransportLink | None = None  # the SysEx transport (None: none configured yet)
+    watcher: Watching | None = None  # the drop-folder watcher (None: not watching)
 
-    def beat(self, name: str) -> None:
-        """Tell the watchdog that worker ``name`` is alive."""
-        ...
+    @classmethod
+    def open(cls, cfg: dict[str, Any], state: StateDir, **rest: Any) -> Context:
+        """A context on the state folder's database (created when missing)."""
+        db = Database(state.db)
+        return cls(
+            cfg=cfg,
+            state=state,
+            db=db,
+            queue=JobQueue(db),
+            corpus=CorpusIndex(db),
+            models=ModelRegistry(db),
+            deliveries=DeliveryLedger(db),
+            **rest,
+        )
 
-    def set_activity(self, name: str, text: str) -> None:
-        """What worker ``name`` is doing, for ``miragen status``."""
-        ...
-
-    def transport(self) -> Any:
-        """The open SysEx transport (opened on first use)."""
-        ...
-
-    def transport_ok(self) -> None:
-        """Record that the transport worked."""
-        ...
-
-    def transport_failed(self, error: str) -> None:
-        """Record that the transport failed, with the reason."""
-        ...
+    def arriving(self) -> bool:
+        """Is material still arriving: ingest jobs waiting, or dropped files settling?"""
+        return self.queue.pending(("ingest",)) > 0 or (
+            self.watcher is not None and self.watcher.busy()
+        )

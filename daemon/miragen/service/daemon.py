@@ -1,30 +1,33 @@
-"""The daemon: drop folders, job queue, workers, MIDI triggers, systemd notification.
+"""The daemon: drop folders, job queue, worker threads, MIDI triggers, systemd notification.
 
 Threads:
 - ``watcher``: the drop folders (see :mod:`.watcher`), claims files into jobs;
-- worker ``ingest`` (ingest and request jobs: fast, never blocked by anything heavy);
-- worker ``train`` (one class at a time, time-boxed; also sorts the unsorted pool);
-- worker ``generate`` (requests → candidates; waits for a class's first model);
-  both run their job in a child process (:mod:`.child`, :mod:`.worker`): torch, the engines and
-  scikit-learn are never imported by the daemon, whose idle RSS stays ≈ 40 MB;
-- worker ``deliver`` (SysEx dumps that may take 42 s, disk images);
+- worker thread ``ingest`` (ingest and request jobs: fast, never blocked by anything heavy);
+- worker thread ``train`` (one class at a time, time-boxed; also sorts the unsorted pool);
+- worker thread ``generate`` (requests → candidates; waits for a class's first model);
+  both run their job's task in a child process (:mod:`.child` starts and supervises it,
+  :mod:`.tasks` is what runs in it): torch, the engines and scikit-learn are never imported by
+  the daemon, whose idle RSS stays ≈ 40 MB;
+- worker thread ``deliver`` (SysEx dumps that may take 42 s, disk images);
 - ``midi-in`` when ``midi.input`` is set;
 - the main thread: signals, ``STATUS=`` lines, ``status.json`` and ``WATCHDOG=1`` pings, sent
-  only while every worker has reported a heartbeat within ``WATCHDOG_FACTOR`` ×
-  ``daemon.watchdog_s`` (a hung worker stops the pings and systemd restarts the service).
+  only while every worker thread has reported a heartbeat within ``WATCHDOG_FACTOR`` ×
+  ``daemon.watchdog_s`` (a hung worker thread stops the pings and systemd restarts the service).
 
-SIGTERM/SIGINT: the workers finish or checkpoint their current step (training stops at its
-next step and saves a checkpoint; a SysEx dump in flight is abandoned and sent again after the
-restart), the queue is left consistent, ``STOPPING=1`` is sent, exit 0.
+SIGTERM/SIGINT: the worker threads finish or checkpoint their current step (training stops at
+its next step and saves a checkpoint; a SysEx dump in flight is abandoned and sent again after
+the restart), the queue is left consistent, ``STOPPING=1`` is sent, exit 0.
 
 ``run(until_idle=True)`` processes everything in the drop folders and the queue, then exits:
 the mode the demo, the tests and the benchmarks use (``miragen daemon --until-idle``).
 
-For tests, ``handlers`` replaces the function that runs a job kind (the only seam).
+Each job runs in a *handler* that gets a :class:`~.context.Context` (never the daemon). For
+tests, ``handlers`` replaces the function that runs a job kind (the only seam).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -38,18 +41,22 @@ from typing import Any
 from ..errors import MiragenError
 from ..fsutil import atomic_write_text
 from . import notify as sd
-from .context import Stopping
+from .context import Context, Stopping
 from .handlers import run_deliver, run_generate, run_request, run_train
+from .heartbeats import IDLE, Heartbeats
 from .ingest import ingest
 from .jobs import Job, JobQueue
+from .link import TransportLink
+from .requests import RequestError, from_trigger, write_record
 from .state import StateDir, printable, reject_file
 from .triggers import MidiMessage, TriggerListener
 from .watcher import DropWatcher, adopt_processing, is_temporary
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["Daemon", Job], None]
+Handler = Callable[[Context, Job], Any]
 
+# worker thread -> the job kinds it runs
 WORKERS: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest", "request"),
     "train": ("train",),
@@ -61,13 +68,8 @@ WATCHDOG_FACTOR = 4.0
 MAX_PENDING_TRIGGERS = 32  # MIDI floods: beyond this many waiting requests, triggers are dropped
 STATUS_EVERY_S = 5.0
 
-
-def _run_ingest(d: Daemon, job: Job) -> None:
-    ingest(job, d.state, d.queue, d.cfg)
-
-
 DEFAULT_HANDLERS: dict[str, Handler] = {
-    "ingest": _run_ingest,
+    "ingest": ingest,
     "request": run_request,
     "train": run_train,
     "generate": run_generate,
@@ -82,84 +84,40 @@ class Daemon:
         self.handlers = dict(DEFAULT_HANDLERS)
         self.handlers.update(handlers or {})
         self.stopping = threading.Event()
-        self.queue: JobQueue | None = None  # type: ignore[assignment]
+        self.heartbeats = Heartbeats()
+        self.transport = TransportLink(cfg)
+        self.context: Context | None = None  # made by start(): what every handler gets
+        self.queue: JobQueue | None = None  # the context's queue, once started
         self.watcher: DropWatcher | None = None
         self.listener: TriggerListener | None = None
-        self._threads: dict[str, threading.Thread] = {}
-        self.children: dict[
-            str, Any
-        ] = {}  # worker name -> its running child process (service/child.py)
-        self._beats: dict[str, float] = {}
-        self._activity: dict[str, str] = {}
-        self._transport = None
-        self._transport_lock = threading.Lock()
-        self.io_lock = (
-            threading.Lock()
-        )  # held by a delivery; the MIDI input reads a shared port only without it
-        self.delivering = threading.Event()
-        self.transport_health: dict[str, Any] = {
-            "spec": cfg["deliver"]["transport"],
-            "state": "unused",
-            "last_ok": None,
-            "last_error": "",
-        }
+        self._threads: dict[str, threading.Thread] = {}  # the worker threads
         self._trigger_seq = 0
         self._trigger_lock = threading.Lock()
+        self._lock_fd: int | None = None
         self.started = time.time()
         self.idle_wait = max(1.0, min(10.0, float(cfg["daemon"]["watchdog_s"]) / 3))
         self._last_status = ""
 
     # -- health -------------------------------------------------------------------------
-    def beat(self, name: str) -> None:
-        self._beats[name] = time.monotonic()
-
-    def set_activity(self, name: str, text: str) -> None:
-        self._activity[name] = text
-
     def healthy(self) -> tuple[bool, str]:
         limit = WATCHDOG_FACTOR * float(self.cfg["daemon"]["watchdog_s"])
         now = time.monotonic()
         for name, t in self._threads.items():
             if not t.is_alive():
                 return False, f"thread {name} died"
-            age = now - self._beats.get(name, now)
+            age = self.heartbeats.silent_for(name, now)
             if age > limit:
                 return (
                     False,
-                    f"worker {name} silent for {age:.0f} s ({self._activity.get(name, '')})",
+                    f"worker thread {name} silent for {age:.0f} s "
+                    f"({self.heartbeats.activity(name)})",
                 )
         if self.watcher is not None and not self.watcher.alive():
             return False, "the drop-folder watcher died"
         return True, ""
 
-    # -- transport ----------------------------------------------------------------------
-    def transport(self):
-        from ..transport import open_transport
-
-        with self._transport_lock:
-            if self._transport is None:
-                self._transport = open_transport(self.cfg["deliver"]["transport"], self.cfg)
-            return self._transport
-
-    def transport_ok(self) -> None:
-        self.transport_health.update(
-            state="ok", last_ok=time.strftime("%Y-%m-%dT%H:%M:%S%z"), last_error=""
-        )
-
-    def transport_failed(self, error: str) -> None:
-        self.transport_health.update(state="error", last_error=error)
-        with self._transport_lock:
-            t, self._transport = self._transport, None
-        if t is not None:
-            try:
-                t.close()
-            except Exception:  # a broken link may fail to close; it is dropped either way
-                log.debug("closing the transport failed", exc_info=True)
-
     # -- triggers -----------------------------------------------------------------------
     def fire(self, index: int, trigger: dict[str, Any], msg: MidiMessage) -> None:
-        from .requests import RequestError, from_trigger
-
         if self.queue is None or self.stopping.is_set():
             return
         if self.queue.pending(("request", "generate")) >= MAX_PENDING_TRIGGERS:
@@ -183,12 +141,13 @@ class Daemon:
             subject=name,
         )
 
-    # -- workers ------------------------------------------------------------------------
+    # -- worker threads -----------------------------------------------------------------
     def _worker(self, name: str, kinds: tuple[str, ...]) -> None:
-        q = self.queue
-        assert q is not None
+        """A worker thread: claims the jobs of ``kinds`` one after another and runs each."""
+        q, ctx = self.queue, self.context
+        assert q is not None and ctx is not None
         while not self.stopping.is_set():
-            self.beat(name)
+            self.heartbeats.beat(name)
             seen = q.version
             job = q.claim(kinds)
             if job is None:
@@ -200,15 +159,15 @@ class Daemon:
                 )
                 q.wait_change(seen, timeout)
                 continue
-            self.set_activity(name, f"{job.kind} {printable(job.subject)}")
+            self.heartbeats.set_activity(name, f"{job.kind} {printable(job.subject)}")
             try:
-                self.handlers[job.kind](self, job)
+                self.handlers[job.kind](ctx, job)
             except Stopping:
                 q.requeue(job, error="stopped by shutdown", uncount=True)
             except Exception as exc:  # one bad job never stops the daemon
                 self._job_error(job, exc)
             finally:
-                self.set_activity(name, "idle")
+                self.heartbeats.set_activity(name, IDLE)
 
     def _job_error(self, job: Job, exc: Exception) -> None:
         q = self.queue
@@ -230,8 +189,6 @@ class Daemon:
 
     def _give_up(self, job: Job, reason: str) -> None:
         """A job that cannot finish: its input still ends in rejected/, its request is failed."""
-        from .requests import write_record
-
         q = self.queue
         assert q is not None
         try:
@@ -248,17 +205,17 @@ class Daemon:
 
     # -- status -------------------------------------------------------------------------
     def status_line(self) -> str:
-        q = self.queue
-        assert q is not None
-        queued = q.pending() - sum(1 for a in self._activity.values() if a != "idle")
-        running = [f"{k} {a}" for k, a in self._activity.items() if a != "idle"]
-        classes = q.class_counts()
+        assert self.context is not None
+        busy = self.heartbeats.busy()
+        queued = self.context.queue.pending() - len(busy)
+        running = [f"{k} {a}" for k, a in busy.items()]
+        classes = self.context.corpus.class_counts()
         parts = [
             f"{sum(classes.values())} sounds in {len(classes)} classes",
             f"queue: {max(0, queued)} queued, {len(running)} running"
             + (f" ({'; '.join(running)[:120]})" if running else ""),
         ]
-        th = self.transport_health
+        th = self.transport.health
         if th["state"] != "unused":
             parts.append(f"transport {th['state']}")
         return " · ".join(parts)
@@ -270,25 +227,18 @@ class Daemon:
             "pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "workers": {
+            "workers": {  # the worker threads
                 n: {
-                    "activity": self._activity.get(n, "idle"),
-                    "heartbeat_age_s": round(now - self._beats.get(n, now), 1),
+                    "activity": self.heartbeats.activity(n),
+                    "heartbeat_age_s": round(self.heartbeats.silent_for(n, now), 1),
                 }
                 for n in self._threads
             },
-            "worker_processes": {n: p.pid for n, p in list(self.children.items())},
-            "transport": self.transport_health,
+            # the child processes the worker threads run now (the key predates the name)
+            "worker_processes": self.heartbeats.child_pids(),
+            "transport": self.transport.health,
             "watcher": vars(self.watcher.stats) if self.watcher else {},
-            "midi_input": {
-                "spec": self.cfg["midi"]["input"],
-                "messages": self.listener.messages,
-                "fired": self.listener.fired,
-                "dropped": self.listener.dropped,
-                "error": self.listener.error,
-            }
-            if self.listener
-            else {},
+            "midi_input": self._midi_status(),
         }
         try:
             atomic_write_text(
@@ -297,17 +247,28 @@ class Daemon:
         except OSError as exc:
             log.warning("cannot write %s: %s", self.state.status_file, exc)
 
+    def _midi_status(self) -> dict[str, Any]:
+        if self.listener is None:
+            return {}
+        return {
+            "spec": self.cfg["midi"]["input"],
+            "messages": self.listener.messages,
+            "fired": self.listener.fired,
+            "dropped": self.listener.dropped,
+            "error": self.listener.error,
+        }
+
     def idle(self) -> bool:
         """Nothing queued, running, pending in the watcher, or lying in the drop folders."""
         q = self.queue
-        if q is None or q.pending() or any(a != "idle" for a in self._activity.values()):
+        if q is None or q.pending() or self.heartbeats.busy():
             return False
         if self.watcher is not None and self.watcher.busy():
             return False
         for root in (self.state.inbox, self.state.requests):
-            for _dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
                 if any(not is_temporary(f) for f in filenames) or any(
-                    os.path.islink(os.path.join(_dirpath, x)) for x in dirnames
+                    os.path.islink(os.path.join(dirpath, x)) for x in dirnames
                 ):
                     return False
         return True
@@ -315,7 +276,7 @@ class Daemon:
     # -- run ----------------------------------------------------------------------------
     def lock(self) -> None:
         """One daemon per state folder: an exclusive lock on ``miragen.lock`` (freed on death)."""
-        import fcntl
+        import fcntl  # POSIX only: deferred so that the command line loads everywhere
 
         self.state.root.mkdir(parents=True, exist_ok=True)
         path = self.state.root / "miragen.lock"
@@ -334,9 +295,40 @@ class Daemon:
         self._lock_fd = fd
 
     def start(self) -> None:
-        """Open the queue, recover, start every thread (returns at once)."""
+        """Open the database, recover the queue, start every thread (returns at once)."""
         self.state.create()
-        self.queue = JobQueue(self.state.db)
+        ctx = Context.open(
+            self.cfg,
+            self.state,
+            stopping=self.stopping,
+            heartbeats=self.heartbeats,
+            transport=self.transport,
+        )
+        self.context, self.queue = ctx, ctx.queue
+        self._recover()
+        dcfg = self.cfg["daemon"]
+        self.watcher = DropWatcher(
+            self.state,
+            ctx.queue,
+            settle_s=dcfg["settle_s"],
+            rescan_s=dcfg["rescan_s"],
+            polling=dcfg["polling"],
+            heartbeat=lambda: self.heartbeats.beat("watcher"),
+        )
+        self.context = dataclasses.replace(ctx, watcher=self.watcher)
+        self.watcher.start()
+        for name, kinds in WORKERS.items():
+            t = threading.Thread(target=self._worker, args=(name, kinds), name=name, daemon=True)
+            self.heartbeats.set_activity(name, IDLE)
+            self.heartbeats.beat(name)
+            self._threads[name] = t
+            t.start()
+        self._start_midi_input()
+
+    def _recover(self) -> None:
+        """Jobs a dead daemon left running go back to the queue (or fail); claimed files whose
+        job was lost get one."""
+        assert self.queue is not None
         for job in self.queue.recover():
             log.info(
                 "job %d (%s %s) was interrupted: %s",
@@ -350,41 +342,23 @@ class Daemon:
         adopted = adopt_processing(self.state, self.queue)
         if adopted:
             log.info("%d claimed files had lost their jobs; queued again", adopted)
-        dcfg = self.cfg["daemon"]
-        self.watcher = DropWatcher(
-            self.state,
-            self.queue,
-            settle_s=dcfg["settle_s"],
-            rescan_s=dcfg["rescan_s"],
-            polling=dcfg["polling"],
-            heartbeat=lambda: self.beat("watcher"),
-        )
-        self.watcher.start()
-        for name, kinds in WORKERS.items():
-            t = threading.Thread(target=self._worker, args=(name, kinds), name=name, daemon=True)
-            self._activity[name] = "idle"
-            self.beat(name)
-            self._threads[name] = t
-            t.start()
+
+    def _start_midi_input(self) -> None:
         spec = self.cfg["midi"]["input"]
-        if spec:
-            shared = None
-            if spec == self.cfg["deliver"]["transport"] and not spec.startswith("midi:"):
-
-                def shared_io():
-                    return (self.transport(), self.io_lock, self.delivering)
-
-                shared = shared_io
-            self.listener = TriggerListener(
-                spec,
-                self.cfg["trigger"],
-                self.fire,
-                cfg=self.cfg,
-                shared=shared,
-                max_sysex=self.cfg["midi"]["max_message_bytes"],
-                heartbeat=lambda: self.beat("midi-in"),
-            )
-            self.listener.start()
+        if not spec:
+            return
+        # one port both ways (the usual Jetson UART): the MIDI input reads the delivery's port
+        same_port = spec == self.cfg["deliver"]["transport"] and not spec.startswith("midi:")
+        self.listener = TriggerListener(
+            spec,
+            self.cfg["trigger"],
+            self.fire,
+            cfg=self.cfg,
+            shared=self.transport.shared if same_port else None,
+            max_sysex=self.cfg["midi"]["max_message_bytes"],
+            heartbeat=lambda: self.heartbeats.beat("midi-in"),
+        )
+        self.listener.start()
 
     def shutdown(self) -> None:
         self.stopping.set()
@@ -397,18 +371,10 @@ class Daemon:
             self.watcher.stop()
         for t in self._threads.values():
             t.join(timeout=30)
-        with self._transport_lock:
-            if self._transport is not None:
-                try:
-                    self._transport.close()
-                except (
-                    Exception
-                ):  # shutting down: a transport that fails to close is left to the OS
-                    log.debug("closing the transport failed", exc_info=True)
-                self._transport = None
-        if self.queue is not None:
+        self.transport.close()  # shutting down: one that fails to close is left to the OS
+        if self.context is not None:
             self.write_status("stopped")
-            self.queue.close()
+            self.context.db.close()
 
     def run(self, *, until_idle: bool = False, max_seconds: float | None = None) -> int:
         """Run until SIGTERM/SIGINT (or, with ``until_idle``, until there is nothing left to do)."""
@@ -444,42 +410,46 @@ class Daemon:
             self.cfg["deliver"]["transport"],
             self.cfg["midi"]["input"] or "none",
         )
-        last_status = 0.0
-        idle_since: float | None = None
-        t0 = time.monotonic()
         try:
-            while not self.stopping.wait(tick):
-                ok, why = self.healthy()
-                if ok:
-                    sd.notify("WATCHDOG=1")
-                else:
-                    log.error("not healthy, watchdog pings stopped: %s", why)
-                now = time.monotonic()
-                if now - last_status >= STATUS_EVERY_S:  # a few queries: not every tick
-                    line = self.status_line()
-                    if line != self._last_status:
-                        sd.notify(f"STATUS={line}")
-                        self._last_status = line
-                    self.write_status()
-                    last_status = now
-                if max_seconds is not None and now - t0 > max_seconds:
-                    log.warning("stopping after %.0f s (--max-seconds)", max_seconds)
-                    break
-                if until_idle:
-                    if self.idle():
-                        idle_since = idle_since or now
-                        if now - idle_since >= 1.0:
-                            log.info("idle: nothing left to do")
-                            break
-                    else:
-                        idle_since = None
+            self._main_loop(tick, until_idle, max_seconds)
         finally:
             self.shutdown()
             self._unlock()
         return 0
 
+    def _main_loop(self, tick: float, until_idle: bool, max_seconds: float | None) -> None:
+        """The main thread: watchdog pings, status, and the ends (--max-seconds, --until-idle)."""
+        last_status = 0.0
+        idle_since: float | None = None
+        t0 = time.monotonic()
+        while not self.stopping.wait(tick):
+            ok, why = self.healthy()
+            if ok:
+                sd.notify("WATCHDOG=1")
+            else:
+                log.error("not healthy, watchdog pings stopped: %s", why)
+            now = time.monotonic()
+            if now - last_status >= STATUS_EVERY_S:  # a few queries: not every tick
+                line = self.status_line()
+                if line != self._last_status:
+                    sd.notify(f"STATUS={line}")
+                    self._last_status = line
+                self.write_status()
+                last_status = now
+            if max_seconds is not None and now - t0 > max_seconds:
+                log.warning("stopping after %.0f s (--max-seconds)", max_seconds)
+                break
+            if until_idle:
+                if self.idle():
+                    idle_since = idle_since or now
+                    if now - idle_since >= 1.0:
+                        log.info("idle: nothing left to do")
+                        break
+                else:
+                    idle_since = None
+
     def _unlock(self) -> None:
         """Free the state folder for the next daemon (the demo and tests run several in turn)."""
-        if getattr(self, "_lock_fd", None) is not None:
+        if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -8,10 +8,11 @@ Training policy (one model line per class, ``models/<class>/vNNNN``):
 - new material schedules a retrain of its class ``train.debounce_s`` after the latest file;
 - the run gets ``train.seconds`` (a run stopped by SIGTERM checkpoints and resumes with the rest
   of its budget);
-- a class with fewer than ``MIN_TRAIN_CLASS`` (5) sounds is not trained: it waits for more;
-- the class is split into training and held-out material (when it has at least
-  ``MIN_JUDGE_CLASS`` (20) sounds, so that ≥ 4 are held out) and the new model is judged by
-  ``judge.metrics.evaluate``;
+- the training itself runs in a child process (:func:`.tasks.task_train`): a class with fewer
+  than ``MIN_TRAIN_CLASS`` (5) sounds is not trained (it waits for more); the class is split into
+  training and held-out material (when it has at least ``MIN_JUDGE_CLASS`` (20) sounds, so that
+  ≥ 4 are held out) and the new model is judged by ``judge.metrics.evaluate``; its report (kept
+  in the model registry) says how many sounds it was trained on and how many were held out;
 - the new model becomes *current* when it passes, or when the class has no current model yet
   (a first model serves even when it fails or the class is too small to judge: the candidate
   gate still filters what it makes, and its status shows the verdict);
@@ -30,12 +31,15 @@ from ..app import disk as disk_app
 from ..app.disk import is_cycle
 from ..app.sysex import sysex_body
 from ..errors import MiragenError
+from ..transport.deliver import deliver_wavesample
 from .child import ChildFailed, ChildStopped, run_child
+from .classing import POOL, run_sort
 from .context import Context, Stopping
 from .jobs import Job
+from .manifest import read_manifest
+from .models import model_verdict
 from .requests import RequestError, parse_request_file, unique_name, write_record
 from .state import printable, reject_file, safe_name
-from .tasks import MIN_JUDGE_CLASS, MIN_TRAIN_CLASS, SMALL_CLASS, read_manifest  # noqa: F401  (re-exported: the demo reads them here)
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +98,7 @@ def run_request(d: Context, job: Job) -> None:
             os.replace(src, kept)
         record["request_file"] = str(kept.relative_to(state.root))
     write_record(state, name, **record)
-    with queue.transaction() as c:
+    with d.db.transaction() as c:
         queue.add(
             "generate",
             {"name": name, "request": p["request"]},
@@ -108,45 +112,25 @@ def run_request(d: Context, job: Job) -> None:
 
 # ------------------------------------------------------------------------------ training
 def run_train(d: Context, job: Job) -> None:
-    """Train one class in a child process (:mod:`.worker`); record the model and its verdict here.
+    """Train one class in a child process (:mod:`.tasks`); record the model and its verdict here.
 
     The pool of unsorted material (class :data:`~.classing.POOL`) is not trained: its "train"
     job sorts it into auto classes (:func:`.classing.run_sort`)."""
-    from .classing import POOL, run_sort
-
     cls = job.subject
     if cls == POOL:
         run_sort(d, job)
         return
     p = job.payload
-    t = d.cfg["train"]
     if "version" not in p:
         folder = d.state.models / cls
         existing = sorted(folder.glob("v[0-9][0-9][0-9][0-9]")) if folder.is_dir() else []
         p["version"] = f"v{len(existing) + 1:04d}"
         p["elapsed"] = 0.0
         d.queue.save_payload(job)
-    version = p["version"]
-    model_dir = d.state.models / cls / version
+    model_dir = d.state.models / cls / p["version"]
     spent0 = float(p.get("elapsed", 0.0))
-    remaining = max(1.0, float(t["seconds"]) - spent0)
-    saved = {"at": time.monotonic()}
-
-    def on_event(ev: dict[str, Any]) -> None:
-        if (
-            ev.get("ev") == "progress" and time.monotonic() - saved["at"] >= SAVE_SPENT_S
-        ):  # a kill keeps the budget spent
-            p["elapsed"] = spent0 + float(ev.get("run_s", 0.0))
-            d.queue.save_payload(job)
-            saved["at"] = time.monotonic()
-
-    spec = {
-        "class": cls,
-        "model_dir": str(model_dir.relative_to(d.state.root)),
-        "remaining_s": remaining,
-    }
     try:
-        res = run_child(d, "train", "train", spec, what=f"train {cls}", on_event=on_event)
+        res = _train_in_child(d, job, model_dir, spent0)
     except ChildStopped as stop:
         p["elapsed"] = spent0 + stop.run_s
         d.queue.requeue(job, error="stopped by shutdown; resumes from its checkpoint", uncount=True)
@@ -161,25 +145,44 @@ def run_train(d: Context, job: Job) -> None:
         log.info("%s: waiting for more material", p["skipped"])
         d.queue.finish(job)
         return
-    passed = bool(res.get("passed"))
-    current = d.queue.current_model(cls)
-    make_current = takes_over(res.get("report", {}), current)
-    rel = str(model_dir.relative_to(d.state.root))
-    if not any(m["path"] == rel for m in d.queue.models()):  # not recorded before a kill
-        d.queue.add_model(cls, rel, passed, res.get("report", {}), make_current)
+    _record_model(d, cls, model_dir, res)
     d.queue.finish(job)
+
+
+def _train_in_child(d: Context, job: Job, model_dir: Path, spent0: float) -> dict[str, Any]:
+    """The train task with the budget this job has left (``spent0`` seconds spent before); the
+    seconds spent are saved in the job's payload now and then, so that a kill keeps them."""
+    saved = {"at": time.monotonic()}
+
+    def on_event(ev: dict[str, Any]) -> None:
+        if ev.get("ev") == "progress" and time.monotonic() - saved["at"] >= SAVE_SPENT_S:
+            job.payload["elapsed"] = spent0 + float(ev.get("run_s", 0.0))
+            d.queue.save_payload(job)
+            saved["at"] = time.monotonic()
+
+    spec = {
+        "class": job.subject,
+        "model_dir": str(model_dir.relative_to(d.state.root)),
+        "remaining_s": max(1.0, float(d.cfg["train"]["seconds"]) - spent0),
+    }
+    return run_child(d, "train", "train", spec, what=f"train {job.subject}", on_event=on_event)
+
+
+def _record_model(d: Context, cls: str, model_dir: Path, res: dict[str, Any]) -> None:
+    """Record the trained model and its report; it serves when :func:`takes_over` says so."""
+    passed = bool(res.get("passed"))
+    report = res.get("report", {})
+    make_current = takes_over(report, d.models.current(cls))
+    rel = str(model_dir.relative_to(d.state.root))
+    if not d.models.known(rel):  # not recorded before a kill
+        d.models.add(cls, rel, passed, report, make_current)
     log.info(
         "class %s: model %s %s%s",
         cls,
-        version,
+        model_dir.name,
         "passed" if passed else "not passed",
         " and serves now" if make_current else "; the previous model keeps serving",
     )
-
-
-def model_verdict(report: dict[str, Any]) -> str:
-    """pass, fail or inconclusive, from a model's judge report (older records: pass/fail)."""
-    return report.get("verdict") or ("pass" if report.get("passed") else "fail")
 
 
 def _verdict_rank(report: dict[str, Any]) -> int:
@@ -202,18 +205,15 @@ def takes_over(report: dict[str, Any], current: dict[str, Any] | None) -> bool:
 def _pick_class(d: Context, wanted: str) -> str | None:
     if wanted:
         return wanted
-    classes = sorted(m["class"] for m in d.queue.models() if m["current"])
-    if classes:
-        return classes[0]
-    from .classing import POOL
-
-    counts = {
-        c: n for c, n in d.queue.class_counts().items() if c != POOL
-    }  # the pool is never trained
+    serving = sorted(d.models.serving())
+    if serving:
+        return serving[0]
+    counts = {c: n for c, n in d.corpus.class_counts().items() if c != POOL}  # never trained
     return min(counts) if counts else None
 
 
 def run_generate(d: Context, job: Job) -> None:
+    """A request → its candidates (in a child process), then a deliver job for the best one."""
     p = job.payload
     name, req = p["name"], p["request"]
     cls = _pick_class(d, req.get("class", ""))
@@ -222,42 +222,20 @@ def run_generate(d: Context, job: Job) -> None:
             d, job, name, "no class to generate from: the corpus is empty (drop sounds into inbox/)"
         )
         return
-    current = d.queue.current_model(cls)
+    current = d.models.current(cls)
     if current is None:
-        # wait while the class trains, or while material is still arriving (it may be this class's)
-        training = [
-            j
-            for j in d.queue.jobs(kind="train")
-            if j.subject == cls and j.state in ("queued", "running")
-        ]
-        arriving = d.queue.pending(("ingest",)) > 0 or (d.watcher is not None and d.watcher.busy())
-        if training or arriving:
-            d.set_activity("generate", f"{name} waits for class {cls} to train")
-            d.queue.requeue(job, delay_s=MODEL_WAIT_S, uncount=True)
-            return
-        known = sorted(d.queue.class_counts())
-        failed = [
-            j.last_error or j.payload.get("skipped", "")
-            for j in d.queue.jobs(kind="train")
-            if j.subject == cls and (j.state == "failed" or j.payload.get("skipped"))
-        ][:1]
-        why = (
-            f"class '{cls}' has no trained model"
-            + (f" (classes: {', '.join(known)})" if known else " (the corpus is empty)")
-            + (f"; {failed[0]}" if failed else "")
-        )
-        _fail_request(d, job, name, why)
+        _wait_for_model(d, job, name, cls)
         return
     write_record(d.state, name, state="running", **{"class": cls})
-    spec = {
-        "name": name,
-        "class": cls,
-        "model": current["path"],
-        "count": int(req["count"]),
-        "seed": job.id,
-    }
     res = read_manifest(d.state.out / name)  # committed before a kill: not generated again
     if res is None:
+        spec = {
+            "name": name,
+            "class": cls,
+            "model": current["path"],
+            "count": int(req["count"]),
+            "seed": job.id,
+        }
         try:  # in a child process: torch is loaded there, never in the daemon
             res = run_child(d, "generate", "generate", spec, what=f"request {name}")
         except ChildStopped:
@@ -268,28 +246,56 @@ def run_generate(d: Context, job: Job) -> None:
             d, job, name, f"no candidate passed the gate ({res.get('summary', '')})", files=files
         )
         return
-    route = req.get("route") or d.cfg["deliver"]["route"]
-    deliver = {
-        "name": name,
-        "pcm": pcms[0],
-        "route": route,
-        "half": req["half"],
-        "wavesample": req["wavesample"],
-        "sound": req.get("sound") or d.cfg["deliver"]["sound"],
-    }
     write_record(
         d.state,
         name,
         state="running",
         files=files,
+        candidates=pcms,
         model=current["path"],
         gate=res.get("summary", ""),
         warnings=list(res.get("warnings", []))[:20],
-        worker_timing=res.get("timing", {}),
+        worker_timing=res.get("timing", {}),  # the child process's timing (the key is older)
     )
-    with d.queue.transaction() as c:
-        d.queue.add("deliver", deliver, key=f"deliver:{name}", subject=name, conn=c)
+    with d.db.transaction() as c:
+        d.queue.add(
+            "deliver", _delivery(d, name, req, pcms[0]), key=f"deliver:{name}", subject=name, conn=c
+        )
         d.queue.finish(job, conn=c)
+
+
+def _wait_for_model(d: Context, job: Job, name: str, cls: str) -> None:
+    """A class without a model: wait while it trains or while material is still arriving (it may
+    be this class's); otherwise fail the request with the reason."""
+    trains = d.queue.jobs(kind="train")
+    if any(j.subject == cls and j.state in ("queued", "running") for j in trains) or d.arriving():
+        d.heartbeats.set_activity("generate", f"{name} waits for class {cls} to train")
+        d.queue.requeue(job, delay_s=MODEL_WAIT_S, uncount=True)
+        return
+    known = sorted(d.corpus.class_counts())
+    failed = [
+        j.last_error or j.payload.get("skipped", "")
+        for j in trains
+        if j.subject == cls and (j.state == "failed" or j.payload.get("skipped"))
+    ][:1]
+    why = (
+        f"class '{cls}' has no trained model"
+        + (f" (classes: {', '.join(known)})" if known else " (the corpus is empty)")
+        + (f"; {failed[0]}" if failed else "")
+    )
+    _fail_request(d, job, name, why)
+
+
+def _delivery(d: Context, name: str, req: dict[str, Any], pcm: str) -> dict[str, Any]:
+    """The deliver job's payload: where the request's best candidate goes."""
+    return {
+        "name": name,
+        "pcm": pcm,
+        "route": req.get("route") or d.cfg["deliver"]["route"],
+        "half": req["half"],
+        "wavesample": req["wavesample"],
+        "sound": req.get("sound") or d.cfg["deliver"]["sound"],
+    }
 
 
 def _fail_request(d: Context, job: Job, name: str, reason: str, **fields: Any) -> None:
@@ -300,6 +306,7 @@ def _fail_request(d: Context, job: Job, name: str, reason: str, **fields: Any) -
 
 # ------------------------------------------------------------------------------ delivery
 def run_deliver(d: Context, job: Job) -> None:
+    """Send the request's best candidate by each route (SysEx, disk image), each once."""
     p = job.payload
     name = p["name"]
     data = (d.state.root / p["pcm"]).read_bytes()
@@ -309,7 +316,7 @@ def run_deliver(d: Context, job: Job) -> None:
         delivery_id = f"{name}:{part}"
         if results.get(part, {}).get("ok"):
             continue  # delivered before a restart: counted once
-        d.queue.delivery_start(delivery_id, job.id, name, part)
+        d.deliveries.start(delivery_id, job.id, name, part)
         if part == "sysex":
             body = sysex_body(
                 data, cycle=_is_cycle(d, data), cycle_pages=d.cfg["deliver"]["cycle_pages"]
@@ -317,13 +324,16 @@ def run_deliver(d: Context, job: Job) -> None:
             res = _deliver_sysex(d, body, p)
         else:
             res = _deliver_disk(d, data, p)
-        d.queue.delivery_end(delivery_id, bool(res.get("ok")), res)
+        d.deliveries.end(delivery_id, bool(res.get("ok")), res)
         results[part] = res
         p["results"] = results
         d.queue.save_payload(job)
     ok = all(results[k].get("ok") for k in parts)
     reason = "; ".join(f"{k}: {results[k].get('error')}" for k in parts if not results[k].get("ok"))
-    write_record(d.state, name, state="done" if ok else "failed", delivery=results, reason=reason)
+    sent = {"delivered": p["pcm"]} if ok else {}  # the candidate that reached the Mirage
+    write_record(
+        d.state, name, state="done" if ok else "failed", delivery=results, reason=reason, **sent
+    )
     if ok:
         d.queue.finish(job)
         log.info("request %s delivered (%s)", name, ", ".join(parts))
@@ -338,20 +348,18 @@ def _is_cycle(d: Context, data: bytes) -> bool:
 
 
 def _deliver_sysex(d: Context, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
-    from ..transport.deliver import deliver_wavesample
-
     c = d.cfg["deliver"]
+    link = d.transport
+    assert link is not None, "a SysEx delivery needs the daemon's transport"
 
     def progress(done: int, total: int) -> None:
-        d.beat("deliver")
-        d.set_activity("deliver", f"{p['name']}: {done}/{total} bytes")
+        d.heartbeats.beat("deliver")
+        d.heartbeats.set_activity("deliver", f"{p['name']}: {done}/{total} bytes")
         if d.stopping.is_set():
             raise Stopping()
 
-    d.delivering.set()
     try:
-        with d.io_lock:
-            transport = d.transport()
+        with link.exclusive() as transport:  # a failure is recorded as the transport's
             res = deliver_wavesample(
                 transport,
                 data,
@@ -365,18 +373,15 @@ def _deliver_sysex(d: Context, data: bytes, p: dict[str, Any]) -> dict[str, Any]
                 progress=progress,
             )
     except MiragenError as exc:
-        d.transport_failed(str(exc))
         return {"ok": False, "error": str(exc), "transport": c["transport"]}
-    finally:
-        d.delivering.clear()
     out = res.to_dict()
     out["transport"] = c["transport"]
     out["pages"] = len(data) // 256
     out["half"], out["wavesample"] = p["half"], int(p["wavesample"])
     if res.ok:
-        d.transport_ok()
+        link.ok()
     else:
-        d.transport_failed(str(res.error))
+        link.failed(str(res.error))
     return out
 
 

@@ -24,10 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from ..audio.io import scan_audio
 from ..errors import FormatError, InputError, MiragenError
 from ..fsutil import atomic_write_bytes, fsync_dir
-from .jobs import Job, JobQueue
-from .state import StateDir, printable, reject_file
+from ..mirage import disk
+from .context import Context
+from .jobs import Job
+from .state import printable, reject_file, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +92,6 @@ def _read_claimed(src: Path, max_bytes: int) -> bytes:
 def _check_audio(src: Path, cfg: dict[str, Any], max_bytes: int) -> str:
     """Check and measure the whole file with the project's one reader, without keeping it
     (memory does not grow with the file); returns the corpus suffix for its format."""
-    from ..audio.io import scan_audio
-
     try:
         audio = scan_audio(src, raw_rate=cfg["audio"]["raw_rate"], max_file_bytes=max_bytes)
     except InputError as exc:
@@ -107,8 +108,6 @@ def _check_audio(src: Path, cfg: dict[str, Any], max_bytes: int) -> str:
 
 
 def _disk_waves(data: bytes, name: str) -> list[tuple[str, bytes]]:
-    from ..mirage import disk
-
     try:
         samples = disk.training_samples(data, name)
     except (FormatError, MiragenError) as exc:
@@ -121,57 +120,69 @@ def _disk_waves(data: bytes, name: str) -> list[tuple[str, bytes]]:
     return samples
 
 
-def ingest(job: Job, state: StateDir, queue: JobQueue, cfg: dict[str, Any]) -> IngestOutcome:
+def ingest(d: Context, job: Job) -> IngestOutcome:
     """Run one ingest job to its end (corpus or rejected); records the job as done."""
-    p = job.payload
+    p, state = job.payload, d.state
     src = state.root / p["path"]
     cls = p.get("class") or "default"
     original = p.get("original") or src.name
-    max_bytes = min(int(cfg["daemon"]["max_file_mb"]), int(cfg["audio"]["max_input_mb"])) * 2**20
-
     if "rejected" in p:  # resumed after a kill: finish the rejection
-        dest = state.root / p["rejected"]
-        reject_file(state, src, original, p["reason"], dest)
-        queue.finish(job)
+        reject_file(state, src, original, p["reason"], state.root / p["rejected"])
+        d.queue.finish(job)
         return IngestOutcome(False, cls, p["rejected"], p["reason"])
-
     if "dest" not in p:
         try:
-            data = _read_claimed(src, max_bytes)
-            sha = hashlib.sha256(data).hexdigest()
-            seen = queue.has_file(sha)
-            if seen is not None:
-                raise Rejected(
-                    f"duplicate: the same content is already in the corpus as {seen['path']}"
-                )
-            extra: list[list[str]] = []
-            if _is_disk(src, data):
-                if len(data) != _disk_size():
-                    raise Rejected(
-                        f"a Mirage disk image must be exactly {_disk_size():,} bytes "
-                        f"(this one is {len(data):,})"
-                    )
-                suffix = ".img"
-                for wname, wdata in _disk_waves(data, Path(original).stem):
-                    wsha = hashlib.sha256(wdata).hexdigest()
-                    extra.append([wsha, f"corpus/{cls}/{wsha[:24]}.pcm", wname])
-            else:
-                suffix = _check_audio(src, cfg, max_bytes)
+            p.update(_examine(d, src, cls, original))
         except Rejected as exc:
-            dest = state.unique_in(state.rejected, _rejected_name(original))
-            p["rejected"] = str(dest.relative_to(state.root))
-            p["reason"] = exc.reason
-            queue.save_payload(job)
-            reject_file(state, src, original, exc.reason, dest)
-            queue.finish(job)
-            log.info("rejected %s: %s", printable(original), exc.reason)
-            return IngestOutcome(False, cls, p["rejected"], exc.reason)
-        p["sha256"] = sha
-        p["dest"] = f"corpus/{cls}/{sha[:24]}{suffix}"
-        p["extra"] = extra
-        queue.save_payload(job)
+            return _reject(d, job, src, cls, original, exc.reason)
+        d.queue.save_payload(job)
+    return _file(d, job, src, cls, original)
 
-    dest = state.root / p["dest"]
+
+def _examine(d: Context, src: Path, cls: str, original: str) -> dict[str, Any]:
+    """Read and check the claimed file; its hash, its place in the corpus and, for a disk image,
+    its wavesamples (``extra``: [sha, path, name]). Raises Rejected with the reason."""
+    cfg = d.cfg
+    max_bytes = min(int(cfg["daemon"]["max_file_mb"]), int(cfg["audio"]["max_input_mb"])) * 2**20
+    data = _read_claimed(src, max_bytes)
+    sha = hashlib.sha256(data).hexdigest()
+    seen = d.corpus.find(sha)
+    if seen is not None:
+        raise Rejected(f"duplicate: the same content is already in the corpus as {seen['path']}")
+    extra: list[list[str]] = []
+    if _is_disk(src, data):
+        if len(data) != _disk_size():
+            raise Rejected(
+                f"a Mirage disk image must be exactly {_disk_size():,} bytes "
+                f"(this one is {len(data):,})"
+            )
+        suffix = ".img"
+        for wname, wdata in _disk_waves(data, Path(original).stem):
+            wsha = hashlib.sha256(wdata).hexdigest()
+            extra.append([wsha, f"corpus/{cls}/{wsha[:24]}.pcm", wname])
+    else:
+        suffix = _check_audio(src, cfg, max_bytes)
+    return {"sha256": sha, "dest": f"corpus/{cls}/{sha[:24]}{suffix}", "extra": extra}
+
+
+def _reject(d: Context, job: Job, src: Path, cls: str, original: str, reason: str) -> IngestOutcome:
+    """Into rejected/ with the reason (the destination recorded first: a kill finishes it)."""
+    p, state = job.payload, d.state
+    dest = state.unique_in(state.rejected, _rejected_name(original))
+    p["rejected"] = str(dest.relative_to(state.root))
+    p["reason"] = reason
+    d.queue.save_payload(job)
+    reject_file(state, src, original, reason, dest)
+    d.queue.finish(job)
+    log.info("rejected %s: %s", printable(original), reason)
+    return IngestOutcome(False, cls, p["rejected"], reason)
+
+
+def _file(d: Context, job: Job, src: Path, cls: str, original: str) -> IngestOutcome:
+    """Rename the checked file into the corpus, then index it, schedule its class's retrain and
+    finish the job in one transaction (idempotent: a kill at any point finishes the same way)."""
+    p, root = job.payload, d.state.root
+    dest = root / p["dest"]
     dest.parent.mkdir(parents=True, exist_ok=True)
     if p.get("extra"):
         image = src.read_bytes() if src.exists() else dest.read_bytes()
@@ -179,33 +190,29 @@ def ingest(job: Job, state: StateDir, queue: JobQueue, cfg: dict[str, Any]) -> I
             hashlib.sha256(b).hexdigest(): b for _, b in _disk_waves(image, Path(original).stem)
         }
         for wsha, wpath, _ in p["extra"]:
-            target = state.root / wpath
+            target = root / wpath
             if not target.exists() and wsha in waves:
                 atomic_write_bytes(target, waves[wsha])
     if src.exists() or src.is_symlink():
         os.replace(src, dest)
         fsync_dir(dest.parent)
     added = 0
-    with queue.transaction() as c:
-        added += queue.add_file(p["sha256"], cls, p["dest"], original, c)
+    with d.db.transaction() as c:
+        added += d.corpus.add(p["sha256"], cls, p["dest"], original, c)
         for wsha, wpath, wname in p.get("extra", []):
-            added += queue.add_file(wsha, cls, wpath, f"{original}:{wname}", c)
-        queue.schedule_train(cls, float(cfg["train"]["debounce_s"]), conn=c)
-        queue.finish(job, conn=c)
+            added += d.corpus.add(wsha, cls, wpath, f"{original}:{wname}", c)
+        d.queue.schedule_train(cls, float(d.cfg["train"]["debounce_s"]), conn=c)
+        d.queue.finish(job, conn=c)
     log.info("ingested %s into %s", printable(original), p["dest"])
     return IngestOutcome(True, cls, p["dest"], added=added)
 
 
 def _rejected_name(original: str) -> str:
-    from .state import safe_name
-
     return safe_name(Path(original).name)
 
 
 def _disk_size() -> int:
-    from ..mirage.disk import SIZE
-
-    return int(SIZE)
+    return int(disk.SIZE)
 
 
 def _is_disk(src: Path, data: bytes) -> bool:

@@ -30,7 +30,7 @@ from typing import Any
 from ..config import SOUNDS, TRIGGER_SCHEMA, Key, _check_value
 from ..errors import MiragenError
 from ..fsutil import atomic_write_text
-from .state import StateDir, safe_name
+from .state import StateDir, printable, safe_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -84,8 +84,6 @@ def parse_request_file(path: Path, display: str | None = None) -> dict[str, Any]
     """Read a request file (``.toml`` or ``.json``); raises RequestError with the reason.
 
     ``display``: the name shown in messages (the name it was dropped under)."""
-    from .state import printable
-
     shown = printable(display) if display is not None else path.name
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".json"):

@@ -12,7 +12,7 @@
   out/<request>/    generated candidates (.pcm/.wav/.png), generate.json and disk images
   out/requests/     one result record per request (<name>.json)
   miragen.db        the job queue (SQLite, WAL)
-  status.json       the running daemon's health (transport, workers), for `miragen status`
+  status.json       the running daemon's health (transport, worker threads), for `miragen status`
 ```
 
 Nothing in it is ever deleted by the daemon.

@@ -9,13 +9,20 @@ from typing import Any
 
 from ..errors import MiragenError
 from .classing import POOL
+from .corpus_index import CorpusIndex
+from .db import Database
+from .deliveries import DeliveryLedger
 from .jobs import JobQueue
+from .models import ModelRegistry, model_verdict
 from .state import StateDir
+
+# what the train task reported of the training itself (None for an older model)
+TRAINING_FACTS = ("trained_on", "held_out", "steps", "train_seconds", "device")
 
 
 def _daemon_alive(state: StateDir) -> int | None:
     """PID of the daemon holding the state folder's lock, or None."""
-    import fcntl
+    import fcntl  # POSIX only: deferred so that the command line loads everywhere
 
     path = state.root / "miragen.lock"
     try:
@@ -35,63 +42,23 @@ def _daemon_alive(state: StateDir) -> int | None:
 
 
 def collect(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Everything ``miragen status`` shows (``--json`` prints it as it is)."""
     state = StateDir(Path(cfg["paths"]["state"]))
     if not state.db.is_file():
         raise MiragenError(
             f"{state.root}: no job database (miragen.db) there; has the daemon run on this state "
             "folder?"
         )
-    q = JobQueue(state.db, readonly=True)
+    db = Database(state.db, readonly=True)
     try:
-        counts = q.counts()
-        failed = [
-            {"id": j.id, "kind": j.kind, "subject": j.subject, "error": j.last_error}
-            for j in q.jobs(state="failed", limit=10)
-        ]
-        running = [
-            {"id": j.id, "kind": j.kind, "subject": j.subject, "attempts": j.attempts}
-            for j in q.jobs(state="running", limit=20)
-        ]
-        classes: dict[str, Any] = {
-            c: {"sounds": n, "model": None, "models": 0}
-            for c, n in sorted(q.class_counts().items())
-        }
-        for m in q.models():
-            entry = classes.setdefault(m["class"], {"sounds": 0, "model": None, "models": 0})
-            entry["models"] += 1
-            if m["current"]:
-                rep = m["report"]
-                entry["model"] = {
-                    "path": m["path"],
-                    "passed": bool(m["passed"]),
-                    "judged": rep.get("judged", False),
-                    "reasons": rep.get("reasons", []),
-                    "metrics": rep.get("metrics", {}),
-                }
-        deliveries = [
-            {
-                "id": d["id"],
-                "route": d["route"],
-                "state": d["state"],
-                "ok": d["result"].get("ok"),
-                "error": d["result"].get("error"),
-                "elapsed_s": d["result"].get("elapsed_s"),
-            }
-            for d in q.deliveries(10)
-        ]
-        delivered = sum(1 for _ in q.db.execute("SELECT 1 FROM deliveries WHERE state='done'"))
+        records = _records(db)
     finally:
-        q.close()
+        db.close()
     try:
         live = json.loads(state.status_file.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         live = {}
     pid = _daemon_alive(state)
-    rejected = (
-        sum(1 for p in state.rejected.iterdir() if not p.name.endswith(".reason.txt"))
-        if state.rejected.is_dir()
-        else 0
-    )
     return {
         "state_dir": str(state.root),
         "daemon": {
@@ -102,18 +69,81 @@ def collect(cfg: dict[str, Any]) -> dict[str, Any]:
             "workers": live.get("workers", {}) if pid else {},
             "worker_processes": live.get("worker_processes", {}) if pid else {},
         },
-        "queue": counts,
-        "running": running,
-        "failed": failed,
-        "classes": classes,
-        "deliveries": {"done": delivered, "last": deliveries},
+        **records,
         "transport": live.get(
             "transport", {"spec": cfg["deliver"]["transport"], "state": "unknown"}
         ),
         "midi_input": live.get("midi_input", {}),
-        "rejected": rejected,
+        "rejected": _rejected(state),
         "unsorted_min": cfg["daemon"]["unsorted_min"],
     }
+
+
+def _records(db: Database) -> dict[str, Any]:
+    """The queue, the failed and running jobs, the classes and the deliveries, from the
+    database."""
+    q = JobQueue(db)
+    failed = [
+        {"id": j.id, "kind": j.kind, "subject": j.subject, "error": j.last_error}
+        for j in q.jobs(state="failed", limit=10)
+    ]
+    running = [
+        {"id": j.id, "kind": j.kind, "subject": j.subject, "attempts": j.attempts}
+        for j in q.jobs(state="running", limit=20)
+    ]
+    ledger = DeliveryLedger(db)
+    deliveries = [
+        {
+            "id": d["id"],
+            "route": d["route"],
+            "state": d["state"],
+            "ok": d["result"].get("ok"),
+            "error": d["result"].get("error"),
+            "elapsed_s": d["result"].get("elapsed_s"),
+        }
+        for d in ledger.latest(10)
+    ]
+    return {
+        "queue": q.counts(),
+        "running": running,
+        "failed": failed,
+        "classes": _classes(CorpusIndex(db), ModelRegistry(db)),
+        "deliveries": {"done": ledger.done(), "last": deliveries},
+    }
+
+
+def _classes(corpus: CorpusIndex, models: ModelRegistry) -> dict[str, Any]:
+    """{class: its sounds, its number of models and the one serving it, with its verdict}."""
+    classes: dict[str, Any] = {
+        c: {"sounds": n, "model": None, "models": 0}
+        for c, n in sorted(corpus.class_counts().items())
+    }
+    for m in models.all():
+        entry = classes.setdefault(m["class"], {"sounds": 0, "model": None, "models": 0})
+        entry["models"] += 1
+        if m["current"]:
+            entry["model"] = _serving(m)
+    return classes
+
+
+def _serving(m: dict[str, Any]) -> dict[str, Any]:
+    """The model serving a class, as its registry row and its report say."""
+    rep = m["report"]
+    return {
+        "path": m["path"],
+        "passed": bool(m["passed"]),
+        "judged": rep.get("judged", False),
+        "verdict": model_verdict(rep) if rep.get("judged") else "not judged",
+        "reasons": rep.get("reasons", []),
+        "metrics": rep.get("metrics", {}),
+        **{k: rep.get(k) for k in TRAINING_FACTS},
+    }
+
+
+def _rejected(state: StateDir) -> int:
+    if not state.rejected.is_dir():
+        return 0
+    return sum(1 for p in state.rejected.iterdir() if not p.name.endswith(".reason.txt"))
 
 
 def render(info: dict[str, Any]) -> str:
@@ -126,7 +156,7 @@ def render(info: dict[str, Any]) -> str:
     for name, w in d.get("workers", {}).items():
         lines.append(f"  {name:<9} {w.get('activity', '')}")
     for name, pid in (d.get("worker_processes") or {}).items():
-        lines.append(f"  {name:<9} worker process {pid}")
+        lines.append(f"  {name:<9} child process {pid}")
     lines.append("queue:")
     if not info["queue"]:
         lines.append("  empty")
@@ -145,9 +175,7 @@ def render(info: dict[str, Any]) -> str:
         elif m is None:
             model = "no model yet"
         else:
-            verdict = (
-                "judge passed" if m["passed"] else ("judge failed" if m["judged"] else "not judged")
-            )
+            verdict = "not judged" if not m["judged"] else f"judge: {m.get('verdict', '?')}"
             model = f"model {m['path']} ({verdict})"
         lines.append(f"  {cls:<16} {c['sounds']:>5} sounds  {model}")
     lines.append(f"deliveries: {info['deliveries']['done']} done")

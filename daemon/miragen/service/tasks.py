@@ -9,8 +9,8 @@ Protocol: the parent writes one JSON line (the task) on the child's stdin and cl
 child writes JSON lines on its stdout, one per event:
 
 - ``{"ev": "phase", "text": …}`` and ``{"ev": "progress", "text": …, "run_s": …}``: the
-  child is alive (the parent beats the worker's watchdog heartbeat on each line and kills a
-  child silent for longer than its limit);
+  child is alive (the parent beats its worker thread's watchdog heartbeat on each line and
+  kills a child silent for longer than its limit);
 - ``{"ev": "done", "result": {…}}``: the task finished;
 - ``{"ev": "stopped", "run_s": …}``: SIGTERM/SIGINT stopped it (training saved its checkpoint);
 - ``{"ev": "error", "reason": …, "input": bool}``: it failed (``input``: a problem with the
@@ -22,12 +22,14 @@ The child dies with the daemon: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (Linux), an
 checks ``getppid()`` once a second (other systems, and the moment before prctl took effect).
 Results are written atomically: a model folder is saved as ``vNNNN.part`` and renamed; the
 candidates of a request are written into ``out/.<name>.part/`` with their manifest
-(``generate.json``) and renamed to ``out/<name>/``; a kill -9 of either process leaves no
-half-written result under a real name, and the next attempt removes the stale ``.part`` folder.
+(``generate.json``, :mod:`.manifest`) and renamed to ``out/<name>/``; a kill -9 of either process
+leaves no half-written result under a real name, and the next attempt removes the stale
+``.part`` folder.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -40,16 +42,21 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from ..corpus.dataset import Dataset, load_dataset
+from ..engines.base import Budget, Model, Progress, engine_class, load_model
+from ..engines.generate import generate_to_folder
 from ..errors import MiragenError
+from ..judge.metrics import evaluate
+from .classing import cluster_pool
+from .manifest import commit, part_dir, read_manifest
 
-log = logging.getLogger("miragen.worker")
+log = logging.getLogger("miragen.service.tasks")  # __main__ in the child
 
 MIN_TRAIN_CLASS = 5  # fewer sounds than this: the class waits for more material (engines need ≥ 5)
 MIN_JUDGE_CLASS = 20  # fewer sounds than this: no held-out split (the judge needs ≥ 4 held out)
-SMALL_CLASS = 30  # below this the wavegan engine keeps no held-out set of its own
 JUDGE_SAMPLES = 64
-MANIFEST = "generate.json"
 PR_SET_PDEATHSIG = 1
+MODEL_META_FACTS = ("steps", "train_seconds", "device")  # from the model's meta, into its report
 
 
 class StopRequested(Exception):
@@ -81,17 +88,13 @@ class _Child:
 
     def on_signal(self, signum: int, _frame: object) -> None:
         self.stop.set()
-        if (
-            not self.in_fit
-        ):  # training stops at its next step and checkpoints; anything else stops now
+        if not self.in_fit:  # training stops at its next step and checkpoints; the rest at once
             raise StopRequested()
 
 
 def _die_with_parent(parent: int) -> None:
     """SIGKILL when the daemon dies (Linux); else a once-a-second check of the parent's pid."""
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the thread below does it
@@ -115,9 +118,7 @@ def _heavy_imports() -> None:
     import torch  # noqa: F401
 
 
-def _dataset(root: Path, cfg: dict[str, Any], cls: str):
-    from ..corpus.dataset import load_dataset
-
+def _dataset(root: Path, cfg: dict[str, Any], cls: str) -> Dataset:
     a = cfg["audio"]
     return load_dataset(
         root / "corpus",
@@ -130,12 +131,29 @@ def _dataset(root: Path, cfg: dict[str, Any], cls: str):
 
 
 # ------------------------------------------------------------------------------ train
-def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
-    """Train (or, when the model folder was saved before a kill, only judge) one class."""
-    from ..engines.base import Budget, Progress, engine_class, load_model
+class StoppableBudget(Budget):
+    """The training budget: ends early when the child is asked to stop, and counts from the
+    training loop's first step: a fresh process spends a few seconds in the engine's set-up
+    (first torch calls, imports), which must not eat a short budget."""
 
+    def __init__(self, stop: threading.Event, seconds: float):
+        super().__init__(seconds=seconds)
+        self.stop = stop
+        self.looping = False
+
+    def done(self, step: int) -> bool:
+        if not self.looping:
+            self.looping = True
+            self.restart()
+        return self.stop.is_set() or super().done(step)
+
+
+def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
+    """Train (or, when the model folder was saved before a kill, only judge) one class.
+
+    The class is split into the sounds the model is trained on and the sounds held out for the
+    judge (none below :data:`MIN_JUDGE_CLASS`); the report says how many of each were used."""
     root, cfg, cls = Path(spec["state"]), spec["cfg"], spec["class"]
-    t = cfg["train"]
     ch.phase("loading torch")
     _heavy_imports()
     ch.phase(f"loading class {cls}")
@@ -146,141 +164,136 @@ def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
             f"{MIN_TRAIN_CLASS}",
             "files": len(ds),
         }
+    train_ds, held_ds = ds.split(0.8, seed=0) if len(ds) >= MIN_JUDGE_CLASS else (ds, None)
     model_dir = root / spec["model_dir"]
-    ckpt_dir = model_dir.with_name(f"checkpoint-{model_dir.name}")
-    remaining = float(spec["remaining_s"])
-    stop = ch.stop
+    budget = StoppableBudget(ch.stop, float(spec["remaining_s"]))
+    if (model_dir / "model.json").is_file():  # saved before a kill: judge it, do not train again
+        model = load_model(model_dir)
+    else:
+        ch.phase(
+            f"training class {cls} ({len(ds)} sounds, {model_dir.name}, {budget.seconds:.0f} s)"
+        )
+        model = _fit(ch, cfg, cls, train_ds, model_dir, budget)
+        if model is None:
+            return {"stopped": True, "run_s": budget.elapsed()}
+        _save(ch, model, model_dir)
+    report: dict[str, Any] = {
+        "files": len(ds),
+        "seconds": cfg["train"]["seconds"],
+        "trained_on": len(train_ds),
+        "held_out": len(held_ds) if held_ds is not None else 0,
+        **{k: model.meta.get(k) for k in MODEL_META_FACTS},
+    }
+    report.update(_judge(ch, cfg, cls, model, model_dir.name, train_ds, held_ds))
+    return {
+        "passed": report["passed"],
+        "report": report,
+        "files": len(ds),
+        "run_s": budget.elapsed(),
+    }
 
-    class StoppableBudget(Budget):
-        """Counts from the training loop's first step: a fresh process spends a few seconds in
-        the engine's set-up (first torch calls, imports), which must not eat a short budget."""
 
-        looping = False
-
-        def done(self, step: int) -> bool:
-            if not self.looping:
-                self.looping = True
-                self.restart()
-            return stop.is_set() or super().done(step)
-
-    budget = StoppableBudget(seconds=remaining)
+def _fit(
+    ch: _Child,
+    cfg: dict[str, Any],
+    cls: str,
+    train_ds: Dataset,
+    model_dir: Path,
+    budget: StoppableBudget,
+) -> Model | None:
+    """Train the engine on ``train_ds`` (resuming from its checkpoint); None when stopped."""
+    t = cfg["train"]
+    engine = engine_class(t["engine"])(
+        device=t["device"], threads=t["threads"], checkpoint_every=t["checkpoint_every"]
+    )
 
     def progress(pr: Progress) -> None:
         ch.emit(
             "progress",
-            text=f"{cls} step {pr.step} ({budget.elapsed():.0f}/{remaining:.0f} s)",
+            text=f"{cls} step {pr.step} ({budget.elapsed():.0f}/{budget.seconds:.0f} s)",
             step=pr.step,
             run_s=budget.elapsed(),
         )
 
-    options: dict[str, Any] = {
-        "device": t["device"],
-        "threads": t["threads"],
-        "checkpoint_every": t["checkpoint_every"],
-    }
-    train_ds, held_ds = ds.split(0.8, seed=0) if len(ds) >= MIN_JUDGE_CLASS else (ds, None)
-    if t["engine"] == "wavegan" and len(train_ds) < SMALL_CLASS:
-        options["holdout"] = (
-            0.0  # its snapshot judge needs ≥ 4 held-out sounds; a small class keeps them all
+    ch.in_fit = True
+    try:
+        model = engine.fit(
+            train_ds, budget, progress, model_dir.with_name(f"checkpoint-{model_dir.name}")
         )
-    if (model_dir / "model.json").is_file():  # saved before a kill: judge it, do not train again
-        model = load_model(model_dir)
-    else:
-        engine = engine_class(t["engine"])(**options)
-        ch.phase(f"training class {cls} ({len(ds)} sounds, {model_dir.name}, {remaining:.0f} s)")
-        ch.in_fit = True
-        try:
-            model = engine.fit(train_ds, budget, progress, ckpt_dir)
-        except (
-            KeyboardInterrupt
-        ):  # an engine that turns the stop into an interrupt (pygan) has checkpointed
-            ch.stop.set()
-        finally:
-            ch.in_fit = False
-        if ch.stop.is_set():
-            return {"stopped": True, "run_s": budget.elapsed()}
-        ch.phase(f"saving model {model_dir.name}")
-        part = model_dir.with_name(model_dir.name + ".part")
-        if part.exists():
-            shutil.rmtree(
-                part
-            )  # our own half-saved model folder from a killed run (never user data)
-        model.save(part)
-        os.replace(part, model_dir)
-    report: dict[str, Any] = {"files": len(ds), "seconds": t["seconds"]}
-    passed = False
-    if held_ds is not None and len(held_ds):
-        from ..judge.metrics import evaluate
+    except KeyboardInterrupt:  # an engine that turns the stop into an interrupt (pygan) has
+        ch.stop.set()  # checkpointed
+    finally:
+        ch.in_fit = False
+    return None if ch.stop.is_set() else model
 
-        ch.phase(f"judging model {model_dir.name}")
-        gen = model.sample(JUDGE_SAMPLES, cls, seed=0)
-        try:
-            rep = evaluate(
-                gen,
-                train_ds.classes[cls],
-                held_ds.classes[cls],
-                t["mode"],
-                rate=cfg["audio"]["rate"],
-            )
-        except MiragenError as exc:
-            report.update(judged=False, passed=False, reasons=[f"the judge could not run: {exc}"])
-        else:
-            passed = bool(rep.passed)
-            reasons = list(rep.reasons) + (
-                [rep.inconclusive_reason()] if rep.verdict == "inconclusive" else []
-            )
-            report.update(
-                judged=True,
-                passed=passed,
-                verdict=rep.verdict,
-                reasons=reasons,
-                power=rep.power,
-                metrics=rep.to_dict().get("metrics", {}),
-            )
-    else:
-        report.update(
-            judged=False,
-            passed=False,
-            reasons=[f"class has {len(ds)} sounds; {MIN_JUDGE_CLASS} needed to judge"],
+
+def _save(ch: _Child, model: Model, model_dir: Path) -> None:
+    """Save as ``vNNNN.part`` and rename: no half-saved model under a real name."""
+    ch.phase(f"saving model {model_dir.name}")
+    part = model_dir.with_name(model_dir.name + ".part")
+    if part.exists():
+        shutil.rmtree(part)  # our own half-saved model folder from a killed run (never user data)
+    model.save(part)
+    os.replace(part, model_dir)
+
+
+def _judge(
+    ch: _Child,
+    cfg: dict[str, Any],
+    cls: str,
+    model: Model,
+    version: str,
+    train_ds: Dataset,
+    held_ds: Dataset | None,
+) -> dict[str, Any]:
+    """The held-out judge's verdict on the model (``judged``, ``passed``, ``verdict``, …)."""
+    if held_ds is None or not len(held_ds):
+        n = len(train_ds) + (len(held_ds) if held_ds is not None else 0)
+        return {
+            "judged": False,
+            "passed": False,
+            "reasons": [f"class has {n} sounds; {MIN_JUDGE_CLASS} needed to judge"],
+        }
+    ch.phase(f"judging model {version}")
+    gen = model.sample(JUDGE_SAMPLES, cls, seed=0)
+    try:
+        rep = evaluate(
+            gen,
+            train_ds.classes[cls],
+            held_ds.classes[cls],
+            cfg["train"]["mode"],
+            rate=cfg["audio"]["rate"],
         )
-    return {"passed": passed, "report": report, "files": len(ds), "run_s": budget.elapsed()}
+    except MiragenError as exc:
+        return {"judged": False, "passed": False, "reasons": [f"the judge could not run: {exc}"]}
+    inconclusive = [rep.inconclusive_reason()] if rep.verdict == "inconclusive" else []
+    return {
+        "judged": True,
+        "passed": bool(rep.passed),
+        "verdict": rep.verdict,
+        "reasons": list(rep.reasons) + inconclusive,
+        "power": rep.power,
+        "metrics": rep.to_dict().get("metrics", {}),
+    }
 
 
 # ------------------------------------------------------------------------------ generate
-def part_dir(out_dir: Path) -> Path:
-    return out_dir.with_name(f".{out_dir.name}.part")
-
-
-def read_manifest(out_dir: Path) -> dict[str, Any] | None:
-    """The committed result of a generation (None: not generated, or cut by a kill)."""
-    try:
-        return json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
-
-
 def task_generate(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     """Draw, gate and write a request's candidates; commit them with their manifest."""
-    from ..engines.base import load_model
-    from ..engines.generate import generate_to_folder
-    from ..fsutil import atomic_write_text, fsync_dir
-
     root, cfg, cls, name = Path(spec["state"]), spec["cfg"], spec["class"], spec["name"]
     out_dir = root / "out" / name
     done = read_manifest(out_dir)
     if done is not None:
         return done
-    timing = {
-        "start_s": round(ch.t_main - float(spec.get("spawned", ch.t_main)), 3)
-    }  # python + miragen import
+    spawned = float(spec.get("spawned", ch.t_main))
+    timing = {"start_s": round(ch.t_main - spawned, 3)}  # python + miragen import
     t_mark = time.time()
     ch.phase("loading torch")
     _heavy_imports()
-    t = cfg["train"]
-    if t["threads"]:
+    if cfg["train"]["threads"]:
         import torch
 
-        torch.set_num_threads(int(t["threads"]))
+        torch.set_num_threads(int(cfg["train"]["threads"]))
     timing["torch_s"] = round(time.time() - t_mark, 3)
     t_mark = time.time()
     ch.phase(f"loading model {spec['model']}")
@@ -295,19 +308,18 @@ def task_generate(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     if part.exists():
         shutil.rmtree(part)  # our own folder from a killed attempt
     ch.phase(f"generating {spec['count']} of {cls}")
-    g = cfg["generate"]
     result = generate_to_folder(
         model,
         int(spec["count"]),
         part,
         cls=cls,
         cfg=cfg,
-        gate=g["gate"],
+        gate=cfg["generate"]["gate"],
         train_waves=train_waves,
         seed=int(spec["seed"]),
     )
     timing["generate_s"] = round(time.time() - t_mark, 3)
-    timing["total_s"] = round(time.time() - float(spec.get("spawned", ch.t_main)), 3)
+    timing["total_s"] = round(time.time() - spawned, 3)
 
     def rel(f) -> str:
         return str((out_dir / Path(f).name).relative_to(root))
@@ -321,27 +333,13 @@ def task_generate(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
         "class": cls,
         "timing": timing,
     }
-    part.mkdir(parents=True, exist_ok=True)
-    if (
-        out_dir.exists()
-    ):  # a folder made by something else first (an older daemon): move file by file
-        for f in sorted(part.iterdir()):
-            os.replace(f, out_dir / f.name)
-        fsync_dir(out_dir)
-        atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-        shutil.rmtree(part)
-    else:
-        atomic_write_text(part / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-        os.replace(part, out_dir)
-        fsync_dir(out_dir.parent)
+    commit(part, out_dir, manifest)
     return manifest
 
 
 # ------------------------------------------------------------------------------ sort (cluster)
 def task_sort(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     """Features of the pool and of the auto classes' members → k-means labels (see .classing)."""
-    from .classing import cluster_pool
-
     ch.phase("loading the unsorted pool")
     return cluster_pool(
         Path(spec["state"]), spec["cfg"], spec["pool"], spec["members"], progress=ch.phase
@@ -352,9 +350,8 @@ TASKS = {"train": task_train, "generate": task_generate, "sort": task_sort}
 
 
 def main() -> int:
-    out_fd = os.dup(
-        1
-    )  # the protocol channel; fd 1 becomes stderr so that library prints never corrupt it
+    # the protocol channel; fd 1 becomes stderr so that library prints never corrupt it
+    out_fd = os.dup(1)
     os.set_inheritable(out_fd, False)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
@@ -363,19 +360,19 @@ def main() -> int:
         spec = json.loads(sys.stdin.readline())
         parent = int(spec.get("parent", os.getppid()))
     except (ValueError, TypeError) as exc:
-        ch.emit("error", reason=f"worker: bad task description ({exc})", input=True)
+        ch.emit("error", reason=f"child process: bad task description ({exc})", input=True)
         return 2
     _die_with_parent(parent)
     logging.basicConfig(
         level=spec.get("log_level", "INFO"),
         stream=sys.stderr,
-        format=f"%(levelname)s %(name)s [worker {os.getpid()}]: %(message)s",
+        format=f"%(levelname)s %(name)s [child {os.getpid()}]: %(message)s",
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, ch.on_signal)
     task = TASKS.get(spec.get("task", ""))
     if task is None:
-        ch.emit("error", reason=f"worker: unknown task {spec.get('task')!r}", input=True)
+        ch.emit("error", reason=f"child process: unknown task {spec.get('task')!r}", input=True)
         return 2
     try:
         result = task(ch, spec)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MiragenError
+from ..transport import open_transport
+from ..transport.base import MidiStreamParser
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +149,6 @@ class TriggerListener:
         if kind not in ("serial", "raw"):
             raise TriggerError(f"midi.input: unknown input '{self.spec}'")
         if self.shared is None:
-            from ..transport import open_transport
-
             try:
                 transport = open_transport(self.spec, self.cfg)
             except MiragenError as exc:
@@ -220,8 +220,6 @@ class TriggerListener:
 
     def _open_mido(self, part: str) -> None:
         import mido
-
-        from ..transport.base import MidiStreamParser
 
         names = mido.get_input_names()
         found = [n for n in names if part.lower() in n.lower()]

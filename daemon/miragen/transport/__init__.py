@@ -13,6 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from .base import LinkLost, Transport, TransportError
+from .midi import MidoTransport, RawMidiTransport
+from .serial import SerialTransport
+from .simulated import SimTransport
 
 __all__ = ["LinkLost", "Transport", "TransportError", "open_transport"]
 
@@ -28,8 +31,6 @@ def open_transport(spec: str, cfg: dict[str, Any] | None = None, **overrides: An
     common: dict[str, Any] = {"chunk_size": chunk_size, "chunk_gap_s": chunk_gap_s}
     spec = (spec or "").strip()
     if spec == "sim":
-        from .simulated import SimTransport
-
         return SimTransport(**common, **overrides)
     forms = "'sim', 'midi:<port name part>', 'serial:<device or URL>' or 'raw:/dev/snd/midiCxDy'"
     if not spec:
@@ -46,17 +47,11 @@ def open_transport(spec: str, cfg: dict[str, Any] | None = None, **overrides: An
     if not sep or not rest:
         raise TransportError(f"transport {spec!r}: expected {forms}")
     if kind == "serial":
-        from .serial import SerialTransport
-
         baud = int(overrides.pop("baud", d.get("baud", 31250)))
         return SerialTransport(rest, baud=baud, **common, **overrides)
     if kind == "raw":
-        from .midi import RawMidiTransport
-
         return RawMidiTransport(rest, **common, **overrides)
     if kind == "midi":
-        from .midi import MidoTransport
-
         return MidoTransport(rest, **common, **overrides)
     raise TransportError(
         f"transport {spec!r}: unknown kind {kind!r}; expected sim, midi:, serial: or raw:"

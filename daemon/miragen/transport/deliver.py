@@ -123,98 +123,140 @@ def deliver_wavesample(
     check_wavesample(data)
     keys = S.encode_keys(S.select_wavesample_keys(half, number))
     dump = S.encode_wavesample_dump(data)
-    floor = S.wire_seconds(len(dump))
     transport.chunk_size = int(chunk_size)
     transport.chunk_gap_s = float(chunk_gap_s)
-    tries = max(1, int(tries))
-    t0 = time.monotonic()
-    start_written = transport.bytes_written
-    result = DeliveryResult(False, 0, floor, 0.0, 0, False, dump_bytes=len(dump))
+    d = _Delivery(transport, half, number, max(1, int(tries)), backoff_s, len(dump))
     # paced sends return when the last byte has left the wire; add what may still travel
     ack_timeout = ack_margin_s + transport.in_flight_s(len(dump))
-    total = len(keys) + len(dump)
-
-    def finish(ok: bool, error: str | None = None) -> DeliveryResult:
-        result.ok = ok
-        result.error = error
-        result.bytes_sent = transport.bytes_written - start_written
-        result.elapsed_s = time.monotonic() - t0
-        if error:
-            log.info(
-                "delivery to %s wavesample %d over %s failed: %s",
-                half,
-                number,
-                transport.name,
-                error,
-            )
-        return result
-
     try:
-        acked = False
-        for attempt in range(1, tries + 1):
+        if not d.send_until_ack(keys, dump, ack_timeout, progress, select_settle_s):
+            r = d.result
+            return d.finish(
+                False, f"no ACK after {d.tries} tries ({r.naks} NAK, {r.timeouts} timed out)"
+            )
+        if not verify:
+            return d.finish(True)
+        error = d.read_back(data, ack_margin_s + transport.reply_s(len(dump)))
+        return d.finish(error is None, error)
+    except LinkLost as exc:
+        return d.finish(False, f"link lost: {exc}")
+    except TransportError as exc:
+        return d.finish(False, str(exc))
+
+
+class _Delivery:
+    """One delivery under way: the transport, the tries allowed, and the result so far."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        half: str,
+        number: int,
+        tries: int,
+        backoff_s: float,
+        dump_bytes: int,
+    ):
+        self.transport = transport
+        self.half, self.number = half, number
+        self.tries = tries
+        self.backoff_s = backoff_s
+        self.t0 = time.monotonic()
+        self.start_written = transport.bytes_written
+        floor = S.wire_seconds(dump_bytes)
+        self.result = DeliveryResult(False, 0, floor, 0.0, 0, False, dump_bytes=dump_bytes)
+
+    def _back_off(self, attempt: int) -> None:
+        """Wait before every try but the first, twice as long each time."""
+        if attempt > 1:
+            time.sleep(self.backoff_s * 2 ** (attempt - 2))
+
+    def send_until_ack(
+        self,
+        keys: bytes,
+        dump: bytes,
+        ack_timeout: float,
+        progress: Progress | None,
+        select_settle_s: float,
+    ) -> bool:
+        """Select the wavesample and send the dump until the Mirage ACKs it (True), or every
+        try was answered by a NAK or by nothing (False)."""
+        t, result = self.transport, self.result
+        total = len(keys) + len(dump)
+        for attempt in range(1, self.tries + 1):
             result.tries = attempt
-            if attempt > 1:
-                time.sleep(backoff_s * 2 ** (attempt - 2))
-            transport.drain()
-            transport.send(keys, progress=progress, done=0, total=total)
+            self._back_off(attempt)
+            t.drain()
+            t.send(keys, progress=progress, done=0, total=total)
             if select_settle_s > 0:
                 time.sleep(select_settle_s)
-            transport.send(dump, progress=progress, done=len(keys), total=total)
-            answer = _wait_for(transport, ("ack", "nak"), ack_timeout)
+            t.send(dump, progress=progress, done=len(keys), total=total)
+            answer = _wait_for(t, ("ack", "nak"), ack_timeout)
             if answer is None:
                 result.timeouts += 1
-                log.info("try %d/%d: no ACK/NAK within %.1f s", attempt, tries, ack_timeout)
+                log.info("try %d/%d: no ACK/NAK within %.1f s", attempt, self.tries, ack_timeout)
                 continue
             if answer[0] == "nak":
                 result.naks += 1
-                log.info("try %d/%d: NAK", attempt, tries)
+                log.info("try %d/%d: NAK", attempt, self.tries)
                 continue
-            acked = True
-            break
-        if not acked:
-            return finish(
-                False,
-                f"no ACK after {tries} tries ({result.naks} NAK, {result.timeouts} timed out)",
-            )
-        if not verify:
-            return finish(True)
-        # read back
-        read_timeout = ack_margin_s + transport.reply_s(len(dump))
-        for attempt in range(1, tries + 1):
-            if attempt > 1:
-                time.sleep(backoff_s * 2 ** (attempt - 2))
-            transport.drain()
-            transport.send(S.encode_wavesample_request())
-            answer = _wait_for(transport, ("wavesample_dump",), read_timeout)
+            return True
+        return False
+
+    def read_back(self, data: bytes, read_timeout: float) -> str | None:
+        """Ask for the wavesample back until a good dump comes; None when it holds ``data``,
+        else why not."""
+        t = self.transport
+        for attempt in range(1, self.tries + 1):
+            self._back_off(attempt)
+            t.drain()
+            t.send(S.encode_wavesample_request())
+            answer = _wait_for(t, ("wavesample_dump",), read_timeout)
             if answer is None:
-                log.info("read-back %d/%d: no dump within %.1f s", attempt, tries, read_timeout)
+                log.info(
+                    "read-back %d/%d: no dump within %.1f s", attempt, self.tries, read_timeout
+                )
                 continue
             if answer[0] == "bad":
-                log.info("read-back %d/%d: %s", attempt, tries, answer[1])
-                transport.send(S.encode_nak())
+                log.info("read-back %d/%d: %s", attempt, self.tries, answer[1])
+                t.send(S.encode_nak())
                 continue
-            transport.send(S.encode_ack())
-            back = answer[1].data or b""
-            result.readback_bytes = len(back)
-            # UNCERTAIN whether a Mirage moves the wavesample's end page to fit a shorter dump:
-            # a longer read-back whose first bytes are ours counts as verified (logged).
-            if back[: len(data)] == data:
-                if len(back) > len(data):
-                    log.info(
-                        "read-back is %d bytes; the %d delivered bytes match", len(back), len(data)
-                    )
-                result.verified = True
-                return finish(True)
-            if len(back) < len(data):
-                return finish(
-                    False,
-                    f"ACK received, but the read-back is {len(back)} bytes, shorter than the "
-                    f"{len(data)} sent",
+            t.send(S.encode_ack())
+            return self._compare(data, answer[1].data or b"")
+        return f"ACK received, but no good read-back after {self.tries} requests"
+
+    def _compare(self, data: bytes, back: bytes) -> str | None:
+        """None when the read-back ``back`` holds the delivered ``data``, else how it differs."""
+        self.result.readback_bytes = len(back)
+        # UNCERTAIN whether a Mirage moves the wavesample's end page to fit a shorter dump:
+        # a longer read-back whose first bytes are ours counts as verified (logged).
+        if back[: len(data)] == data:
+            if len(back) > len(data):
+                log.info(
+                    "read-back is %d bytes; the %d delivered bytes match", len(back), len(data)
                 )
-            first = next(i for i in range(len(data)) if back[i] != data[i])
-            return finish(False, f"ACK received, but the read-back differs from byte {first} on")
-        return finish(False, f"ACK received, but no good read-back after {tries} requests")
-    except LinkLost as exc:
-        return finish(False, f"link lost: {exc}")
-    except TransportError as exc:
-        return finish(False, str(exc))
+            self.result.verified = True
+            return None
+        if len(back) < len(data):
+            return (
+                f"ACK received, but the read-back is {len(back)} bytes, shorter than the "
+                f"{len(data)} sent"
+            )
+        first = next(i for i in range(len(data)) if back[i] != data[i])
+        return f"ACK received, but the read-back differs from byte {first} on"
+
+    def finish(self, ok: bool, error: str | None = None) -> DeliveryResult:
+        """The result, with the bytes written and the time taken; a failure is logged."""
+        result = self.result
+        result.ok = ok
+        result.error = error
+        result.bytes_sent = self.transport.bytes_written - self.start_written
+        result.elapsed_s = time.monotonic() - self.t0
+        if error:
+            log.info(
+                "delivery to %s wavesample %d over %s failed: %s",
+                self.half,
+                self.number,
+                self.transport.name,
+                error,
+            )
+        return result

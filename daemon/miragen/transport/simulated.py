@@ -45,6 +45,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..fsutil import atomic_write_text
 from ..mirage import params as P
 from ..mirage import sysex as S
 from .base import MIDI_BYTES_PER_S, LinkLost, MidiStreamParser, Transport
@@ -388,8 +389,6 @@ class SimulatedMirage:
         }
 
     def save_state(self, path: str | os.PathLike) -> None:
-        from ..fsutil import atomic_write_text
-
         atomic_write_text(path, json.dumps(self.state()))
 
 

@@ -1,10 +1,23 @@
 """GAN losses: non-saturating logistic loss with an R1 penalty (default), and WGAN-GP (the
-WaveGAN paper's recipe)."""
+WaveGAN paper's recipe); and the generator's hinged terms (mode seeking, coverage, spread,
+anti-copy), measured in the judge's feature space."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+from ...judge.features import (
+    CYCLE_FLOOR_DB,
+    CYCLE_HARMONICS,
+    CYCLE_SHAPE_DB,
+    CYCLE_SHAPE_POINTS,
+    shape_quantile_index,
+)
+
+MS_FLOOR = 0.1  # mode-seeking features: log magnitudes floored at -20 dB re the RMS
 
 
 def d_loss_ns(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
@@ -38,3 +51,70 @@ def gradient_penalty(
     out = disc(x, y)
     (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# the generator's hinged terms
+
+
+def ms_features(x, oneshot: bool):
+    """What "different" means for the mode-seeking term: RMS-normalised log-magnitude spectra
+    (harmonics 1-48, floored at -20 dB so only the strong harmonics count: pushing quiet ones
+    apart makes off-class junk) for cycles, the waves for
+    one-shots."""
+    if oneshot:
+        return x
+    X = torch.fft.rfft(x, dim=-1)[:, 1:49]
+    mag = (X.real**2 + X.imag**2 + 1e-8).sqrt()
+    mag = mag / (mag.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-8)
+    return torch.log(mag + MS_FLOOR) if MS_FLOOR > 0 else mag
+
+
+def cover_features(x):
+    """The judge's cycle features in torch, differentiable: log magnitudes of harmonics 1-48
+    relative to the cycle's RMS (harmonics 1-128, as after the judge's resampling to 256
+    points), with a soft -60 dB floor, divided by √48; and the shape part, the sorted values
+    (RMS units, skewness made positive) at the judge's quantiles — so a distance here is the
+    judge's."""
+    p = torch.fft.rfft(x, dim=-1).abs().pow(2)
+    total = p[:, 1:129].sum(dim=1, keepdim=True)
+    rel = p[:, 1 : CYCLE_HARMONICS + 1] / (total + 1e-12)
+    spec = 10 * torch.log10(rel + 10 ** (CYCLE_FLOOR_DB / 10)) / math.sqrt(CYCLE_HARMONICS)
+    xc = x - x.mean(dim=1, keepdim=True)
+    xn = xc / (xc.pow(2).mean(dim=1, keepdim=True).sqrt() + 1e-6)
+    sign = torch.where(xn.pow(3).mean(dim=1, keepdim=True) < 0, -1.0, 1.0).detach()
+    idx = torch.as_tensor(shape_quantile_index(x.shape[-1]), device=x.device)
+    shape = torch.sort(xn * sign, dim=-1).values[:, idx]
+    return torch.cat([spec, CYCLE_SHAPE_DB * shape / math.sqrt(CYCLE_SHAPE_POINTS)], dim=1)
+
+
+def copy_hinge(feats, y, real_feats, real_labels, radius):
+    """Anti-copy hinge: mean over outputs of max(0, radius[class] − distance to the nearest real
+    sound of the same class), in the judge's feature space."""
+    dist = torch.cdist(feats, real_feats)
+    dist = dist.masked_fill(y.view(-1, 1) != real_labels.view(1, -1), float("inf"))
+    return torch.relu(radius[y] - dist.min(dim=1).values).mean()
+
+
+def spread_hinge(feats, y, target):
+    """Spread hinge: the squared relative shortfall of the mean distance between same-class
+    outputs below ``target[class]`` (zero once they are on average that far apart). Squared, so
+    a batch that falls short by a hair (sampling noise of 32 outputs) barely pushes: a linear
+    hinge pushed at every such dip and overshot the target by 10-15 %."""
+    dist = torch.cdist(feats, feats)
+    pair = (y.view(-1, 1) == y.view(1, -1)) & ~torch.eye(len(y), dtype=torch.bool, device=y.device)
+    t = target[y].view(-1, 1).expand_as(dist)
+    short = torch.relu(((t - dist) * pair).sum() / (t * pair).sum().clamp(min=1e-9))
+    return short * short
+
+
+def mode_seeking(fake, z, oneshot: bool, target: float):
+    """Hinged mode-seeking term (after MSGAN, Mao et al. 2019): two latents far apart must give
+    outputs at least ``target`` × (their latent distance ÷ its mean) apart. The hinge stops the
+    push once outputs are as spread as ``target`` asks, so diversity is not bought with
+    off-class sounds."""
+    half = fake.shape[0] // 2
+    a, b = ms_features(fake[:half, 0], oneshot), ms_features(fake[half : 2 * half, 0], oneshot)
+    dist_out = (a - b).abs().mean(dim=1)
+    dist_z = (z[:half] - z[half : 2 * half]).abs().mean(dim=1)
+    return torch.relu(target * dist_z / 1.1284 - dist_out).mean()  # E|z1 - z2| = 2/√π

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ...audio.resample import resample
 from ...fsutil import atomic_write_bytes, atomic_write_text
 from ..base import EngineError, Model
 
@@ -69,8 +71,6 @@ class WaveGANModel(Model):
         raw = generate_internal(self._g, n, label, fracs, seed)
         if self.mode == "cycle":
             return [w.astype(np.float32) for w in raw]
-        from ...audio.resample import resample
-
         out = []
         for w, f in zip(raw, fracs):
             used = w[: max(2, int(np.ceil(f * self.spec["length"])))]
@@ -81,8 +81,6 @@ class WaveGANModel(Model):
         return out
 
     def _save_files(self, folder: Path) -> None:
-        import io
-
         import torch
 
         buf = io.BytesIO()

@@ -1,0 +1,67 @@
+"""The configuration the demo runs the daemon with, and the file it leaves for reruns."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .. import config as configmod
+from .folder import CONFIG_NAME
+
+COUNT = 4  # candidates kept per class
+TRAINING_SHOWN = 3  # training sounds beside them on the contact sheet
+DISK_SOUND = "lower1"
+SYSEX_HALF = "lower"
+
+
+def demo_threads() -> int:
+    """torch CPU threads for the demo's training: half the cores (1 on a 2-core machine), at most 4.
+
+    All cores (``train.threads = 0``) collapse when anything else runs: measured on the 2-core
+    container at load 8, 8 s of training made 4 steps with 2 threads and 34-54 with 1 (OpenMP
+    threads waiting for each other on an oversubscribed CPU).
+    """
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+def demo_config(folder: Path, transport: str, seconds_per_class: int) -> dict[str, Any]:
+    """The embedded default with the demo's settings (validated like any configuration)."""
+    overrides = {
+        "paths": {"state": str(folder.resolve()), "usb_stick": ""},
+        "train": {"seconds": int(seconds_per_class), "debounce_s": 1.0, "threads": demo_threads()},
+        "generate": {"count": COUNT},
+        "deliver": {
+            "route": "both",
+            "transport": transport,
+            "verify": True,
+            "template": "",
+            "sound": DISK_SOUND,
+            "half": SYSEX_HALF,
+        },
+        "daemon": {"settle_s": 0.3},
+    }
+    base = configmod.parse_text(configmod.default_text(), "embedded default")
+    for section, body in overrides.items():
+        base[section].update(body)
+    data = {k: v for k, v in base.items() if k != "trigger"}
+    return configmod.validate(data, "demo configuration")
+
+
+def config_text(cfg: dict[str, Any], used_transport: str) -> str:
+    """``DIR/miragen.toml``: the configuration the demo ran with, for reruns of the daemon."""
+    saved = json.loads(json.dumps(cfg))
+    saved["deliver"]["transport"] = "sim"
+    head = (
+        "# Written by `miragen demo`. Rerun the studio with:\n"
+        f"#   miragen daemon --config {Path(cfg['paths']['state']) / CONFIG_NAME}\n"
+        f"# The demo itself delivered over serial:{used_transport.partition(':')[2]} "
+        "(the pty of a\n"
+        "# `miragen sim --pty` process that ended with the demo), so deliver.transport is "
+        '"sim" here.\n'
+        '# With a Mirage: deliver.transport = "serial:/dev/ttyTHS1" (Jetson UART) or '
+        '"raw:/dev/snd/midiC1D0";\n'
+        "# see `miragen ports`. A rerun of `miragen demo` in this folder replaces this file.\n\n"
+    )
+    return head + configmod.render(saved)

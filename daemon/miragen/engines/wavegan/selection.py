@@ -1,0 +1,59 @@
+"""Choosing the snapshot to keep: every snapshot is judged (``judge.metrics.evaluate``) and scored
+on one scale for every rule, so the best can be kept."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ...judge.crossval import cross_validated
+from ...judge.features import features
+from ...judge.metrics import evaluate
+
+
+def margin(check) -> float:
+    """How far a judge check is from its limit, on one scale for every rule: positive = room
+    to spare, negative = missed by that much. Relative for "≥" rules, the difference for
+    "≤ H + m" (proportions), the log ratio for "≤ x × H"."""
+    v, lim = float(check.value), float(check.limit)
+    if check.name == "silent":
+        return 0.0 if check.passed else -1.0
+    if not (math.isfinite(v) and math.isfinite(lim)):
+        return 0.0 if check.passed else -1.0
+    if check.rule.startswith("≥"):
+        return (v - lim) / max(abs(lim), 1e-9)
+    if "×" in check.rule:
+        return math.log(max(lim, 1e-12) / max(v, 1e-12))
+    return lim - v
+
+
+def shortfall(check) -> float:
+    """How far a failed check misses its limit (0 when it passes)."""
+    return 0.0 if check.passed else max(0.0, -margin(check))
+
+
+def judge_score(
+    gen: list[np.ndarray], train: list[np.ndarray], held: list[np.ndarray], kind: str, rate: int
+) -> tuple[tuple, dict[str, Any]]:
+    """Score a snapshot with the judge: passing beats failing; then the smaller total shortfall
+    of the failed rules (how far they miss, not how many: one rule missed by a hair must not
+    lose to a snapshot that misses two by a mile); then the larger smallest margin over all
+    rules (among passing snapshots, the one farthest from failing any rule: the judge's draw
+    on the user's side is another sample, and a pass by a hair is a coin toss there)."""
+    report = evaluate(gen, train, held, kind, rate=rate, permutations=10, power_probes=0)
+    margins = [margin(c) for c in report.checks if c.name != "silent"]
+    missing = sum(shortfall(c) for c in report.checks)
+    least = min(margins) if margins else 0.0
+    flat = {
+        k: float(v)
+        for k, v in report.metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    flat["passed"] = float(report.passed)
+    flat["failed_rules"] = float(len(report.failed))
+    flat["shortfall"] = round(missing, 4)
+    flat["least_margin"] = round(least, 4)
+    flat.update(cross_validated(features(gen, kind, rate=rate), features(train, kind, rate=rate)))
+    return (int(report.passed), -missing, least), {"metrics": flat, "reasons": list(report.reasons)}

@@ -1,0 +1,70 @@
+"""Judging a generator against its own training set, cross-validated.
+
+A held-out part of a small class is a handful of sounds: a figure measured on it is mostly
+sampling noise, and a snapshot chosen on it is chosen by chance. The training set is four times
+larger and the generator can draw as many sounds as asked, so this judge uses both: ``splits``
+times, a random ``share`` of the training set T plays a real set S of m sounds, the rest T₁ is the
+reference, and m fresh draws G_i of the generator are measured against T₁ exactly as S is. Each
+figure is reported as the mean over the splits of G_i's value ÷ S's value (1 = as good as real
+sounds the model has not been compared with), with its standard error over the splits.
+
+The figures are the judge's (``judge.metrics``): precision (share of the set inside T₁'s k-NN
+manifold), recall (share of T₁ inside the set's own manifold), coverage (share of T₁ with a set
+member inside its k-NN ball; Naeem et al. 2020) and diversity (mean pairwise distance). The
+generator was trained on S too, so these figures say how well it covers the class's sounds, not
+whether it copies them: the copy rules (``metrics.evaluate``: novelty, copy fraction, measured
+against all of T) say that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .metrics import K_NN, knn_radii, manifold_coverage, mean_pairwise, pairwise
+
+FIGURES = ("precision", "recall", "coverage", "diversity")
+
+
+def _figures(x: np.ndarray, ref: np.ndarray, ref_radii: np.ndarray) -> np.ndarray:
+    recall = manifold_coverage(ref, x, knn_radii(x, K_NN))
+    coverage = float(np.mean((pairwise(ref, x) <= ref_radii[:, None]).any(axis=1)))
+    return np.array(
+        [
+            manifold_coverage(x, ref, ref_radii),
+            recall,
+            coverage,
+            mean_pairwise(x) / max(mean_pairwise(ref), 1e-12),
+        ]
+    )
+
+
+def cross_validated(
+    gen_feats: np.ndarray,
+    train_feats: np.ndarray,
+    *,
+    splits: int = 20,
+    share: float = 0.5,
+    seed: int = 0,
+) -> dict[str, float]:
+    """``cv_<figure>`` (mean ratio G_i ÷ S over the splits) and ``cv_<figure>_se`` for each of
+    :data:`FIGURES`; empty when T is too small to split (fewer than 8 sounds)."""
+    n_t = len(train_feats)
+    m = int(round(n_t * share))
+    if n_t < 8 or m < K_NN + 1 or n_t - m < K_NN + 1 or len(gen_feats) < m:
+        return {}
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(splits):
+        idx = rng.permutation(n_t)
+        s, ref = train_feats[idx[:m]], train_feats[idx[m:]]
+        g = gen_feats[rng.choice(len(gen_feats), m, replace=False)]
+        radii = knn_radii(ref, K_NN)
+        real = _figures(s, ref, radii)
+        ratios.append(_figures(g, ref, radii) / np.maximum(real, 1e-9))
+    r = np.array(ratios)
+    mean, se = r.mean(axis=0), r.std(axis=0, ddof=1) / np.sqrt(len(r))
+    out = {}
+    for i, name in enumerate(FIGURES):
+        out[f"cv_{name}"] = round(float(mean[i]), 4)
+        out[f"cv_{name}_se"] = round(float(se[i]), 4)
+    return out
