@@ -178,6 +178,24 @@ def read_results(out: Path) -> dict[str, dict]:
     return done
 
 
+def unjudgeable(bank: Path, args) -> dict | None:
+    """A bank whose held-out 20 % is too small for the judge (fewer than 4 sounds) is recorded
+    as such without training: no verdict could be given."""
+    from miragen.corpus.dataset import load_dataset
+
+    ds = load_dataset(bank, args.mode)
+    train, held = ds.split(0.8, seed=args.seed)
+    if min(len(v) for v in held.classes.values()) >= 4:
+        return None
+    return {
+        "bank": bank.name,
+        "verdict": "unjudged",
+        "train_sounds": len(train),
+        "held_sounds": len(held),
+        "wall_s": 0.0,
+    }
+
+
 def run_bank(bank: Path, args) -> dict:
     """Train and judge one bank in a child process (one core)."""
     cmd = [
@@ -301,7 +319,7 @@ def run_folder(args) -> int:
         flush=True,
     )
     with out.open("a") as fh, ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for row in pool.map(lambda b: run_bank(b, args), todo):
+        for row in pool.map(lambda b: unjudgeable(b, args) or run_bank(b, args), todo):
             fh.write(json.dumps(row, sort_keys=True, default=float) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
