@@ -245,6 +245,14 @@ SELECTION_RULES = {
     "last": lambda t: t["step"],
     "max_cv_recall": _cv("cv_recall"),
     "max_cv_coverage": _cv("cv_coverage"),
+    # what select=cv keeps: no copy or silence failure, then the least of the four figures
+    "select_cv": lambda t: (
+        t.get("trainer", {}).get("copy_ok", 1.0),
+        min(
+            t.get("trainer", {}).get(k, float("-inf"))
+            for k in ("cv_recall", "cv_coverage", "cv_diversity", "cv_precision")
+        ),
+    ),
     "max_cv_least": lambda t: min(
         t.get("trainer", {}).get(k, float("-inf"))
         for k in ("cv_recall", "cv_coverage", "cv_diversity", "cv_precision")

@@ -429,3 +429,21 @@ def test_copy_and_spread_hinges():
     x.requires_grad_(True)
     spread_hinge(x, y, target).backward()
     assert x.grad[0, 1] > 0 > x.grad[1, 1]
+
+
+def test_select_chooses_which_snapshot_is_kept(corpus, tmp_path):
+    """``select``: the judge's score on the internal hold-out (default), the cross-validated
+    figures on the training set (``cv``), or the latest snapshot (``last``)."""
+    from miragen.corpus.dataset import load_dataset
+    from miragen.engines.wavegan import WaveGANEngine
+
+    ds = load_dataset(corpus, "cycle", only_class="pulse")
+    small = dict(width=8, batch=8, threads=1, eval_every=2, eval_samples=32, checkpoint_every=100)
+    last = WaveGANEngine(select="last", **small).fit(ds, Budget(steps=6), None, tmp_path / "a")
+    assert last.meta["best_step"] == 6
+    cv = WaveGANEngine(select="cv", **small).fit(ds, Budget(steps=6), None, tmp_path / "b")
+    figures = cv.meta["best_metrics"]
+    assert {"cv_recall", "cv_coverage", "cv_diversity", "cv_precision"} <= set(figures)
+    assert cv.meta["best_step"] in (2, 4, 6)
+    with pytest.raises(EngineError, match="select must be one of judge, cv, last"):
+        WaveGANEngine(select="best")

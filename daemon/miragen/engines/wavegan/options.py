@@ -72,6 +72,12 @@ class WaveGANOptions(EngineOptions):
     checkpoint_every: int = option(200, "steps between checkpoints", at_least=1)
     eval_every: int = option(300, "steps between judge evaluations of the EMA G", at_least=1)
     eval_samples: int = option(128, "draws per class at each evaluation", at_least=2)
+    select: str = option(
+        "cv",
+        "which snapshot is kept: judge (internal hold-out), cv (cross-validated on the training "
+        "set) or last",
+        choices=("judge", "cv", "last"),
+    )
     holdout: float = option(
         0.15, "share of each class held out to pick the best snapshot", at_least=0.0, below=0.5
     )

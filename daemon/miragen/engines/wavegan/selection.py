@@ -1,5 +1,15 @@
-"""Choosing the snapshot to keep: every snapshot is judged (``judge.metrics.evaluate``) and scored
-on one scale for every rule, so the best can be kept."""
+"""Choosing the snapshot to keep. Every snapshot is judged (``judge.metrics.evaluate`` against the
+internal hold-out, or the training part for a class too small to hold out from) and measured
+against its own training set, cross-validated (``judge.crossval``); the option ``select`` says
+which score keeps a snapshot:
+
+- ``judge``: passing beats failing, then the smaller total shortfall, then the larger least margin
+  (:func:`judge_score`);
+- ``cv``: no copy or silence failure, then the largest least cross-validated figure (recall,
+  coverage, diversity, precision as G ÷ a real half of T): a score that rests on the whole
+  training set, not on a handful of held-out sounds;
+- ``last``: the latest snapshot.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +44,16 @@ def shortfall(check) -> float:
     return 0.0 if check.passed else max(0.0, -margin(check))
 
 
+CV_FIGURES = ("cv_recall", "cv_coverage", "cv_diversity", "cv_precision")
+COPY_RULES = ("silent", "novelty", "copy_fraction")
+
+
+def cv_score(flat: dict[str, float], failed: list[str]) -> tuple[int, float]:
+    """(1 when no copy or silence rule failed, the least cross-validated figure)."""
+    least = min((flat[k] for k in CV_FIGURES if k in flat), default=-math.inf)
+    return (int(not any(r in COPY_RULES for r in failed)), least)
+
+
 def judge_score(
     gen: list[np.ndarray], train: list[np.ndarray], held: list[np.ndarray], kind: str, rate: int
 ) -> tuple[tuple, dict[str, Any]]:
@@ -56,4 +76,7 @@ def judge_score(
     flat["shortfall"] = round(missing, 4)
     flat["least_margin"] = round(least, 4)
     flat.update(cross_validated(features(gen, kind, rate=rate), features(train, kind, rate=rate)))
-    return (int(report.passed), -missing, least), {"metrics": flat, "reasons": list(report.reasons)}
+    cv = cv_score(flat, report.failed)
+    flat["copy_ok"] = float(cv[0])
+    info = {"metrics": flat, "reasons": list(report.reasons), "cv": cv}
+    return (int(report.passed), -missing, least), info

@@ -440,20 +440,17 @@ class Trainer:
     def evaluate_snapshot(self) -> None:
         """Judge the EMA generator's draws; keep its weights when it scores the best so far."""
         gen = self._draws(self.opts.eval_samples)
-        scores, info = [], {}
+        scores, cvs, info = [], [], {}
         try:
             for ci in range(len(self.classes)):
                 tr, he = self._class_sets(ci)
                 s, info = judge_score(list(gen[ci]), tr, he, self.mode, self.prep.internal_rate)
                 scores.append(s)
+                cvs.append(info["cv"])
         except MiragenError as exc:  # e.g. a class too small to judge: keep the latest snapshot
             log.info("snapshot at step %d not judged (%s): keeping the latest", self.step, exc)
-            scores = [(0, 0, 0.0)]
-        score = (
-            float(sum(s[0] for s in scores)),
-            float(sum(s[1] for s in scores)),
-            float(min(s[2] for s in scores)),
-        )
+            scores, cvs = [(0, 0, 0.0)], [(0, 0.0)]
+        score = self._score(scores, cvs)
         if self.hook is not None:
             self.hook(self.snapshot_model(), self.step, self.elapsed(), info.get("metrics", {}))
         if self.progress:
@@ -461,14 +458,33 @@ class Trainer:
             self.progress(
                 Progress(self.step, self.elapsed(), metrics=metrics, message=f"snapshot {score}")
             )
-        if self.best is None or score >= tuple(self.best["score"]):
+        best = self.best
+        if (
+            best is None
+            or best.get("select", "judge") != self.opts.select
+            or (score >= tuple(best["score"]))
+        ):  # (a best kept under another rule before a resume is not comparable)
             self.best = {
+                "select": self.opts.select,
                 "score": list(score),
                 "step": self.step,
                 "g_ema": _to_cpu(self.g_ema.state_dict()),
                 "metrics": info.get("metrics", {}),
             }
             log.info("step %d: new best snapshot %s", self.step, score)
+
+    def _score(self, scores: list[tuple], cvs: list[tuple]) -> tuple[float, ...]:
+        """The snapshot's score over all classes under the ``select`` option (higher keeps it;
+        a tie keeps the later snapshot)."""
+        if self.opts.select == "last":
+            return (0.0,)
+        if self.opts.select == "cv":
+            return (float(sum(c[0] for c in cvs)), float(min(c[1] for c in cvs)))
+        return (
+            float(sum(s[0] for s in scores)),
+            float(sum(s[1] for s in scores)),
+            float(min(s[2] for s in scores)),
+        )
 
     def save_checkpoint(self) -> None:
         cover_z = self.terms.cover_z if self.terms is not None else None
