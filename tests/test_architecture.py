@@ -44,7 +44,10 @@ def test_ruff_rules_and_format_are_kept():
 
 
 def _architecture_rules() -> dict:
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10 (JetPack 6): a dependency there
+        import tomli as tomllib
 
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["miragen"]["architecture"]
 
