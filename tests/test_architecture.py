@@ -136,3 +136,24 @@ def test_no_function_is_longer_than_the_limit_unless_listed_with_a_reason():
     assert not unlisted, f"functions over {limit} lines, not in docs/architecture.md: {unlisted}"
     stale = sorted(set(kept) - set(long))
     assert not stale, f"docs/architecture.md lists functions that are no longer long: {stale}"
+
+
+def test_a_command_line_loads_only_the_command_it_names():
+    """Imports sit at module tops, so every command module brings its whole tree: the CLI loads
+    only the one the command line names (all of them for ``--help``)."""
+    code = (
+        "import sys; from miragen import cli; cli.build_parser(sys.argv[1:]); "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('miragen.'))))"
+    )
+
+    def loaded(*argv: str) -> set[str]:
+        r = subprocess.run(
+            [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True
+        )
+        return set(r.stdout.split())
+
+    one = loaded("-v", "convert", "in.wav")
+    assert "miragen.commands.convert" in one
+    assert not {"miragen.commands.train", "miragen.service.daemon", "miragen.demo.run"} & one
+    every = loaded()  # no command named: all of them, for the usage and --help
+    assert {"miragen.commands.train", "miragen.commands.daemon", "miragen.commands.demo"} <= every

@@ -102,7 +102,7 @@ def test_options_are_checked():
         PyGANEngine(batch_size="many")
     with pytest.raises(EngineError, match="tanh only exists for variant gan"):
         PyGANEngine(variant="ebgan", d_output="tanh")
-    opts = PyGANOptions.from_options(
+    opts = PyGANOptions.from_mapping(
         {"size": "64", "learning_rate": "1e-4", "k-step": "3", "variant": "ebaae"}
     )
     assert (opts.size, opts.learning_rate, opts.k_step, opts.variant) == (64, 1e-4, 3, "ebaae")

@@ -2,8 +2,9 @@
 
 Each subcommand lives in ``miragen/commands/<name>.py`` and exposes
 ``register(subparsers)``; this module discovers them, so adding a command never touches this
-file. Command modules import heavy libraries (torch, pygan, mido) inside their handlers only,
-so ``miragen --help`` stays fast.
+file, and loads only the one a command line names (all of them for ``--help``). Command modules
+import heavy libraries (torch, pygan, mido) inside their handlers only, so ``miragen --help``
+stays fast.
 """
 
 from __future__ import annotations
@@ -38,7 +39,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"miragen: error: {where}{message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_modules(argv: list[str] | None = None) -> list[str]:
+    """The command modules to load: only the one ``argv`` names (``miragen convert …`` needs
+    nothing of the daemon, the demo or the engines), every one for ``--help``, no command or an
+    unknown one (so the usage lists them all). The top-level options take no value, so the
+    command is the first word that is not an option."""
+    names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if m.name[0] != "_")
+    first = next((a for a in (argv or []) if not a.startswith("-")), None)
+    return [first] if first in names else names
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = Parser(
         prog="miragen",
         description="Invent new sounds for the Ensoniq Mirage: convert, train, generate, judge, "
@@ -51,11 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        module.register(sub)
+    for name in command_modules(argv):
+        importlib.import_module(f"{commands.__name__}.{name}").register(sub)
     return parser
 
 
@@ -97,7 +105,8 @@ def _error_lines(exc: BaseException, command: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Every error a user can cause ends as one line on stderr naming the file
     (or key, or port) and the reason, exit 2; with ``--json`` also as an error object on stdout."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
     try:

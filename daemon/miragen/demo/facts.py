@@ -64,12 +64,12 @@ def rejected(folder: Path) -> list[str]:
     )
 
 
-def training_sounds(folder: Path, cls: str, n: int) -> list[Path]:
-    """The first ``n`` sounds the daemon filed under ``cls`` (its corpus index)."""
+def training_sounds(folder: Path, classes: list[str], n: int) -> dict[str, list[Path]]:
+    """{class: the first ``n`` sounds the daemon filed under it} (its corpus index)."""
     state = StateDir(folder)
     db = Database(state.db, readonly=True)
     try:
-        rows = CorpusIndex(db).files_of(cls)[:n]
+        index = CorpusIndex(db)
+        return {c: [state.root / r["path"] for r in index.files_of(c)[:n]] for c in classes}
     finally:
         db.close()
-    return [state.root / r["path"] for r in rows]

@@ -218,6 +218,7 @@ class Stages:
         rate = int(self.found.cfg["audio"]["rate"])
         out = self.folder / "out" / "previews"
         waves, titles, files = [], [], []
+        trained_on = facts.training_sounds(self.folder, self.run.classes, TRAINING_SHOWN)
         for c in self.run.classes:
             rec = self.found.records[c]
             pcms = [self.folder / f for f in rec.get("candidates", [])]  # best first
@@ -228,7 +229,7 @@ class Stages:
             files.append(waveform_png(data, out / f"{c}.png", title=f"{c}: best of {len(pcms)}"))
             # a row per class: a few of the sounds it was trained on, then its candidates, so
             # that one sees at a glance that they belong to the class and are not copies
-            shown = facts.training_sounds(self.folder, c, TRAINING_SHOWN)
+            shown = trained_on[c]
             for k, path in enumerate(shown):
                 waves.append(read_audio(path).samples)
                 titles.append(f"{c}: trained on #{k + 1}")

@@ -76,7 +76,7 @@ def _read(kind: type, raw: Any) -> Any:
         if isinstance(raw, bool):
             raise ValueError
         return float(raw)
-    if raw is None or isinstance(raw, (bool, int, float)) and kind is str:
+    if raw is None or isinstance(raw, (bool, int, float)):  # a word option given a number
         raise ValueError
     return str(raw).strip()
 
@@ -164,12 +164,3 @@ class EngineOptions:
         found = self.problems()
         if found:
             raise OptionError(f"{self.engine}: " + "; ".join(found))
-
-    @classmethod
-    def describe(cls) -> list[tuple[str, str, Any, str]]:
-        """(name, kind, default, help) of every option, for help texts and docs."""
-        kinds = cls.kinds()
-        return [
-            (f.name, kinds[f.name].__name__, f.default, f.metadata.get("help", ""))
-            for f in dataclasses.fields(cls)
-        ]

@@ -181,10 +181,6 @@ class PyGANOptions(EngineOptions):
     threads: int = option(0, "torch CPU threads (0: leave as is)", at_least=0)
     seed: int = 0
 
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> PyGANOptions:
-        return cls.from_mapping(options)
-
     def relations(self) -> list[str]:
         if self.d_output == "tanh" and self.variant != "gan":
             return [
@@ -661,7 +657,7 @@ class PyGANModel(Model):
     def options(self) -> PyGANOptions:
         opts = dict(self.meta.get("options", {}))
         opts.update(self.meta.get("runtime", {}))
-        return PyGANOptions.from_options(opts)
+        return PyGANOptions.from_mapping(opts)
 
     @contextmanager
     def session(self, cls: str, **runtime: Any) -> Iterator[tuple[PyGANSession, list[np.ndarray]]]:

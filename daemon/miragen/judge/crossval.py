@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metrics import K_NN, knn_radii, manifold_coverage, mean_pairwise, pairwise
+from .metrics import K_NN, knn_radii, mean_pairwise, pairwise
 
 FIGURES = ("precision", "recall", "coverage", "diversity")
 
 
 def _figures(x: np.ndarray, ref: np.ndarray, ref_radii: np.ndarray) -> np.ndarray:
-    recall = manifold_coverage(ref, x, knn_radii(x, K_NN))
-    coverage = float(np.mean((pairwise(ref, x) <= ref_radii[:, None]).any(axis=1)))
+    d = pairwise(x, ref)  # one distance matrix serves all four figures
+    inside_ref = d <= ref_radii[None, :]
+    x_radii = knn_radii(x, K_NN)
     return np.array(
         [
-            manifold_coverage(x, ref, ref_radii),
-            recall,
-            coverage,
+            float(np.mean(inside_ref.any(axis=1))),  # precision: x inside T₁'s manifold
+            float(np.mean((d <= x_radii[:, None]).any(axis=0))),  # recall: T₁ inside x's
+            float(np.mean(inside_ref.any(axis=0))),  # coverage: T₁'s balls holding some x
             mean_pairwise(x) / max(mean_pairwise(ref), 1e-12),
         ]
     )

@@ -55,13 +55,20 @@ def cv_score(flat: dict[str, float], failed: list[str]) -> tuple[int, float]:
 
 
 def judge_score(
-    gen: list[np.ndarray], train: list[np.ndarray], held: list[np.ndarray], kind: str, rate: int
+    gen: list[np.ndarray],
+    train: list[np.ndarray],
+    held: list[np.ndarray],
+    kind: str,
+    rate: int,
+    train_feats: np.ndarray | None = None,
 ) -> tuple[tuple, dict[str, Any]]:
     """Score a snapshot with the judge: passing beats failing; then the smaller total shortfall
     of the failed rules (how far they miss, not how many: one rule missed by a hair must not
     lose to a snapshot that misses two by a mile); then the larger smallest margin over all
     rules (among passing snapshots, the one farthest from failing any rule: the judge's draw
-    on the user's side is another sample, and a pass by a hair is a coin toss there)."""
+    on the user's side is another sample, and a pass by a hair is a coin toss there).
+    ``train_feats``: the training part's features when the caller keeps them (they do not
+    change from one snapshot to the next)."""
     report = evaluate(gen, train, held, kind, rate=rate, permutations=10, power_probes=0)
     margins = [margin(c) for c in report.checks if c.name != "silent"]
     missing = sum(shortfall(c) for c in report.checks)
@@ -75,7 +82,9 @@ def judge_score(
     flat["failed_rules"] = float(len(report.failed))
     flat["shortfall"] = round(missing, 4)
     flat["least_margin"] = round(least, 4)
-    flat.update(cross_validated(features(gen, kind, rate=rate), features(train, kind, rate=rate)))
+    if train_feats is None:
+        train_feats = features(train, kind, rate=rate)
+    flat.update(cross_validated(features(gen, kind, rate=rate), train_feats))
     cv = cv_score(flat, report.failed)
     flat["copy_ok"] = float(cv[0])
     info = {"metrics": flat, "reasons": list(report.reasons), "cv": cv}

@@ -21,6 +21,7 @@ import torch
 
 from ...errors import MiragenError
 from ...fsutil import atomic_write_bytes
+from ...judge.features import features
 from ..base import Budget, EngineError, Progress, ProgressFn
 from .augment import circular_shift, diff_augment
 from .data import internal_split, prepare_waves
@@ -241,6 +242,7 @@ class Trainer:
             else None
         )
         self.losses: dict[str, float] = {}
+        self._train_feats: dict[int, np.ndarray] = {}  # judge features of each class's part
 
     # ---------------------------------------------------------------------------- set-up
     def _prepare_data(self) -> None:
@@ -444,7 +446,12 @@ class Trainer:
         try:
             for ci in range(len(self.classes)):
                 tr, he = self._class_sets(ci)
-                s, info = judge_score(list(gen[ci]), tr, he, self.mode, self.prep.internal_rate)
+                rate = self.prep.internal_rate
+                if ci not in self._train_feats:  # the training part does not change
+                    self._train_feats[ci] = features(tr, self.mode, rate=rate)
+                s, info = judge_score(
+                    list(gen[ci]), tr, he, self.mode, rate, train_feats=self._train_feats[ci]
+                )
                 scores.append(s)
                 cvs.append(info["cv"])
         except MiragenError as exc:  # e.g. a class too small to judge: keep the latest snapshot
