@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import random
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,30 +56,73 @@ class Dataset:
         )
 
     def split(self, train_fraction: float = 0.8, seed: int = 0) -> tuple["Dataset", "Dataset"]:
-        """Split every class into train / held-out parts by :func:`split_indices`."""
+        """Split every class into train / held-out parts by :func:`split_indices`, keeping a
+        piece's layers (:func:`layer_group`) together."""
         rng = random.Random(seed)
         train = Dataset(self.mode, self.rate, cycle_len=self.cycle_len)
         held = Dataset(self.mode, self.rate, cycle_len=self.cycle_len)
         for c in self.class_names:
             for part, sel in zip(
-                (train, held), split_indices(len(self.classes[c]), train_fraction, rng)
+                (train, held),
+                split_indices(
+                    len(self.classes[c]),
+                    train_fraction,
+                    rng,
+                    [layer_group(n) for n in self.names.get(c, [])] or None,
+                ),
             ):
                 part.classes[c] = [self.classes[c][i] for i in sel]
                 part.names[c] = [self.names[c][i] for i in sel]
         return train, held
 
 
-def split_indices(n: int, train_fraction: float, rng: random.Random) -> tuple[list[int], list[int]]:
+_LAYER = re.compile(r"^(?P<stem>.+)-\d{1,2}$")
+
+
+def layer_group(name: str) -> str:
+    """The group a sound belongs to for splitting: files named ``STEM-1``, ``STEM-2``, … (a
+    drum kit's velocity layers or round robins, as in AVL Drumkits' ``38-PearlSnare-3.wav``)
+    are one piece, ``STEM``; any other name is a group of its own. Only a hyphen and one or two
+    digits count, so numbered banks (``AKWF_0001``, ``saw_12``) are not grouped."""
+    stem = Path(name).stem
+    m = _LAYER.match(stem)
+    return m.group("stem") if m else stem
+
+
+def split_indices(
+    n: int, train_fraction: float, rng: random.Random, groups: Sequence[str] | None = None
+) -> tuple[list[int], list[int]]:
     """The one train / held-out rule (``Dataset.split``, the wavegan engine's internal hold-out,
     the sweep, the daemon): shuffle ``0..n-1`` with ``rng`` and keep ``round(train_fraction·n)``
     for training, at least one on each side when ``n ≥ 2``. Classes split one after another
-    draw from the same ``rng``."""
-    idx = list(range(n))
-    rng.shuffle(idx)
-    k = int(round(train_fraction * n))
-    if n >= 2:
-        k = min(max(k, 1), n - 1)
-    return idx[:k], idx[k:]
+    draw from the same ``rng``.
+
+    With ``groups`` (one key per sound, e.g. :func:`layer_group`), whole groups are shuffled
+    and go to one side together: the velocity layers of one snare are not a "new" snare to the
+    judge. Groups are taken for training in shuffled order until the next one would overshoot
+    the wanted count by more than it falls short; the last group is always held out. Without
+    repeated keys this is the plain rule above (same draws)."""
+    if groups is None or len(set(groups)) == n:
+        idx = list(range(n))
+        rng.shuffle(idx)
+        k = int(round(train_fraction * n))
+        if n >= 2:
+            k = min(max(k, 1), n - 1)
+        return idx[:k], idx[k:]
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    keys = sorted(members)
+    rng.shuffle(keys)
+    want = train_fraction * n
+    train: list[int] = []
+    for j, key in enumerate(keys):
+        size = len(members[key])
+        if train and (j == len(keys) - 1 or len(train) + size - want > want - len(train)):
+            break
+        train += members[key]
+    chosen = set(train)
+    return train, [i for key in keys for i in members[key] if i not in chosen]
 
 
 MAX_CYCLE_SOURCE = 65536  # samples: a longer file is not a single cycle (and would cost an FFT

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...audio.resample import resample
-from ...corpus.dataset import split_indices
+from ...corpus.dataset import layer_group, split_indices
 from .options import ONESHOT_BASE
 
 MIN_SNAPSHOT_HELD = 4  # held-out sounds of a class the snapshot judge needs; fewer: none held out
@@ -26,7 +26,8 @@ def internal_split(
     train_by_class, held_by_class = [], []
     for c in dataset.class_names:
         ws = list(dataset.classes[c])
-        train_idx, held_idx = split_indices(len(ws), 1.0 - holdout, rng)
+        groups = [layer_group(n) for n in dataset.names.get(c, [])] or None
+        train_idx, held_idx = split_indices(len(ws), 1.0 - holdout, rng, groups)
         if len(held_idx) < MIN_SNAPSHOT_HELD:
             train_idx, held_idx = list(range(len(ws))), []
         train_by_class.append([ws[i] for i in train_idx])
@@ -64,10 +65,30 @@ class Prepared:
     internal_rate: int  # one-shots: internal sample rate (cycles: the dataset rate)
 
 
-def internal_oneshot_geometry(max_len: int, rate: int, oneshot_len: int) -> tuple[int, int]:
-    """(internal length 16·4^k, internal rate) for one-shots of at most ``max_len`` samples."""
+SYNTH_LENGTHS = tuple(1024 * 2**k for k in range(7))  # 1,024 … 65,536 samples
+SYNTH_DEFAULT_CAP = 65536  # 2.2 s at 29,411 Hz: the most a Mirage half holds
+WAVE_DEFAULT_CAP = 16384
+
+
+def internal_oneshot_geometry(
+    max_len: int, rate: int, oneshot_len: int, design: str = "wave"
+) -> tuple[int, int]:
+    """(internal length, internal rate) for one-shots of at most ``max_len`` samples.
+
+    ``wave``: a length 16·4^k ≤ ``oneshot_len`` (0: 16,384); longer sounds are resampled to a
+    lower internal rate so that they fit (the top octaves go). ``synth``: the shortest
+    1,024·2^k ≥ the longest sound, at most ``oneshot_len`` (0: 65,536), at the dataset's rate:
+    every sound keeps its top octave, and what is longer than that loses its tail.
+    """
+    if design == "synth":
+        cap = oneshot_len or SYNTH_DEFAULT_CAP
+        length = SYNTH_LENGTHS[0]
+        while length < max_len and length * 2 <= cap:
+            length *= 2
+        return length, rate
+    cap = oneshot_len or WAVE_DEFAULT_CAP
     length = ONESHOT_BASE * 16
-    while length < max_len and length < oneshot_len:
+    while length < max_len and length < cap:
         length *= 4
     if max_len <= length:
         return length, rate
@@ -75,8 +96,16 @@ def internal_oneshot_geometry(max_len: int, rate: int, oneshot_len: int) -> tupl
 
 
 def prepare_waves(
-    waves_by_class: list[list[np.ndarray]], mode: str, rate: int, cycle_len: int, oneshot_len: int
+    waves_by_class: list[list[np.ndarray]],
+    mode: str,
+    rate: int,
+    cycle_len: int,
+    oneshot_len: int,
+    design: str = "wave",
+    geometry: tuple[int, int] | None = None,
 ) -> Prepared:
+    """The training arrays; ``geometry`` (length, rate) fixes the one-shot geometry (a
+    held-out part is prepared like the training part it is judged beside)."""
     waves, labels = [], []
     for ci, ws in enumerate(waves_by_class):
         for w in ws:
@@ -100,7 +129,9 @@ def prepare_waves(
         )
     cut = [trim_tail(onset_align(w)) for w in waves]
     cut = [c if len(c) >= 2 else np.zeros(2, np.float32) for c in cut]
-    length, irate = internal_oneshot_geometry(max(len(c) for c in cut), rate, oneshot_len)
+    length, irate = geometry or internal_oneshot_geometry(
+        max(len(c) for c in cut), rate, oneshot_len, design
+    )
     arr = np.zeros((len(cut), length), np.float32)
     fracs = np.zeros(len(cut), np.float32)
     for i, c in enumerate(cut):
@@ -109,5 +140,7 @@ def prepare_waves(
         c = c[:length]
         peak = float(np.max(np.abs(c))) if len(c) else 0.0
         arr[i, : len(c)] = c / peak if peak > 1e-9 else c
+        if len(c) == length and length >= 64:  # cut short: fade out, do not click
+            arr[i, -64:] *= np.linspace(1.0, 0.0, 64, dtype=np.float32)
         fracs[i] = len(c) / length
     return Prepared(arr, np.array(labels, np.int64), fracs, length, irate)

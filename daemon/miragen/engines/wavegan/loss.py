@@ -14,6 +14,13 @@ from ...judge.features import (
     CYCLE_HARMONICS,
     CYCLE_SHAPE_DB,
     CYCLE_SHAPE_POINTS,
+    EIGHT_BIT_NOISE_VAR,
+    FRAME,
+    HOP,
+    MEL_BANDS,
+    ONESHOT_EDGES,
+    ONSET_FRACTION,
+    mel_filterbank,
     shape_quantile_index,
 )
 
@@ -88,6 +95,53 @@ def cover_features(x):
     return torch.cat([spec, CYCLE_SHAPE_DB * shape / math.sqrt(CYCLE_SHAPE_POINTS)], dim=1)
 
 
+class OneshotFeatures:
+    """The judge's one-shot features (``judge.features.oneshot_features``) in torch,
+    differentiable in the sound: DC removed, peak-normalised, cut at the onset (the first sample
+    reaching 5 % of the peak, less half a hop: found without gradient), log-mel frames floored
+    at the 8-bit noise level (a soft floor: ``log(power + floor)``, so quiet bands still pull),
+    pooled into the judge's log-spaced segments and divided by √dimensions. Sounds must be at
+    the judge's rate (29,411 Hz); ``rate`` builds the filter bank for another one."""
+
+    def __init__(self, rate: int, device=None):
+        fb = mel_filterbank(int(rate))
+        window = torch.hann_window(FRAME, periodic=False, dtype=torch.float64)
+        norm = float(window.sum() / 2) ** 2
+        floor = EIGHT_BIT_NOISE_VAR * float((window**2).sum()) / norm * fb.sum(axis=1)
+        self.fb = torch.as_tensor(fb, dtype=torch.float32, device=device)
+        self.window = window.float().to(device)
+        self.norm = norm
+        self.floor = torch.as_tensor(floor, dtype=torch.float32, device=device).view(1, -1, 1)
+        self.dims = MEL_BANDS * (len(ONESHOT_EDGES) - 1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n, length = x.shape
+        x = x - x.mean(dim=1, keepdim=True)
+        x = x / (x.abs().amax(dim=1, keepdim=True) + 1e-9)
+        with torch.no_grad():
+            loud = x.abs() >= ONSET_FRACTION
+            onset = torch.where(loud.any(dim=1), loud.float().argmax(dim=1), 0)
+            onset = (onset - HOP // 2).clamp(min=0)
+        pos = torch.arange(length, device=x.device).view(1, -1) + onset.view(-1, 1)
+        shifted = torch.gather(x, 1, pos.clamp(max=length - 1)) * (pos < length)
+        n_frames = ONESHOT_EDGES[-1]
+        count = max(1, min(n_frames, 1 + (length - FRAME) // HOP))
+        if length < FRAME:
+            shifted = F.pad(shifted, (0, FRAME - length))
+        frames = shifted.unfold(1, FRAME, HOP)[:, :count] * self.window.to(x.device)
+        power = torch.fft.rfft(frames, dim=-1).abs().pow(2) / self.norm  # (n, count, bins)
+        bands = torch.einsum("mb,nfb->nmf", self.fb.to(x.device), power)
+        floor = self.floor.to(x.device)
+        logmel = 10 * torch.log10(bands + floor)
+        if count < n_frames:  # frames past the end of the sound: silence, on the floor
+            pad = (10 * torch.log10(floor)).expand(n, -1, n_frames - count)
+            logmel = torch.cat([logmel, pad], dim=2)
+        pooled = [
+            logmel[:, :, a:b].mean(dim=2) for a, b in zip(ONESHOT_EDGES[:-1], ONESHOT_EDGES[1:])
+        ]
+        return torch.cat(pooled, dim=1) / math.sqrt(self.dims)
+
+
 def copy_hinge(feats, y, real_feats, real_labels, radius):
     """Anti-copy hinge: mean over outputs of max(0, radius[class] − distance to the nearest real
     sound of the same class), in the judge's feature space."""
@@ -108,13 +162,13 @@ def spread_hinge(feats, y, target):
     return short * short
 
 
-def mode_seeking(fake, z, oneshot: bool, target: float):
+def mode_seeking(fake, z, feats, target: float):
     """Hinged mode-seeking term (after MSGAN, Mao et al. 2019): two latents far apart must give
     outputs at least ``target`` × (their latent distance ÷ its mean) apart. The hinge stops the
     push once outputs are as spread as ``target`` asks, so diversity is not bought with
     off-class sounds."""
     half = fake.shape[0] // 2
-    a, b = ms_features(fake[:half, 0], oneshot), ms_features(fake[half : 2 * half, 0], oneshot)
+    a, b = feats(fake[:half]), feats(fake[half : 2 * half])
     dist_out = (a - b).abs().mean(dim=1)
     dist_z = (z[:half] - z[half : 2 * half]).abs().mean(dim=1)
     return torch.relu(target * dist_z / 1.1284 - dist_out).mean()  # E|z1 - z2| = 2/√π

@@ -273,7 +273,10 @@ def generate_internal(
     out = []
     was_training = g.training
     g.eval()
-    with torch.no_grad():
+    # the synthesiser draws its noise from torch's global generator: seeded here too, inside
+    # fork_rng so that the caller's random state is left as it was
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(gen.initial_seed()) + 1)
         for s in range(0, n, batch):
             m = min(batch, n - s)
             z = torch.randn(m, g.z_dim, generator=gen).to(device)
@@ -288,9 +291,29 @@ def generate_internal(
     return np.concatenate(out, axis=0) if out else np.zeros((0, g.length), np.float32)
 
 
-def generator_from_spec(spec: dict) -> Generator:
+def generator_from_spec(spec: dict) -> nn.Module:
     """The generator a stored network description (``train.network_spec``) asks for: the one
     place that turns the description into a network, for the trainer and the saved model."""
+    if spec["output"] == "spec":
+        from .spectro import SpecGenerator
+
+        return SpecGenerator(
+            spec["length"],
+            spec["n_classes"],
+            rate=spec["rate"],
+            z_dim=spec["z_dim"],
+            width=spec["width"],
+        )
+    if spec["output"] == "synth":
+        from .synth import SynthGenerator
+
+        return SynthGenerator(
+            spec["length"],
+            spec["n_classes"],
+            rate=spec["rate"],
+            z_dim=spec["z_dim"],
+            width=spec["width"],
+        )
     return Generator(
         spec["length"],
         spec["n_classes"],

@@ -46,16 +46,16 @@ class WaveGANOptions(EngineOptions):
     ms_target: float = option(
         0.5, "... pushes pairs apart up to this × the real sounds' median distance", at_least=0.0
     )
-    cover_lambda: float = option(1.0, "hinged coverage term (0: off), cycle mode", at_least=0.0)
+    cover_lambda: float = option(1.0, "hinged coverage term (0: off); one-shots: synth design", at_least=0.0)
     cover_target: float = option(
         1.0, "... pulls each real sound's own output within this × the NN spacing", at_least=0.0
     )
     cover_every: int = option(20, "steps between re-assignments of latents", at_least=1)
-    spread_lambda: float = option(1.0, "hinged spread term (0: off), cycle mode", at_least=0.0)
+    spread_lambda: float = option(1.0, "hinged spread term (0: off); one-shots: synth design", at_least=0.0)
     spread_target: float = option(
         1.0, "... outputs spread at least this × the real sounds' mean distance", at_least=0.0
     )
-    novel_lambda: float = option(1.0, "hinged anti-copy term (0: off), cycle mode", at_least=0.0)
+    novel_lambda: float = option(1.0, "hinged anti-copy term (0: off); one-shots: synth design", at_least=0.0)
     novel_target: float = option(
         0.6,
         "... pushes an output from its nearest real sound up to this × the NN spacing",
@@ -81,8 +81,18 @@ class WaveGANOptions(EngineOptions):
     holdout: float = option(
         0.15, "share of each class held out to pick the best snapshot", at_least=0.0, below=0.5
     )
+    oneshot_design: str = option(
+        "synth",
+        "one-shot generator: a differentiable synthesiser's controls (partials and filtered "
+        "noise, heard through a spectrogram discriminator), a power spectrogram (phase by "
+        "Griffin-Lim), or raw samples",
+        choices=("synth", "spec", "wave"),
+    )
     oneshot_len: int = option(
-        16384, "internal one-shot length (16·4^k samples)", one_of=ONESHOT_LENGTHS
+        0,
+        "longest internal one-shot length, 16·4^k samples (0: 65,536 for the synth design, "
+        "16,384 for raw samples)",
+        one_of=(0, *ONESHOT_LENGTHS),
     )
 
     @classmethod

@@ -26,6 +26,7 @@ from ..base import Budget, EngineError, Progress, ProgressFn
 from .augment import circular_shift, diff_augment
 from .data import internal_split, prepare_waves
 from .loss import (
+    OneshotFeatures,
     copy_hinge,
     cover_features,
     d_loss_ns,
@@ -60,12 +61,23 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def network_spec(opts: WaveGANOptions, mode: str, length: int, n_classes: int) -> dict[str, Any]:
-    return {
+SYNTH_MIN_LENGTH = 1024  # four frames (synth, spec designs); shorter one-shots use raw samples
+
+
+def network_spec(
+    opts: WaveGANOptions, mode: str, length: int, n_classes: int, rate: int
+) -> dict[str, Any]:
+    if mode == "cycle":
+        output = opts.output
+    elif opts.oneshot_design in ("synth", "spec") and length >= SYNTH_MIN_LENGTH:
+        output = opts.oneshot_design
+    else:
+        output = "wave"
+    spec = {
         "mode": mode,
         "length": length,
         "n_classes": n_classes,
-        "output": opts.output if mode == "cycle" else "wave",
+        "output": output,
         "z_dim": opts.z_dim,
         "width": opts.width,
         "transpose": opts.transpose,
@@ -73,10 +85,25 @@ def network_spec(opts: WaveGANOptions, mode: str, length: int, n_classes: int) -
         "mbstd": opts.mbstd,
         "spectral_d": opts.spectral_d,
     }
+    if output in ("synth", "spec"):
+        spec["rate"] = int(rate)
+    return spec
 
 
 def build_networks(spec: dict[str, Any]):
     g = generator_from_spec(spec)
+    if spec["output"] in ("synth", "spec"):
+        from .synth import SpecDiscriminator
+
+        d = SpecDiscriminator(
+            spec["length"],
+            spec["n_classes"],
+            rate=spec["rate"],
+            width=spec["width"],
+            mbstd=spec["mbstd"],
+            attack=spec["output"] == "synth",  # the spectrogram design has no samples to show
+        )
+        return g, d
     d = Discriminator(
         spec["length"],
         spec["n_classes"],
@@ -99,8 +126,9 @@ def _to_cpu(state: dict) -> dict:
     return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
-class CycleTerms:
-    """The generator's hinged terms in cycle mode, in the judge's feature space.
+class CoverTerms:
+    """The generator's hinged terms, in the judge's feature space (``feats``: the cycle features
+    or the one-shot features, in torch).
 
     Coverage (after IMLE, Li & Malik 2018, and Inclusive GAN, Yu et al. 2020): every
     ``cover_every`` steps each real sound is given its own latent (an optimal one-to-one matching
@@ -117,9 +145,21 @@ class CycleTerms:
     as far apart as the class's real sounds are (the hinge stops there).
     """
 
-    def __init__(self, opts: WaveGANOptions, real, labels, n_classes: int, cover_z, device):
+    def __init__(
+        self,
+        opts: WaveGANOptions,
+        real_feats,
+        labels,
+        fracs,
+        n_classes: int,
+        cover_z,
+        device,
+        out_feats,
+    ):
+        """``real_feats``: the real sounds' features; ``out_feats``: features of a generator
+        output (what ``gen`` in :meth:`reassign` returns)."""
         usable = not opts.loss == "wgan-gp"
-        self.opts = opts
+        self.opts, self.feats, self.fracs = opts, out_feats, fracs
         self.cover = usable and opts.cover_lambda > 0
         self.novel = usable and opts.novel_lambda > 0
         self.spread = usable and opts.spread_lambda > 0
@@ -128,7 +168,7 @@ class CycleTerms:
         if not (self.cover or self.novel or self.spread):
             return
         with torch.no_grad():
-            self.real_feats = cover_features(real[:, 0])
+            self.real_feats = real_feats
             spacing = torch.full((n_classes,), float("nan"), device=device)  # median NN distance
             self.spread_real = torch.zeros(n_classes, device=device)  # mean pairwise distance
             for ci in range(n_classes):
@@ -143,12 +183,12 @@ class CycleTerms:
             self.cover_tau = torch.nan_to_num(opts.cover_target * spacing[labels], nan=float("inf"))
             self.novel_r = torch.nan_to_num(opts.novel_target * spacing, nan=0.0)
         if self.cover:
-            n_real = real.shape[0]
+            n_real = real_feats.shape[0]
             if cover_z is None or cover_z.shape != (n_real, opts.z_dim):
                 cover_z = torch.randn(n_real, opts.z_dim)
             self.cover_z = cover_z.to(device)
 
-    def reassign(self, g) -> None:
+    def reassign(self, gen) -> None:
         """Give each real sound a latent from fresh draws (fresh every time, as in IMLE: no
         latent becomes a fixed key that memorises one sound while the rest of the latent space
         collapses). ``unique``: an optimal one-to-one matching, so crowded regions cannot claim
@@ -164,8 +204,12 @@ class CycleTerms:
                     len(sel) * self.opts.cover_pool, self.opts.z_dim, device=self.device
                 )
                 y_c = torch.full((256,), ci, dtype=torch.long, device=self.device)
+                f_c = self.fracs[sel].repeat(self.opts.cover_pool)
                 feats = torch.cat(
-                    [cover_features(g(zc, y_c[: len(zc)], None)[:, 0]) for zc in zs.split(256)]
+                    [
+                        self.feats(gen(zc, y_c[: len(zc)], fc))
+                        for zc, fc in zip(zs.split(256), f_c.split(256))
+                    ]
                 )
                 dist = torch.cdist(self.real_feats[sel], feats)
                 if self.opts.cover_match == "unique":
@@ -179,8 +223,8 @@ class CycleTerms:
         covering latents of the real sounds ``idx``, or None)."""
         o = self.opts
         total = fake.new_zeros(())
-        f_fake = cover_features(fake[:, 0]) if (self.spread or self.novel) else None
-        f_near = cover_features(near[:, 0]) if self.cover else None
+        f_fake = self.feats(fake) if (self.spread or self.novel) else None
+        f_near = self.feats(near) if self.cover else None
         if self.cover:
             cov = torch.relu(
                 (f_near - self.real_feats[idx]).norm(dim=1) - self.cover_tau[idx]
@@ -229,18 +273,37 @@ class Trainer:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         self.ckpt_path = checkpoint_dir / CHECKPOINT
         self._prepare_data()
-        self.spec = network_spec(opts, self.mode, self.prep.length, len(self.classes))
+        self.spec = network_spec(
+            opts, self.mode, self.prep.length, len(self.classes), self.prep.internal_rate
+        )
+        self.synth = self.spec["output"] == "synth"
+        self.spectro = self.spec["output"] == "spec"  # the generator draws spectrograms
+        if self.spectro and self.wgan:
+            raise EngineError("wavegan: oneshot_design=spec trains with loss=ns-r1 only")
         self._build()
         self.step, self.prior_elapsed, self.best = 0, 0.0, None
         self.budget: Budget | None = None  # set by run()
         cover_z = self._resume()
         self._to_device()
-        self.ms_target = self._ms_target()
-        self.terms = (
-            CycleTerms(opts, self.real, self.labels, len(self.classes), cover_z, self.device)
-            if not self.oneshot
-            else None
+        # the judge's features in torch: what "near", "copy" and "spread" mean for the terms
+        self.feats = (
+            OneshotFeatures(self.prep.internal_rate, self.device) if self.oneshot else cover_features
         )
+        self.ms_target = self._ms_target()
+        self.terms = None
+        if not self.oneshot or self.synth or self.spectro:
+            with torch.no_grad():
+                real_feats = torch.cat([self.feats(r[:, 0]) for r in self.real.split(256)])
+            self.terms = CoverTerms(
+                opts,
+                real_feats,
+                self.labels,
+                self.fracs,
+                len(self.classes),
+                cover_z,
+                self.device,
+                self._out_feats,
+            )
         self.losses: dict[str, float] = {}
         self._train_feats: dict[int, np.ndarray] = {}  # judge features of each class's part
 
@@ -248,14 +311,18 @@ class Trainer:
     def _prepare_data(self) -> None:
         ds, o = self.dataset, self.opts
         train_by_class, held_by_class = internal_split(ds, o.holdout, o.seed)
-        self.prep = prepare_waves(train_by_class, self.mode, ds.rate, ds.cycle_len, o.oneshot_len)
+        design = o.oneshot_design if self.oneshot else "wave"
+        self.prep = prepare_waves(
+            train_by_class, self.mode, ds.rate, ds.cycle_len, o.oneshot_len, design
+        )
+        geometry = (self.prep.length, self.prep.internal_rate)
         held = (
-            prepare_waves(held_by_class, self.mode, ds.rate, ds.cycle_len, o.oneshot_len)
+            prepare_waves(
+                held_by_class, self.mode, ds.rate, ds.cycle_len, o.oneshot_len, design, geometry
+            )
             if any(held_by_class)
             else None
         )
-        if held is not None and held.length != self.prep.length:
-            held = None  # geometry differs (one-shot lengths): select on the training part
         self.held = held
         self.class_fracs = {
             c: [float(v) for v in self.prep.fracs[self.prep.labels == ci]]
@@ -285,7 +352,7 @@ class Trainer:
         }
 
     def _resume(self):
-        """Load a compatible checkpoint (the covering latents come back for CycleTerms)."""
+        """Load a compatible checkpoint (the covering latents come back for CoverTerms)."""
         if not self.ckpt_path.is_file():
             return None
         try:
@@ -322,12 +389,34 @@ class Trainer:
         if self.opts.ms_lambda <= 0:
             return 0.0
         with torch.no_grad():
-            fr = ms_features(self.real[: min(self.n_real, 256), 0], self.oneshot)
+            fr = self._ms_features(self.real[: min(self.n_real, 256), 0])
             if len(fr) < 2:
                 return 0.0
             pd = torch.cdist(fr, fr, p=1) / fr.shape[1]  # mean |difference|, no N×N×L tensor
             iu = torch.triu_indices(len(fr), len(fr), 1)
             return self.opts.ms_target * float(pd[iu[0], iu[1]].median())
+
+    def _ms_features(self, x):
+        """Mode seeking's features of real sounds (N, L): the synthesiser's and the spectrogram
+        designs' outputs differ sample by sample anyway (noise, phase), so there it is measured
+        on the judge's features."""
+        return self.feats(x) if (self.synth or self.spectro) else ms_features(x, self.oneshot)
+
+    # what the generator puts out in training: samples (N, 1, L), or for the spectrogram
+    # design a power spectrogram, which the discriminator and the features read directly
+    def _gen(self, z, y, f):
+        return self.g.power(z, y, f) if self.spectro else self.g(z, y, f)
+
+    def _out_feats(self, out):
+        if self.spectro:
+            return self.g.features(out)
+        return self.feats(out[:, 0]) if (self.synth or not self.oneshot) else out[:, 0]
+
+    def _out_ms_features(self, out):
+        return self.g.features(out) if self.spectro else self._ms_features(out[:, 0])
+
+    def _d_fake(self, out, y):
+        return self.d.from_power(out, y) if self.spectro else self.d(self._aug(out), y)
 
     # ---------------------------------------------------------------------------- one step
     def elapsed(self) -> float:
@@ -349,12 +438,13 @@ class Trainer:
         x, y, f = self._real_batch()
         with torch.no_grad():
             z = torch.randn(y.shape[0], self.spec["z_dim"], device=self.device)
-            fake = self.g(z, y, f)
-        xr, xf = self._aug(x), self._aug(fake)
+            fake = self._gen(z, y, f)
+        # the spectrogram design's fakes have no samples to augment: neither have its reals
+        xr = x if self.spectro else self._aug(x)
         do_r1 = (not self.wgan) and o.r1_gamma > 0 and self.step % o.r1_every == 0
         if do_r1:
             xr = xr.detach().requires_grad_(True)
-        d_real, d_fake = self.d(xr, y), self.d(xf, y)
+        d_real, d_fake = self.d(xr, y), self._d_fake(fake, y)
         if self.wgan:
             gp = gradient_penalty(self.d, x, fake, y)
             loss = d_loss_wgan(d_real, d_fake) + o.gp_lambda * gp
@@ -377,17 +467,18 @@ class Trainer:
         near = None
         if terms is not None and terms.cover:
             if self.step % o.cover_every == 0:
-                terms.reassign(self.g)
-            both = self.g(torch.cat([z, terms.cover_z[idx]]), torch.cat([y, y]), None)
+                terms.reassign(self._gen)
+            fn = torch.cat([f, f]) if self.oneshot else None
+            both = self._gen(torch.cat([z, terms.cover_z[idx]]), torch.cat([y, y]), fn)
             fake, near = both[: o.batch], both[o.batch :]
         else:
-            fake = self.g(z, y, f)
-        d_out = self.d(self._aug(fake), y)
+            fake = self._gen(z, y, f)
+        d_out = self._d_fake(fake, y)
         loss = g_loss_wgan(d_out) if self.wgan else g_loss_ns(d_out)
         if terms is not None:
             loss = loss + terms.loss(fake, near, y, idx, self.losses)
         if o.ms_lambda > 0:
-            ms = mode_seeking(fake, z, self.oneshot, self.ms_target)
+            ms = mode_seeking(fake, z, self._out_ms_features, self.ms_target)
             loss = loss + o.ms_lambda * ms
             self.losses["ms"] = float(ms.detach())
         self.opt_g.zero_grad(set_to_none=True)
