@@ -6,20 +6,24 @@ Why: a raw-waveform generator for a 16,384-sample one-shot is a deep stack of co
 over every sample, and it has to learn from ~100 sounds what a decaying partial or a burst of
 filtered noise is. Drums and hits are, to a good approximation, a few damped, gliding
 sinusoids (the body of a kick or a tom, the modes of a bell) over noise whose spectrum changes
-frame by frame (a snare's wires, a hat, a breath). The synthesiser knows that; the networks
-only choose the controls, at the frame rate (one frame per :data:`HOP` samples), so their cost
-does not grow with the number of samples — only the rendering (a few FFTs and a sum of
-sinusoids per sound) does.
+frame by frame (a snare's wires, a hat, a breath), and a click. The synthesiser knows that; the
+networks only choose the controls, at the frame rate (one frame per :data:`HOP` samples), so
+their cost does not grow with the number of samples; the rendering is one inverse STFT per
+sound.
 
 The generator's controls, per sound:
 
 - **Partials** (:data:`PARTIALS` of them): a start frequency, an end frequency (a glide of up to
   three octaves down or one up, as a kick's pitch falls) reached exponentially with a time
-  constant, an initial phase, and an amplitude per frame (linearly interpolated between
-  frames). Frequencies that would alias are muted.
-- **Filtered noise**: a gain per frame in each of :data:`NOISE_BANDS` mel-spaced bands, applied
-  to white noise in the short-time Fourier domain (512-point Hann frames, hop 256) and turned
-  back into samples.
+  constant, an initial phase, and an amplitude per frame. Written straight into the sound's
+  short-time Fourier transform by inverse-FFT additive synthesis (each frame holds the Hann
+  window's transform at the partial's frequency and phase, ±:data:`LOBE` bins): a steady
+  partial comes out as its sine within -40 dB. Frequencies that would alias are muted.
+- **Filtered noise**: a gain per frame in each of :data:`NOISE_BANDS` mel-spaced bands, on
+  complex Gaussian frames of the same transform.
+- **A click**: white noise, a dull and a bright part with their gains, under an exponential
+  decay of 0.2–20 ms, added to the first :data:`TRANSIENT_SAMPLES` samples: an attack
+  sharper than a frame.
 
 The sound starts at sample 0 (training sounds are cut at their onset), so there is nothing
 before the attack to ring; it ends with the length mask's short fade, on zero.
@@ -53,7 +57,9 @@ GLIDE_MIN_S, GLIDE_MAX_S = 0.002, 1.0
 D_MELS = 64
 ATTACK_SAMPLES = 2048
 ATTACK_FFT, ATTACK_HOP = 64, 32
-PARTIAL_DECIMATION = 2  # partials are rendered at half the rate (below 7.35 kHz at 29.4 kHz)
+TRANSIENT_SAMPLES = 2048  # the click: noise with its own fast decay, in samples (70 ms)
+TRANSIENT_MIN_S, TRANSIENT_MAX_S = 0.0002, 0.02
+LOBE = 3  # bins each side of a partial's peak it is written into (what is left out: < -40 dB)
 
 
 def _scaled_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -61,11 +67,36 @@ def _scaled_sigmoid(x: torch.Tensor) -> torch.Tensor:
     return 2.0 * torch.sigmoid(x) ** math.log(10.0) + 1e-7
 
 
-def _bands_to_bins(rate: int, bands: int) -> torch.Tensor:
-    """(bins, bands): each STFT bin's gain as a weighted mean of the mel bands over it."""
+def _hann_amplitude(theta: torch.Tensor) -> torch.Tensor:
+    """A(θ), real: the transform of the periodic Hann window of N_FFT points is
+    W(θ) = e^{−iθN/2}·A(θ) (the window is symmetric about N/2), with
+    A(θ) = ½·T(θ) + ¼·T(θ − 2π/N) + ¼·T(θ + 2π/N), T(x) = sin(Nx/2)·cot(x/2) (limit N at 0),
+    computed without a 0/0 in either direction of the gradient."""
+    d = 2 * math.pi / N_FFT
+    out = torch.zeros_like(theta)
+    for weight, shift in ((0.5, 0.0), (0.25, -d), (0.25, d)):
+        half = (theta + shift) / 2
+        s = torch.sin(half)
+        small = s.abs() < 1e-6
+        safe = torch.where(small, torch.ones_like(s), s)
+        num = torch.sin(N_FFT * half)
+        t = torch.where(small, N_FFT * torch.cos(N_FFT * half), num * torch.cos(half) / safe)
+        out = out + weight * t
+    return out
+
+
+def _bands_to_bins(rate: int, bands: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each STFT bin's gain as the weighted mean of the (at most two) mel bands over it:
+    (band index, weight), each (bins, 2); a bin under no band gets weight 0."""
     fb = mel_filterbank(rate, N_FFT, bands)  # (bands, bins)
     w = fb / np.maximum(fb.sum(axis=0, keepdims=True), 1e-9)
-    return torch.as_tensor(w.T, dtype=torch.float32)
+    idx = np.zeros((w.shape[1], 2), np.int64)
+    wt = np.zeros((w.shape[1], 2), np.float32)
+    for k in range(w.shape[1]):
+        nz = np.flatnonzero(w[:, k] > 0)[:2]
+        idx[k, : len(nz)] = nz
+        wt[k, : len(nz)] = w[nz, k]
+    return torch.as_tensor(idx), torch.as_tensor(wt)
 
 
 class ControlTrunk(nn.Module):
@@ -129,15 +160,14 @@ class SynthGenerator(nn.Module):
         self.trunk = ControlTrunk(self.frames, n_classes, z_dim, width)
         ch = self.trunk.ch
         self.frame_head = nn.Conv1d(ch, partials + noise_bands, 1)
-        self.global_head = nn.Linear(4 * ch, partials * 4)
-        self.register_buffer("band_w", _bands_to_bins(self.rate, noise_bands), persistent=False)
-        # the partials' clock: every PARTIAL_DECIMATION-th sample (they are band-limited below
-        # the lower rate's Nyquist frequency, then resampled exactly with an FFT); what lies
-        # above, the cymbal's and the hat's shimmer, is noise, which the noise bands render at
-        # the full rate
-        self.sub_len = self.length // PARTIAL_DECIMATION
-        t = torch.arange(self.sub_len, dtype=torch.float32) * PARTIAL_DECIMATION / self.rate
+        self.global_head = nn.Linear(4 * ch, partials * 4 + 3)
+        band_idx, band_wt = _bands_to_bins(self.rate, noise_bands)
+        self.register_buffer("band_idx", band_idx, persistent=False)
+        self.register_buffer("band_wt", band_wt, persistent=False)
+        # frame centres in seconds (frame k is centred on sample k·HOP; one past the end)
+        t = torch.arange(self.frames + 1, dtype=torch.float32) * HOP / self.rate
         self.register_buffer("t", t, persistent=False)
+        self.register_buffer("offsets", torch.arange(-LOBE, LOBE + 1), persistent=False)
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
         with torch.no_grad():  # start quiet
             self.frame_head.bias.fill_(-2.0)
@@ -148,7 +178,9 @@ class SynthGenerator(nn.Module):
             length_frac = torch.ones(z.shape[0], device=z.device)
         h, seq = self.trunk(z, y, length_frac)
         fr = self.frame_head(seq)  # (N, partials + bands, frames)
-        g = self.global_head(h).view(z.shape[0], self.partials, 4)
+        gh = self.global_head(h)
+        g = gh[:, : self.partials * 4].view(z.shape[0], self.partials, 4)
+        tr = gh[:, self.partials * 4 :]
         nyq = self.rate / 2.0
         lo, hi = math.log(F_MIN), math.log(0.9 * nyq)
         f_start = torch.exp(lo + torch.sigmoid(g[..., 0]) * (hi - lo))
@@ -166,55 +198,95 @@ class SynthGenerator(nn.Module):
             "f_end": f_start * ratio,
             "tau": tau,  # (N, P) s
             "phase": 2 * math.pi * torch.sigmoid(g[..., 3]),
+            # the transient: a dull and a bright part and their decay time
+            "click": _scaled_sigmoid(tr[:, :2] - 3.0),  # (N, 2)
+            "click_tau": torch.exp(
+                math.log(TRANSIENT_MIN_S)
+                + torch.sigmoid(tr[:, 2]) * math.log(TRANSIENT_MAX_S / TRANSIENT_MIN_S)
+            ),
             "frac": length_frac,
         }
 
     # ------------------------------------------------------------------ rendering
-    def _frames_to_samples(self, a: torch.Tensor, length: int) -> torch.Tensor:
-        """(N, C, frames) → (N, C, length): linear between frame centres (frame i at i·HOP)."""
-        a = torch.cat([a, a[..., -1:]], dim=-1)  # the last frame holds to the end
-        hop = length // self.frames
-        return F.interpolate(a, size=length + hop, mode="linear", align_corners=True)[
-            ..., :length
-        ]
+    # Everything is written into the short-time Fourier transform (512-point Hann frames, hop
+    # 256) and turned into samples by one inverse STFT: the partials by inverse-FFT additive
+    # synthesis (Rodet & Depalle 1992: each frame holds the window's transform at the
+    # partial's frequency, with the partial's phase at the frame centre, over the main lobe and
+    # LOBE bins each side), the noise as complex Gaussian frames shaped by the band gains. The
+    # cost per sound is one inverse STFT, whatever the number of partials; a glide is followed
+    # frame by frame (every 8.7 ms) and cross-faded by the overlap-add.
+
+    def _amp_frames(self, a: torch.Tensor) -> torch.Tensor:
+        """(N, C, frames) → (N, C, frames + 1): the last frame holds to the end."""
+        return torch.cat([a, a[..., -1:]], dim=-1)
+
+    def partials_spectrum(self, c: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The partials' STFT (N, bins, frames + 1)."""
+        t = self.t.view(1, 1, -1)  # (1, 1, F+1) s
+        fs, fe, tau = (c[k].unsqueeze(-1) for k in ("f_start", "f_end", "tau"))
+        decay = torch.exp(-t / tau)
+        freq = fe + (fs - fe) * decay  # Hz at each frame centre
+        phase = 2 * math.pi * (fe * t + (fs - fe) * tau * (1 - decay)) + c["phase"].unsqueeze(-1)
+        audible = torch.sigmoid((0.95 * self.rate / 2 - freq) / 50.0)  # mute what would alias
+        amp = self._amp_frames(c["amp"]) * audible  # (N, P, F+1)
+        omega = 2 * math.pi * freq / self.rate  # rad / sample
+        step = 2 * math.pi / N_FFT
+        peak = torch.round(omega / step).detach().long()
+        bins = peak.unsqueeze(-1) + self.offsets  # (N, P, F+1, K)
+        theta = bins.to(omega.dtype) * step
+        w = omega.unsqueeze(-1)
+        rot = (phase - omega * (N_FFT / 2)).unsqueeze(-1)
+        # a·sin(ψ + ω(n − N/2)) windowed, transformed: (a/2i)·[e^{i·rot}·W(θ − ω) −
+        # e^{−i·rot}·W(θ + ω)], with W(x) = e^{−ixN/2}·A(x)
+        half_n = N_FFT / 2
+        a2 = amp.unsqueeze(-1) / 2
+        pos = torch.polar(a2 * _hann_amplitude(theta - w), rot - (theta - w) * half_n)
+        neg = torch.polar(a2 * _hann_amplitude(theta + w), -rot - (theta + w) * half_n)
+        val = (pos - neg) * -1j  # ÷ i
+        inside = (bins >= 0) & (bins < N_FFT // 2 + 1)
+        val = val * inside
+        n, p, f, k = val.shape
+        idx = bins.clamp(0, N_FFT // 2).permute(0, 2, 1, 3).reshape(n, f, p * k)
+        out = torch.zeros(n, f, N_FFT // 2 + 1, dtype=val.dtype, device=val.device)
+        out = out.scatter_add(2, idx, val.permute(0, 2, 1, 3).reshape(n, f, p * k))
+        return out.transpose(1, 2)
+
+    def noise_spectrum(self, c: dict[str, torch.Tensor]) -> torch.Tensor:
+        """White noise's STFT (complex Gaussian frames, the power of a unit-variance noise
+        through the Hann window) shaped by the band gains: (N, bins, frames + 1)."""
+        bands = self._amp_frames(c["noise"])  # (N, bands, F+1)
+        gains = (
+            bands[:, self.band_idx[:, 0]] * self.band_wt[:, :1]
+            + bands[:, self.band_idx[:, 1]] * self.band_wt[:, 1:]
+        )  # (N, bins, F+1)
+        scale = math.sqrt(float((self.window**2).sum()) / 2)
+        re, im = torch.randn_like(gains), torch.randn_like(gains)
+        return torch.complex(re * gains, im * gains) * scale
+
+    def _istft(self, spec: torch.Tensor) -> torch.Tensor:
+        return torch.istft(spec, N_FFT, HOP, window=self.window, center=True, length=self.length)
 
     def render_partials(self, c: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Σ amp(t)·sin(phase(t)): the frequency glides f(t) = f_e + (f_s − f_e)·e^(−t/τ), so the
-        phase is its closed-form integral A·t + B·e^(−t/τ) + C. Every per-sample tensor here is
-        (sounds × partials × samples): the coefficients are folded into as few passes over it
-        as possible (this is most of the generator's time)."""
-        t = self.t.view(1, 1, -1)
-        fs, fe, tau, ph = c["f_start"], c["f_end"], c["tau"], c["phase"]
-        two_pi = 2 * math.pi
-        a = (two_pi * fe).unsqueeze(-1)
-        b = (-two_pi * (fs - fe) * tau).unsqueeze(-1)
-        c0 = (two_pi * (fs - fe) * tau + ph).unsqueeze(-1)
-        decay = torch.exp(t * (-1.0 / tau).unsqueeze(-1))
-        phase = torch.addcmul(torch.addcmul(c0, a, t), b, decay)
-        # a glide is monotonic: a partial whose start or end would alias is muted whole
-        nyquist = self.rate / 2 / PARTIAL_DECIMATION
-        audible = torch.sigmoid((0.95 * nyquist - torch.maximum(fs, fe)) / 50.0)
-        amp = c["amp"] * audible.unsqueeze(-1)
-        low = (self._frames_to_samples(amp, self.sub_len) * torch.sin(phase)).sum(dim=1)
-        if PARTIAL_DECIMATION == 1:
-            return low
-        spec = torch.fft.rfft(low, dim=-1)  # exact band-limited resampling to the full rate
-        return torch.fft.irfft(spec, n=self.length, dim=-1) * PARTIAL_DECIMATION
+        return self._istft(self.partials_spectrum(c))
 
     def render_noise(self, c: dict[str, torch.Tensor]) -> torch.Tensor:
-        n = c["noise"].shape[0]
-        white = torch.randn(n, self.length, device=c["noise"].device)
-        spec = torch.stft(
-            white, N_FFT, HOP, window=self.window, center=True, return_complex=True
-        )  # (N, bins, frames + 1)
-        gains = torch.einsum("kb,nbf->nkf", self.band_w, c["noise"])
-        gains = torch.cat([gains, gains[..., -1:]], dim=-1)[..., : spec.shape[-1]]
-        return torch.istft(
-            spec * gains, N_FFT, HOP, window=self.window, center=True, length=self.length
-        )
+        return self._istft(self.noise_spectrum(c))
+
+    def render_transient(self, c: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The click of the stick or the beater, finer than a frame: white noise split into a
+        dull (n[t] + n[t−1]) and a bright (n[t] − n[t−1]) part, each with its gain, under
+        one exponential decay; the first TRANSIENT_SAMPLES samples only. (N, TRANSIENT)."""
+        n = min(TRANSIENT_SAMPLES, self.length) + 1
+        white = torch.randn(c["click"].shape[0], n, device=c["click"].device)
+        dull, bright = white[:, 1:] + white[:, :-1], white[:, 1:] - white[:, :-1]
+        t = torch.arange(n - 1, device=white.device, dtype=white.dtype) / self.rate
+        env = torch.exp(-t.view(1, -1) / c["click_tau"].view(-1, 1))
+        return (c["click"][:, :1] * dull + c["click"][:, 1:] * bright) * env
 
     def render(self, c: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = (self.render_partials(c) + self.render_noise(c)).unsqueeze(1)
+        x = self._istft(self.partials_spectrum(c) + self.noise_spectrum(c))
+        click = self.render_transient(c)
+        x = torch.cat([x[:, : click.shape[1]] + click, x[:, click.shape[1] :]], dim=1).unsqueeze(1)
         x = x * length_mask(c["frac"], self.length)
         return peak_normalise(x, remove_dc=False)
 
