@@ -85,6 +85,25 @@ def _hann_amplitude(theta: torch.Tensor) -> torch.Tensor:
     return out
 
 
+TABLE_BINS = 8  # the Hann amplitude is tabulated over ±8 bins (beyond: < -50 dB, taken as 0)
+TABLE_STEPS = 256  # table points per bin (linear interpolation between them)
+
+
+def _hann_table() -> torch.Tensor:
+    u = torch.arange(-TABLE_BINS * TABLE_STEPS, TABLE_BINS * TABLE_STEPS + 1, dtype=torch.float64)
+    return _hann_amplitude(u / TABLE_STEPS * (2 * math.pi / N_FFT)).float()
+
+
+def _lookup(table: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """A at ``u`` bins from the table: linear interpolation, 0 beyond ±TABLE_BINS."""
+    pos = (u + TABLE_BINS) * TABLE_STEPS
+    inside = (pos >= 0) & (pos < table.numel() - 1)
+    pos = pos.clamp(0, table.numel() - 1.001)
+    i = pos.detach().floor().long()
+    frac = pos - i
+    return torch.lerp(table[i], table[i + 1], frac) * inside
+
+
 def _bands_to_bins(rate: int, bands: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each STFT bin's gain as the weighted mean of the (at most two) mel bands over it:
     (band index, weight), each (bins, 2); a bin under no band gets weight 0."""
@@ -168,6 +187,7 @@ class SynthGenerator(nn.Module):
         t = torch.arange(self.frames + 1, dtype=torch.float32) * HOP / self.rate
         self.register_buffer("t", t, persistent=False)
         self.register_buffer("offsets", torch.arange(-LOBE, LOBE + 1), persistent=False)
+        self.register_buffer("hann_table", _hann_table(), persistent=False)
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
         with torch.no_grad():  # start quiet
             self.frame_head.bias.fill_(-2.0)
@@ -237,11 +257,13 @@ class SynthGenerator(nn.Module):
         w = omega.unsqueeze(-1)
         rot = (phase - omega * (N_FFT / 2)).unsqueeze(-1)
         # a·sin(ψ + ω(n − N/2)) windowed, transformed: (a/2i)·[e^{i·rot}·W(θ − ω) −
-        # e^{−i·rot}·W(θ + ω)], with W(x) = e^{−ixN/2}·A(x)
+        # e^{−i·rot}·W(θ + ω)], with W(x) = e^{−ixN/2}·A(x), A tabulated (in bins)
         half_n = N_FFT / 2
         a2 = amp.unsqueeze(-1) / 2
-        pos = torch.polar(a2 * _hann_amplitude(theta - w), rot - (theta - w) * half_n)
-        neg = torch.polar(a2 * _hann_amplitude(theta + w), -rot - (theta + w) * half_n)
+        a_pos = _lookup(self.hann_table, (theta - w) / step)
+        a_neg = _lookup(self.hann_table, (theta + w) / step)
+        pos = torch.polar(a2 * a_pos, rot - (theta - w) * half_n)
+        neg = torch.polar(a2 * a_neg, -rot - (theta + w) * half_n)
         val = (pos - neg) * -1j  # ÷ i
         inside = (bins >= 0) & (bins < N_FFT // 2 + 1)
         val = val * inside
