@@ -103,7 +103,7 @@ class WaveGANModel(Model):
     def _load_files(cls, folder: Path, header: dict[str, Any]) -> "WaveGANModel":
         import torch
 
-        from .networks import generator_from_spec
+        from .generators import generator_from_spec
 
         try:
             extra = json.loads((folder / SPEC).read_text(encoding="utf-8"))

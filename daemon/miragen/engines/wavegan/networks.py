@@ -289,37 +289,3 @@ def generate_internal(
             out.append(g(z, y, f)[:, 0].float().cpu().numpy())
     g.train(was_training)
     return np.concatenate(out, axis=0) if out else np.zeros((0, g.length), np.float32)
-
-
-def generator_from_spec(spec: dict) -> nn.Module:
-    """The generator a stored network description (``train.network_spec``) asks for: the one
-    place that turns the description into a network, for the trainer and the saved model."""
-    if spec["output"] == "spec":
-        from .spectro import SpecGenerator
-
-        return SpecGenerator(
-            spec["length"],
-            spec["n_classes"],
-            rate=spec["rate"],
-            z_dim=spec["z_dim"],
-            width=spec["width"],
-        )
-    if spec["output"] == "synth":
-        from .synth import SynthGenerator
-
-        return SynthGenerator(
-            spec["length"],
-            spec["n_classes"],
-            rate=spec["rate"],
-            z_dim=spec["z_dim"],
-            width=spec["width"],
-        )
-    return Generator(
-        spec["length"],
-        spec["n_classes"],
-        mode=spec["mode"],
-        output=spec["output"],
-        z_dim=spec["z_dim"],
-        width=spec["width"],
-        transpose=spec["transpose"],
-    )

@@ -46,16 +46,22 @@ class WaveGANOptions(EngineOptions):
     ms_target: float = option(
         0.5, "... pushes pairs apart up to this × the real sounds' median distance", at_least=0.0
     )
-    cover_lambda: float = option(1.0, "hinged coverage term (0: off); one-shots: synth design", at_least=0.0)
+    cover_lambda: float = option(
+        1.0, "hinged coverage term (0: off); one-shots: synth design", at_least=0.0
+    )
     cover_target: float = option(
         1.0, "... pulls each real sound's own output within this × the NN spacing", at_least=0.0
     )
     cover_every: int = option(20, "steps between re-assignments of latents", at_least=1)
-    spread_lambda: float = option(1.0, "hinged spread term (0: off); one-shots: synth design", at_least=0.0)
+    spread_lambda: float = option(
+        1.0, "hinged spread term (0: off); one-shots: synth design", at_least=0.0
+    )
     spread_target: float = option(
         1.0, "... outputs spread at least this × the real sounds' mean distance", at_least=0.0
     )
-    novel_lambda: float = option(1.0, "hinged anti-copy term (0: off); one-shots: synth design", at_least=0.0)
+    novel_lambda: float = option(
+        1.0, "hinged anti-copy term (0: off); one-shots: synth design", at_least=0.0
+    )
     novel_target: float = option(
         0.6,
         "... pushes an output from its nearest real sound up to this × the NN spacing",

@@ -171,7 +171,9 @@ class SynthGenerator(nn.Module):
     ):
         super().__init__()
         if length % HOP or length // HOP < 4:
-            raise ValueError(f"synth length {length} must be a multiple of {HOP}, at least 4 frames")
+            raise ValueError(
+                f"synth length {length} must be a multiple of {HOP}, at least 4 frames"
+            )
         self.length, self.rate, self.z_dim = int(length), int(rate), int(z_dim)
         self.mode, self.output, self.n_classes = "oneshot", "synth", n_classes
         self.frames = self.length // HOP
@@ -208,8 +210,7 @@ class SynthGenerator(nn.Module):
             -math.log(GLIDE_DOWN) + torch.sigmoid(g[..., 1]) * math.log(GLIDE_DOWN * GLIDE_UP)
         )
         tau = torch.exp(
-            math.log(GLIDE_MIN_S)
-            + torch.sigmoid(g[..., 2]) * math.log(GLIDE_MAX_S / GLIDE_MIN_S)
+            math.log(GLIDE_MIN_S) + torch.sigmoid(g[..., 2]) * math.log(GLIDE_MAX_S / GLIDE_MIN_S)
         )
         return {
             "amp": _scaled_sigmoid(fr[:, : self.partials]),  # (N, P, frames)

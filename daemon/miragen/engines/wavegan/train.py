@@ -25,6 +25,7 @@ from ...judge.features import features
 from ..base import Budget, EngineError, Progress, ProgressFn
 from .augment import circular_shift, diff_augment
 from .data import internal_split, prepare_waves
+from .generators import generator_from_spec
 from .loss import (
     OneshotFeatures,
     copy_hinge,
@@ -40,9 +41,10 @@ from .loss import (
     spread_hinge,
 )
 from .model import WaveGANModel
-from .networks import Discriminator, generate_internal, generator_from_spec
+from .networks import Discriminator, generate_internal
 from .options import WaveGANOptions
 from .selection import judge_score
+from .synth import SpecDiscriminator
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +95,6 @@ def network_spec(
 def build_networks(spec: dict[str, Any]):
     g = generator_from_spec(spec)
     if spec["output"] in ("synth", "spec"):
-        from .synth import SpecDiscriminator
-
         d = SpecDiscriminator(
             spec["length"],
             spec["n_classes"],
@@ -287,7 +287,9 @@ class Trainer:
         self._to_device()
         # the judge's features in torch: what "near", "copy" and "spread" mean for the terms
         self.feats = (
-            OneshotFeatures(self.prep.internal_rate, self.device) if self.oneshot else cover_features
+            OneshotFeatures(self.prep.internal_rate, self.device)
+            if self.oneshot
+            else cover_features
         )
         self.ms_target = self._ms_target()
         self.terms = None

@@ -1,0 +1,41 @@
+"""From a stored network description (``train.network_spec``) to the generator it asks for:
+the one place that turns the description into a network, for the trainer and the saved model.
+Imports torch (load it when a model is trained or sampled)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .networks import Generator
+from .spectro import SpecGenerator
+from .synth import SynthGenerator
+
+
+def generator_from_spec(spec: dict) -> nn.Module:
+    """The generator a stored network description (``train.network_spec``) asks for: the one
+    place that turns the description into a network, for the trainer and the saved model."""
+    if spec["output"] == "spec":
+        return SpecGenerator(
+            spec["length"],
+            spec["n_classes"],
+            rate=spec["rate"],
+            z_dim=spec["z_dim"],
+            width=spec["width"],
+        )
+    if spec["output"] == "synth":
+        return SynthGenerator(
+            spec["length"],
+            spec["n_classes"],
+            rate=spec["rate"],
+            z_dim=spec["z_dim"],
+            width=spec["width"],
+        )
+    return Generator(
+        spec["length"],
+        spec["n_classes"],
+        mode=spec["mode"],
+        output=spec["output"],
+        z_dim=spec["z_dim"],
+        width=spec["width"],
+        transpose=spec["transpose"],
+    )
