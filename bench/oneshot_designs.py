@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/oneshot_designs.py [--seconds 300] [--designs synth,spec,wave]
         [--sets sonic-pi,avl-drumkits] [--out bench/results/oneshot-designs.jsonl]
+        [--set KEY=VALUE ...]
 
 Every design (``oneshot_design`` of the wavegan engine) is trained on every one-shot set of
 ``../shared/data/oneshots`` by ``bench/quality.py --mode oneshot --threads 1 --trace`` in a child
@@ -47,10 +48,14 @@ def run(data: Path, design: str, args) -> dict:
         "--set",
         f"oneshot_design={design}",
     ]
+    for item in args.sets_extra:
+        cmd += ["--set", item]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     row = {"set": data.name, "design": design, "wall_s": round(time.monotonic() - t0, 1)}
+    if args.sets_extra:
+        row["options"] = list(args.sets_extra)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
     if r.returncode != 0 or not lines:
         row["error"] = (r.stderr or r.stdout)[-2000:]
@@ -88,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", type=Path, default=HERE / "results" / "oneshot-designs.jsonl")
+    p.add_argument(
+        "--set",
+        dest="sets_extra",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an engine option for every run (as `miragen train --set`)",
+    )
     args = p.parse_args(argv)
     runs = [
         (SHARED / "oneshots" / s, d)

@@ -224,3 +224,16 @@ def test_spectrogram_features_follow_the_judge():
     d_ours = np.linalg.norm(ours[:, None] - ours[None], axis=2)
     iu = np.triu_indices(len(waves), 1)
     assert np.corrcoef(d_ref[iu], d_ours[iu])[0, 1] > 0.95
+
+
+def test_oneshot_defaults_leave_chosen_options_alone():
+    from miragen.engines.wavegan.options import ONESHOT_DEFAULTS, WaveGANOptions
+
+    plain = WaveGANOptions.from_mapping({})
+    assert plain.for_mode("cycle") == plain
+    one = plain.for_mode("oneshot")
+    assert {k: getattr(one, k) for k in ONESHOT_DEFAULTS} == ONESHOT_DEFAULTS
+    assert WaveGANOptions.from_mapping({"batch": "8"}).for_mode("oneshot").batch == 8
+    assert plain.replace(spread_lambda=2.0).for_mode("oneshot").spread_lambda == 2.0
+    paper = WaveGANOptions.from_mapping({"recipe": "wavegan-paper"}).for_mode("oneshot")
+    assert paper.batch == 64 and paper.spread_lambda == 0.0  # the recipe's own values

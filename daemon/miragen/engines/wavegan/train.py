@@ -262,6 +262,7 @@ class Trainer:
             raise EngineError(f"wavegan: unknown mode '{dataset.mode}'")
         if not dataset.class_names:
             raise EngineError("wavegan: the dataset is empty")
+        opts = opts.for_mode(dataset.mode)  # one-shots: their own defaults (options.py)
         self.opts, self.progress, self.hook = opts, progress, snapshot_hook
         self.dataset, self.mode, self.classes = dataset, dataset.mode, dataset.class_names
         self.oneshot = self.mode == "oneshot"
