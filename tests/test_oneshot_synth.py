@@ -237,3 +237,9 @@ def test_oneshot_defaults_leave_chosen_options_alone():
     assert plain.replace(spread_lambda=2.0).for_mode("oneshot").spread_lambda == 2.0
     paper = WaveGANOptions.from_mapping({"recipe": "wavegan-paper"}).for_mode("oneshot")
     assert paper.batch == 64 and paper.spread_lambda == 0.0  # the recipe's own values
+
+
+def test_spectrogram_design_keeps_the_rate_too():
+    from miragen.engines.wavegan.data import internal_oneshot_geometry
+
+    assert internal_oneshot_geometry(60000, RATE, 0, "spec") == (65536, RATE)

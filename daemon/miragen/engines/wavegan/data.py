@@ -76,11 +76,11 @@ def internal_oneshot_geometry(
     """(internal length, internal rate) for one-shots of at most ``max_len`` samples.
 
     ``wave``: a length 16·4^k ≤ ``oneshot_len`` (0: 16,384); longer sounds are resampled to a
-    lower internal rate so that they fit (the top octaves go). ``synth``: the shortest
+    lower internal rate so that they fit (the top octaves go). ``synth`` and ``spec``: the shortest
     1,024·2^k ≥ the longest sound, at most ``oneshot_len`` (0: 65,536), at the dataset's rate:
     every sound keeps its top octave, and what is longer than that loses its tail.
     """
-    if design == "synth":
+    if design in ("synth", "spec"):
         cap = oneshot_len or SYNTH_DEFAULT_CAP
         length = SYNTH_LENGTHS[0]
         while length < max_len and length * 2 <= cap:
