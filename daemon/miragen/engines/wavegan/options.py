@@ -3,8 +3,8 @@ recipes. No torch here: the options are read and checked before anything heavy i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 

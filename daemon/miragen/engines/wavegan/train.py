@@ -443,11 +443,13 @@ class Trainer:
             z = torch.randn(y.shape[0], self.spec["z_dim"], device=self.device)
             fake = self._gen(z, y, f)
         # the spectrogram design's fakes have no samples to augment: neither have its reals
-        xr = x if self.spectro else self._aug(x)
+        # (both augmented before either is judged: the random draws keep their order)
+        xr, xf = (x, fake) if self.spectro else (self._aug(x), self._aug(fake))
         do_r1 = (not self.wgan) and o.r1_gamma > 0 and self.step % o.r1_every == 0
         if do_r1:
             xr = xr.detach().requires_grad_(True)
-        d_real, d_fake = self.d(xr, y), self._d_fake(fake, y)
+        d_real = self.d(xr, y)
+        d_fake = self.d.from_power(xf, y) if self.spectro else self.d(xf, y)
         if self.wgan:
             gp = gradient_penalty(self.d, x, fake, y)
             loss = d_loss_wgan(d_real, d_fake) + o.gp_lambda * gp
