@@ -18,49 +18,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import quality  # bench/quality.py: its child-process runner
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("MIRAGEN_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
 
 
 def run(data: Path, design: str, args) -> dict:
-    cmd = [
-        sys.executable,
-        str(HERE / "quality.py"),
-        "--data",
-        str(data),
-        "--mode",
-        "oneshot",
-        "--seconds",
-        str(args.seconds),
-        "--engines",
-        "wavegan",
-        "--threads",
-        "1",
-        "--eval-every",
-        str(args.eval_every),
-        "--trace",
-        "--set",
-        f"oneshot_design={design}",
-    ]
-    for item in args.sets_extra:
-        cmd += ["--set", item]
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    t0 = time.monotonic()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    row = {"set": data.name, "design": design, "wall_s": round(time.monotonic() - t0, 1)}
+    """One design on one set: ``quality.run_bank`` (a child process on one core)."""
+    job = argparse.Namespace(
+        mode="oneshot",
+        seconds=args.seconds,
+        samples=128,
+        eval_every=args.eval_every,
+        seed=0,
+        sets=[f"oneshot_design={design}", *args.sets_extra],
+    )
+    row = quality.run_bank(data, job)
+    row.update(set=data.name, design=design)
     if args.sets_extra:
         row["options"] = list(args.sets_extra)
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
-    if r.returncode != 0 or not lines:
-        row["error"] = (r.stderr or r.stdout)[-2000:]
-        return row
-    row.update(json.loads(lines[-1]))
     return row
 
 

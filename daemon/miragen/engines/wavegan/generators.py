@@ -14,16 +14,9 @@ from .synth import SynthGenerator
 def generator_from_spec(spec: dict) -> nn.Module:
     """The generator a stored network description (``train.network_spec``) asks for: the one
     place that turns the description into a network, for the trainer and the saved model."""
-    if spec["output"] == "spec":
-        return SpecGenerator(
-            spec["length"],
-            spec["n_classes"],
-            rate=spec["rate"],
-            z_dim=spec["z_dim"],
-            width=spec["width"],
-        )
-    if spec["output"] == "synth":
-        return SynthGenerator(
+    frame_rate_design = {"synth": SynthGenerator, "spec": SpecGenerator}.get(spec["output"])
+    if frame_rate_design is not None:  # the one-shot designs of synth.py and spectro.py
+        return frame_rate_design(
             spec["length"],
             spec["n_classes"],
             rate=spec["rate"],
