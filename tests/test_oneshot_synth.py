@@ -143,6 +143,10 @@ def test_synth_geometry_keeps_the_rate():
     assert internal_oneshot_geometry(500, RATE, 0, "synth") == (1024, RATE)
     assert internal_oneshot_geometry(200000, RATE, 0, "synth") == (65536, RATE)
     assert internal_oneshot_geometry(200000, RATE, 16384, "synth") == (16384, RATE)
+    # a cap below four frames leaves room for raw samples only
+    assert internal_oneshot_geometry(5000, RATE, 256, "synth") == internal_oneshot_geometry(
+        5000, RATE, 256, "wave"
+    )
     length, rate = internal_oneshot_geometry(60000, RATE, 0, "wave")
     assert length == 16384 and rate < RATE  # raw samples: long sounds lose the top octaves
 

@@ -144,6 +144,16 @@ def mel_filterbank(
     return _FB_CACHE[key]
 
 
+def oneshot_floor(fb: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """(Hann window of a frame, power norm, per-band floor) of the one-shot features: the power
+    is divided by the norm so that a full-scale sine gives 1 in its bin, and each band of the
+    filter bank ``fb`` is floored at the energy 8-bit dithered noise leaves in it."""
+    window = np.hanning(FRAME)
+    norm = float(window.sum() / 2) ** 2
+    floor = EIGHT_BIT_NOISE_VAR * float(np.sum(window**2)) / norm * fb.sum(axis=1)
+    return window, norm, floor
+
+
 def oneshot_features(waves: Sequence[np.ndarray], rate: int = ONESHOT_RATE) -> np.ndarray:
     """Pooled log-mel features of one-shots sampled at ``rate`` (resampled to 29,411 Hz)."""
     if rate != ONESHOT_RATE:
@@ -155,10 +165,7 @@ def oneshot_features(waves: Sequence[np.ndarray], rate: int = ONESHOT_RATE) -> n
             for w in waves
         ]
     fb = mel_filterbank(ONESHOT_RATE)
-    window = np.hanning(FRAME)
-    # power normalised so that a full-scale sine gives 1 in its bin
-    norm = (window.sum() / 2) ** 2
-    floor = EIGHT_BIT_NOISE_VAR * float(np.sum(window**2)) / norm * fb.sum(axis=1)
+    window, norm, floor = oneshot_floor(fb)
     floor_db = 10 * np.log10(floor)
     n_frames = ONESHOT_EDGES[-1]
     feats = np.empty((len(waves), MEL_BANDS * ONESHOT_SEGMENTS), dtype=np.float64)

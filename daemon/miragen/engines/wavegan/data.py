@@ -78,9 +78,10 @@ def internal_oneshot_geometry(
     ``wave``: a length 16·4^k ≤ ``oneshot_len`` (0: 16,384); longer sounds are resampled to a
     lower internal rate so that they fit (the top octaves go). ``synth`` and ``spec``: the shortest
     1,024·2^k ≥ the longest sound, at most ``oneshot_len`` (0: 65,536), at the dataset's rate:
-    every sound keeps its top octave, and what is longer than that loses its tail.
+    every sound keeps its top octave, and what is longer than that loses its tail. A cap below
+    1,024 samples (four frames) leaves room for raw samples only: the ``wave`` geometry.
     """
-    if design in ("synth", "spec"):
+    if design in ("synth", "spec") and (oneshot_len == 0 or oneshot_len >= SYNTH_LENGTHS[0]):
         cap = oneshot_len or SYNTH_DEFAULT_CAP
         length = SYNTH_LENGTHS[0]
         while length < max_len and length * 2 <= cap:

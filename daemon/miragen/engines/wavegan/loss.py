@@ -14,13 +14,13 @@ from ...judge.features import (
     CYCLE_HARMONICS,
     CYCLE_SHAPE_DB,
     CYCLE_SHAPE_POINTS,
-    EIGHT_BIT_NOISE_VAR,
     FRAME,
     HOP,
     MEL_BANDS,
     ONESHOT_EDGES,
     ONSET_FRACTION,
     mel_filterbank,
+    oneshot_floor,
     shape_quantile_index,
 )
 
@@ -105,11 +105,9 @@ class OneshotFeatures:
 
     def __init__(self, rate: int, device=None):
         fb = mel_filterbank(int(rate))
-        window = torch.hann_window(FRAME, periodic=False, dtype=torch.float64)
-        norm = float(window.sum() / 2) ** 2
-        floor = EIGHT_BIT_NOISE_VAR * float((window**2).sum()) / norm * fb.sum(axis=1)
+        window, norm, floor = oneshot_floor(fb)
         self.fb = torch.as_tensor(fb, dtype=torch.float32, device=device)
-        self.window = window.float().to(device)
+        self.window = torch.as_tensor(window, dtype=torch.float32, device=device)
         self.norm = norm
         self.floor = torch.as_tensor(floor, dtype=torch.float32, device=device).view(1, -1, 1)
         self.dims = MEL_BANDS * (len(ONESHOT_EDGES) - 1)
@@ -124,18 +122,23 @@ class OneshotFeatures:
             onset = (onset - HOP // 2).clamp(min=0)
         pos = torch.arange(length, device=x.device).view(1, -1) + onset.view(-1, 1)
         shifted = torch.gather(x, 1, pos.clamp(max=length - 1)) * (pos < length)
-        n_frames = ONESHOT_EDGES[-1]
-        count = max(1, min(n_frames, 1 + (length - FRAME) // HOP))
+        count = max(1, min(ONESHOT_EDGES[-1], 1 + (length - FRAME) // HOP))
         if length < FRAME:
             shifted = F.pad(shifted, (0, FRAME - length))
         frames = shifted.unfold(1, FRAME, HOP)[:, :count] * self.window.to(x.device)
-        power = torch.fft.rfft(frames, dim=-1).abs().pow(2) / self.norm  # (n, count, bins)
-        bands = torch.einsum("mb,nfb->nmf", self.fb.to(x.device), power)
-        floor = self.floor.to(x.device)
-        logmel = 10 * torch.log10(bands + floor)
-        if count < n_frames:  # frames past the end of the sound: silence, on the floor
-            pad = (10 * torch.log10(floor)).expand(n, -1, n_frames - count)
-            logmel = torch.cat([logmel, pad], dim=2)
+        power = torch.fft.rfft(frames, dim=-1).abs().pow(2)  # (n, count, bins)
+        return self.from_power(power.transpose(1, 2))
+
+    def from_power(self, power: torch.Tensor) -> torch.Tensor:
+        """The features of frames whose power spectra (``|rfft(frame · Hann)|²``, (n, bins,
+        frames) from the onset on) are given: mel bands, soft floor, pooled segments."""
+        n = power.shape[0]
+        bands = torch.einsum("mb,nbf->nmf", self.fb.to(power.device), power) / self.norm
+        floor = self.floor.to(power.device)
+        logmel = 10 * torch.log10(bands[..., : ONESHOT_EDGES[-1]] + floor)
+        missing = ONESHOT_EDGES[-1] - logmel.shape[-1]
+        if missing > 0:  # frames past the end of the sound: silence, on the floor
+            logmel = torch.cat([logmel, (10 * torch.log10(floor)).expand(n, -1, missing)], dim=2)
         pooled = [
             logmel[:, :, a:b].mean(dim=2) for a, b in zip(ONESHOT_EDGES[:-1], ONESHOT_EDGES[1:])
         ]

@@ -19,12 +19,7 @@ import math
 import torch
 from torch import nn
 
-from ...judge.features import (
-    EIGHT_BIT_NOISE_VAR,
-    MEL_BANDS,
-    ONESHOT_EDGES,
-    mel_filterbank,
-)
+from .loss import OneshotFeatures
 from .networks import length_mask, peak_normalise
 from .synth import HOP, N_FFT, ControlTrunk
 
@@ -49,14 +44,7 @@ class SpecGenerator(nn.Module):
         with torch.no_grad():
             self.head.bias.fill_(LOG_MIN / 2)
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
-        fb = mel_filterbank(self.rate)  # the judge's 32 bands
-        self.register_buffer("jfb", torch.as_tensor(fb, dtype=torch.float32), persistent=False)
-        judge_window = torch.hann_window(N_FFT, periodic=False, dtype=torch.float64)
-        self.judge_norm = float(judge_window.sum() / 2) ** 2
-        floor = EIGHT_BIT_NOISE_VAR * float((judge_window**2).sum()) / self.judge_norm
-        self.register_buffer(
-            "jfloor", torch.as_tensor(floor * fb.sum(axis=1), dtype=torch.float32).view(1, -1, 1)
-        )
+        self.judge = OneshotFeatures(self.rate)  # the judge's features, read from power
 
     def power(self, z, y=None, length_frac=None) -> torch.Tensor:
         if length_frac is None:
@@ -72,21 +60,10 @@ class SpecGenerator(nn.Module):
 
     def features(self, p: torch.Tensor) -> torch.Tensor:
         """The judge's one-shot features read from a power spectrogram (the sound is cut at its
-        start: the judge's frame j, samples j·HOP … j·HOP + 512, is the centred frame j + 1)."""
-        frames = p[..., 1:]
-        # levels as the judge's (whose sounds are peak-normalised): the discriminator holds the
-        # generator's levels to the real sounds', which are peak-normalised too
-        bands = torch.einsum("mb,nbf->nmf", self.jfb, frames) / self.judge_norm
-        logmel = 10 * torch.log10(bands + self.jfloor)
-        n_frames = ONESHOT_EDGES[-1]
-        count = logmel.shape[-1]
-        if count < n_frames:
-            pad = (10 * torch.log10(self.jfloor)).expand(p.shape[0], -1, n_frames - count)
-            logmel = torch.cat([logmel, pad], dim=2)
-        pooled = [
-            logmel[:, :, a:b].mean(dim=2) for a, b in zip(ONESHOT_EDGES[:-1], ONESHOT_EDGES[1:])
-        ]
-        return torch.cat(pooled, dim=1) / math.sqrt(MEL_BANDS * (len(ONESHOT_EDGES) - 1))
+        start: the judge's frame j, samples j·HOP … j·HOP + 512, is the centred frame j + 1).
+        Levels as the judge's, whose sounds are peak-normalised: the discriminator holds the
+        generator's levels to the real sounds', which are peak-normalised too."""
+        return self.judge.from_power(p[..., 1:])
 
     def griffin_lim(self, p: torch.Tensor, iterations: int = GL_ITERATIONS) -> torch.Tensor:
         mag = p.sqrt()

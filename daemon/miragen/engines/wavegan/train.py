@@ -24,8 +24,8 @@ from ...fsutil import atomic_write_bytes
 from ...judge.features import features
 from ..base import Budget, EngineError, Progress, ProgressFn
 from .augment import circular_shift, diff_augment
-from .data import internal_split, prepare_waves
-from .generators import generator_from_spec
+from .data import SYNTH_LENGTHS, internal_split, prepare_waves
+from .generators import FRAME_RATE_DESIGNS, generator_from_spec
 from .loss import (
     OneshotFeatures,
     copy_hinge,
@@ -63,15 +63,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-SYNTH_MIN_LENGTH = 1024  # four frames (synth, spec designs); shorter one-shots use raw samples
-
-
 def network_spec(
     opts: WaveGANOptions, mode: str, length: int, n_classes: int, rate: int
 ) -> dict[str, Any]:
     if mode == "cycle":
         output = opts.output
-    elif opts.oneshot_design in ("synth", "spec") and length >= SYNTH_MIN_LENGTH:
+    elif opts.oneshot_design in FRAME_RATE_DESIGNS and length >= SYNTH_LENGTHS[0]:
         output = opts.oneshot_design
     else:
         output = "wave"
@@ -87,14 +84,14 @@ def network_spec(
         "mbstd": opts.mbstd,
         "spectral_d": opts.spectral_d,
     }
-    if output in ("synth", "spec"):
+    if output in FRAME_RATE_DESIGNS:
         spec["rate"] = int(rate)
     return spec
 
 
 def build_networks(spec: dict[str, Any]):
     g = generator_from_spec(spec)
-    if spec["output"] in ("synth", "spec"):
+    if spec["output"] in FRAME_RATE_DESIGNS:
         d = SpecDiscriminator(
             spec["length"],
             spec["n_classes"],
@@ -411,15 +408,20 @@ class Trainer:
         return self.g.power(z, y, f) if self.spectro else self.g(z, y, f)
 
     def _out_feats(self, out):
-        if self.spectro:
-            return self.g.features(out)
-        return self.feats(out[:, 0]) if (self.synth or not self.oneshot) else out[:, 0]
+        """The terms' features of a generator output (the terms run for cycles and for the
+        synth and spec designs only)."""
+        return self.g.features(out) if self.spectro else self.feats(out[:, 0])
 
     def _out_ms_features(self, out):
         return self.g.features(out) if self.spectro else self._ms_features(out[:, 0])
 
-    def _d_fake(self, out, y):
-        return self.d.from_power(out, y) if self.spectro else self.d(self._aug(out), y)
+    def _augment(self, out):
+        """DiffAugment, except for the spectrogram design: its fakes have no samples to
+        augment, so neither have its reals."""
+        return out if self.spectro else self._aug(out)
+
+    def _d_out(self, out, y):
+        return self.d.from_power(out, y) if self.spectro else self.d(out, y)
 
     # ---------------------------------------------------------------------------- one step
     def elapsed(self) -> float:
@@ -442,14 +444,11 @@ class Trainer:
         with torch.no_grad():
             z = torch.randn(y.shape[0], self.spec["z_dim"], device=self.device)
             fake = self._gen(z, y, f)
-        # the spectrogram design's fakes have no samples to augment: neither have its reals
-        # (both augmented before either is judged: the random draws keep their order)
-        xr, xf = (x, fake) if self.spectro else (self._aug(x), self._aug(fake))
+        xr, xf = self._augment(x), self._augment(fake)  # both before D: the draws keep their order
         do_r1 = (not self.wgan) and o.r1_gamma > 0 and self.step % o.r1_every == 0
         if do_r1:
             xr = xr.detach().requires_grad_(True)
-        d_real = self.d(xr, y)
-        d_fake = self.d.from_power(xf, y) if self.spectro else self.d(xf, y)
+        d_real, d_fake = self.d(xr, y), self._d_out(xf, y)
         if self.wgan:
             gp = gradient_penalty(self.d, x, fake, y)
             loss = d_loss_wgan(d_real, d_fake) + o.gp_lambda * gp
@@ -478,7 +477,7 @@ class Trainer:
             fake, near = both[: o.batch], both[o.batch :]
         else:
             fake = self._gen(z, y, f)
-        d_out = self._d_fake(fake, y)
+        d_out = self._d_out(self._augment(fake), y)
         loss = g_loss_wgan(d_out) if self.wgan else g_loss_ns(d_out)
         if terms is not None:
             loss = loss + terms.loss(fake, near, y, idx, self.losses)
