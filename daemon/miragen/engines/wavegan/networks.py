@@ -273,9 +273,12 @@ def generate_internal(
     out = []
     was_training = g.training
     g.eval()
-    # the synthesiser draws its noise from torch's global generator: seeded here too, inside
-    # fork_rng so that the caller's random state is left as it was
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+    # the synthesiser draws its noise from torch's global generator on the device: seeded here
+    # too, inside fork_rng (of the CPU and, on a GPU, of that device) so that the caller's
+    # random state is left as it was
+    on = torch.device(device)
+    cuda = [on.index or 0] if on.type == "cuda" else []
+    with torch.no_grad(), torch.random.fork_rng(devices=cuda):
         torch.manual_seed(int(gen.initial_seed()) + 1)
         for s in range(0, n, batch):
             m = min(batch, n - s)
