@@ -58,6 +58,13 @@ def _range(lo: float | None = None, hi: float | None = None) -> Callable[[Any], 
     return check
 
 
+def _listen(v: str) -> str | None:
+    host, sep, port = v.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"must be ADDRESS:PORT, e.g. 127.0.0.1:8808 or 0.0.0.0:8808 (got {v!r})"
+    return None
+
+
 TRANSPORT_KINDS = {
     "midi:": "midi:<port name part>",
     "serial:": "serial:<device or pyserial URL>",
@@ -274,6 +281,24 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "logging": {
         "level": Key(str, "INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    },
+    "web": {
+        "listen": Key(
+            str,
+            "127.0.0.1:8808",
+            "address:port of `miragen web`; anything but loopback asks every client for the "
+            "token (`miragen web token`)",
+            _listen,
+        ),
+        "token_file": Key(
+            str, "", "file holding the web token (empty: web-token in the state folder)"
+        ),
+        "max_upload_files": Key(
+            int,
+            64,
+            "sound files one upload may carry (each at most daemon.max_file_mb)",
+            _range(1, 1000),
+        ),
     },
 }
 
