@@ -31,11 +31,13 @@ from ..app import disk as disk_app
 from ..app.disk import is_cycle
 from ..app.sysex import sysex_body
 from ..errors import MiragenError
+from ..mirage import sysex as S
 from ..transport.deliver import deliver_wavesample
 from .child import ChildFailed, ChildStopped, run_child
 from .classing import POOL, run_sort
 from .context import Context, Stopping
 from .jobs import Job
+from .live import DeliveryLive, TrainingLive
 from .manifest import read_manifest
 from .models import model_verdict
 from .requests import RequestError, parse_request_file, unique_name, write_record
@@ -129,14 +131,25 @@ def run_train(d: Context, job: Job) -> None:
         d.queue.save_payload(job)
     model_dir = d.state.models / cls / p["version"]
     spent0 = float(p.get("elapsed", 0.0))
+    live = TrainingLive(  # live/training-<class>.json, for the web process
+        d.state.live_training(cls),
+        cls,
+        p["version"],
+        budget_s=float(d.cfg["train"]["seconds"]),
+        spent0=spent0,
+    )
     try:
-        res = _train_in_child(d, job, model_dir, spent0)
+        res = _train_in_child(d, job, model_dir, spent0, live)
     except ChildStopped as stop:
         p["elapsed"] = spent0 + stop.run_s
+        live.set_state("stopped", run_s=round(p["elapsed"], 3))
         d.queue.requeue(job, error="stopped by shutdown; resumes from its checkpoint", uncount=True)
         log.info("training of %s checkpointed at shutdown (%.0f s done)", cls, p["elapsed"])
         return
-    except ChildFailed as exc:
+    except Exception as exc:  # ChildFailed (the job fails), ChildCrashed (retried)
+        live.set_state("failed", error=str(exc)[:500])
+        if not isinstance(exc, ChildFailed):
+            raise
         d.queue.fail(job, f"training class {cls} failed: {exc}")
         return
     p["files"] = res.get("files")
@@ -145,16 +158,29 @@ def run_train(d: Context, job: Job) -> None:
         log.info("%s: waiting for more material", p["skipped"])
         d.queue.finish(job)
         return
-    _record_model(d, cls, model_dir, res)
+    serves = _record_model(d, cls, model_dir, res)
+    report = res.get("report", {})
+    live.set_state(
+        "done",
+        model=str(model_dir.relative_to(d.state.root)),
+        verdict=model_verdict(report),
+        passed=bool(res.get("passed")),
+        serves=serves,
+        run_s=round(spent0 + float(res.get("run_s", 0.0)), 3),
+    )
     d.queue.finish(job)
 
 
-def _train_in_child(d: Context, job: Job, model_dir: Path, spent0: float) -> dict[str, Any]:
+def _train_in_child(
+    d: Context, job: Job, model_dir: Path, spent0: float, live: TrainingLive
+) -> dict[str, Any]:
     """The train task with the budget this job has left (``spent0`` seconds spent before); the
-    seconds spent are saved in the job's payload now and then, so that a kill keeps them."""
+    seconds spent are saved in the job's payload now and then, so that a kill keeps them. The
+    child's phases and progress go into ``live`` (``live/training-<class>.json``)."""
     saved = {"at": time.monotonic()}
 
     def on_event(ev: dict[str, Any]) -> None:
+        live.event(ev)
         if ev.get("ev") == "progress" and time.monotonic() - saved["at"] >= SAVE_SPENT_S:
             job.payload["elapsed"] = spent0 + float(ev.get("run_s", 0.0))
             d.queue.save_payload(job)
@@ -168,8 +194,9 @@ def _train_in_child(d: Context, job: Job, model_dir: Path, spent0: float) -> dic
     return run_child(d, "train", "train", spec, what=f"train {job.subject}", on_event=on_event)
 
 
-def _record_model(d: Context, cls: str, model_dir: Path, res: dict[str, Any]) -> None:
-    """Record the trained model and its report; it serves when :func:`takes_over` says so."""
+def _record_model(d: Context, cls: str, model_dir: Path, res: dict[str, Any]) -> bool:
+    """Record the trained model and its report; it serves when :func:`takes_over` says so
+    (returned)."""
     passed = bool(res.get("passed"))
     report = res.get("report", {})
     make_current = takes_over(report, d.models.current(cls))
@@ -183,6 +210,7 @@ def _record_model(d: Context, cls: str, model_dir: Path, res: dict[str, Any]) ->
         "passed" if passed else "not passed",
         " and serves now" if make_current else "; the previous model keeps serving",
     )
+    return make_current
 
 
 def _verdict_rank(report: dict[str, Any]) -> int:
@@ -317,13 +345,22 @@ def run_deliver(d: Context, job: Job) -> None:
         if results.get(part, {}).get("ok"):
             continue  # delivered before a restart: counted once
         d.deliveries.start(delivery_id, job.id, name, part)
-        if part == "sysex":
-            body = sysex_body(
-                data, cycle=_is_cycle(d, data), cycle_pages=d.cfg["deliver"]["cycle_pages"]
-            )
-            res = _deliver_sysex(d, body, p)
-        else:
-            res = _deliver_disk(d, data, p)
+        live = DeliveryLive(d.state.live_delivery, name, part)  # for the web process
+        try:
+            if part == "sysex":
+                body = sysex_body(
+                    data, cycle=_is_cycle(d, data), cycle_pages=d.cfg["deliver"]["cycle_pages"]
+                )
+                res = _deliver_sysex(d, body, p, live)
+            else:
+                res = _deliver_disk(d, data, p, live)
+        except Stopping:
+            live.fail("stopped by shutdown; sent again after the restart")
+            raise
+        except Exception as exc:
+            live.fail(str(exc)[:500] or type(exc).__name__)
+            raise
+        live.end(res)
         d.deliveries.end(delivery_id, bool(res.get("ok")), res)
         results[part] = res
         p["results"] = results
@@ -347,12 +384,26 @@ def _is_cycle(d: Context, data: bytes) -> bool:
     return d.cfg["train"]["mode"] == "cycle" and is_cycle(data)
 
 
-def _deliver_sysex(d: Context, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
+def _sysex_bytes(data: bytes, p: dict[str, Any]) -> int:
+    """The bytes one try of the dump sends (the key presses and the 0x06 message); 0 for data no
+    dump can carry (the delivery says why)."""
+    try:
+        keys = S.encode_keys(S.select_wavesample_keys(p["half"], int(p["wavesample"])))
+        return len(keys) + len(S.encode_wavesample_dump(data))
+    except (MiragenError, ValueError):
+        return 0
+
+
+def _deliver_sysex(
+    d: Context, data: bytes, p: dict[str, Any], live: DeliveryLive
+) -> dict[str, Any]:
     c = d.cfg["deliver"]
     link = d.transport
     assert link is not None, "a SysEx delivery needs the daemon's transport"
+    live.start(_sysex_bytes(data, p))
 
     def progress(done: int, total: int) -> None:
+        live.progress(done, total)
         d.heartbeats.beat("deliver")
         d.heartbeats.set_activity("deliver", f"{p['name']}: {done}/{total} bytes")
         if d.stopping.is_set():
@@ -385,10 +436,11 @@ def _deliver_sysex(d: Context, data: bytes, p: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def _deliver_disk(d: Context, data: bytes, p: dict[str, Any]) -> dict[str, Any]:
+def _deliver_disk(d: Context, data: bytes, p: dict[str, Any], live: DeliveryLive) -> dict[str, Any]:
     """The request's sound into the template, as ``out/<name>/<name>.img`` beside IMG.CFG, and
     onto the USB stick when one is configured (:mod:`miragen.app.disk`)."""
     c = d.cfg["deliver"]
+    live.start(len(data))
     try:
         template = disk_app.load_template(c["template"])
         placed = disk_app.place(

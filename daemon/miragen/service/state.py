@@ -13,6 +13,12 @@
   out/requests/     one result record per request (<name>.json)
   miragen.db        the job queue (SQLite, WAL)
   status.json       the running daemon's health (transport, worker threads), for `miragen status`
+  triggers.json     learned MIDI triggers (written by the web process; read by the daemon)
+  live/             what the daemon does now, for the web process (docs/live-files.md):
+    delivery.json        the delivery under way (or the last one)
+    training-<class>.json  a class's training run: steps, snapshots, verdict
+    learn.json           the web asks: learn the next MIDI message (id, until)
+    learned.json         the daemon's answer: the message it learned
 ```
 
 Nothing in it is ever deleted by the daemon.
@@ -104,6 +110,31 @@ class StateDir:
     def status_file(self) -> Path:
         return self.root / "status.json"
 
+    @property
+    def triggers_file(self) -> Path:
+        """Learned MIDI triggers (written by the web process)."""
+        return self.root / "triggers.json"
+
+    @property
+    def live(self) -> Path:
+        """Ephemeral files the daemon and the web process exchange (docs/live-files.md)."""
+        return self.root / "live"
+
+    @property
+    def live_delivery(self) -> Path:
+        return self.live / "delivery.json"
+
+    @property
+    def learn_file(self) -> Path:
+        return self.live / "learn.json"
+
+    @property
+    def learned_file(self) -> Path:
+        return self.live / "learned.json"
+
+    def live_training(self, cls: str) -> Path:
+        return self.live / f"training-{safe_name(cls, max_len=40, fallback=DEFAULT_CLASS)}.json"
+
     def create(self) -> None:
         for p in (
             self.inbox,
@@ -114,6 +145,7 @@ class StateDir:
             self.models,
             self.out,
             self.records,
+            self.live,
         ):
             p.mkdir(parents=True, exist_ok=True)
 

@@ -10,7 +10,11 @@ child writes JSON lines on its stdout, one per event:
 
 - ``{"ev": "phase", "text": …}`` and ``{"ev": "progress", "text": …, "run_s": …}``: the
   child is alive (the parent beats its worker thread's watchdog heartbeat on each line and
-  kills a child silent for longer than its limit);
+  kills a child silent for longer than its limit); a training's phases name their ``state``
+  (``training``, ``saving``, ``judging``) and its progress has ``step``, ``run_s`` and
+  ``budget_s`` (seconds of this run) and, for a judged snapshot, ``snapshot: true``, its
+  ``score`` and the judge's ``metrics`` (the daemon writes them into
+  ``live/training-<class>.json``, :mod:`.live`);
 - ``{"ev": "done", "result": {…}}``: the task finished;
 - ``{"ev": "stopped", "run_s": …}``: SIGTERM/SIGINT stopped it (training saved its checkpoint);
 - ``{"ev": "error", "reason": …, "input": bool}``: it failed (``input``: a problem with the
@@ -48,6 +52,7 @@ from ..engines.generate import generate_to_folder
 from ..errors import MiragenError
 from ..judge.metrics import evaluate
 from .classing import cluster_pool
+from .live import snapshot_score
 from .manifest import commit, part_dir, read_manifest
 
 log = logging.getLogger("miragen.service.tasks")  # __main__ in the child
@@ -81,8 +86,8 @@ class _Child:
             except OSError:  # the daemon is gone: nobody to work for
                 os._exit(3)
 
-    def phase(self, text: str) -> None:
-        self.emit("phase", text=text)
+    def phase(self, text: str, **fields: Any) -> None:
+        self.emit("phase", text=text, **fields)
         if self.stop.is_set():
             raise StopRequested()
 
@@ -171,7 +176,8 @@ def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
         model = load_model(model_dir)
     else:
         ch.phase(
-            f"training class {cls} ({len(ds)} sounds, {model_dir.name}, {budget.seconds:.0f} s)"
+            f"training class {cls} ({len(ds)} sounds, {model_dir.name}, {budget.seconds:.0f} s)",
+            state="training",
         )
         model = _fit(ch, cfg, cls, train_ds, model_dir, budget)
         if model is None:
@@ -208,12 +214,7 @@ def _fit(
     )
 
     def progress(pr: Progress) -> None:
-        ch.emit(
-            "progress",
-            text=f"{cls} step {pr.step} ({budget.elapsed():.0f}/{budget.seconds:.0f} s)",
-            step=pr.step,
-            run_s=budget.elapsed(),
-        )
+        ch.emit(**progress_event(pr, cls, budget.elapsed(), budget.seconds))
 
     ch.in_fit = True
     try:
@@ -227,9 +228,25 @@ def _fit(
     return None if ch.stop.is_set() else model
 
 
+def progress_event(pr: Progress, cls: str, run_s: float, budget_s: float) -> dict[str, Any]:
+    """The ``progress`` event of one engine report: step and seconds of this run, and for a
+    judged snapshot (``message`` "snapshot (score…)") its score and the judge's metrics."""
+    ev: dict[str, Any] = {
+        "ev": "progress",
+        "text": f"{cls} step {pr.step} ({run_s:.0f}/{budget_s:.0f} s)",
+        "step": pr.step,
+        "run_s": run_s,
+        "budget_s": budget_s,
+    }
+    score = snapshot_score(pr.message or "")
+    if score is not None:
+        ev.update(snapshot=True, score=score, metrics=dict(pr.metrics))
+    return ev
+
+
 def _save(ch: _Child, model: Model, model_dir: Path) -> None:
     """Save as ``vNNNN.part`` and rename: no half-saved model under a real name."""
-    ch.phase(f"saving model {model_dir.name}")
+    ch.phase(f"saving model {model_dir.name}", state="saving")
     part = model_dir.with_name(model_dir.name + ".part")
     if part.exists():
         shutil.rmtree(part)  # our own half-saved model folder from a killed run (never user data)
@@ -254,7 +271,7 @@ def _judge(
             "passed": False,
             "reasons": [f"class has {n} sounds; {MIN_JUDGE_CLASS} needed to judge"],
         }
-    ch.phase(f"judging model {version}")
+    ch.phase(f"judging model {version}", state="judging")
     gen = model.sample(JUDGE_SAMPLES, cls, seed=0)
     try:
         rep = evaluate(
