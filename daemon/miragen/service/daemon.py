@@ -250,12 +250,15 @@ class Daemon:
     def _midi_status(self) -> dict[str, Any]:
         if self.listener is None:
             return {}
+        self.listener.refresh_triggers()  # triggers.json is reported even with no MIDI traffic
         return {
             "spec": self.cfg["midi"]["input"],
             "messages": self.listener.messages,
             "fired": self.listener.fired,
             "dropped": self.listener.dropped,
             "error": self.listener.error,
+            "learned_triggers": len(self.listener.learned),
+            "triggers_error": self.listener.triggers_error,
         }
 
     def idle(self) -> bool:
@@ -357,6 +360,7 @@ class Daemon:
             shared=self.transport.shared if same_port else None,
             max_sysex=self.cfg["midi"]["max_message_bytes"],
             heartbeat=lambda: self.heartbeats.beat("midi-in"),
+            state=self.state,  # triggers.json and MIDI learn (live/learn.json)
         )
         self.listener.start()
 

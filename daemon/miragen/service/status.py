@@ -189,6 +189,15 @@ def render(info: dict[str, Any]) -> str:
         f"transport: {t.get('spec')} {t.get('state', '')}"
         + (f" ({t['last_error']})" if t.get("last_error") else "")
     )
+    mi = info.get("midi_input") or {}
+    if mi:
+        lines.append(
+            f"MIDI input: {mi.get('spec')}: {mi.get('messages', 0)} messages, "
+            f"{mi.get('fired', 0)} fired, {mi.get('learned_triggers', 0)} learned triggers"
+            + (f" ({mi['error']})" if mi.get("error") else "")
+        )
+        if mi.get("triggers_error"):
+            lines.append(f"  learned triggers refused: {mi['triggers_error'][:300]}")
     if info["failed"]:
         lines.append("failed jobs (latest):")
         for j in info["failed"][:5]:

@@ -11,22 +11,46 @@ Bytes go through the transport's bounded :class:`~miragen.transport.base.MidiStr
 dropped, a bounded queue), so a flood of input never grows memory. A trigger table matches on
 the message kind, the channel (1..16, 0 any), and note / program / control / value (-1 any)
 or, for SysEx, a hex pattern where ``*`` matches one byte; the first matching table fires.
+
+With the state folder (docs/live-files.md):
+- the tables are the *learned* ones first (``triggers.json``, ``{"triggers": [table, …]}``,
+  written by the web process; each table has exactly the keys and rules of ``[[trigger]]``:
+  :func:`check_trigger_tables`), then the configuration's; the file is read when the listener
+  starts and again whenever it changes (looked at most every 0.5 s); a file with problems is
+  logged and reported (``triggers_error``) and the previous tables stay;
+- MIDI learn: while ``live/learn.json`` (``{"id", "until"}``) asks, the first note-on, program
+  change, control change or SysEx message is written to ``live/learned.json`` instead of being
+  matched (once per ``id``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ..errors import MiragenError
+from ..config import validate
+from ..errors import ConfigError, InputError, MiragenError
+from ..fsutil import atomic_write_text, read_regular
 from ..transport import open_transport
 from ..transport.base import MidiStreamParser
+from .live import read_live, write_live
+from .requests import RequestError, from_trigger
+from .state import StateDir
 
 log = logging.getLogger(__name__)
+
+LEARN_KINDS = ("note_on", "program_change", "control_change", "sysex")  # what MIDI learn takes
+TRIGGERS_CHECK_S = 0.5  # triggers.json is looked at no more often than this
+MAX_TRIGGERS_BYTES = 2**20  # a triggers.json larger than this is refused
+ANSWERED_KEPT = 64  # the learn ids remembered as answered
 
 
 class TriggerError(MiragenError):
@@ -104,6 +128,105 @@ def first_match(triggers: list[dict[str, Any]], msg: MidiMessage) -> int | None:
     return None
 
 
+def message_fields(msg: MidiMessage) -> dict[str, Any]:
+    """A message as ``live/learned.json`` shows it (-1: the field does not apply)."""
+    return {
+        "kind": msg.kind,
+        "channel": msg.channel,
+        "note": msg.note,
+        "velocity": msg.velocity,
+        "program": msg.program,
+        "control": msg.control,
+        "value": msg.value,
+        "hex": msg.data.hex(" "),
+    }
+
+
+def table_for_message(message: dict[str, Any]) -> dict[str, Any]:
+    """The trigger table that fires on a learned message (``learned.json``'s ``message``): its
+    kind, channel and number (a control change: also its value; SysEx: its bytes as the
+    pattern). The request keys (class, count, …) are the caller's to add."""
+    kind = message["kind"]
+    if kind == "sysex":
+        return {"message": kind, "pattern": str(message["hex"]).upper()}
+    table: dict[str, Any] = {"message": kind, "channel": int(message["channel"])}
+    field = {"note_on": "note", "program_change": "program", "control_change": "control"}[kind]
+    table[field] = int(message[field])
+    if kind == "control_change":
+        table["value"] = int(message["value"])
+    return table
+
+
+# ------------------------------------------------------------------------------ triggers.json
+def check_trigger_tables(tables: Any, source: str = "triggers.json") -> list[dict[str, Any]]:
+    """Trigger tables checked and defaulted by the configuration's own rules for ``[[trigger]]``
+    (:func:`miragen.config.validate`), and each one's request (:func:`.requests.from_trigger`).
+    Raises ConfigError listing every problem."""
+    checked = validate({"trigger": tables}, source)["trigger"]
+    problems = []
+    for i, table in enumerate(checked):
+        try:
+            from_trigger(table)
+        except RequestError as exc:
+            problems.append(f"trigger[{i}]: {str(exc).removeprefix('trigger: ')}")
+    if problems:
+        raise ConfigError(problems, source)
+    return checked
+
+
+def parse_triggers(data: bytes, source: str = "triggers.json") -> list[dict[str, Any]]:
+    """The tables of a ``triggers.json`` document (``{"triggers": [table, …]}``); raises
+    ConfigError with the reason."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ConfigError([f"not valid JSON ({str(exc)[:200]})"], source) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("triggers"), list):
+        raise ConfigError(['must be a JSON object {"triggers": [table, ...]}'], source)
+    return check_trigger_tables(doc["triggers"], source)
+
+
+def read_triggers_file(path: Path) -> list[dict[str, Any]]:
+    """The learned trigger tables of ``path`` (none when it does not exist); raises ConfigError
+    naming the file and the reason."""
+    if not os.path.lexists(path):
+        return []
+    try:
+        data = read_regular(path, max_bytes=MAX_TRIGGERS_BYTES, what="triggers file")
+    except InputError as exc:
+        raise ConfigError([exc.reason], str(path)) from None
+    return parse_triggers(data, str(path))
+
+
+def write_triggers_file(path: Path, tables: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check ``tables`` and write them as ``triggers.json`` (atomic and durable); returns them
+    with every key filled. Raises ConfigError (nothing written) when one has a problem."""
+    checked = check_trigger_tables(tables, str(path))
+    atomic_write_text(path, json.dumps({"triggers": checked}, indent=2) + "\n")
+    return checked
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is replaced or rewritten (inode, mtime, size); None: absent."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _learn_request(data: dict[str, Any] | None) -> tuple[str, float] | None:
+    """(id, until) of a ``live/learn.json`` document, or None when it is not one."""
+    if data is None:
+        return None
+    lid, until = data.get("id"), data.get("until")
+    if not isinstance(lid, str) or not lid or len(lid) > 200:
+        return None
+    if not isinstance(until, (int, float)) or isinstance(until, bool):
+        return None
+    return lid, float(until)
+
+
 class TriggerListener:
     """Reads the MIDI input on a thread and calls ``fire(index, trigger, message)`` on a match.
 
@@ -124,9 +247,14 @@ class TriggerListener:
         max_sysex: int = 4096,
         heartbeat: Callable[[], None] | None = None,
         shared: Callable[[], tuple[Any, threading.Lock, threading.Event]] | None = None,
+        state: StateDir | None = None,
     ):
         self.spec = spec
-        self.triggers = triggers
+        self.config_triggers = list(triggers)  # the configuration's [[trigger]] tables
+        self.learned: list[dict[str, Any]] = []  # triggers.json's tables
+        self.triggers = list(triggers)  # learned first, then the configuration's
+        self.triggers_error = ""  # why triggers.json was refused ("" when it was not)
+        self.state = state
         self.fire = fire
         self.cfg = cfg or {}
         self.max_sysex = max_sysex
@@ -140,6 +268,17 @@ class TriggerListener:
         self.ready = threading.Event()  # set once the input is open and read
         self._thread: threading.Thread | None = None
         self._close: Callable[[], None] = lambda: None
+        self._refresh_lock = threading.Lock()
+        self._checked = -1e9  # when triggers.json was last looked at (monotonic)
+        self._triggers_sig: tuple[int, int, int] | None = None
+        self._learn_sig: tuple[int, int, int] | None = None
+        self._learn: tuple[str, float] | None = None
+        self._answered: deque[str] = deque(maxlen=ANSWERED_KEPT)
+        if state is not None:
+            self.refresh_triggers(force=True)
+            answered = (read_live(state.learned_file) or {}).get("id")  # before a restart
+            if isinstance(answered, str):
+                self._answered.append(answered)
 
     def start(self) -> None:
         kind, _, target = self.spec.partition(":")
@@ -212,11 +351,62 @@ class TriggerListener:
 
     def handle(self, msg: MidiMessage) -> None:
         self.messages += 1
-        idx = first_match(self.triggers, msg)
+        self.refresh_triggers()
+        if self._learned(msg):
+            return
+        triggers = self.triggers
+        idx = first_match(triggers, msg)
         if idx is not None:
             self.fired += 1
             log.info("trigger %d fired by %s", idx, msg.data[:16].hex(" "))
-            self.fire(idx, self.triggers[idx], msg)
+            self.fire(idx, triggers[idx], msg)
+
+    def refresh_triggers(self, *, force: bool = False) -> None:
+        """Read ``triggers.json`` again when it changed (looked at most every 0.5 s); a file
+        with problems is logged once, reported in ``triggers_error``, and the tables stay."""
+        if self.state is None:
+            return
+        path = self.state.triggers_file
+        with self._refresh_lock:
+            now = time.monotonic()
+            if not force and now - self._checked < TRIGGERS_CHECK_S:
+                return
+            self._checked = now
+            sig = _signature(path)
+            if not force and sig == self._triggers_sig:
+                return
+            self._triggers_sig = sig
+            try:
+                learned = read_triggers_file(path)
+            except ConfigError as exc:
+                self.triggers_error = str(exc)
+                log.error("learned triggers not read, the previous ones stay: %s", exc)
+                return
+            self.learned, self.triggers_error = learned, ""
+            self.triggers = learned + self.config_triggers
+            if sig is not None:
+                log.info("%d learned triggers from %s", len(learned), path)
+
+    def _learned(self, msg: MidiMessage) -> bool:
+        """MIDI learn: is ``msg`` the answer to an open ``live/learn.json``? (Then it is written
+        to ``live/learned.json`` and not matched.)"""
+        if self.state is None or msg.kind not in LEARN_KINDS:
+            return False
+        sig = _signature(self.state.learn_file)
+        if sig != self._learn_sig:  # read again only when it changed
+            self._learn_sig = sig
+            self._learn = _learn_request(read_live(self.state.learn_file)) if sig else None
+        if self._learn is None:
+            return False
+        lid, until = self._learn
+        if until <= time.time() or lid in self._answered:
+            return False
+        answer = {"id": lid, "message": message_fields(msg), "t": time.time()}
+        if not write_live(self.state.learned_file, answer):
+            return False  # the web cannot hear it: the message does what it always does
+        self._answered.append(lid)
+        log.info("MIDI learn %s: %s", lid[:40], msg.data[:16].hex(" "))
+        return True
 
     def _open_mido(self, part: str) -> None:
         import mido
