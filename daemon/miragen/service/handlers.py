@@ -40,7 +40,13 @@ from .jobs import Job
 from .live import DeliveryLive, TrainingLive
 from .manifest import read_manifest
 from .models import model_verdict
-from .requests import RequestError, parse_request_file, unique_name, write_record
+from .requests import (
+    RequestError,
+    candidate_file,
+    parse_request_file,
+    unique_name,
+    write_record,
+)
 from .state import printable, reject_file, safe_name
 
 log = logging.getLogger(__name__)
@@ -244,6 +250,9 @@ def run_generate(d: Context, job: Job) -> None:
     """A request → its candidates (in a child process), then a deliver job for the best one."""
     p = job.payload
     name, req = p["name"], p["request"]
+    if req.get("candidate"):
+        _deliver_candidate(d, job, name, req)
+        return
     cls = _pick_class(d, req.get("class", ""))
     if cls is None:
         _fail_request(
@@ -290,6 +299,32 @@ def run_generate(d: Context, job: Job) -> None:
             "deliver", _delivery(d, name, req, pcms[0]), key=f"deliver:{name}", subject=name, conn=c
         )
         d.queue.finish(job, conn=c)
+
+
+def _deliver_candidate(d: Context, job: Job, name: str, req: dict[str, Any]) -> None:
+    """A request for a candidate an earlier request made (``candidate = "<request>/<file>.pcm"``):
+    nothing is generated; the file, once checked (:func:`.requests.candidate_file`), goes to the
+    usual deliver job."""
+    wanted = req["candidate"]
+    try:
+        pcm, earlier = candidate_file(d.state, wanted)
+    except RequestError as exc:
+        _fail_request(d, job, name, str(exc), candidate=wanted)
+        return
+    write_record(
+        d.state,
+        name,
+        state="running",
+        candidate=wanted,
+        model=earlier.get("model", ""),
+        **{"class": earlier.get("class", "")},
+    )
+    with d.db.transaction() as c:
+        d.queue.add(
+            "deliver", _delivery(d, name, req, pcm), key=f"deliver:{name}", subject=name, conn=c
+        )
+        d.queue.finish(job, conn=c)
+    log.info("request %s delivers candidate %s", name, printable(wanted))
 
 
 def _wait_for_model(d: Context, job: Job, name: str, cls: str) -> None:

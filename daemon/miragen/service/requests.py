@@ -10,6 +10,9 @@ trigger. Request file keys (all optional)::
     wavesample = 1          # wavesample 1..8
     route = "sysex"         # sysex, disk or both (default: deliver.route)
     sound = "lower1"        # sound of the disk image for disk delivery (default: deliver.sound)
+    candidate = "bass-01/bass-01-2.pcm"  # deliver this candidate of an earlier request instead
+                            # of generating: "<request name>/<file>.pcm", one listed in that
+                            # request's record (``candidates``); class and count are then unused
 
 Unknown keys and bad values reject the file (into ``rejected/`` with the reason, and a result
 record in state ``failed``). No key names a path: every output lands inside the state folder.
@@ -22,6 +25,8 @@ folder), the delivery results and, when failed, the reason.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -46,6 +51,9 @@ REQUEST_KEYS: dict[str, Key] = {
     "wavesample": TRIGGER_SCHEMA["wavesample"],
     "route": TRIGGER_SCHEMA["route"],
     "sound": Key(str, "", "sound of the disk image (empty: deliver.sound)", choices=("",) + SOUNDS),
+    "candidate": Key(
+        str, "", "deliver this candidate of an earlier request: <request name>/<file>.pcm"
+    ),
 }
 
 
@@ -75,9 +83,54 @@ def normalise(data: Any, source: str) -> dict[str, Any]:
         problems.append(
             f"class: {out['class']!r:.60} is not a class name (letters, digits, '_', '-')"
         )
+    if out["candidate"]:
+        reason = candidate_problem(out["candidate"])
+        if reason:
+            problems.append(f"candidate: {reason}")
     if problems:
         raise RequestError(f"{source}: " + "; ".join(problems))
     return out
+
+
+def candidate_problem(candidate: str) -> str | None:
+    """Why ``candidate`` is not ``"<request name>/<file name>.pcm"`` (two plain names: no
+    folder above, no leading dot, no ``..``), or None when it is."""
+    parts = candidate.split("/")
+    shown = f"{candidate!r:.80}"
+    if len(parts) != 2:
+        return f"{shown} must be <request name>/<file name>.pcm"
+    if any(not part or safe_name(part) != part for part in parts):
+        return f"{shown}: each part must be a plain name (letters, digits, '.', '_', '-')"
+    if not parts[1].endswith(".pcm"):
+        return f"{shown}: the file must be a .pcm candidate"
+    return None
+
+
+def candidate_file(state: StateDir, candidate: str) -> tuple[str, dict[str, Any]]:
+    """The candidate file a request names (``candidate``), checked: listed in the earlier
+    request's record (``candidates``), a regular file (no link) inside ``out/<request>/``.
+    Returns (its path relative to the state folder, the earlier record); raises RequestError
+    with the reason."""
+    reason = candidate_problem(candidate)
+    if reason:
+        raise RequestError(f"candidate {reason}")
+    request, file = candidate.split("/")
+    shown = f"candidate {printable(candidate)}"
+    record = read_record(state, request)
+    if record is None:
+        raise RequestError(f"{shown}: no request named {printable(request)}")
+    rel = f"out/{request}/{file}"
+    if rel not in [str(c) for c in record.get("candidates") or []]:
+        raise RequestError(f"{shown}: no such candidate of request {printable(request)}")
+    path = state.out / request / file
+    try:
+        st = os.lstat(path)
+        inside = path.resolve(strict=True) == state.out.resolve(strict=True) / request / file
+    except OSError:
+        raise RequestError(f"{shown}: the file is gone from out/{printable(request)}/") from None
+    if not stat.S_ISREG(st.st_mode) or not inside:
+        raise RequestError(f"{shown}: not a regular file inside out/ (links are not followed)")
+    return rel, record
 
 
 def parse_request_file(path: Path, display: str | None = None) -> dict[str, Any]:
