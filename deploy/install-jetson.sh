@@ -79,7 +79,7 @@ fi
 
 systemctl daemon-reload
 if [ "${#PASS[@]}" -eq 0 ]; then
-  systemctl enable --now miragen.service
-  systemctl --no-pager --lines=5 status miragen.service || true
+  systemctl enable --now miragen.service miragen-web.service
+  systemctl --no-pager --lines=5 status miragen.service miragen-web.service || true
 fi
 say "done. Check the MIDI ports and the UART as deploy/README.md explains."

@@ -10,7 +10,10 @@
 #   2. a virtual environment in PREFIX/venv with torch and Miragen from this source tree;
 #   3. /etc/miragen/miragen.toml from deploy/miragen.toml (an existing one is kept, and checked);
 #   4. udev rules /etc/udev/rules.d/99-miragen.rules (USB-MIDI, USB-serial, Jetson UART);
-#   5. /etc/systemd/system/miragen.service, enabled and started (unless --no-start).
+#   5. /etc/systemd/system/miragen.service, enabled and started (unless --no-start);
+#   6. /etc/systemd/system/miragen-web.service (the studio page, on 127.0.0.1:8808 unless
+#      [web] listen says otherwise) and its token (/var/lib/miragen/web-token, mode 0600:
+#      `miragen web token` prints it), enabled and started likewise.
 # Re-running it upgrades the code and keeps the configuration and the state folder.
 set -euo pipefail
 
@@ -28,7 +31,7 @@ while [ $# -gt 0 ]; do
     --torch-index) TORCH_INDEX="$2"; shift 2 ;;
     --torch-wheel) TORCH_WHEEL="$2"; shift 2 ;;
     --no-start) START=0; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -89,15 +92,21 @@ if command -v udevadm >/dev/null; then
   udevadm trigger --subsystem-match=tty --subsystem-match=sound || true
 fi
 
-# 5. the service
-sed "s#/opt/miragen#$PREFIX#g" "$SRC/systemd/miragen.service" > /etc/systemd/system/miragen.service
-chmod 0644 /etc/systemd/system/miragen.service
+# 5. and 6. the services, and the web page's token (made once, readable by miragen only)
+for unit in miragen.service miragen-web.service; do
+  sed "s#/opt/miragen#$PREFIX#g" "$SRC/systemd/$unit" > "/etc/systemd/system/$unit"
+  chmod 0644 "/etc/systemd/system/$unit"
+done
+install -d -o miragen -g miragen -m 0750 /var/lib/miragen
+runuser -u miragen -- "$PREFIX/venv/bin/miragen" web token --config /etc/miragen/miragen.toml \
+  > /dev/null || die "could not make the web token (see above)"
 systemctl daemon-reload
 if [ "$START" -eq 1 ]; then
-  systemctl enable --now miragen.service
-  systemctl --no-pager --lines=5 status miragen.service || true
+  systemctl enable --now miragen.service miragen-web.service
+  systemctl --no-pager --lines=5 status miragen.service miragen-web.service || true
   say "running. Drop sounds into /var/lib/miragen/inbox/<class>/; 'miragen status --config /etc/miragen/miragen.toml' shows what it does"
+  say "studio page: http://127.0.0.1:8808/ on this machine (docs/web.md: from another machine)"
 else
-  systemctl enable miragen.service
-  say "installed and enabled; start it with: systemctl start miragen"
+  systemctl enable miragen.service miragen-web.service
+  say "installed and enabled; start them with: systemctl start miragen miragen-web"
 fi

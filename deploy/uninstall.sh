@@ -17,8 +17,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "uninstall.sh: run as root" >&2; exit 1; }
-systemctl disable --now miragen.service 2>/dev/null || true
-rm -f /etc/systemd/system/miragen.service
+systemctl disable --now miragen-web.service miragen.service 2>/dev/null || true
+rm -f /etc/systemd/system/miragen.service /etc/systemd/system/miragen-web.service
 rm -rf /etc/systemd/system/miragen.service.d
 systemctl daemon-reload || true
 rm -f /etc/udev/rules.d/99-miragen.rules

@@ -1,4 +1,5 @@
-"""systemd/miragen.service: `systemd-analyze verify` passes and the security exposure is ≤ 2.0."""
+"""systemd/miragen.service and miragen-web.service: `systemd-analyze verify` passes and the
+security exposure is ≤ 2.0."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "miragen.service"
+UNITS = ["miragen.service", "miragen-web.service"]
 
 NO_ANALYZE = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None,
@@ -19,20 +21,22 @@ NO_ANALYZE = pytest.mark.skipif(
 )
 
 
-def _unit_here(tmp_path: Path) -> Path:
+def _unit_here(tmp_path: Path, name: str = "miragen.service") -> Path:
     """The unit with ExecStart pointing at this venv's miragen (verify checks the binary exists)."""
     miragen = Path(sys.executable).with_name("miragen")
     if not miragen.exists():
         pytest.skip(f"{miragen} not found (install the package: pip install -e .)")
-    text = UNIT.read_text().replace("/opt/miragen/venv/bin/miragen", str(miragen))
-    out = tmp_path / "miragen.service"
+    text = (ROOT / "systemd" / name).read_text()
+    text = text.replace("/opt/miragen/venv/bin/miragen", str(miragen))
+    out = tmp_path / name
     out.write_text(text)
     return out
 
 
 @NO_ANALYZE
-def test_unit_verifies(tmp_path):
-    unit = _unit_here(tmp_path)
+@pytest.mark.parametrize("name", UNITS)
+def test_unit_verifies(tmp_path, name):
+    unit = _unit_here(tmp_path, name)
     r = subprocess.run(
         ["systemd-analyze", "verify", str(unit)],
         check=False,
@@ -40,13 +44,14 @@ def test_unit_verifies(tmp_path):
         text=True,
         timeout=60,
     )
-    problems = [line for line in (r.stdout + r.stderr).splitlines() if "miragen.service" in line]
+    problems = [line for line in (r.stdout + r.stderr).splitlines() if name in line]
     assert r.returncode == 0 and not problems, r.stdout + r.stderr
 
 
 @NO_ANALYZE
-def test_unit_exposure_at_most_2(tmp_path):
-    unit = _unit_here(tmp_path)
+@pytest.mark.parametrize("name", UNITS)
+def test_unit_exposure_at_most_2(tmp_path, name):
+    unit = _unit_here(tmp_path, name)
     r = subprocess.run(
         ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
         check=False,
@@ -54,7 +59,9 @@ def test_unit_exposure_at_most_2(tmp_path):
         text=True,
         timeout=60,
     )
-    m = re.search(r"Overall exposure level for miragen\.service:\s*([0-9.]+)", r.stdout + r.stderr)
+    m = re.search(
+        rf"Overall exposure level for {re.escape(name)}:\s*([0-9.]+)", r.stdout + r.stderr
+    )
     assert m, r.stdout + r.stderr
     assert float(m.group(1)) <= 2.0, r.stdout
 

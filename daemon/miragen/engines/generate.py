@@ -50,6 +50,8 @@ class GenerateResult:
     gate: bool = True
     summary: str = ""
     warnings: list[str] = field(default_factory=list)
+    # per written file (same order as ``pcm``): the gate's figures for it
+    figures: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def shortfall(self) -> int:
@@ -68,6 +70,7 @@ class GenerateResult:
             "gate": self.gate,
             "summary": self.summary,
             "warnings": self.warnings,
+            "figures": {str(p): f for p, f in zip(self.pcm, self.figures)},
         }
 
 
@@ -138,8 +141,11 @@ def generate_to_folder(
     candidates = model.sample(draw, cls, seed=seed)
     kind = model.mode
     if gate:
-        kept, rejected, summary = _gate(model, candidates, kind, cls, n, g, train_waves, seed)
+        kept, rejected, summary, nearest = _gate(
+            model, candidates, kind, cls, n, g, train_waves, seed
+        )
     else:
+        nearest = {}
         kept, rejected, summary = (
             list(range(len(candidates))),
             {},
@@ -158,6 +164,7 @@ def generate_to_folder(
         files.extend(written)
         pcm.append(next(p for p in written if p.suffix == ".pcm"))
     result = GenerateResult(files, pcm, len(candidates), kept, rejected, gate, summary, warnings)
+    result.figures = [{"distance": round(nearest[i], 3)} if i in nearest else {} for i in kept]
     result._asked = n
     return result
 
@@ -171,9 +178,10 @@ def _gate(
     g: dict[str, Any],
     train_waves: Sequence[np.ndarray] | None,
     seed: int | None,
-) -> tuple[list[int], dict[int, str], str]:
+) -> tuple[list[int], dict[int, str], str, dict[int, float]]:
     """The candidate gate against the training waves (given, else the model's reference
-    file): the kept candidates, the rejected ones with why, and a summary."""
+    file): the kept candidates, the rejected ones with why, a summary, and each ranked
+    candidate's nearest distance to the training set in units of the typical one."""
     if train_waves is None:
         folder = getattr(model, "folder", None)
         train_waves = load_reference(folder).get(cls) if folder else None
@@ -194,7 +202,7 @@ def _gate(
     )
     summary = res.summary()
     log.info("gate for %s: %s", cls, summary)
-    return list(res.kept), dict(res.rejected), summary
+    return list(res.kept), dict(res.rejected), summary, dict(res.nearest)
 
 
 def _prepare(

@@ -64,6 +64,9 @@ class GateResult:
     scores: dict[int, float]  # ranking score of every candidate that reached the ranking
     counts: dict[str, int] = field(default_factory=dict)  # candidates, kept, and one per reason
     typical_distance: float | None = None  # the corpus's median NN distance (d_T)
+    # each ranked candidate's distance to its nearest training sample, in units of d_T (1: as
+    # far from the corpus as real sounds are from each other; under copy_factor: a copy)
+    nearest: dict[int, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         parts = [f"{self.counts.get('kept', 0)} kept of {self.counts.get('candidates', 0)}"]
@@ -146,12 +149,13 @@ def gate_candidates(
     scores: dict[int, float] = {}
     d_t: float | None = None
     kept: list[int] = []
+    nearest: dict[int, float] = {}
     if alive:
         cf = features([np.asarray(candidates[i], dtype=np.float64) for i in alive], kind, rate=rate)
         if len(train_l) >= 2:
             tf = features(train_l, kind, rate=rate)
             d_t = float(np.median(loo_nn_distances(tf)))
-            scores = _score_and_drop_copies(cf, tf, alive, d_t, copy_factor, rejected)
+            scores, nearest = _score_and_drop_copies(cf, tf, alive, d_t, copy_factor, rejected)
         else:
             log.warning("gate: fewer than 2 training sounds; copy and duplicate checks are off")
             scores = {i: 0.0 for i in alive}
@@ -163,6 +167,7 @@ def gate_candidates(
         scores=scores,
         counts=_counts(len(candidates), kept, rejected),
         typical_distance=d_t,
+        nearest=nearest,
     )
     log.info("gate: %s", result.summary())
     for i, why in result.rejected.items():
@@ -193,22 +198,25 @@ def _score_and_drop_copies(
     d_t: float,
     copy_factor: float,
     rejected: dict[int, str],
-) -> dict[int, float]:
+) -> tuple[dict[int, float], dict[int, float]]:
     """2. Copies: the score of each ``alive`` candidate (features ``cf``, one row each) against
-    the training features ``tf``; a copy of a training sample is added to ``rejected``."""
+    the training features ``tf`` and its nearest distance in units of d_T; a copy of a
+    training sample is added to ``rejected``."""
     scores: dict[int, float] = {}
+    nearest: dict[int, float] = {}
     dist = pairwise(cf, tf)
     nearest = dist.argmin(axis=1)
     nn = dist[np.arange(len(alive)), nearest]
     ref = max(d_t, 1e-12)
     for row, i in enumerate(alive):
         scores[i] = -abs(float(np.log(max(nn[row], 1e-12) / ref)))
+        nearest[i] = float(nn[row] / ref)
         if nn[row] < copy_factor * d_t:
             rejected[i] = (
                 f"copy of training sample {int(nearest[row])} "
                 f"(distance {nn[row]:.3g} < {copy_factor:g} × {d_t:.3g})"
             )
-    return scores
+    return scores, nearest
 
 
 def _drop_duplicates(

@@ -46,6 +46,7 @@ function showTab() {
   const name = (location.hash || "#status").slice(1);
   for (const s of document.querySelectorAll(".tab")) s.classList.toggle("active", s.id === name);
   for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("active", a.dataset.tab === name);
+  window.scrollTo(0, 0);
 }
 
 // ------------------------------------------------------------------ status
@@ -262,6 +263,7 @@ async function loadCandidates() {
   S.candidates = data.requests;
   $("candidate-list").replaceChildren(...(S.candidates.length ? S.candidates.map((r) => el("div", { class: "card" },
     el("h2", {}, `${r.class} · ${r.request}`, " ", el("span", { class: "hint" }, `${r.gate} · ${r.updated}`)),
+    judgeLine(r.class),
     el("div", { class: "sounds" }, r.candidates.map(candidateTile))))
     : [el("p", { class: "hint" }, "No candidates yet: make a request (Requests) or trigger one by MIDI.")]));
   const sel = $("deliver-candidate"), keep = sel.value;
@@ -270,11 +272,19 @@ async function loadCandidates() {
   sel.replaceChildren(...all.map((c) => el("option", { value: c.id }, `${c.choice === "keep" ? "★ " : ""}${c.cls}: ${c.id}`)));
   if (all.some((c) => c.id === keep)) sel.value = keep;
 }
+// the judge's verdict on the model serving the class, and its main figures
+function judgeLine(cls) {
+  const c = S.classes.find((x) => x.class === cls);
+  if (!c || !c.verdict) return el("p", { class: "hint" }, "model not judged");
+  const m = c.metrics || {}, fmt = (k, label) => (typeof m[k] === "number" ? `${label} ${m[k].toFixed(2)}` : null);
+  const figs = [fmt("diversity", "diversity"), fmt("recall", "recall"), fmt("frechet", "Fréchet"), fmt("novelty", "novelty")].filter(Boolean);
+  return el("p", { class: "hint", title: (c.reasons || []).join("\n") }, "judge: ", el("span", { class: "verdict " + c.verdict }, c.verdict), " ", figs.join(" · "));
+}
 function candidateTile(c) {
   const url = `/api/requests/${enc(c.request)}/files/${enc(c.file)}`;
   const pic = c.png ? el("img", { src: `/api/requests/${enc(c.request)}/files/${enc(c.png)}`, alt: c.file, loading: "lazy" }) : el("canvas", { width: 300, height: 64 });
   const f = c.figures || {};
-  const figs = Object.entries(f).slice(0, 3).map(([k, v]) => `${k} ${typeof v === "number" ? v.toFixed(2) : v}`).join(" · ");
+  const figs = typeof f.distance === "number" ? `${f.distance.toFixed(2)}× typical distance to the training set` : "";
   const tile = el("div", { class: `tile ${c.choice}`, title: c.id, "data-candidate": c.id }, pic,
     el("div", { class: "name" }, `${c.file}${c.delivered ? " · sent" : ""}`),
     el("div", { class: "figures" }, figs || `${c.bytes} bytes`));
