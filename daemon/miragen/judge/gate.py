@@ -203,20 +203,20 @@ def _score_and_drop_copies(
     the training features ``tf`` and its nearest distance in units of d_T; a copy of a
     training sample is added to ``rejected``."""
     scores: dict[int, float] = {}
-    nearest: dict[int, float] = {}
+    ratio: dict[int, float] = {}
     dist = pairwise(cf, tf)
     nearest = dist.argmin(axis=1)
     nn = dist[np.arange(len(alive)), nearest]
     ref = max(d_t, 1e-12)
     for row, i in enumerate(alive):
         scores[i] = -abs(float(np.log(max(nn[row], 1e-12) / ref)))
-        nearest[i] = float(nn[row] / ref)
+        ratio[i] = float(nn[row] / ref)
         if nn[row] < copy_factor * d_t:
             rejected[i] = (
                 f"copy of training sample {int(nearest[row])} "
                 f"(distance {nn[row]:.3g} < {copy_factor:g} × {d_t:.3g})"
             )
-    return scores, nearest
+    return scores, ratio
 
 
 def _drop_duplicates(
