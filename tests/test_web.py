@@ -57,6 +57,7 @@ def _state(tmp_path: Path) -> StateDir:
         "gate": "2 kept of 8",
     }
     atomic_write_text(sd.record_path("req-1"), json.dumps(rec))
+    atomic_write_text(sd.records / "req-1.request.json", json.dumps({"name": "req-1"}))  # a copy
     (sd.root / "secret.txt").write_text("not for the page")
     return sd
 
@@ -179,7 +180,7 @@ def test_sounds_and_candidates(client):
     f = client.get("/api/requests/req-1/files/bass-002.pcm")
     assert f.status_code == 200 and f.content == bytes([130]) * 256
     assert client.get("/api/requests/req-1").json()["state"] == "done"
-    assert client.get("/api/requests").json()["requests"][0]["name"] == "req-1"
+    assert [r["name"] for r in client.get("/api/requests").json()["requests"]] == ["req-1"]
     assert client.get("/api/training").json() == {"training": {}}
 
 

@@ -344,6 +344,7 @@ def task_generate(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     manifest = {
         "files": [rel(f) for f in result.files],
         "pcm": [rel(f) for f in result.pcm],  # best first
+        "figures": {rel(f): fig for f, fig in zip(result.pcm, result.figures)},  # the gate's
         "summary": result.summary,
         "warnings": result.warnings[:20],
         "model": spec["model"],

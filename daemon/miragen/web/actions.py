@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..config import validate as validate_config
 from ..errors import InputError, MiragenError
 from ..fsutil import atomic_write_text, fsync_dir
 from ..service.requests import normalise, unique_name
 from ..service.state import StateDir, class_name, safe_name
-from .views import CHOICES_FILE, TRIGGERS_FILE, choices, learned_triggers, plain
+from ..service.triggers import write_triggers_file
+from .views import CHOICES_FILE, choices, learned_triggers, plain
 
 UPLOAD_SUFFIXES = (".wav", ".wave", ".aif", ".aiff", ".flac", ".pcm", ".raw", ".img", ".edm")
 LEARN_S = 30.0  # how long "learn" waits for a MIDI message
@@ -124,14 +124,10 @@ def add_trigger(state: StateDir, table: Any) -> list[dict[str, Any]]:
     """Add a trigger table (the ``[[trigger]]`` schema) in front of the learned ones."""
     if not isinstance(table, dict):
         raise ActionError("trigger: must be a table of keys")
-    try:
-        trig = validate_config({"trigger": [table]}, "trigger")["trigger"][0]
-    except MiragenError as exc:
-        raise ActionError(str(exc)) from None
     current = learned_triggers(state)
     if len(current) >= MAX_LEARNED:
         raise ActionError(f"{MAX_LEARNED} learned triggers already; delete one first")
-    return _write_triggers(state, [trig, *current])
+    return write_triggers_file(state.triggers_file, [table, *current])  # checked there
 
 
 def delete_trigger(state: StateDir, index: Any) -> list[dict[str, Any]]:
@@ -139,12 +135,7 @@ def delete_trigger(state: StateDir, index: Any) -> list[dict[str, Any]]:
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(current):
         raise ActionError(f"trigger: no learned trigger number {index!r:.20}")
     del current[index]
-    return _write_triggers(state, current)
-
-
-def _write_triggers(state: StateDir, tables: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    atomic_write_text(state.root / TRIGGERS_FILE, json.dumps({"triggers": tables}, indent=2) + "\n")
-    return tables
+    return write_triggers_file(state.triggers_file, current)
 
 
 def free_bytes(state: StateDir) -> int:

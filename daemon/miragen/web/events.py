@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,8 +54,10 @@ def kind_of(state: StateDir, path: str) -> str | None:
         return "requests"
     if top == "corpus" or top == "rejected":
         return "sounds"
-    if top == "web" or name == views.TRIGGERS_FILE:
-        return "choices" if top == "web" else "triggers"
+    if top == "web":
+        return "choices"
+    if p == state.triggers_file:
+        return "triggers"
     if name in ("status.json", "miragen.db", "miragen.db-wal"):
         return "status"
     return None
@@ -87,10 +90,13 @@ class Hub:
             def on_any_event(self, event: Any) -> None:
                 if event.event_type in ("opened", "closed_no_write"):
                     return
-                for path in (event.src_path, getattr(event, "dest_path", "")):
-                    kind = kind_of(hub.state, str(path)) if path else None
-                    if kind and hub.loop is not None:
-                        hub.loop.call_soon_threadsafe(hub.changed, kind)
+                try:
+                    for path in (event.src_path, getattr(event, "dest_path", "")):
+                        kind = kind_of(hub.state, os.fsdecode(path)) if path else None
+                        if kind and hub.loop is not None:
+                            hub.loop.call_soon_threadsafe(hub.changed, kind)
+                except Exception:  # never let one odd event stop the watcher thread
+                    log.exception("state folder event %r not handled", event)
 
         for sub in ("live", "out/requests", "web", "corpus", "rejected"):
             (self.state.root / sub).mkdir(parents=True, exist_ok=True)

@@ -15,10 +15,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from ..config import validate as validate_config
 from ..errors import MiragenError
 from ..service.classing import POOL
 from ..service.state import StateDir
+from ..service.triggers import read_triggers_file
 
 NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}$")
 SOUND_SUFFIXES = (".pcm", ".wav", ".aif", ".aiff", ".flac")
@@ -34,7 +34,6 @@ MEDIA = {
 MAX_RECORDS = 200  # requests shown, newest first
 MAX_SOUNDS_LISTED = 400  # corpus files listed per class
 CHOICES_FILE = "web/choices.json"
-TRIGGERS_FILE = "triggers.json"
 
 
 class NotFound(MiragenError):
@@ -95,7 +94,11 @@ def sound_file(state: StateDir, cls: str, name: str) -> Path:
 def records(state: StateDir, limit: int = MAX_RECORDS) -> list[dict[str, Any]]:
     """The requests' result records, newest first."""
     try:
-        paths = [p for p in state.records.glob("*.json") if not p.is_symlink()]
+        paths = [
+            p
+            for p in state.records.glob("*.json")
+            if not p.is_symlink() and not p.name.endswith(".request.json")  # the request's copy
+        ]
     except OSError:
         return []
     paths.sort(key=lambda p: p.stat().st_mtime if p.exists() else 0, reverse=True)
@@ -230,12 +233,9 @@ def triggers(state: StateDir, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def learned_triggers(state: StateDir) -> list[dict[str, Any]]:
-    data = read_json(state.root / TRIGGERS_FILE, {})
-    tables = data.get("triggers", []) if isinstance(data, dict) else []
-    try:
-        return validate_config({"trigger": tables}, TRIGGERS_FILE)["trigger"]
-    except MiragenError:
-        return []
+    """The learned trigger tables as the daemon reads them (a file with a problem raises
+    ConfigError naming it and the reason: the page shows it)."""
+    return read_triggers_file(state.triggers_file)
 
 
 def classes(state: StateDir, status: dict[str, Any]) -> list[dict[str, Any]]:

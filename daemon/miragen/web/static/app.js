@@ -80,6 +80,10 @@ function renderStatus(st) {
     el("td", {}, x.ok ? "ok" : (x.state || "")), el("td", {}, x.error || (x.elapsed_s ? `${x.elapsed_s} s` : ""))))
     : [el("tr", {}, el("td", {}, "none yet"))]));
   renderTraining(st.training || {});
+  // a class gained sounds or a model, or its verdict changed: redraw what shows it
+  const sig = JSON.stringify(Object.entries(st.classes || {}).map(([k, c]) => [k, c.sounds, (c.model || {}).path, (c.model || {}).verdict]));
+  if (S.classSig !== undefined && sig !== S.classSig) guard(async () => { await loadClasses(); await loadCandidates(); })();
+  S.classSig = sig;
 }
 function renderTraining(tr) {
   const rows = Object.values(tr);
@@ -91,7 +95,7 @@ function renderTraining(tr) {
     const budget = t.budget_s ? ` of ${Math.round(t.budget_s)} s` : "";
     return el("div", { class: "card" }, el("h2", {}, t.class, " ", el("span", { class: "verdict " + (t.verdict || "") }, t.verdict || t.state || "")),
       el("p", {}, `step ${t.step ?? 0} · ${Math.round(t.run_s || 0)} s${budget} · ${sps}`), c,
-      el("p", { class: "hint" }, "each snapshot the trainer judged: green passes every rule of the judge, red fails one"));
+      el("p", { class: "hint" }, "each snapshot the trainer judged (height: recall against the class): green passes every rule of the judge, red fails one"));
   }));
 }
 function snapshotPassed(s) {
@@ -310,6 +314,8 @@ function setupDeliver() {
       wavesample: Number($("deliver-ws").value), route: $("deliver-route").value });
     S.waitingDelivery = res.name;
     setProgress(0, "queued: " + res.name);
+    $("deliver-progress").dataset.phase = "queued";
+    $("deliver-progress").dataset.request = res.name;
     $("deliver-result").replaceChildren();
   }));
 }
@@ -322,8 +328,10 @@ function onDelivery(d) {
   const frac = d.total ? d.done / d.total : (d.phase === "done" ? 1 : 0);
   const label = d.phase === "sending" ? `${d.request}: sending ${d.done} / ${d.total} bytes`
     : d.phase === "verifying" ? `${d.request}: reading back` : `${d.request}: ${d.phase}${d.error ? " — " + d.error : ""}`;
+  if (d.request !== $("deliver-progress").dataset.request) $("deliver-result").replaceChildren();
   setProgress(frac, label);
   $("deliver-progress").dataset.phase = d.phase;
+  $("deliver-progress").dataset.request = d.request;
   if ((d.phase === "done" || d.phase === "failed") && d.result) showResult(d.route, d.result);
 }
 function showResult(route, r) {
