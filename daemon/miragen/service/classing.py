@@ -42,10 +42,10 @@ from ..judge.sets import to_kind
 from .child import ChildFailed, ChildStopped, run_child
 from .context import Context, Stopping
 from .jobs import Job
+from .state import POOL
 
 log = logging.getLogger(__name__)
 
-POOL = "unsorted"
 AUTO_PREFIX = "auto-"
 MEMBERS_PER_CLASS = 64  # members of each existing auto class taken into a re-clustering
 _AUTO = re.compile(r"^auto-(\d+)$")

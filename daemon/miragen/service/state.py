@@ -36,6 +36,7 @@ from ..fsutil import atomic_write_text
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 DEFAULT_CLASS = "default"
+POOL = "unsorted"  # the class of sounds dropped without one (sorted by k-means: classing.py)
 REQUEST_CLASS = "_requests"  # internal marker for claimed request files
 
 

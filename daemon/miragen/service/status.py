@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MiragenError
-from .classing import POOL
 from .corpus_index import CorpusIndex
 from .db import Database
 from .deliveries import DeliveryLedger
 from .jobs import JobQueue
 from .models import ModelRegistry, model_verdict
-from .state import StateDir
+from .state import POOL, StateDir
 
 # what the train task reported of the training itself (None for an older model)
 TRAINING_FACTS = ("trained_on", "held_out", "steps", "train_seconds", "device")

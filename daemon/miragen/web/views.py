@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MiragenError
-from ..service.classing import POOL
-from ..service.state import StateDir
+from ..service.state import POOL, StateDir
 from ..service.triggers import read_triggers_file
 
 NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}$")
