@@ -114,7 +114,8 @@ new MutationObserver(() => window.__del.push([Date.now(), lab.textContent]))
   .observe(lab, { childList: true, characterData: true, subtree: true });
 return lab.textContent;
 """
-LABEL = re.compile(r"sending (\d+) / (\d+) bytes")
+# "sending DONE / TOTAL bytes", or "sent TOTAL bytes, waiting …" once every byte is out
+LABEL = re.compile(r"(?:sending|sent) (\d+) (?:/ \d+ )?bytes")
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -410,3 +410,26 @@ def test_event_stream_carries_delivery_progress(sd):
             atomic_write_text(sd.record_path("req-2"), json.dumps({"name": "req-2"}))
             kinds = [k for k, _ in _events(lines, "requests", time.monotonic() + 5)]
             assert kinds[-1] == "requests"
+
+
+def test_logout_ends_the_session(sd):
+    app = create_app(_cfg(sd, "0.0.0.0:8808"), TOKEN)
+    with TestClient(app, base_url="http://192.168.1.20:8808") as c:
+        s = c.get("/api/session").json()
+        csrf = c.post("/api/login", json={"token": TOKEN}, headers={"x-csrf-token": s["csrf"]})
+        csrf = csrf.json()["csrf"]
+        assert c.get("/api/status").status_code == 200
+        assert c.post("/api/logout", headers={"x-csrf-token": csrf}).status_code == 200
+        assert c.get("/api/status").status_code == 401
+
+
+def test_web_token_command(cli, tmp_path):
+    state = tmp_path / "st"
+    r = cli("web", "token", "--state", str(state))
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.decode().strip()
+    assert len(token) >= 30 and (os.stat(state / "web-token").st_mode & 0o777) == 0o600
+    again = cli("web", "token", "--state", str(state))
+    assert again.stdout.decode().strip() == token  # made once, printed again
+    bad = cli("web", "--listen", "nowhere", "--state", str(state))
+    assert bad.returncode != 0 and b"--listen" in bad.stderr

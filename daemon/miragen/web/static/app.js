@@ -326,7 +326,8 @@ function setProgress(frac, label) {
 function onDelivery(d) {
   if (!d || !d.request) return;
   const frac = d.total ? d.done / d.total : (d.phase === "done" ? 1 : 0);
-  const label = d.phase === "sending" ? `${d.request}: sending ${d.done} / ${d.total} bytes`
+  const label = d.phase === "sending" && d.total && d.done >= d.total ? `${d.request}: sent ${d.total} bytes, waiting for the ACK and the read-back`
+    : d.phase === "sending" ? `${d.request}: sending ${d.done} / ${d.total} bytes`
     : d.phase === "verifying" ? `${d.request}: reading back` : `${d.request}: ${d.phase}${d.error ? " — " + d.error : ""}`;
   if (d.request !== $("deliver-progress").dataset.request) $("deliver-result").replaceChildren();
   setProgress(frac, label);
