@@ -42,7 +42,7 @@ from ..judge.sets import to_kind
 from .child import ChildFailed, ChildStopped, run_child
 from .context import Context, Stopping
 from .jobs import Job
-from .state import POOL
+from .state import POOL, train_subject
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,8 @@ def run_sort(d: Context, job: Job) -> None:
         _record_labels(d, job, res)
     moved = _move_assigned(d, p["assign"])
     with d.db.transaction() as c:
-        for cls in sorted(set(p["assign"].values())):
-            d.queue.schedule_train(cls, 0.0, conn=c)
+        for subject in sorted({train_subject(d.cfg, cls) for cls in p["assign"].values()}):
+            d.queue.schedule_train(subject, 0.0, conn=c)
         d.queue.finish(job, conn=c)
     log.info(
         "unsorted pool: %d files filed into %s", moved, ", ".join(sorted(set(p["assign"].values())))

@@ -30,7 +30,7 @@ from ..fsutil import atomic_write_bytes, fsync_dir
 from ..mirage import disk
 from .context import Context
 from .jobs import Job
-from .state import printable, reject_file, safe_name
+from .state import printable, reject_file, safe_name, train_subject
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,9 @@ def _file(d: Context, job: Job, src: Path, cls: str, original: str) -> IngestOut
         added += d.corpus.add(p["sha256"], cls, p["dest"], original, c)
         for wsha, wpath, wname in p.get("extra", []):
             added += d.corpus.add(wsha, cls, wpath, f"{original}:{wname}", c)
-        d.queue.schedule_train(cls, float(d.cfg["train"]["debounce_s"]), conn=c)
+        d.queue.schedule_train(
+            train_subject(d.cfg, cls), float(d.cfg["train"]["debounce_s"]), conn=c
+        )
         d.queue.finish(job, conn=c)
     log.info("ingested %s into %s", printable(original), p["dest"])
     return IngestOutcome(True, cls, p["dest"], added=added)

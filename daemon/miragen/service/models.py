@@ -1,6 +1,7 @@
 """The model registry: the ``models`` table of the daemon's database (:mod:`.db`).
 
-One row per trained model (``models/<class>/vNNNN``) with its judge report (what the train task
+One row per trained model and class (``models/<class>/vNNNN``; a kit's model,
+``models/@kit/vNNNN``, has a row for each of its classes) with its judge report (what the train task
 reported: the verdict, its reasons and metrics, how many sounds it was trained on and how many
 held out) and whether it *serves* its class now (``current``: one per class at most).
 """
@@ -55,9 +56,11 @@ class ModelRegistry:
         """{class: the row of the model serving it}."""
         return {m["class"]: m for m in self.all() if m["current"]}
 
-    def known(self, path: str) -> bool:
-        """Is the model folder ``path`` (relative to the state folder) recorded?"""
-        return self.db.row("SELECT 1 FROM models WHERE path=?", (path,)) is not None
+    def known(self, path: str, cls: str) -> bool:
+        """Is the model folder ``path`` (relative to the state folder) recorded for ``cls``? (A
+        kit's model is recorded once for each of its classes.)"""
+        row = self.db.row("SELECT 1 FROM models WHERE path=? AND class=?", (path, cls))
+        return row is not None
 
     def all(self) -> list[dict[str, Any]]:
         """Every model, oldest first (the report parsed)."""

@@ -54,6 +54,12 @@ REQUEST_KEYS: dict[str, Key] = {
     "candidate": Key(
         str, "", "deliver this candidate of an earlier request: <request name>/<file>.pcm"
     ),
+    "kit": Key(
+        bool,
+        False,
+        "one new sound of each class that has a model, to wavesample, wavesample + 1, … "
+        "(one request per class, named <name>-<class>)",
+    ),
 }
 
 

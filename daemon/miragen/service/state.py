@@ -37,6 +37,15 @@ from ..fsutil import atomic_write_text
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 DEFAULT_CLASS = "default"
 POOL = "unsorted"  # the class of sounds dropped without one (sorted by k-means: classing.py)
+# the subject of the one training job of a kit (``train.kit``): no class name can be this
+KIT = "@kit"
+
+
+def train_subject(cfg: dict, cls: str) -> str:
+    """What new material of class ``cls`` retrains: the class, or the whole kit."""
+    return KIT if cfg["train"]["kit"] and cls != POOL else cls
+
+
 REQUEST_CLASS = "_requests"  # internal marker for claimed request files
 
 

@@ -54,6 +54,7 @@ from ..judge.metrics import evaluate
 from .classing import cluster_pool
 from .live import snapshot_score
 from .manifest import commit, part_dir, read_manifest
+from .state import KIT, POOL
 
 log = logging.getLogger("miragen.service.tasks")  # __main__ in the child
 
@@ -124,15 +125,23 @@ def _heavy_imports() -> None:
 
 
 def _dataset(root: Path, cfg: dict[str, Any], cls: str) -> Dataset:
+    """Class ``cls`` of the corpus, or for :data:`~.state.KIT` every class but the unsorted
+    pool (each with at least :data:`MIN_TRAIN_CLASS` sounds: fewer wait for more material)."""
     a = cfg["audio"]
-    return load_dataset(
+    ds = load_dataset(
         root / "corpus",
         cfg["train"]["mode"],
         rate=a["rate"],
         raw_rate=a["raw_rate"],
         max_len=a["max_bytes"],
-        only_class=cls,
+        only_class=None if cls == KIT else cls,
     )
+    if cls == KIT:
+        for c in list(ds.classes):
+            if c == POOL or len(ds.classes[c]) < MIN_TRAIN_CLASS:
+                del ds.classes[c]
+                ds.names.pop(c, None)
+    return ds
 
 
 # ------------------------------------------------------------------------------ train
@@ -164,9 +173,10 @@ def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     ch.phase(f"loading class {cls}")
     ds = _dataset(root, cfg, cls)
     if len(ds) < MIN_TRAIN_CLASS:
+        what = "the kit's classes have" if cls == KIT else f"class {cls} has"
         return {
-            "skipped": f"class {cls} has {len(ds)} sounds; training needs at least "
-            f"{MIN_TRAIN_CLASS}",
+            "skipped": f"{what} {len(ds)} sounds; training needs at least {MIN_TRAIN_CLASS}"
+            + (" in a class" if cls == KIT else ""),
             "files": len(ds),
         }
     train_ds, held_ds = ds.split(0.8, seed=0) if len(ds) >= MIN_JUDGE_CLASS else (ds, None)
@@ -190,7 +200,10 @@ def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
         "held_out": len(held_ds) if held_ds is not None else 0,
         **{k: model.meta.get(k) for k in MODEL_META_FACTS},
     }
-    report.update(_judge(ch, cfg, cls, model, model_dir.name, train_ds, held_ds))
+    if cls == KIT:
+        report.update(_judge_kit(ch, cfg, model, model_dir.name, train_ds, held_ds))
+    else:
+        report.update(_judge(ch, cfg, cls, model, model_dir.name, train_ds, held_ds))
     return {
         "passed": report["passed"],
         "report": report,
@@ -292,6 +305,40 @@ def _judge(
         "power": rep.power,
         "metrics": rep.to_dict().get("metrics", {}),
     }
+
+
+VERDICT_ORDER = ("fail", "inconclusive", "pass")
+
+
+def _judge_kit(
+    ch: _Child,
+    cfg: dict[str, Any],
+    model: Model,
+    version: str,
+    train_ds: Dataset,
+    held_ds: Dataset | None,
+) -> dict[str, Any]:
+    """A kit's model judged class by class (``classes``: each class's report, as a model of
+    that class alone would have); the kit passes when every class passes, and its verdict is the
+    worst of its classes'."""
+    per: dict[str, dict[str, Any]] = {}
+    for c in train_ds.class_names:
+        held = held_ds.subset(c) if held_ds is not None and held_ds.classes.get(c) else None
+        per[c] = _judge(ch, cfg, c, model, version, train_ds.subset(c), held)
+        per[c].update(trained_on=len(train_ds.classes[c]), held_out=len(held) if held else 0)
+    judged = {c: r for c, r in per.items() if r.get("judged")}
+    verdicts = [r.get("verdict") or ("pass" if r["passed"] else "fail") for r in judged.values()]
+    out: dict[str, Any] = {
+        "judged": bool(judged),
+        "passed": bool(judged)
+        and len(judged) == len(per)
+        and all(r["passed"] for r in per.values()),
+        "reasons": [f"{c}: {why}" for c, r in per.items() for why in r.get("reasons", [])],
+        "classes": per,
+    }
+    if verdicts:
+        out["verdict"] = min(verdicts, key=VERDICT_ORDER.index)
+    return out
 
 
 # ------------------------------------------------------------------------------ generate
