@@ -93,7 +93,8 @@ function renderTraining(tr) {
     drawSnapshots(c, t);
     const sps = t.steps_per_s ? `${Number(t.steps_per_s).toFixed(2)} steps/s` : "";
     const budget = t.budget_s ? ` of ${Math.round(t.budget_s)} s` : "";
-    return el("div", { class: "card" }, el("h2", {}, t.class, " ", el("span", { class: "verdict " + (t.verdict || "") }, t.verdict || t.state || "")),
+    const title = t.class === "@kit" ? "kit (every class, one model)" : t.class;
+    return el("div", { class: "card" }, el("h2", {}, title, " ", el("span", { class: "verdict " + (t.verdict || "") }, t.verdict || t.state || "")),
       el("p", {}, `step ${t.step ?? 0} · ${Math.round(t.run_s || 0)} s${budget} · ${sps}`), c,
       el("p", { class: "hint" }, "each snapshot the trainer judged (height: recall against the class): green passes every rule of the judge, red fails one"));
   }));
@@ -352,7 +353,7 @@ async function loadRequests() {
   $("request-list").replaceChildren(el("tr", {}, ["name", "class", "state", "source", "result"].map((h) => el("th", {}, h))),
     ...data.requests.map((r) => el("tr", {}, el("td", {}, r.name), el("td", {}, r.class || (r.request || {}).class || ""),
       el("td", {}, r.state || ""), el("td", {}, r.source || ""),
-      el("td", {}, r.reason || (r.delivered ? `delivered ${r.delivered.split("/").pop()}` : r.gate || "")))));
+      el("td", {}, r.reason || (r.kit ? `kit: ${Object.values(r.kit).join(", ")}` : r.delivered ? `delivered ${r.delivered.split("/").pop()}` : r.gate || "")))));
 }
 function setupRequests() {
   $("request-form").addEventListener("submit", guard(async (e) => {
@@ -361,6 +362,7 @@ function setupRequests() {
       route: $("req-route").value };
     if ($("req-class").value) body.class = $("req-class").value;
     if ($("req-name").value.trim()) body.name = $("req-name").value.trim();
+    if ($("req-kit").checked) { body.kit = true; delete body.class; }
     const res = await api("POST", "/api/requests", body);
     toast(`request ${res.name} queued`);
   }));
