@@ -261,9 +261,10 @@ def test_cli_deliver_disk_and_usb_stick(cli, tone, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
-    assert res["ok"] and res["sound"] == "upper1" and res["usb_stick"] == str(stick / "new.img")
+    on_stick = stick / "0001-new.img"  # named in delivery order (app/stick.py)
+    assert res["ok"] and res["sound"] == "upper1" and res["usb_stick"] == str(on_stick)
     image = out_img.read_bytes()
-    assert len(image) == disk.SIZE and (stick / "new.img").read_bytes() == image
+    assert len(image) == disk.SIZE and on_stick.read_bytes() == image
     assert "[::450560]" in (stick / "IMG.CFG").read_text()
     wave = disk.read_wave(image, "upper1")
     assert wave[32 * 256 : 32 * 256 + 3000] != b"\x80" * 3000  # written where wavesample 2 lives

@@ -127,6 +127,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
             "folder of a mounted Gotek USB stick; disk images and IMG.CFG are copied there "
             "(empty: off)",
         ),
+        "stick_keep": Key(
+            int,
+            50,
+            "disk images Miragen keeps on the USB stick: beyond this, its oldest are removed "
+            "(only images it wrote, listed in the stick's MIRAGEN.JSON, unchanged; 0: keep all)",
+            _range(0, 9999),
+        ),
     },
     "audio": {
         "rate": Key(

@@ -6,26 +6,27 @@
    256-byte pages) is repeated to fill the wavesample's page range, so it plays for the whole
    range and any page-aligned loop is seamless (no 0x80 tail).
 3. :func:`publish`: the image written atomically, FlashFloppy's ``IMG.CFG`` beside it when
-   asked, and a copy (with ``IMG.CFG`` when the stick has none) on the Gotek's USB stick.
+   asked, and a copy on the Gotek's USB stick (:func:`miragen.app.stick.deliver`: a name
+   FlashFloppy lists in delivery order, the stick's index, at most N of Miragen's images).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..audio.loops import fill_with_cycle
-from ..errors import FormatError, InputError
-from ..fsutil import atomic_copy, atomic_write_bytes, atomic_write_text, read_regular
+from ..errors import FormatError, InputError, MiragenError
+from ..fsutil import atomic_write_bytes, atomic_write_text, read_regular
 from ..mirage import disk, params
+from . import stick as stick_app
 
 # FlashFloppy (Gotek) IMG.CFG for Mirage images: one file, shipped as package data;
 # deploy/IMG.CFG is a link to it.
-IMG_CFG = resources.files("miragen").joinpath("data/IMG.CFG").read_text(encoding="utf-8")
-IMG_CFG_SECTION = "[::450560]"  # the section FlashFloppy needs to read a Mirage image
+IMG_CFG = stick_app.IMG_CFG
+IMG_CFG_SECTION = stick_app.IMG_CFG_SECTION  # the section FlashFloppy needs for a Mirage image
 
 
 def load_template(path: str | Path | None, *, force: bool = False) -> bytes:
@@ -87,32 +88,58 @@ def place(
 
 
 def publish(
-    image: bytes, path: str | Path, *, img_cfg: bool = True, stick: str = ""
+    image: bytes,
+    path: str | Path,
+    *,
+    img_cfg: bool = True,
+    stick: str = "",
+    stick_keep: int = 0,
+    about: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``image`` to ``path`` atomically (with ``IMG.CFG`` beside it when ``img_cfg``) and
-    copy it to the USB ``stick`` folder when one is configured. Returns ``{"ok", "image",
-    "usb_stick", "warnings", "error"}``; a stick that cannot be written is ``ok: False`` with
-    the reason (the image itself is written)."""
+    put it on the USB ``stick`` folder when one is configured (:func:`.stick.deliver`: named
+    ``NNNN-<path's stem>.img``, listed with ``about`` in the stick's index, Miragen's images
+    beyond ``stick_keep`` removed). Returns ``{"ok", "image", "usb_stick", "stick_removed",
+    "warnings", "error"}``; a stick that cannot be written is ``ok: False`` with the reason
+    (the image itself is written)."""
     out = atomic_write_bytes(path, image)
     if img_cfg:
         atomic_write_text(out.parent / "IMG.CFG", IMG_CFG)
     res: dict[str, Any] = {"ok": True, "image": str(out), "warnings": []}
     if stick:
         try:
-            copied = atomic_copy(out, Path(stick) / out.name)
-            cfg_path = Path(stick) / "IMG.CFG"
-            if not cfg_path.exists():
-                atomic_write_text(cfg_path, IMG_CFG)
-            elif IMG_CFG_SECTION not in cfg_path.read_text(encoding="utf-8", errors="replace"):
-                res["warnings"].append(
-                    f"{cfg_path} exists without a {IMG_CFG_SECTION} section; FlashFloppy will not "
-                    "read the image (add the section from deploy/IMG.CFG)"
-                )
-            res["usb_stick"] = str(copied)
-        except (OSError, InputError) as exc:
+            put = stick_app.deliver(stick, image, label=out.stem, keep=stick_keep, about=about)
+        except (OSError, MiragenError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             res.update(ok=False, error=f"cannot copy to the USB stick {stick}: {why}")
+        else:
+            res["usb_stick"] = put["usb_stick"]
+            res["warnings"] += put["warnings"]
+            if put["removed"]:
+                res["stick_removed"] = put["removed"]
     return res
+
+
+def describe(
+    sound: str,
+    number: int,
+    source: str,
+    *,
+    request: str = "",
+    cls: str = "",
+    template: str = "",
+    by: str = "",
+) -> dict[str, Any]:
+    """What a delivered image holds, for the stick's index: ``source`` in wavesample
+    ``number`` of ``sound`` (made for ``request``, of class ``cls``); every other wavesample is
+    ``template``'s (empty: the synthetic one)."""
+    return {
+        "request": request,
+        "class": cls,
+        "contents": [{"sound": sound, "wavesample": number, "source": source, "class": cls}],
+        "template": Path(template).name if template else "synthetic",
+        "by": by,
+    }
 
 
 def report_json(report: dict[str, Any]) -> dict[str, Any]:

@@ -353,7 +353,17 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
     _, created = prepare_output_dir(out_dir, what="folder of the image")
     check_output(args.disk, inputs=inputs, what="output image")
     try:
-        pub = disk_app.publish(placed.image, args.disk, img_cfg=False, stick=stick)
+        about = disk_app.describe(
+            sound, number, Path(args.input).name, template=template_path, by="miragen deliver"
+        )
+        pub = disk_app.publish(
+            placed.image,
+            args.disk,
+            img_cfg=False,
+            stick=stick,
+            stick_keep=cfg["paths"]["stick_keep"],
+            about=about,
+        )
     except OSError as exc:
         raise InputError(args.disk, f"cannot write it: {exc.strerror or exc}") from None
     if created:
@@ -370,7 +380,7 @@ def _to_disk(args: argparse.Namespace, cfg: dict[str, Any], half: str, number: i
     }
     if getattr(args, "syx_skipped", None):
         result["syx_skipped"] = args.syx_skipped
-    for key in ("usb_stick", "error"):
+    for key in ("usb_stick", "stick_removed", "error"):
         if key in pub:
             result[key] = pub[key]
     return _print_disk_result(args, result, placed.report["written"])

@@ -484,8 +484,21 @@ def _deliver_disk(d: Context, data: bytes, p: dict[str, Any], live: DeliveryLive
     except (OSError, MiragenError) as exc:
         return {"ok": False, "error": f"disk image: {exc}"}
     out_dir = d.state.out / p["name"]
+    made = read_manifest(d.state.root / Path(p["pcm"]).parent) or {}  # the candidate's class
     pub = disk_app.publish(
-        placed.image, out_dir / f"{p['name']}.img", stick=d.cfg["paths"]["usb_stick"]
+        placed.image,
+        out_dir / f"{p['name']}.img",
+        stick=d.cfg["paths"]["usb_stick"],
+        stick_keep=d.cfg["paths"]["stick_keep"],
+        about=disk_app.describe(
+            p["sound"],
+            int(p["wavesample"]),
+            p["pcm"],
+            request=p["name"],
+            cls=made.get("class", ""),
+            template=c["template"],
+            by="daemon",
+        ),
     )
     res: dict[str, Any] = {
         "ok": pub["ok"],
@@ -494,7 +507,7 @@ def _deliver_disk(d: Context, data: bytes, p: dict[str, Any], live: DeliveryLive
         "wavesample": int(p["wavesample"]),
         "report": disk_app.report_json(placed.report),
     }
-    for key in ("usb_stick", "error"):
+    for key in ("usb_stick", "stick_removed", "error"):
         if key in pub:
             res[key] = pub[key]
     if pub["warnings"]:
