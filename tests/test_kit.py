@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from harness import Harness
 from miragen.service.requests import RequestError, normalise
-from miragen.service.state import KIT, POOL, train_subject
+from miragen.service.state import KIT, POOL, class_mode, train_subject
 
 pytestmark = pytest.mark.slow
 RATE = 29411
@@ -34,10 +34,21 @@ def _hat(rng: np.random.Generator) -> bytes:
     return _u8(noise * np.exp(-t / rng.uniform(0.005, 0.02)))
 
 
-def test_train_subject_and_kit_key():
-    cfg = {"train": {"kit": True}}
+def test_class_mode_train_subject_and_kit_key():
+    cfg = {"train": {"mode": "oneshot", "kit": True, "oneshot_classes": ""}}
     assert train_subject(cfg, "kick") == KIT and train_subject(cfg, POOL) == POOL
-    assert train_subject({"train": {"kit": False}}, "kick") == "kick"
+    off = {"train": {"mode": "oneshot", "kit": False, "oneshot_classes": ""}}
+    assert train_subject(off, "kick") == "kick"
+    mixed = {"train": {"mode": "cycle", "kit": True, "oneshot_classes": "drums, hit-*"}}
+    modes = {c: class_mode(mixed, c) for c in ("drums", "hit-1", "hits", "organ", KIT)}
+    assert modes == {
+        "drums": "oneshot",
+        "hit-1": "oneshot",
+        "hits": "cycle",
+        "organ": "cycle",
+        KIT: "oneshot",
+    }
+    assert train_subject(mixed, "hit-1") == KIT and train_subject(mixed, "organ") == "organ"
     assert normalise({"kit": True}, "t")["kit"] is True
     with pytest.raises(RequestError, match="kit"):
         normalise({"kit": "yes"}, "t")

@@ -169,6 +169,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
             "what a class holds: single cycles or one-shots",
             choices=("cycle", "oneshot"),
         ),
+        "oneshot_classes": Key(
+            str,
+            "",
+            "with mode = cycle: the classes that hold one-shots all the same, as names or shell "
+            'patterns separated by commas (e.g. "drums, hit-*")',
+        ),
+        "kit": Key(
+            bool,
+            False,
+            "train the one-shot classes together as one conditional model (a kit: kick/, "
+            "snare/, hat/ …)",
+        ),
         "seconds": Key(int, 300, "time budget per training run", _range(1, 7 * 86400)),
         "device": Key(
             str,

@@ -47,7 +47,7 @@ from .requests import (
     unique_name,
     write_record,
 )
-from .state import printable, reject_file, safe_name
+from .state import KIT, class_mode, printable, reject_file, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -202,12 +202,20 @@ def _train_in_child(
 
 def _record_model(d: Context, cls: str, model_dir: Path, res: dict[str, Any]) -> bool:
     """Record the trained model and its report; it serves when :func:`takes_over` says so
-    (returned)."""
-    passed = bool(res.get("passed"))
+    (returned). A kit's model is recorded once for each of its classes, with that class's own
+    verdict (returned: whether it serves any)."""
     report = res.get("report", {})
+    if cls == KIT:
+        facts = {k: v for k, v in report.items() if k not in ("classes", "reasons", "verdict")}
+        serves = False
+        for c, rep in sorted(report.get("classes", {}).items()):
+            one = {"passed": rep["passed"], "report": facts | rep}
+            serves = _record_model(d, c, model_dir, one) or serves
+        return serves
+    passed = bool(res.get("passed"))
     make_current = takes_over(report, d.models.current(cls))
     rel = str(model_dir.relative_to(d.state.root))
-    if not d.models.known(rel):  # not recorded before a kill
+    if not d.models.known(rel, cls):  # not recorded before a kill
         d.models.add(cls, rel, passed, report, make_current)
     log.info(
         "class %s: model %s %s%s",
@@ -252,6 +260,9 @@ def run_generate(d: Context, job: Job) -> None:
     name, req = p["name"], p["request"]
     if req.get("candidate"):
         _deliver_candidate(d, job, name, req)
+        return
+    if req.get("kit"):
+        _expand_kit(d, job, name, req)
         return
     cls = _pick_class(d, req.get("class", ""))
     if cls is None:
@@ -327,11 +338,56 @@ def _deliver_candidate(d: Context, job: Job, name: str, req: dict[str, Any]) -> 
     log.info("request %s delivers candidate %s", name, printable(wanted))
 
 
+def _expand_kit(d: Context, job: Job, name: str, req: dict[str, Any]) -> None:
+    """A kit request (``kit = true``): one request per class that has a model, each for one
+    class and the next wavesample (``<name>-<class>``, with its own record); the kit's record
+    lists them."""
+    classes = sorted(c for c in d.models.serving() if c != POOL)
+    if not classes:
+        trains = d.queue.jobs(kind="train")
+        if any(j.state in ("queued", "running") for j in trains) or d.arriving():
+            d.heartbeats.set_activity("generate", f"{name} waits for the kit to train")
+            d.queue.requeue(job, delay_s=MODEL_WAIT_S, uncount=True)
+            return
+        _fail_request(d, job, name, "kit: no class has a trained model yet")
+        return
+    first = int(req["wavesample"])
+    if first + len(classes) - 1 > 8:
+        _fail_request(
+            d,
+            job,
+            name,
+            f"kit: {len(classes)} classes ({', '.join(classes)}) from wavesample {first} need "
+            f"wavesamples {first}..{first + len(classes) - 1}; a half has 8",
+        )
+        return
+    children: dict[str, str] = dict(job.payload.get("children", {}))
+    for i, cls in enumerate(classes):  # names kept in the payload: a kill never makes two
+        children.setdefault(cls, unique_name(d.state, f"{name}-{cls}"))
+    job.payload["children"] = children
+    d.queue.save_payload(job)
+    with d.db.transaction() as c:
+        for i, cls in enumerate(classes):
+            child = dict(req, kit=False, name=children[cls], wavesample=first + i)
+            child["class"] = cls
+            d.queue.add(
+                "request",
+                {"name": children[cls], "request": child, "source": f"kit request {name}"},
+                key=f"request:{children[cls]}",
+                subject=children[cls],
+                conn=c,
+            )
+        d.queue.finish(job, conn=c)
+    write_record(d.state, name, state="done", kit=children, **{"class": ""})
+    log.info("kit request %s: %s", name, ", ".join(f"{c} → {n}" for c, n in children.items()))
+
+
 def _wait_for_model(d: Context, job: Job, name: str, cls: str) -> None:
     """A class without a model: wait while it trains or while material is still arriving (it may
     be this class's); otherwise fail the request with the reason."""
     trains = d.queue.jobs(kind="train")
-    if any(j.subject == cls and j.state in ("queued", "running") for j in trains) or d.arriving():
+    mine = (cls, KIT)  # a class of a kit trains in the kit's job
+    if any(j.subject in mine and j.state in ("queued", "running") for j in trains) or d.arriving():
         d.heartbeats.set_activity("generate", f"{name} waits for class {cls} to train")
         d.queue.requeue(job, delay_s=MODEL_WAIT_S, uncount=True)
         return
@@ -339,7 +395,7 @@ def _wait_for_model(d: Context, job: Job, name: str, cls: str) -> None:
     failed = [
         j.last_error or j.payload.get("skipped", "")
         for j in trains
-        if j.subject == cls and (j.state == "failed" or j.payload.get("skipped"))
+        if j.subject in mine and (j.state == "failed" or j.payload.get("skipped"))
     ][:1]
     why = (
         f"class '{cls}' has no trained model"
@@ -384,7 +440,9 @@ def run_deliver(d: Context, job: Job) -> None:
         try:
             if part == "sysex":
                 body = sysex_body(
-                    data, cycle=_is_cycle(d, data), cycle_pages=d.cfg["deliver"]["cycle_pages"]
+                    data,
+                    cycle=_is_cycle(d, data, p["pcm"]),
+                    cycle_pages=d.cfg["deliver"]["cycle_pages"],
                 )
                 res = _deliver_sysex(d, body, p, live)
             else:
@@ -414,9 +472,11 @@ def run_deliver(d: Context, job: Job) -> None:
         log.warning("request %s: delivery failed: %s", name, reason)
 
 
-def _is_cycle(d: Context, data: bytes) -> bool:
-    """A cycle-mode candidate: one single cycle of whole pages (what cycle-mode models make)."""
-    return d.cfg["train"]["mode"] == "cycle" and is_cycle(data)
+def _is_cycle(d: Context, data: bytes, pcm: str) -> bool:
+    """A cycle-mode candidate: one single cycle of whole pages (what cycle-mode models make), of
+    a class that holds cycles (its request's manifest names the class)."""
+    made = read_manifest(d.state.root / Path(pcm).parent) or {}
+    return class_mode(d.cfg, str(made.get("class", ""))) == "cycle" and is_cycle(data)
 
 
 def _sysex_bytes(data: bytes, p: dict[str, Any]) -> int:
@@ -479,7 +539,7 @@ def _deliver_disk(d: Context, data: bytes, p: dict[str, Any], live: DeliveryLive
     try:
         template = disk_app.load_template(c["template"])
         placed = disk_app.place(
-            template, p["sound"], int(p["wavesample"]), data, cycle=_is_cycle(d, data)
+            template, p["sound"], int(p["wavesample"]), data, cycle=_is_cycle(d, data, p["pcm"])
         )
     except (OSError, MiragenError) as exc:
         return {"ok": False, "error": f"disk image: {exc}"}

@@ -26,6 +26,7 @@ Nothing in it is ever deleted by the daemon.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import time
@@ -41,9 +42,21 @@ POOL = "unsorted"  # the class of sounds dropped without one (sorted by k-means:
 KIT = "@kit"
 
 
+def class_mode(cfg: dict, cls: str) -> str:
+    """What class ``cls`` holds: ``train.mode``, or "oneshot" for a class that
+    ``train.oneshot_classes`` names (and for the kit, which is made of one-shots)."""
+    t = cfg["train"]
+    if t["mode"] == "oneshot" or cls == KIT:
+        return "oneshot"
+    patterns = [p.strip() for p in t.get("oneshot_classes", "").split(",") if p.strip()]
+    return "oneshot" if any(fnmatch.fnmatchcase(cls, p) for p in patterns) else "cycle"
+
+
 def train_subject(cfg: dict, cls: str) -> str:
-    """What new material of class ``cls`` retrains: the class, or the whole kit."""
-    return KIT if cfg["train"]["kit"] and cls != POOL else cls
+    """What new material of class ``cls`` retrains: the class, or the kit (``train.kit``: the
+    one-shot classes together)."""
+    kit = cfg["train"]["kit"] and cls != POOL and class_mode(cfg, cls) == "oneshot"
+    return KIT if kit else cls
 
 
 REQUEST_CLASS = "_requests"  # internal marker for claimed request files

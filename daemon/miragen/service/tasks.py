@@ -54,7 +54,7 @@ from ..judge.metrics import evaluate
 from .classing import cluster_pool
 from .live import snapshot_score
 from .manifest import commit, part_dir, read_manifest
-from .state import KIT, POOL
+from .state import KIT, POOL, class_mode
 
 log = logging.getLogger("miragen.service.tasks")  # __main__ in the child
 
@@ -130,7 +130,7 @@ def _dataset(root: Path, cfg: dict[str, Any], cls: str) -> Dataset:
     a = cfg["audio"]
     ds = load_dataset(
         root / "corpus",
-        cfg["train"]["mode"],
+        class_mode(cfg, cls),
         rate=a["rate"],
         raw_rate=a["raw_rate"],
         max_len=a["max_bytes"],
@@ -138,7 +138,8 @@ def _dataset(root: Path, cfg: dict[str, Any], cls: str) -> Dataset:
     )
     if cls == KIT:
         for c in list(ds.classes):
-            if c == POOL or len(ds.classes[c]) < MIN_TRAIN_CLASS:
+            small = len(ds.classes[c]) < MIN_TRAIN_CLASS
+            if c == POOL or small or class_mode(cfg, c) != "oneshot":
                 del ds.classes[c]
                 ds.names.pop(c, None)
     return ds
@@ -291,7 +292,7 @@ def _judge(
             gen,
             train_ds.classes[cls],
             held_ds.classes[cls],
-            cfg["train"]["mode"],
+            class_mode(cfg, cls),
             rate=cfg["audio"]["rate"],
         )
     except MiragenError as exc:

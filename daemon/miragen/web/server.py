@@ -246,7 +246,7 @@ async def api_events(req: Request) -> Response:
 async def api_classes(req: Request) -> Response:
     st = _studio(req)
     status = await asyncio.to_thread(st.status)
-    return JSONResponse({"classes": views.classes(st.state, status)})
+    return JSONResponse({"classes": views.classes(st.state, status, st.cfg)})
 
 
 async def api_class_sounds(req: Request) -> Response:
@@ -262,7 +262,8 @@ async def api_sound(req: Request) -> Response:
 
 
 async def api_candidates(req: Request) -> Response:
-    return JSONResponse({"requests": views.candidates(_studio(req).state)})
+    st = _studio(req)
+    return JSONResponse({"requests": views.candidates(st.state, st.cfg)})
 
 
 async def api_request_file(req: Request) -> Response:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MiragenError
-from ..service.state import POOL, StateDir
+from ..service.state import POOL, StateDir, class_mode
 from ..service.triggers import read_triggers_file
 
 NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}$")
@@ -139,9 +139,10 @@ def choices(state: StateDir) -> dict[str, str]:
     )
 
 
-def candidates(state: StateDir) -> list[dict[str, Any]]:
+def candidates(state: StateDir, cfg: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The requests that produced candidates, newest first, with each candidate's files, the
-    musician's choice (keep / discard) and whether it was delivered."""
+    musician's choice (keep / discard), whether it was delivered, and whether its class holds
+    single cycles (``cycle``: the player loops those at the key played)."""
     chosen = choices(state)
     out = []
     for rec in records(state):
@@ -173,6 +174,7 @@ def candidates(state: StateDir) -> list[dict[str, Any]]:
             {
                 "request": name,
                 "class": rec.get("class", ""),
+                "cycle": cfg is not None and class_mode(cfg, str(rec.get("class", ""))) == "cycle",
                 "model": rec.get("model", ""),
                 "gate": rec.get("gate", ""),
                 "state": rec.get("state", ""),
@@ -237,8 +239,11 @@ def learned_triggers(state: StateDir) -> list[dict[str, Any]]:
     return read_triggers_file(state.triggers_file)
 
 
-def classes(state: StateDir, status: dict[str, Any]) -> list[dict[str, Any]]:
-    """The corpus's classes (the unsorted pool last) with their model's verdict."""
+def classes(
+    state: StateDir, status: dict[str, Any], cfg: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The corpus's classes (the unsorted pool last) with their model's verdict and whether
+    they hold single cycles (``cycle``)."""
     out = []
     for cls, c in status.get("classes", {}).items():
         m = c.get("model") or {}
@@ -246,6 +251,7 @@ def classes(state: StateDir, status: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "class": cls,
                 "pool": cls == POOL,
+                "cycle": cfg is not None and class_mode(cfg, cls) == "cycle",
                 "sounds": c.get("sounds", 0),
                 "models": c.get("models", 0),
                 "model": m.get("path"),

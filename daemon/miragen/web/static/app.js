@@ -19,7 +19,7 @@ const el = (tag, attrs = {}, ...kids) => {
 const noteName = (n) => NOTE_NAMES[n % 12] + (Math.floor(n / 12) - 1);
 const enc = encodeURIComponent;
 
-const S = { csrf: "", status: null, classes: [], candidates: [], triggers: null, learnId: "", cycle: true,
+const S = { csrf: "", status: null, classes: [], candidates: [], triggers: null, learnId: "",
   waitingDelivery: "", player: { ctx: null, src: null, current: null } };
 
 // ------------------------------------------------------------------ API
@@ -140,7 +140,8 @@ async function loadClasses() {
         const url = `/api/sounds/${enc(c.class)}/${enc(s.name)}`;
         const cv = el("canvas", { width: 300, height: 64 });
         const tile = el("div", { class: "tile", title: s.name }, cv, el("div", { class: "name" }, s.name));
-        tile.addEventListener("click", guard(() => play(url, s.name, tile, !s.name.endsWith(".pcm") ? false : null)));
+        // a corpus cycle is a .pcm page of a cycle class; anything else plays as recorded
+        tile.addEventListener("click", guard(() => play(url, s.name, tile, c.cycle && s.name.endsWith(".pcm"))));
         grid.append(tile);
         fetchSamples(url).then((x) => drawWave(cv, x)).catch(() => {});
       }
@@ -211,10 +212,10 @@ function stop() {
   document.querySelectorAll(".tile.playing").forEach((t) => t.classList.remove("playing"));
 }
 // cycle: true loops the whole sound as one cycle at the key; false plays it once (a
-// one-shot, transposed from C3 = key 48); null: decided by the daemon's mode.
+// one-shot, transposed from C3 = key 48).
 async function play(url, label, tile, cycle) {
   const x = await fetchSamples(url);
-  S.player.current = { url, label, tile, cycle: cycle === null ? S.cycle : cycle, x };
+  S.player.current = { url, label, tile, cycle, x };
   $("now-playing").textContent = `${label} · ${x.samples.length} samples · ${(x.samples.length / x.rate).toFixed(3)} s`;
   $("now-playing").dataset.duration = String(x.samples.length / x.rate);
   playKey(Number($("key").value));
@@ -269,7 +270,7 @@ async function loadCandidates() {
   $("candidate-list").replaceChildren(...(S.candidates.length ? S.candidates.map((r) => el("div", { class: "card" },
     el("h2", {}, `${r.class} · ${r.request}`, " ", el("span", { class: "hint" }, `${r.gate} · ${r.updated}`)),
     judgeLine(r.class),
-    el("div", { class: "sounds" }, r.candidates.map(candidateTile))))
+    el("div", { class: "sounds" }, r.candidates.map((c) => candidateTile(c, r.cycle)))))
     : [el("p", { class: "hint" }, "No candidates yet: make a request (Requests) or trigger one by MIDI.")]));
   const sel = $("deliver-candidate"), keep = sel.value;
   const all = S.candidates.flatMap((r) => r.candidates.map((c) => ({ ...c, cls: r.class })))
@@ -285,7 +286,7 @@ function judgeLine(cls) {
   const figs = [fmt("diversity", "diversity"), fmt("recall", "recall"), fmt("frechet", "Fréchet"), fmt("novelty", "novelty")].filter(Boolean);
   return el("p", { class: "hint", title: (c.reasons || []).join("\n") }, "judge: ", el("span", { class: "verdict " + c.verdict }, c.verdict), " ", figs.join(" · "));
 }
-function candidateTile(c) {
+function candidateTile(c, cycle) {
   const url = `/api/requests/${enc(c.request)}/files/${enc(c.file)}`;
   const pic = c.png ? el("img", { src: `/api/requests/${enc(c.request)}/files/${enc(c.png)}`, alt: c.file, loading: "lazy" }) : el("canvas", { width: 300, height: 64 });
   const f = c.figures || {};
@@ -302,7 +303,7 @@ function candidateTile(c) {
     el("button", { class: "quiet" + (c.choice === "keep" ? " on" : ""), type: "button", onclick: choose("keep") }, "Keep"),
     el("button", { class: "quiet" + (c.choice === "discard" ? " on" : ""), type: "button", onclick: choose("discard") }, "Discard"),
     el("button", { class: "quiet", type: "button", onclick: (e) => { e.stopPropagation(); $("deliver-candidate").value = c.id; location.hash = "#deliver"; } }, "Send…")));
-  tile.addEventListener("click", guard(() => play(url, c.id, tile, null)));
+  tile.addEventListener("click", guard(() => play(url, c.id, tile, cycle)));
   if (!c.png) fetchSamples(url).then((x) => drawWave(pic, x)).catch(() => {});
   return tile;
 }
@@ -435,7 +436,6 @@ function connect() {
 }
 const refreshAll = guard(async () => {
   const st = await api("GET", "/api/status");
-  S.cycle = ((st.train || {}).mode || "cycle") === "cycle";
   renderStatus(st);
   await Promise.all([loadClasses(), loadCandidates(), loadRequests(), loadTriggers()]);
   if (st.delivery_live) onDelivery(st.delivery_live);
