@@ -252,3 +252,152 @@ def make_control_block(
             raise FormatError(f"control field {name} = {v}: expected 0..255")
         raw[CONTROL_FIELDS[name]] = int(v)
     return bytes(raw)
+
+
+# --------------------------------------------------------------------------- the keyboard
+
+#: The Mirage's keyboard has 61 keys; a control block's top key is stored 0..60, key 0 the
+#: lowest C. UNCERTAIN (FORMAT.md names the field only): the Mirage Sound Editor's key mapper
+#: [S10] reads top key k as MIDI note 36 + k (C2..C7 with C4 = 60). This is the one place
+#: that knows it.
+KEYS = 61
+TOP_KEY_MAX = KEYS - 1
+LOWEST_KEY_NOTE = 36
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def key_note(key: int) -> int:
+    """The MIDI note of keyboard key ``key`` (0..60): 36 + key (UNCERTAIN, see :data:`KEYS`)."""
+    return LOWEST_KEY_NOTE + int(key)
+
+
+def note_name(note: int) -> str:
+    """MIDI note → name with octave, C4 = 60 (36 → ``C2``, 61 → ``C#4``)."""
+    return f"{NOTE_NAMES[int(note) % 12]}{int(note) // 12 - 1}"
+
+
+def key_name(key: int) -> str:
+    """Keyboard key 0..60 as a note name (0 → ``C2``, 60 → ``C7``)."""
+    return note_name(key_note(key))
+
+
+def parse_key(text: str) -> int:
+    """A keyboard key: a number 0..60, or a note name C2..C7 (``F#3``, ``Bb4``; C4 = 60).
+    Raises :class:`FormatError` naming the range."""
+    t = str(text).strip()
+    want = f"expected a key number 0..{TOP_KEY_MAX} or a note name {key_name(0)}..{key_name(60)}"
+    if t.lstrip("-").isdigit():
+        key = int(t)
+    else:
+        name = t[:1].upper() + t[1:]
+        i = 2 if len(name) > 2 and name[1] in "#b" else 1
+        head, octave = name[:i], name[i:]
+        flats = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
+        head = flats.get(head, head)
+        if head not in NOTE_NAMES or not octave.lstrip("-").isdigit():
+            raise FormatError(f"key {text!r}: {want}")
+        key = (int(octave) + 1) * 12 + NOTE_NAMES.index(head) - LOWEST_KEY_NOTE
+    if not 0 <= key <= TOP_KEY_MAX:
+        raise FormatError(f"key {text!r} is outside the Mirage's keyboard: {want}")
+    return key
+
+
+def key_ranges(block: SoundParams) -> dict[int, tuple[int, int] | None]:
+    """Which keys each used wavesample plays: ``{number: (lowest, highest) or None}``.
+
+    UNCERTAIN reading, isolated here: a key plays the first used wavesample (in number order)
+    whose top key is at or above it, so wavesample n plays the keys above the highest top key
+    of the used wavesamples before it, up to its own top key (``None``: no key reaches it).
+    """
+    out: dict[int, tuple[int, int] | None] = {}
+    below = -1
+    for ws in block.wavesamples:
+        if not ws.used:
+            continue
+        top = min(ws.top_key, TOP_KEY_MAX)
+        out[ws.number] = (below + 1, top) if top > below else None
+        below = max(below, top)
+    return out
+
+
+# --------------------------------------------------------------------------- writing blocks
+
+
+def os_state_offsets() -> frozenset[int]:
+    """Offsets of the block that only the Mirage's operating system computes: the four RAM
+    pointers (bytes 0-7) of each control block and the segment lists (193..480). A writer
+    never sets them, and a read-back may differ there after the OS recomputed them."""
+    offs = {CONTROL_OFFSET + CONTROL_SIZE * w + i for w in range(WAVESAMPLES) for i in range(8)}
+    offs.update(range(SEGMENT_OFFSET, PROGRAM_OFFSET))
+    return frozenset(offs)
+
+
+def set_control_fields(block: bytes, number: int, **fields: int) -> bytes:
+    """A copy of ``block`` with fields of wavesample ``number``'s (1..8) control block set
+    (names of :data:`CONTROL_FIELDS`, values as stored 0..255). Pointers are never touched."""
+    block = bytes(block)
+    if len(block) != BLOCK_SIZE:
+        raise FormatError(f"sound parameter block is {len(block)} bytes; expected {BLOCK_SIZE}")
+    out = bytearray(block)
+    base = control_offset(number)
+    for name, value in fields.items():
+        if name not in CONTROL_FIELDS:
+            raise FormatError(f"unknown control field {name!r}; known: {', '.join(CONTROL_FIELDS)}")
+        if not 0 <= int(value) <= 255:
+            raise FormatError(f"control field {name} = {value}: expected 0..255 (as stored)")
+        out[base + CONTROL_FIELDS[name]] = int(value)
+    return bytes(out)
+
+
+def block_problems(block: bytes) -> list[str]:
+    """What a Mirage could not play in a parameter block, one phrase each (empty: none):
+    for every used wavesample that loops, start ≤ loop start ≤ loop end ≤ end page (FORMAT.md
+    §1: the sample end cannot lie before the loop end). Nothing else is judged (the ranges of
+    the other bytes are UNCERTAIN)."""
+    problems = []
+    for ws in parse_sound_params(block).wavesamples:
+        if not ws.used or not ws.loop_on:
+            continue
+        where = f"wavesample {ws.number} (pages {ws.start_page}..{ws.end_page})"
+        if not ws.start_page <= ws.loop_start_page <= ws.end_page:
+            problems.append(f"{where}: loop start page {ws.loop_start_page} lies outside it")
+        if not ws.start_page <= ws.loop_end_page <= ws.end_page:
+            problems.append(f"{where}: loop end page {ws.loop_end_page} lies outside it")
+        if ws.loop_start_page > ws.loop_end_page:
+            problems.append(
+                f"{where}: loop start page {ws.loop_start_page} lies after the loop end page "
+                f"{ws.loop_end_page}"
+            )
+    return problems
+
+
+def overlapping(block: bytes) -> list[tuple[int, int]]:
+    """Pairs of used wavesamples whose page ranges overlap (a real sound may share pages on
+    purpose; a keyboard miragen lays out never does)."""
+    used = [ws for ws in parse_sound_params(block).wavesamples if ws.used]
+    return [
+        (a.number, b.number)
+        for i, a in enumerate(used)
+        for b in used[i + 1 :]
+        if a.start_page <= b.end_page and b.start_page <= a.end_page
+    ]
+
+
+def describe_offset(offset: int) -> str:
+    """What byte ``offset`` of the block is, in words (``wavesample 3 top_key``, ``program 1
+    filter_cutoff``, ``segment list 2``, ``revision byte``)."""
+    if offset == REVISION_OFFSET:
+        return "revision byte"
+    if CONTROL_OFFSET <= offset < SEGMENT_OFFSET:
+        w, i = divmod(offset - CONTROL_OFFSET, CONTROL_SIZE)
+        names = {v: k for k, v in CONTROL_FIELDS.items()}
+        what = names.get(i, "pointer" if i < 8 else "spare byte")
+        return f"wavesample {w + 1} {what}"
+    if SEGMENT_OFFSET <= offset < PROGRAM_OFFSET:
+        s = (offset - SEGMENT_OFFSET) // SEGMENT_SIZE
+        return "spare segment list" if s == WAVESAMPLES else f"segment list {s + 1}"
+    if PROGRAM_OFFSET <= offset < BLOCK_SIZE:
+        p, i = divmod(offset - PROGRAM_OFFSET, PROGRAM_SIZE)
+        names = {off: k for k, (off, _scale) in PROGRAM_FIELDS.items()}
+        return f"program {p + 1} {names.get(i, 'spare byte')}"
+    return f"byte {offset} (outside the block)"

@@ -26,6 +26,8 @@ Choices where FORMAT.md says UNCERTAIN (each isolated in one function, documente
   the message length says exactly 256 pages (the reading of one editor); it says so in
   ``fields["page_count_field"]``.
 * :func:`select_wavesample_keys` gives the MASOS key codes that select a wavesample.
+* :func:`absolute_end_nybbles`: the end address of 0x0B/0x0C is one past the last byte, so
+  the end of a half (0x10000) travels as 0x0000.
 * Configuration dump field names (``CONFIG_FIELDS``) follow the Mirage Sound Editor's table;
   the raw 29 bytes are always kept in ``data``.
 """
@@ -379,22 +381,45 @@ def _start_nybbles(start: int, upper: bool) -> bytes:
     return bytes(nyb)
 
 
+HALF_END = 0x10000  # one past the last byte of a 64 KB half
+
+
+def absolute_end_nybbles(end: int) -> bytes:
+    """The 4 end-address nybbles of a 0x0B/0x0C message.
+
+    FORMAT.md gives a 0x0C message 14 + 2·(end − start) bytes, so ``end`` is one past the last
+    byte, and the last byte of a half (0xFFFF) needs end = 0x10000, which 16 bits cannot hold.
+    UNCERTAIN choice, isolated here and in :func:`_absolute_end`: it travels as 0x0000 (the
+    16-bit wrap a 6809 loop comparing its pointer with the end address would make). Nothing
+    else ever encodes an end of 0 with a start above 0.
+    """
+    if not 0 <= end <= HALF_END:
+        raise SysexError(f"end address {end}: expected 0..{HALF_END}")
+    return _addr_nybbles(end & 0xFFFF)
+
+
+def _absolute_end(start: int, end_field: int) -> int:
+    """The end address an end field means: 0 after a start above 0 is 0x10000 (see
+    :func:`absolute_end_nybbles`)."""
+    return HALF_END if end_field == 0 and start > 0 else end_field
+
+
 def encode_absolute_request(start: int, end: int, upper: bool = False) -> bytes:
-    """0x0B: ask for bytes start..end of a half (4+4 address nybbles, LS first; 0x10 in the
-    first nybble = upper half)."""
+    """0x0B: ask for bytes start..end−1 of a half (4+4 address nybbles, LS first; 0x10 in the
+    first nybble = upper half; end 0x10000 = the half's last byte, sent as 0x0000)."""
     _check_addr("start", start)
-    _check_addr("end", end)
-    return _frame(CMD_ABSOLUTE_REQUEST, _start_nybbles(start, upper) + _addr_nybbles(end))
+    if end < start:
+        raise SysexError(f"end address {end} lies before the start address {start}")
+    return _frame(CMD_ABSOLUTE_REQUEST, _start_nybbles(start, upper) + absolute_end_nybbles(end))
 
 
 def encode_absolute_dump(start: int, data: bytes, upper: bool = False) -> bytes:
-    """0x0C: data at absolute address ``start`` (end = start + len(data)); checksum =
-    (the 8 address nybbles as sent + data nybbles) mod 128. Length 14 + 2·len(data)."""
+    """0x0C: data at absolute address ``start`` (end = start + len(data), at most 0x10000);
+    checksum = (the 8 address nybbles as sent + data nybbles) mod 128. Length 14 + 2·len(data)."""
     data = bytes(data)
     end = start + len(data)
     _check_addr("start", start)
-    _check_addr("end", end)
-    addr = _start_nybbles(start, upper) + _addr_nybbles(end)
+    addr = _start_nybbles(start, upper) + absolute_end_nybbles(end)
     payload = nybblize(data)
     csum = (_checksum(addr) + _checksum(payload)) & 0x7F
     return _frame(CMD_ABSOLUTE_DUMP, addr + payload + bytes([csum]))
@@ -592,7 +617,10 @@ def _addr_field(msg: bytes, start: int, flag_at: int | None) -> tuple[int, bool]
 def _dec_absolute_request(msg: bytes, cmd: int) -> SysexMessage:
     _expect_len(msg, 13, "absolute-address dump request (0x0B)")
     start, upper = _addr_field(msg, 4, 0)
-    end, _ = _addr_field(msg, 8, None)
+    end_field, _ = _addr_field(msg, 8, None)
+    end = _absolute_end(start, end_field)
+    if end < start:
+        raise SysexError(f"absolute-address request end {end} lies before start {start}", 8)
     return SysexMessage(
         "absolute_request", cmd, {"half": _half_name(upper), "start": start, "end": end}
     )
@@ -604,7 +632,8 @@ def _dec_absolute_dump(msg: bytes, cmd: int) -> SysexMessage:
             f"absolute-address dump is {len(msg)} bytes long; expected at least 14", len(msg) - 1
         )
     start, upper = _addr_field(msg, 4, 0)
-    end, _ = _addr_field(msg, 8, None)
+    end_field, _ = _addr_field(msg, 8, None)
+    end = _absolute_end(start, end_field)
     if end < start:
         raise SysexError(f"absolute-address dump end {end} lies before start {start}", 8)
     expected = 14 + 2 * (end - start)
