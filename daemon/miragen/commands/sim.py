@@ -3,7 +3,8 @@
 The first line of stdout is the pty path (open it as ``serial:PATH`` or ``raw:PATH``); then it
 serves until SIGTERM/SIGINT. ``--state FILE``: after every change the memory, selection and
 counters are written atomically to FILE as JSON (read it with
-``miragen.transport.simulated.read_state``).
+``miragen.transport.simulated.read_state``). ``--load FILE`` starts from such a file: the same
+instrument after a dropped link, reached on a new pty.
 """
 
 from __future__ import annotations
@@ -42,13 +43,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME[=N]",
-        help="misbehave: drop, corrupt, silent, nak, corrupt_reply, noise, slow, disconnect "
-        "(N: first N dumps; disconnect=N: after N bytes); repeatable",
+        help="misbehave: drop, corrupt, silent, nak, mute, corrupt_reply, noise, slow, disconnect "
+        "(N: first N dumps or requests; disconnect=N: after N bytes); repeatable",
     )
     p.add_argument(
         "--state",
         metavar="FILE",
         help="write the memory, selection and counters to FILE (JSON) after every change",
+    )
+    p.add_argument(
+        "--load",
+        metavar="FILE",
+        help="start with the memory, parameter blocks and selection of a --state FILE",
     )
     p.add_argument(
         "--pages-per-wavesample",
@@ -76,6 +82,12 @@ def _run(args: argparse.Namespace) -> int:
         print("miragen: error: --pages-per-wavesample must be 1..32", file=sys.stderr)
         return 2
     sim = SimulatedMirage(faults, pages_per_wavesample=args.pages_per_wavesample)
+    if args.load:
+        try:
+            sim.load_state(args.load)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"miragen: error: --load {args.load}: {exc}", file=sys.stderr)
+            return 2
     master, slave = os.openpty()
     tty.setraw(slave)  # no echo, no line editing, no ^C: a MIDI byte pipe
     os.set_blocking(master, False)
@@ -116,10 +128,38 @@ def _state_saver(sim: SimulatedMirage, state: str | None) -> Callable[[], None]:
     return save
 
 
+class _Wire:
+    """One direction of a MIDI cable at ``rate`` bytes/s: a run of bytes starts when the first
+    of them is there and byte n of the run may pass at ``start + n / rate``. A late turn of the
+    pump catches up (a real wire does not lose time when the receiver looks late); the run
+    ends once the wire has been idle for :data:`IDLE_S`, so nothing passes early."""
+
+    IDLE_S = 0.002
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.start: float | None = None
+        self.passed = 0
+
+    def allowed(self, now: float, waiting: bool) -> int:
+        """Bytes that may pass now (``waiting``: some are there to pass)."""
+        if self.start is not None and not waiting:
+            if now - (self.start + self.passed / self.rate) > self.IDLE_S:
+                self.start = None  # idle: the next byte starts a new run
+        if not waiting:
+            return 0
+        if self.start is None:
+            self.start, self.passed = now, 0
+        return max(0, int((now - self.start) * self.rate) - self.passed)
+
+    def took(self, n: int) -> None:
+        self.passed += n
+
+
 class _Pump:
     """Moves bytes between the pty and the simulated Mirage: at once, or with ``rate`` (the
-    'slow' fault) at true MIDI speed, a token bucket each way with at most 16 bytes of burst.
-    A 'disconnect' fault closes the pty (``link_up`` False) and the pump idles from then on."""
+    'slow' fault) at true MIDI speed each way (:class:`_Wire`). A 'disconnect' fault closes the
+    pty (``link_up`` False) and the pump idles from then on."""
 
     def __init__(
         self,
@@ -130,43 +170,42 @@ class _Pump:
     ):
         self.sim, self.master, self.rate, self.save = sim, master, rate, save
         self.out = bytearray()  # replies not yet written
-        self.in_budget = self.out_budget = 0.0
-        self.last = time.monotonic()
+        self.wire_in = _Wire(rate) if rate else None
+        self.wire_out = _Wire(rate) if rate else None
         self.link_up = True
 
     def step(self) -> None:
-        """One turn: refill the budgets, wait a little for the pty, read and write."""
-        rate = self.rate
-        now = time.monotonic()
-        if rate:
-            self.in_budget = min(16.0, self.in_budget + (now - self.last) * rate)
-            self.out_budget = min(16.0, self.out_budget + (now - self.last) * rate)
-        self.last = now
+        """One turn: wait a little for the pty, read and write what the wires let pass."""
         if not self.link_up:
             time.sleep(0.05)
             return
-        want_read = not rate or self.in_budget >= 1
-        want_write = bool(self.out) and (not rate or self.out_budget >= 1)
-        timeout = 0.1 if (want_read or want_write) and not rate else 0.002
         fd = self.master
-        r, w, _ = select.select([fd] if want_read else [], [fd] if want_write else [], [], timeout)
-        if r:
-            self._read()
-        if w and self.link_up:
-            self._write()
+        if not self.rate:
+            want_write = bool(self.out)
+            r, w, _ = select.select([fd], [fd] if want_write else [], [], 0.1)
+            if r:
+                self._read(65536)
+            if w and self.link_up:
+                self._write(len(self.out))
+            return
+        now = time.monotonic()
+        readable = bool(select.select([fd], [], [], 0)[0])
+        n_in = self.wire_in.allowed(now, readable)
+        n_out = self.wire_out.allowed(now, bool(self.out))
+        if n_in:
+            self.wire_in.took(self._read(n_in))
+        if n_out and self.link_up:
+            self.wire_out.took(self._write(n_out))
+        if not n_in and not n_out:
+            select.select([fd], [], [], 0.0005 if (readable or self.out) else 0.002)
 
-    def _read(self) -> None:
-        n = int(self.in_budget) if self.rate else 65536
+    def _read(self, n: int) -> int:
         try:
             data = os.read(self.master, max(1, n))
-        except BlockingIOError:
+        except (BlockingIOError, OSError):
             data = b""
-        except OSError:
-            data = b""
-        if self.rate:
-            self.in_budget -= len(data)
         if not data:
-            return
+            return 0
         try:
             for reply in self.sim.feed(data):
                 self.out += reply
@@ -175,13 +214,12 @@ class _Pump:
             self.link_up = False
             log.info("fault 'disconnect': pty closed")
         self.save()
+        return len(data)
 
-    def _write(self) -> None:
-        n = int(self.out_budget) if self.rate else len(self.out)
+    def _write(self, n: int) -> int:
         try:
             k = os.write(self.master, bytes(self.out[: max(1, n)]))
-            del self.out[:k]
-            if self.rate:
-                self.out_budget -= k
         except BlockingIOError:
-            pass
+            return 0
+        del self.out[:k]
+        return k

@@ -248,6 +248,9 @@ class Transport(ABC):
         self.parser = MidiStreamParser(max_message_bytes)
         self.closed = False
         self.bytes_written = 0
+        self.bytes_read = 0  # every byte that came in, junk included
+        #: called after every counted write or read (a progress display follows the wire)
+        self.on_bytes: Callable[[], None] | None = None
 
     # -- byte-stream hooks -------------------------------------------------------------
     @abstractmethod
@@ -269,6 +272,16 @@ class Transport(ABC):
     def _counted_write(self, chunk: bytes) -> None:
         self._write(chunk)
         self.bytes_written += len(chunk)
+        if self.on_bytes is not None:
+            self.on_bytes()
+
+    def _counted_read(self, timeout: float) -> bytes:
+        chunk = self._read(timeout)
+        if chunk:
+            self.bytes_read += len(chunk)
+            if self.on_bytes is not None:
+                self.on_bytes()
+        return chunk
 
     def send(
         self,
@@ -314,7 +327,7 @@ class Transport(ABC):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            chunk = self._read(min(remaining, 0.05))
+            chunk = self._counted_read(min(remaining, 0.05))
             if chunk:
                 self.parser.feed(chunk)
 
@@ -334,7 +347,7 @@ class Transport(ABC):
         self.parser.reset()
         deadline = time.monotonic() + quiet_s
         while True:
-            chunk = self._read(0.0)
+            chunk = self._counted_read(0.0)
             dropped += len(chunk)
             if not chunk and time.monotonic() >= deadline:
                 break

@@ -70,14 +70,28 @@ def check_wavesample(data: bytes) -> None:
         )
 
 
-def _wait_for(
-    transport: Transport, kinds: tuple[str, ...], timeout: float
-) -> tuple[str, Any] | None:
-    """Wait for a Mirage message of one of ``kinds``; other messages are skipped.
+#: The commands of each reply kind whose malformed copies :func:`wait_for` reports as "bad"
+#: (so the caller can NAK or ask again) instead of skipping them.
+_REPLY_COMMANDS: dict[str, tuple[int, ...]] = {
+    "wavesample_dump": (S.CMD_WAVESAMPLE_DUMP,),
+    "absolute_dump": (S.CMD_ABSOLUTE_DUMP,),
+    "program_dump": (S.CMD_PROGRAM_DUMP, S.CMD_PROGRAM_DUMP | S.UPPER_FLAG),
+}
 
-    Returns (kind, decoded message), ("bad", SysexError) for a Mirage message of the wanted
-    command that fails its checks, or None on timeout.
+
+def wait_for(
+    transport: Transport,
+    kinds: tuple[str, ...],
+    timeout: float,
+    accept: Callable[[S.SysexMessage], bool] | None = None,
+) -> tuple[str, Any] | None:
+    """Wait for a Mirage message of one of ``kinds`` (that ``accept`` takes, when given);
+    other messages are skipped.
+
+    Returns (kind, decoded message), ("bad", SysexError) for a Mirage message of a wanted
+    dump command that fails its checks, or None on timeout.
     """
+    bad_cmds = {c for k in kinds for c in _REPLY_COMMANDS.get(k, ())}
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
@@ -92,11 +106,11 @@ def _wait_for(
         try:
             m = S.decode(msg)
         except S.SysexError as exc:
-            if msg[3] == S.CMD_WAVESAMPLE_DUMP and "wavesample_dump" in kinds:
+            if msg[3] in bad_cmds:
                 return ("bad", exc)
             log.info("skipping a malformed message from the Mirage: %s", exc)
             continue
-        if m.kind in kinds:
+        if m.kind in kinds and (accept is None or accept(m)):
             return (m.kind, m)
         log.debug("skipping %s while waiting for %s", m.kind, "/".join(kinds))
 
@@ -190,7 +204,7 @@ class _Delivery:
             if select_settle_s > 0:
                 time.sleep(select_settle_s)
             t.send(dump, progress=progress, done=len(keys), total=total)
-            answer = _wait_for(t, ("ack", "nak"), ack_timeout)
+            answer = wait_for(t, ("ack", "nak"), ack_timeout)
             if answer is None:
                 result.timeouts += 1
                 log.info("try %d/%d: no ACK/NAK within %.1f s", attempt, self.tries, ack_timeout)
@@ -210,7 +224,7 @@ class _Delivery:
             self._back_off(attempt)
             t.drain()
             t.send(S.encode_wavesample_request())
-            answer = _wait_for(t, ("wavesample_dump",), read_timeout)
+            answer = wait_for(t, ("wavesample_dump",), read_timeout)
             if answer is None:
                 log.info(
                     "read-back %d/%d: no dump within %.1f s", attempt, self.tries, read_timeout

@@ -148,6 +148,8 @@ class MidoTransport(Transport):
             except (OSError, ValueError, RuntimeError) as exc:
                 raise LinkLost(f"{self.name}: cannot send ({exc})") from None
             self.bytes_written += len(msg)
+            if self.on_bytes is not None:
+                self.on_bytes()
             sent += len(msg)
             start = max(time.monotonic(), self._busy_until)
             self._busy_until = start + len(msg) / MIDI_BYTES_PER_S + self.chunk_gap_s

@@ -14,19 +14,29 @@ Behaviour (what the host sees):
   wavesample's start page, its end page (and loop end) set to match, then 0x09 (ACK). A dump
   that would run past page 255 of the half gets a NAK. A malformed dump (wrong length, bad
   framing) gets no answer, like a Mirage still waiting for bytes that never come.
-- 0x03 / 0x13 → 0x05 / 0x15 program dump of that half; 0x05 / 0x15 received → stored (no
-  answer: program dumps carry no checksum). 0x00 → 0x02 configuration dump; 0x02 → stored.
+- 0x0B → a 0x0C dump of those bytes of the half's memory (end 0x10000 travels as 0x0000,
+  :func:`miragen.mirage.sysex.absolute_end_nybbles`).
+- 0x0C received: checked like 0x06 (checksum → NAK, malformed → no answer), stored at its
+  address, ACK. Whether a real Mirage acknowledges 0x0C is UNCERTAIN (FORMAT.md §4).
+- 0x03 / 0x13 → 0x05 / 0x15 program dump of that half; 0x05 / 0x15 received → checked
+  (:func:`miragen.mirage.params.block_problems`: every looping wavesample keeps its loop inside
+  its pages) and stored, or refused and not stored (``programs_refused``, ``last_refusal``);
+  no answer either way (program dumps carry no checksum). 0x00 → 0x02 configuration dump;
+  0x02 → stored.
 - 0x09 / 0x0A from the host are counted; anything else is counted as ignored.
 
-Faults (``Faults.parse(["nak=2", "slow"])``; a count ``N`` applies to the first N dumps, no
-count means every time):
+Faults (``Faults.parse(["nak=2", "slow"])``; a count ``N`` applies to the first N dumps (or
+requests), no count means every time):
 
 ==================  ======================================================================
-``drop[=N]``        one byte of a received wavesample dump is lost → malformed, no answer
-``corrupt[=N]``     one nybble of a received wavesample dump is changed → checksum bad, NAK
-``silent[=N]``      a received wavesample dump is never answered (and not stored)
-``nak[=N]``         a good wavesample dump is answered NAK anyway (and not stored)
-``corrupt_reply[=N]`` one nybble of a wavesample dump the sim sends is changed
+``drop[=N]``        one byte of a received dump (0x06, 0x0C, 0x05/0x15) is lost → malformed,
+                    no answer (a program dump is not stored)
+``corrupt[=N]``     one nybble of a received dump is changed → checksum bad, NAK (a program
+                    dump has no checksum: it is stored changed, as a Mirage would)
+``silent[=N]``      a received 0x06/0x0C dump is never answered (and not stored)
+``nak[=N]``         a good 0x06/0x0C dump is answered NAK anyway (and not stored)
+``mute[=N]``        a request (0x00, 0x03/0x13, 0x04, 0x0B) is never answered
+``corrupt_reply[=N]`` one nybble of a 0x06/0x0C dump the sim sends is changed
 ``noise[=N]``       N junk bytes (real-time bytes, a stray unterminated SysEx) precede every
                     reply (default 64)
 ``slow``            true 31,250-baud speed both ways (3,125 bytes/s)
@@ -58,6 +68,13 @@ PAGES_PER_HALF = 256
 DEFAULT_PAGES_PER_WAVESAMPLE = 32
 STATE_FORMAT = "miragen-sim-state/1"
 ALWAYS = -1  # a fault count meaning "every time"
+_RECEIVED_DUMPS = (
+    S.CMD_WAVESAMPLE_DUMP,
+    S.CMD_ABSOLUTE_DUMP,
+    S.CMD_PROGRAM_DUMP,
+    S.CMD_PROGRAM_DUMP | S.UPPER_FLAG,
+)
+_REQUESTS = ("wavesample_request", "absolute_request", "program_request", "config_request")
 
 # Configuration bytes (CONFIG_FIELDS order in miragen.mirage.sysex): param 83 (thru) off,
 # param 91 (external computer port) = 1, MIDI channel 1, software revision 2 (MASOS 2.0).
@@ -79,12 +96,23 @@ class Faults:
     corrupt: int = 0
     silent: int = 0
     nak: int = 0
+    mute: int = 0
     corrupt_reply: int = 0
     noise: int = 0
     slow: bool = False
     disconnect: int | None = None  # bytes from the host after which the link drops
 
-    NAMES = ("drop", "corrupt", "silent", "nak", "corrupt_reply", "noise", "slow", "disconnect")
+    NAMES = (
+        "drop",
+        "corrupt",
+        "silent",
+        "nak",
+        "mute",
+        "corrupt_reply",
+        "noise",
+        "slow",
+        "disconnect",
+    )
 
     @classmethod
     def parse(cls, specs: list[str] | tuple[str, ...] | None) -> Faults:
@@ -129,6 +157,11 @@ class Faults:
         return {k: v for k, v in asdict(self).items()}
 
 
+#: Coarse tune of the default control blocks: the Mirage Sound Editor's value for samples
+#: taken at 20-40 kHz [S10], so octave keyboards (docs/keyboard.md) have room to go down.
+DEFAULT_COARSE_TUNE = 2
+
+
 def default_params_block(pages_per_wavesample: int = DEFAULT_PAGES_PER_WAVESAMPLE) -> bytes:
     """A 625-byte sound parameter block whose 8 control blocks tile the half evenly."""
     block = bytearray(P.BLOCK_SIZE)
@@ -136,7 +169,9 @@ def default_params_block(pages_per_wavesample: int = DEFAULT_PAGES_PER_WAVESAMPL
         start = (n - 1) * pages_per_wavesample
         end = min(PAGES_PER_HALF - 1, start + pages_per_wavesample - 1)
         off = P.control_offset(n)
-        block[off : off + P.CONTROL_SIZE] = P.make_control_block(start, end, top_key=60)
+        block[off : off + P.CONTROL_SIZE] = P.make_control_block(
+            start, end, top_key=60, coarse_tune=DEFAULT_COARSE_TUNE
+        )
     return bytes(block)
 
 
@@ -187,8 +222,15 @@ class SimulatedMirage:
                 "dumps_unanswered",
                 "wavesample_requests",
                 "dumps_sent",
+                "absolute_requests",
+                "absolute_sent",
+                "absolute_received",
+                "absolute_stored",
                 "program_requests",
+                "programs_received",
                 "programs_stored",
+                "programs_refused",
+                "requests_unanswered",
                 "config_requests",
                 "configs_stored",
                 "host_acks",
@@ -197,6 +239,7 @@ class SimulatedMirage:
                 "bad_messages",
             )
         }
+        self.last_refusal = ""  # why the last program dump was refused
         self.changes = 0  # bumped whenever memory, selection or counters change
 
     # -- memory views ------------------------------------------------------------------
@@ -248,7 +291,7 @@ class SimulatedMirage:
             self.counters["ignored"] += 1
             return []
         cmd = msg[3]
-        if cmd == S.CMD_WAVESAMPLE_DUMP:
+        if cmd in _RECEIVED_DUMPS:
             return self._receive_dump(msg)
         try:
             m = S.decode(msg)
@@ -256,38 +299,42 @@ class SimulatedMirage:
             log.info("sim: bad message from host (%s)", exc)
             self.counters["bad_messages"] += 1
             return []
+        if m.kind in _REQUESTS:
+            if self.faults.take("mute"):
+                log.info("sim: fault 'mute': no answer to a %s", m.kind)
+                self.counters["requests_unanswered"] += 1
+                return []
+            return [self._answer(m)]
         if m.kind == "keys":
             self._keys(m.fields["codes"])
-            return []
-        if m.kind == "wavesample_request":
-            self.counters["wavesample_requests"] += 1
-            return [self._wavesample_reply()]
-        if m.kind == "program_request":
-            self.counters["program_requests"] += 1
-            return [
-                S.encode_program_dump(
-                    bytes(self.params[m.fields["half"]]), m.fields["half"] == "upper"
-                )
-            ]
-        if m.kind == "program_dump":
-            self.params[m.fields["half"]][:] = m.data or b""
-            self.counters["programs_stored"] += 1
-            return []
-        if m.kind == "config_request":
-            self.counters["config_requests"] += 1
-            return [S.encode_config_dump(bytes(self.config))]
-        if m.kind == "config_dump":
+        elif m.kind == "config_dump":
             self.config[:] = m.data or b""
             self.counters["configs_stored"] += 1
-            return []
-        if m.kind == "ack":
-            self.counters["host_acks"] += 1
-            return []
-        if m.kind == "nak":
-            self.counters["host_naks"] += 1
-            return []
-        self.counters["ignored"] += 1
+        elif m.kind in ("ack", "nak"):
+            self.counters[f"host_{m.kind}s"] += 1
+        else:
+            self.counters["ignored"] += 1
         return []
+
+    def _answer(self, m: S.SysexMessage) -> bytes:
+        """The reply to a request (0x00, 0x03/0x13, 0x04, 0x0B)."""
+        if m.kind == "wavesample_request":
+            self.counters["wavesample_requests"] += 1
+            return self._wavesample_reply()
+        if m.kind == "absolute_request":
+            self.counters["absolute_requests"] += 1
+            half, start, end = m.fields["half"], m.fields["start"], m.fields["end"]
+            msg = S.encode_absolute_dump(
+                start, bytes(self.memory[half][start:end]), half == "upper"
+            )
+            self.counters["absolute_sent"] += 1
+            return self._maybe_corrupt_reply(msg)
+        if m.kind == "program_request":
+            self.counters["program_requests"] += 1
+            half = m.fields["half"]
+            return S.encode_program_dump(bytes(self.params[half]), half == "upper")
+        self.counters["config_requests"] += 1
+        return S.encode_config_dump(bytes(self.config))
 
     def _keys(self, codes: list[int]) -> None:
         self.counters["keys"] += len(codes)
@@ -306,32 +353,54 @@ class SimulatedMirage:
         self.counters["naks_sent"] += 1
         return [S.encode_nak()]
 
-    def _receive_dump(self, msg: bytes) -> list[bytes]:
-        self.counters["dumps_received"] += 1
+    def _line_faults(self, msg: bytes) -> bytes:
+        """The faults of the line itself ('drop', 'corrupt') on a received dump."""
         if len(msg) > 16 and self.faults.take("drop"):
             k = len(msg) // 2
             msg = msg[:k] + msg[k + 1 :]
-            log.info("sim: fault 'drop' lost byte %d of a wavesample dump", k)
+            log.info("sim: fault 'drop' lost byte %d of a dump", k)
         if len(msg) > 16 and self.faults.take("corrupt"):
             k = len(msg) // 3
             msg = msg[:k] + bytes([msg[k] ^ 0x01]) + msg[k + 1 :]
-            log.info("sim: fault 'corrupt' changed byte %d of a wavesample dump", k)
+            log.info("sim: fault 'corrupt' changed byte %d of a dump", k)
+        return msg
+
+    def _receive_dump(self, msg: bytes) -> list[bytes]:
+        """A dump from the host (0x06, 0x0C, 0x05/0x15): line faults, checks, handshake."""
+        cmd = msg[3]
+        if cmd in (S.CMD_PROGRAM_DUMP, S.CMD_PROGRAM_DUMP | S.UPPER_FLAG):
+            return self._receive_program(self._line_faults(msg))
+        self.counters["absolute_received" if cmd == S.CMD_ABSOLUTE_DUMP else "dumps_received"] += 1
+        msg = self._line_faults(msg)
         try:
             m = S.decode(msg)
         except S.SysexError as exc:
             if "checksum" in exc.reason:
                 log.info("sim: NAK (%s)", exc)
                 return self._nak()
-            log.info("sim: malformed wavesample dump, no answer (%s)", exc)
+            log.info("sim: malformed dump, no answer (%s)", exc)
             self.counters["dumps_malformed"] += 1
             return []
         if self.faults.take("silent"):
-            log.info("sim: fault 'silent': no answer to a good wavesample dump")
+            log.info("sim: fault 'silent': no answer to a good dump")
             self.counters["dumps_unanswered"] += 1
             return []
         if self.faults.take("nak"):
-            log.info("sim: fault 'nak': NAK to a good wavesample dump")
+            log.info("sim: fault 'nak': NAK to a good dump")
             return self._nak()
+        if m.kind == "absolute_dump":
+            return self._store_absolute(m)
+        return self._store_wavesample(m)
+
+    def _store_absolute(self, m: S.SysexMessage) -> list[bytes]:
+        half, start, end = m.fields["half"], m.fields["start"], m.fields["end"]
+        self.memory[half][start:end] = m.data or b""
+        self.counters["absolute_stored"] += 1
+        self.counters["acks_sent"] += 1
+        log.info("sim: stored bytes %d..%d of the %s half: ACK", start, end - 1, half)
+        return [S.encode_ack()]
+
+    def _store_wavesample(self, m: S.SysexMessage) -> list[bytes]:
         half, number = self.selected
         start, _end = self.wavesample_pages(half, number)
         pages = m.fields["pages"]
@@ -350,12 +419,35 @@ class SimulatedMirage:
         log.info("sim: stored %d pages into %s wavesample %d: ACK", pages, half, number)
         return [S.encode_ack()]
 
+    def _receive_program(self, msg: bytes) -> list[bytes]:
+        """A program dump: checked, then stored or refused; never answered."""
+        self.counters["programs_received"] += 1
+        try:
+            m = S.decode(msg)
+        except S.SysexError as exc:
+            log.info("sim: malformed program dump, not stored (%s)", exc)
+            self.counters["dumps_malformed"] += 1
+            return []
+        block = m.data or b""
+        problems = P.block_problems(block)
+        if problems:
+            self.last_refusal = f"{m.fields['half']} program dump: " + "; ".join(problems)
+            log.info("sim: refused a program dump (%s)", self.last_refusal)
+            self.counters["programs_refused"] += 1
+            return []
+        self.params[m.fields["half"]][:] = block
+        self.counters["programs_stored"] += 1
+        return []
+
     def _wavesample_reply(self) -> bytes:
         data = self.wavesample_data(*self.selected)
         if not data:
             data = b"\x80" * 256
         msg = S.encode_wavesample_dump(data[: S.MAX_DUMP_PAGES * 256])
         self.counters["dumps_sent"] += 1
+        return self._maybe_corrupt_reply(msg)
+
+    def _maybe_corrupt_reply(self, msg: bytes) -> bytes:
         if self.faults.take("corrupt_reply"):
             k = len(msg) // 2
             msg = msg[:k] + bytes([msg[k] ^ 0x01]) + msg[k + 1 :]
@@ -385,11 +477,30 @@ class SimulatedMirage:
             "counters": dict(self.counters),
             "faults_left": self.faults.to_dict(),
             "disconnected": self.disconnected,
+            "last_refusal": self.last_refusal,
             "time": time.time(),
         }
 
     def save_state(self, path: str | os.PathLike) -> None:
         atomic_write_text(path, json.dumps(self.state()))
+
+    def load_state(self, path: str | os.PathLike) -> None:
+        """Take the memory, parameter blocks, configuration and selection of a state file
+        (``miragen sim --state``): the same instrument after a dropped link, on a new pty.
+        Counters, faults and the link start afresh."""
+        st = read_state(path)
+        for h in HALVES:
+            mem, block = st["memory"].get(h, b""), st["params"].get(h, b"")
+            if len(mem) != HALF_BYTES or len(block) != P.BLOCK_SIZE:
+                raise ValueError(f"{path}: the {h} half's memory or parameter block is damaged")
+            self.memory[h][:] = mem
+            self.params[h][:] = block
+        if len(st["config"]) == S.CONFIG_SIZE:
+            self.config[:] = st["config"]
+        sel = st.get("selected") or {}
+        if sel.get("half") in HALVES and sel.get("number") in range(1, 9):
+            self.selected = (sel["half"], sel["number"])
+        self.changes += 1
 
 
 def read_state(path: str | os.PathLike) -> dict[str, Any]:
