@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..app.keyboard import keyboard_info, keyboard_lines
 from ..audio.io import wav_u8_bytes
 from ..audio.loops import fill_with_cycle
 from ..errors import FormatError, InputError
@@ -156,7 +157,10 @@ def _write_out(path: str | Path, data: bytes) -> Path:
 
 def _info(args: argparse.Namespace) -> int:
     image = _wave.read_disk_image(args.image, force=args.force)
-    info = D.parse(image, force=True).info()
+    parsed = D.parse(image, force=True)
+    info = parsed.info()
+    for name, snd in parsed.sounds.items():  # what each key plays (docs/keyboard.md)
+        info["sounds"][name]["keyboard"] = keyboard_info(snd.params.raw, snd.wave)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -213,6 +217,8 @@ def render_info(info: dict, name: str = "") -> str:
                     ("yes" if v else "no").rjust(w) if isinstance(v, bool) else str(v).rjust(w)
                 )
             lines.append("   " + " ".join(cells))
+        if "keyboard" in s:
+            lines += keyboard_lines(s["keyboard"])
         progs = s["programs"]
         fields = [k for k in progs[0] if k not in ("number", "panel")]
         lines.append(

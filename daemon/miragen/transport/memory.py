@@ -307,13 +307,13 @@ class MemoryLink:
     def read_block(self, half: str, *, agree: int = 2) -> bytes:
         """The 625-byte parameter block of ``half`` (0x03/0x13 → 0x05/0x15). A program dump
         carries no checksum: with ``agree`` = 2 it counts only when two replies in a row are
-        equal (at most ``tries`` + 1 requests)."""
+        equal (at most ``tries`` × ``agree`` requests)."""
         upper = half == "upper"
         req = S.encode_program_request(upper)
         timeout = self._reply_timeout(len(req), PROGRAM_DUMP_BYTES)
         last: bytes | None = None
         timeouts = bad = differ = 0
-        for _attempt in range(self.tries + max(0, agree - 1)):
+        for _attempt in range(self.tries * max(1, agree)):
             if timeouts or bad or differ:
                 self.stats.retries += 1
             self.t.drain()
