@@ -13,15 +13,14 @@ from .. import config as configmod
 from ..app import disk as disk_app
 from ..app.sysex import sysex_body
 from ..audio.mirage8 import pad_to_pages
-from ..errors import FormatError, InputError, MiragenError
+from ..errors import FormatError, InputError
 from ..fsutil import check_output, prepare_output_dir, same_file
 from ..mirage import disk
 from ..mirage import sysex as S
 from ..mirage.params import WavesampleControl
 from ..transport import open_transport
 from ..transport.deliver import deliver_wavesample
-from ..transport.simulated import Faults
-from . import _wave
+from . import _link, _wave
 from ._args import config_float, config_int
 from ._wave import add_convert_options, load_wave
 from .sysex import decode_syx
@@ -76,32 +75,9 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
 
 def _add_destination_options(p: argparse.ArgumentParser) -> None:
     """The way to the Mirage: one of --port/--serial/--raw/--sim/--disk, and its settings."""
-    dest = p.add_mutually_exclusive_group()
-    dest.add_argument(
-        "--port",
-        metavar="NAME",
-        help="MIDI port whose name contains NAME (mido/rtmidi, ALSA sequencer)",
-    )
-    dest.add_argument(
-        "--serial", metavar="DEV", help="serial device or pyserial URL (e.g. /dev/ttyTHS1, loop://)"
-    )
-    dest.add_argument("--raw", metavar="DEV", help="raw MIDI device (/dev/snd/midiC1D0) or a pty")
-    dest.add_argument("--sim", action="store_true", help="a simulated Mirage in this process")
+    dest = _link.add_link_options(p)
     dest.add_argument(
         "--disk", metavar="OUT.img", help="write a disk image instead of sending SysEx"
-    )
-    p.add_argument(
-        "--baud",
-        type=config_int("deliver", "baud", unit="baud"),
-        metavar="B",
-        help="serial speed, 300..4,000,000 (default: deliver.baud, 31250)",
-    )
-    p.add_argument(
-        "--sim-fault",
-        action="append",
-        default=[],
-        metavar="NAME[=N]",
-        help="with --sim: a fault (see `miragen sim --help`)",
     )
 
 
@@ -206,49 +182,6 @@ def _progress_printer(enabled: bool):
     return progress, end
 
 
-_DEVICE_OPTIONS = (  # option, transport kind, what it names
-    ("port", "midi", "a part of a MIDI port name"),
-    ("serial", "serial", "a serial device or pyserial URL (e.g. /dev/ttyTHS1)"),
-    ("raw", "raw", "a raw MIDI device (e.g. /dev/snd/midiC1D0)"),
-)
-
-
-def _transport_spec(args: argparse.Namespace, d: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The transport the options name (else deliver.transport) and its overrides. An empty
-    --port/--serial/--raw is an error: it never falls back to the simulated Mirage."""
-    overrides: dict[str, Any] = {}
-    for option, kind, what in _DEVICE_OPTIONS:
-        value = getattr(args, option, None)
-        if value is None:
-            continue
-        if not value.strip():
-            raise MiragenError(
-                f"--{option} {value!r}: no device given; name {what} "
-                "(`miragen ports` lists what is here)"
-            )
-        spec = f"{kind}:{value}"
-        break
-    else:
-        spec = "sim" if args.sim else d["transport"].strip()
-    if args.sim_fault:
-        if not args.sim:
-            raise MiragenError("--sim-fault needs --sim")
-        try:
-            overrides["faults"] = Faults.parse(args.sim_fault)
-        except ValueError as exc:
-            raise MiragenError(f"--sim-fault: {exc}") from None
-    if args.baud is not None:
-        if spec.startswith("serial:"):
-            overrides["baud"] = args.baud
-        else:
-            print(
-                f"miragen: warning: --baud {args.baud} is ignored: the transport is {spec}, "
-                "not a serial port",
-                file=sys.stderr,
-            )
-    return spec, overrides
-
-
 def _run(args: argparse.Namespace) -> int:
     cfg = configmod.load(args.config)
     d = cfg["deliver"]
@@ -256,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
     number = args.wavesample if args.wavesample is not None else d["wavesample"]  # both 1..8
     if args.disk:
         return _to_disk(args, cfg, half, number)
-    spec, overrides = _transport_spec(args, d)  # before reading IN: a bad device fails at once
+    spec, overrides = _link.transport_spec(args, d)  # before reading IN: a bad device fails at once
     simulated = spec == "sim"
     data, warnings, converted = _wave_bytes(args, SYSEX_MAX_BYTES)
     if args.tile_cycle:
