@@ -30,7 +30,7 @@ def test_template_and_info(tpl, capsys):
     assert info["size"] == 450560 and info["synthetic"] is True
     assert set(info["sounds"]) == set(D.SOUNDS)
     s = info["sounds"]["lower1"]
-    assert set(s) == {"param_sha256", "wave_sha256", "wavesamples", "programs"}
+    assert set(s) == {"param_sha256", "wave_sha256", "wavesamples", "programs", "keyboard"}
     assert len(s["wavesamples"]) == 8 and len(s["programs"]) == 4
     assert main(["disk", "info", str(tpl)]) == 0
     text = capsys.readouterr().out
