@@ -1,10 +1,10 @@
 """`miragen demo`: the whole pipeline on the embedded corpus, checked from its own outputs.
 
 The end-to-end test runs the real command (a short training budget) and checks what it left:
-the disk image reads back with `miragen disk info` and holds the delivered cycles, the
-simulated Mirage's state file holds the delivered bytes, every .pcm follows the Mirage 8-bit
-rules, the JSON summary has every stage ok and a verdict per class, the written configuration
-passes `miragen config check`.
+the disk image reads back with `miragen disk info` and holds the delivered cycles (tiled) and
+the delivered hit (once, silence after it), the simulated Mirage's state file holds the
+delivered bytes, every .pcm follows the Mirage 8-bit rules, the JSON summary has every stage ok
+and a verdict per class, the written configuration passes `miragen config check`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 from miragen.audio.io import read_audio
 from miragen.audio.loops import tile_cycle
 from miragen.audio.mirage8 import check_mirage8
+from miragen.corpus.synth import CLASSES, HIT_CLASSES
 from miragen.demo import facts
 from miragen.demo.folder import (
     MARKER,
@@ -37,7 +38,8 @@ from miragen.transport.simulated import read_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
-STAGES = ["setup", "ingest+train", "judge", "generate+deliver", "disk", "previews", "check"]
+STAGES = ["setup", "daemon", "judge", "disk", "previews", "check"]
+ONESHOT = "hits"  # the demo's one class of one-shots
 
 
 def _sim_alive(state_file: Path) -> bool:
@@ -64,7 +66,7 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     )  # would break the 8-bit check if kept
     (folder / "miragen.db").write_bytes(b"not a database")
 
-    r = cli("demo", "--dir", str(folder), "--seconds", "8", "--json", timeout=380)
+    r = cli("demo", "--dir", str(folder), "--seconds", "10", "--json", timeout=380)
     assert r.returncode == 0, r.stderr.decode()[-4000:]
     s = json.loads(r.stdout)
     assert s["ok"] is True
@@ -72,8 +74,10 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     assert all(st["ok"] and not st["error"] for st in s["stages"]), s["stages"]
     assert s["train_seconds_per_class"] == 2
     classes = s["classes"]
-    assert len(classes) >= 2
+    assert list(classes) == list(CLASSES + HIT_CLASSES) and HIT_CLASSES == (ONESHOT,)
+    assert s["oneshot_classes"] == ONESHOT
     for c, e in classes.items():
+        assert e["mode"] == ("oneshot" if c == ONESHOT else "cycle")
         assert e["sounds"] == 24 and e["held_out"] == 5 and e["trained_on"] == 19
         assert (
             isinstance(e["steps"], int) and e["train_seconds"] > 0
@@ -84,6 +88,17 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
         assert (
             1 <= len(e["candidates"]) <= COUNT
         )  # the gate drops duplicates of an undertrained model
+    # the hits: one-shots of several pages (a cycle is one), each ending near silence (0x80):
+    # the generator's length mask fades to 1/32 of full scale at the last sample, at worst (a
+    # length of whole pages, so no 0x80 padding after it), ±1 of dither
+    for f in classes[ONESHOT]["candidates"]:
+        data = (folder / f).read_bytes()
+        assert 256 < len(data) <= 8192 and len(data) % 256 == 0, (f, len(data))
+        assert abs(data[-1] - 0x80) <= 5, (f, list(data[-8:]))
+    hit_sysex = classes[ONESHOT]["sysex"]
+    assert hit_sysex["ok"] and hit_sysex["verified"] and hit_sysex["wavesample"] == 5
+    for c in CLASSES:
+        assert all(len((folder / f).read_bytes()) == 256 for f in classes[c]["candidates"])
     assert s["judge"]["of"] == len(classes) and set(s["judge"]["verdicts"]) == set(classes)
     assert set(s["timings_s"]) >= {
         "setup",
@@ -124,7 +139,11 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
         data = (folder / p["pcm"]).read_bytes()
         assert p["pcm"] == classes[c]["candidates"][0] == classes[c]["delivered"]
         ws = snd.params.wavesample(p["wavesample"])
-        assert disk.wavesample_bytes(snd.wave, ws) == data * (ws.length // len(data))
+        got = disk.wavesample_bytes(snd.wave, ws)
+        if c == ONESHOT:  # once, then silence: a repeat would replay the hit
+            assert p["tiled"] == 1 and got == data + b"\x80" * (ws.length - len(data))
+        else:
+            assert got == data * (ws.length // len(data))
 
     # the simulated Mirage (a separate process, stopped cleanly) holds the delivered bytes
     assert s["sim_exit"] == 0
@@ -133,7 +152,10 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     for c, e in classes.items():
         data = (folder / e["candidates"][0]).read_bytes()
         got = st["wavesample_data"]["lower"][e["sysex"]["wavesample"]]
-        assert got == data * (len(got) // len(data)) and len(got) % len(data) == 0
+        if c == ONESHOT:  # the hit as it is, not repeated
+            assert got == data and s["delivered"]["sysex"]["pages_held"][c] == len(data) // 256
+        else:
+            assert got == data * (len(got) // len(data)) and len(got) % len(data) == 0
         assert s["delivered"]["sysex"]["held_by_sim"][c] is True
     assert st["counters"]["dumps_stored"] >= len(classes)
 
@@ -142,9 +164,13 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     assert len(pcms) == s["pcm_checked"] == sum(len(e["candidates"]) for e in classes.values())
     for p in pcms:
         check_mirage8(p.read_bytes())
-    for c in classes:
+    for c, e in classes.items():
         wav = read_audio(folder / "out" / "previews" / f"{c}.wav")
-        assert wav.rate == 29411 and 0.9 < len(wav.samples) / wav.rate < 1.1
+        if c == ONESHOT:  # the one-shot as it is, not looped
+            assert wav.rate == 29411
+            assert len(wav.samples) == len((folder / e["delivered"]).read_bytes())
+        else:
+            assert wav.rate == 29411 and 0.9 < len(wav.samples) / wav.rate < 1.1
         assert (folder / "out" / "previews" / f"{c}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (folder / "out" / "contact-sheet.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -173,6 +199,8 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     )
     for c, e in classes.items():
         assert f"judge {e['verdict'].upper()}" in out
+    assert f"{ONESHOT}      24 one-shots" in out and "the one-shot once, silence after it" in out
+    assert "the one-shot as it is" in out and "looped" in out
     assert "--serial /dev/ttyTHS1" in out and "miragen ports" in out and "install-jetson" in out
 
 
@@ -189,7 +217,7 @@ def test_refuses_a_folder_that_is_not_a_demo(tmp_path, cli):
 
 
 def test_bad_budget_is_bad_input(tmp_path, cli):
-    for seconds in ("0", "3"):  # 3 s cannot give 4 classes a second each
+    for seconds in ("0", "4"):  # 4 s cannot give 5 classes a second each
         r = cli("demo", "--dir", str(tmp_path / "x"), "--seconds", seconds)
         assert r.returncode == 2, r.stderr.decode()
         assert "Traceback" not in r.stderr.decode()
@@ -199,15 +227,15 @@ def test_a_failed_stage_fails_the_demo_skips_the_rest_and_stops_the_sim(tmp_path
     monkeypatch.setattr(facts, "run_daemon", _broken_daemon)
     folder = tmp_path / "f"
     lines: list[str] = []
-    s = run_demo(folder, 4, progress=lines.append)
+    s = run_demo(folder, 5, progress=lines.append)
     assert s["ok"] is False
     by = {st["name"]: st for st in s["stages"]}
-    assert by["setup"]["ok"] and not by["ingest+train"]["ok"]
-    assert "could not start" in by["ingest+train"]["error"]
+    assert by["setup"]["ok"] and not by["daemon"]["ok"]
+    assert "could not start" in by["daemon"]["error"]
     assert all(not by[n]["ok"] and by[n]["error"].startswith("skipped") for n in STAGES[2:])
     assert s["sim_exit"] == 0 and not _sim_alive(folder / SIM_STATE)
     text = format_summary(s)
-    assert "FAILED at stage ingest+train" in text
+    assert "FAILED at stage daemon" in text
     assert any("FAILED" in line for line in lines)
 
 

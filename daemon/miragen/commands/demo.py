@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="run the whole pipeline on the built-in sounds: train, generate, judge, deliver "
         "(no hardware)",
-        description="Make a studio folder, drop the built-in single-cycle sounds into it, run the "
+        description="Make a studio folder, drop the built-in sounds into it (four classes of "
+        "single cycles, one of one-shot hits), run the "
         "real daemon (ingest, train, judge, generate, postprocess), deliver the best sound of each "
         "class into a disk image and by SysEx to a simulated Mirage on a pseudo-terminal, and "
         "print a summary. Exit 0 when every stage succeeded "

@@ -8,28 +8,32 @@ for itself what the daemon decided. So it sits above :mod:`miragen.service`.
 What it does, in order (each a *stage* with its own time and ``ok``, :mod:`.stages`):
 
 1. ``setup``: makes the studio state folder ``DIR`` (the daemon's layout, see docs/daemon.md),
-   writes the embedded corpus (:func:`miragen.corpus.synth.write_default_corpus`) into
-   ``DIR/inbox/<class>/``, starts a simulated Mirage as a separate process (:mod:`.sim`,
-   ``miragen sim --pty --state DIR/sim-state.json``) and writes the configuration the daemon
-   runs with (:mod:`.settings`): the embedded default with ``paths.state = DIR``,
-   ``deliver.route = "both"``, ``deliver.transport = "serial:<the sim's pty>"``,
-   ``deliver.verify = true`` and a training budget of ``seconds / classes`` per class.
-   ``DIR/miragen.toml`` keeps it for reruns of ``miragen daemon --config DIR/miragen.toml``
-   (with ``transport = "sim"``, because the pty dies with the demo).
-2. ``ingest+train`` (+ the daemon's held-out judge): the real daemon, in this process, until
-   idle; then the daemon's records say which model serves each class, how many sounds it was
-   trained on and how many were held out (:mod:`.facts`).
+   writes the embedded corpus (:func:`miragen.corpus.synth.write_default_corpus`: four classes
+   of single cycles and ``hits``, a class of one-shots) into ``DIR/inbox/<class>/`` and one
+   request per class into ``DIR/requests/``, starts a simulated Mirage as a separate process
+   (:mod:`.sim`, ``miragen sim --pty --state DIR/sim-state.json``) and writes the
+   configuration the daemon runs with (:mod:`.settings`): the embedded default with
+   ``paths.state = DIR``, ``train.oneshot_classes = "hits"``, ``deliver.route = "both"``,
+   ``deliver.transport = "serial:<the sim's pty>"``, ``deliver.verify = true`` and a training
+   budget of ``seconds / classes`` per class. ``DIR/miragen.toml`` keeps it for reruns of
+   ``miragen daemon --config DIR/miragen.toml`` (with ``transport = "sim"``, because the pty
+   dies with the demo).
+2. ``daemon``: the real daemon, in this process, until idle: ingest → a training run per class
+   (+ the daemon's held-out judge) → each request as soon as its class has a model (so a
+   class's sound is made while the next class trains): candidates → candidate gate → Mirage
+   8-bit → SysEx dump over the pty (ACK, read-back) and a disk image per request. Then the
+   daemon's records say which model serves each class, how many sounds it was trained on and
+   how many were held out, and each request's candidates (best first) and the one delivered
+   (:mod:`.facts`).
 3. ``judge``: the daemon's verdict on each serving model.
-4. ``generate+deliver``: one request file per class in ``DIR/requests/``, the daemon again until
-   idle: candidates → candidate gate → Mirage 8-bit → SysEx dump over the pty (ACK, read-back)
-   and a disk image per request; each request's record names its candidates (best first) and
-   the one delivered.
-5. ``disk``: ``DIR/out/demo.img`` from the synthetic template, class *i*'s delivered candidate
-   (a single cycle, tiled to fill the 32-page slot, :func:`miragen.audio.loops.tile_cycle`) in
-   wavesample *i* of ``lower1``, with FlashFloppy's ``IMG.CFG`` beside it.
-6. ``previews``: ``DIR/out/previews/<class>.wav`` (the delivered cycle looped for one second),
-   ``<class>.png`` and ``DIR/out/contact-sheet.png`` (every kept candidate, best first).
-7. ``check``: the image parses and holds the bytes written, the simulated Mirage's state file
+4. ``disk``: ``DIR/out/demo.img`` from the synthetic template, class *i*'s delivered candidate
+   in wavesample *i* of ``lower1`` (a single cycle tiled to fill the 32-page slot,
+   :func:`miragen.audio.loops.tile_cycle`; a one-shot once, silence after it), with
+   FlashFloppy's ``IMG.CFG`` beside it.
+5. ``previews``: ``DIR/out/previews/<class>.wav`` (a delivered cycle looped for one second, a
+   delivered one-shot as it is), ``<class>.png`` and ``DIR/out/contact-sheet.png`` (every kept
+   candidate, best first).
+6. ``check``: the image parses and holds the bytes written, the simulated Mirage's state file
    holds every delivered wavesample, every ``.pcm`` follows the Mirage 8-bit rules.
 
 The judge's verdict is reported per class (pass, fail or inconclusive, with its reasons).

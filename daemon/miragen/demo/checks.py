@@ -1,9 +1,11 @@
 """The demo's last stage: what was written and delivered reads back.
 
 - every ``.pcm`` under ``out/`` follows the Mirage 8-bit rules;
-- ``out/demo.img`` parses and each placed wavesample holds its class's delivered candidate;
+- ``out/demo.img`` parses and each placed wavesample holds its class's delivered candidate: a
+  single cycle repeated over the whole slot, a one-shot once with 0x80 (silence) after it;
 - the simulated Mirage's state file holds each class's delivered candidate, sent by SysEx,
-  ACKed and verified (the request's record says how it went);
+  ACKed and verified (the request's record says how it went): a single cycle repeated a whole
+  number of times (``deliver.cycle_pages``), a one-shot byte for byte, once;
 - each request's own disk image (the daemon's disk route) parses.
 """
 
@@ -16,7 +18,7 @@ from ..audio.mirage8 import check_mirage8
 from ..errors import MiragenError
 from ..mirage import disk
 from ..transport.simulated import read_state
-from .findings import Findings, delivered_pcm, rel
+from .findings import Findings, delivered_pcm, is_oneshot, rel
 from .folder import SIM_STATE
 from .settings import DISK_SOUND, SYSEX_HALF
 
@@ -58,7 +60,10 @@ def _check_demo_image(folder: Path, found: Findings) -> list[str]:
     for c, pl in found.disk["placed"].items():
         data = (folder / pl["pcm"]).read_bytes()
         got = disk.wavesample_bytes(snd.wave, snd.params.wavesample(pl["wavesample"]))
-        if got[: len(data) * pl["tiled"]] != data * pl["tiled"]:
+        want = data * pl["tiled"]
+        if is_oneshot(found, c):  # once, then silence to the end of the slot
+            want = data + b"\x80" * (len(got) - len(data))
+        if got[: len(want)] != want or len(got) < len(want):
             problems.append(
                 f"demo.img {DISK_SOUND} wavesample {pl['wavesample']} does not hold {c}'s candidate"
             )
@@ -67,16 +72,15 @@ def _check_demo_image(folder: Path, found: Findings) -> list[str]:
 
 def _check_sim(folder: Path, found: Findings, st: dict[str, Any]) -> list[str]:
     """Each class's delivered candidate is what the simulated Mirage holds (the pipeline may
-    repeat a single cycle over several pages: ``deliver.cycle_pages``)."""
+    repeat a single cycle over several pages: ``deliver.cycle_pages``; a one-shot, never)."""
     problems = []
     for c, rec in found.records.items():
         sx = rec.get("delivery", {}).get("sysex", {})
         n = int(sx.get("wavesample", 0))
         data = delivered_pcm(folder, rec).read_bytes()
         got = st["wavesample_data"][SYSEX_HALF].get(n, b"")
-        found.sim_holds[c] = (
-            bool(got) and len(got) % len(data) == 0 and got == data * (len(got) // len(data))
-        )
+        times = 1 if is_oneshot(found, c) else max(1, len(got) // len(data))
+        found.sim_holds[c] = bool(got) and got == data * times
         found.sim_pages[c] = len(got) // 256
         if not found.sim_holds[c]:
             problems.append(

@@ -31,6 +31,7 @@ class Findings:
     dropped: dict[str, int] = field(default_factory=dict)  # sounds the demo dropped, per class
     pty: str = ""  # the simulated Mirage's pty
     cfg: dict[str, Any] = field(default_factory=dict)  # the configuration the daemon ran with
+    modes: dict[str, str] = field(default_factory=dict)  # class -> "cycle" | "oneshot"
     timings: dict[str, float] = field(default_factory=dict)  # from the daemon's jobs
     classes: dict[str, Any] = field(default_factory=dict)  # the daemon's classes (facts.classes)
     verdicts: dict[str, str] = field(default_factory=dict)  # the daemon's verdict per class
@@ -63,6 +64,11 @@ def delivered_pcm(folder: Path, record: dict[str, Any]) -> Path:
             f"request {record.get('name', '?')}: its record names no delivered candidate"
         )
     return folder / pcm
+
+
+def is_oneshot(found: Findings, cls: str) -> bool:
+    """Class ``cls`` holds one-shots (``train.oneshot_classes``), not single cycles."""
+    return found.modes.get(cls) == "oneshot"
 
 
 def rel(folder: Path, p: Path) -> str:

@@ -40,6 +40,7 @@ OWNED = (
     "miragen.db-shm",
     "miragen.lock",
     "status.json",
+    "live",
 )
 
 

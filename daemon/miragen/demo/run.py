@@ -20,6 +20,7 @@ from .summary import build_summary
 log = logging.getLogger(__name__)
 
 DEFAULT_SECONDS = 60
+DEMO_CLASSES = synth.CLASSES + synth.HIT_CLASSES  # four of single cycles, one of one-shots
 
 
 def run_demo(
@@ -32,7 +33,7 @@ def run_demo(
     """Run the whole demo in ``folder``; returns the summary (``summary["ok"]``: every stage ok)."""
     say = progress or (lambda _msg: None)
     folder = Path(folder).absolute()
-    classes = list(classes or synth.CLASSES)
+    classes = list(classes or DEMO_CLASSES)
     per_class = _per_class(int(seconds), classes)
     t_start = time.monotonic()
     lock = lock_folder(folder)  # one demo per folder: a second one would clean the first's files
@@ -54,9 +55,9 @@ def run_demo(
 
 def _per_class(seconds: int, classes: list[str]) -> int:
     """Training seconds per class (the budget split evenly); DemoError for a bad demo."""
-    unknown = [c for c in classes if c not in synth.CLASSES]
+    unknown = [c for c in classes if c not in DEMO_CLASSES]
     if unknown or len(classes) < 2:
-        raise DemoError(f"demo classes {classes}: need at least 2 of {', '.join(synth.CLASSES)}")
+        raise DemoError(f"demo classes {classes}: need at least 2 of {', '.join(DEMO_CLASSES)}")
     if seconds < len(classes):
         raise DemoError(
             f"--seconds {seconds}: at least 1 second of training per class is needed "

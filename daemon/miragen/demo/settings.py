@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as configmod
+from ..corpus.synth import HIT_CLASSES
 from .folder import CONFIG_NAME
 
 COUNT = 4  # candidates kept per class
@@ -30,7 +31,12 @@ def demo_config(folder: Path, transport: str, seconds_per_class: int) -> dict[st
     """The embedded default with the demo's settings (validated like any configuration)."""
     overrides = {
         "paths": {"state": str(folder.resolve()), "usb_stick": ""},
-        "train": {"seconds": int(seconds_per_class), "debounce_s": 1.0, "threads": demo_threads()},
+        "train": {
+            "seconds": int(seconds_per_class),
+            "debounce_s": 1.0,
+            "threads": demo_threads(),
+            "oneshot_classes": ", ".join(HIT_CLASSES),  # the hits are one-shots
+        },
         "generate": {"count": COUNT},
         "deliver": {
             "route": "both",

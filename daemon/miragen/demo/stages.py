@@ -22,9 +22,10 @@ from ..audio.render import contact_sheet, waveform_png
 from ..corpus.synth import write_default_corpus
 from ..errors import MiragenError
 from ..fsutil import atomic_write_text
+from ..service.state import class_mode
 from . import facts
 from .checks import check_outputs
-from .findings import DemoRun, Stage, delivered_pcm, rel
+from .findings import DemoRun, Stage, delivered_pcm, is_oneshot, rel
 from .folder import CONFIG_NAME
 from .settings import (
     COUNT,
@@ -79,9 +80,8 @@ class Stages:
     def all(self) -> None:
         for name, fn in (
             ("setup", self.setup),
-            ("ingest+train", self.ingest_train),
+            ("daemon", self.daemon),
             ("judge", self.judge),
-            ("generate+deliver", self.generate_deliver),
             ("disk", self.disk_image),
             ("previews", self.previews),
             ("check", self.check),
@@ -89,8 +89,9 @@ class Stages:
             run_stage(self.run, name, self.say, fn)
 
     def setup(self) -> str:
-        """The corpus into inbox/, the simulated Mirage, the configuration."""
-        written = write_default_corpus(self.folder / "inbox")
+        """The corpus into inbox/, a request per class into requests/, the simulated Mirage,
+        the configuration."""
+        written = write_default_corpus(self.folder / "inbox", hits=True)
         keep = set(self.run.classes)
         for p in written:  # classes left out of this demo are not dropped
             if p.parent.name not in keep:
@@ -100,26 +101,50 @@ class Stages:
                 d.rmdir()
         counts = {c: sum(1 for p in written if p.parent.name == c) for c in self.run.classes}
         self.found.dropped = counts
+        self._drop_requests()
         pty = self.found.pty = self.sim.start()
         cfg = self.found.cfg
         cfg.update(demo_config(self.folder, f"serial:{pty}", self.per_class))
         atomic_write_text(self.folder / CONFIG_NAME, config_text(cfg, cfg["deliver"]["transport"]))
+        modes = self.found.modes
+        modes.update({c: class_mode(cfg, c) for c in self.run.classes})  # as the daemon sees them
+        shots = [c for c in self.run.classes if modes[c] == "oneshot"]
         return (
-            f"{sum(counts.values())} sounds in {len(counts)} classes dropped into inbox/; "
-            f"simulated Mirage on {pty}; {self.per_class} s of training per class"
+            f"{sum(counts.values())} sounds in {len(counts)} classes dropped into inbox/"
+            + (f" ({', '.join(shots)}: one-shots; the others single cycles)" if shots else "")
+            + f", a request per class into requests/; simulated Mirage on {pty}; "
+            f"{self.per_class} s of training per class"
             + ("; the previous demo in this folder was replaced" if self.found.rerun else "")
         )
 
-    def ingest_train(self) -> str:
-        """The daemon until idle; then its records: every job done, a model for every class."""
+    def _drop_requests(self) -> None:
+        """requests/demo-<class>.toml: COUNT candidates of class i, the best one to wavesample i
+        by SysEx and into a disk image. Dropped with the corpus: the daemon holds a request until
+        its class has a model, so a class's sound is made while the next class trains."""
+        names = self.found.requests
+        for i, c in enumerate(self.run.classes):
+            names[c] = f"demo-{c}"
+            text = (
+                f'name = "{names[c]}"\nclass = "{c}"\ncount = {COUNT}\nhalf = "{SYSEX_HALF}"\n'
+                f'wavesample = {i + 1}\nroute = "both"\nsound = "{DISK_SOUND}"\n'
+            )
+            atomic_write_text(self.folder / "requests" / f"{names[c]}.toml", text)
+
+    def daemon(self) -> str:
+        """The daemon until idle (ingest → a training run per class, judged → each request as
+        soon as its class has a model: candidates, gate, SysEx and disk); then its records:
+        every job done, a model for every class, every request done."""
+        self.say(
+            "    the daemon until idle: ingest → train+judge class by class → each class's "
+            "request as soon as its model is there → SysEx + disk"
+        )
         t0 = time.time()
         facts.run_daemon(self.found.cfg)
         jobs = facts.jobs(self.folder)
         ingests = [j for j in jobs if j.kind == "ingest"]
-        _all_done(ingests + [j for j in jobs if j.kind == "train"])
-        ingest_end = max((j.updated for j in ingests), default=t0)
-        self.found.timings["ingest"] = round(ingest_end - t0, 2)
-        self.found.timings["train_and_judge"] = round(time.time() - ingest_end, 2)
+        trains = [j for j in jobs if j.kind == "train"]
+        _all_done(ingests + trains)
+        self.found.timings.update(_spans(t0, jobs))
         rejected = facts.rejected(self.folder)
         if rejected:
             raise MiragenError(
@@ -129,8 +154,24 @@ class Stages:
         missing = [c for c in self.run.classes if not classes.get(c, {}).get("model")]
         if missing:
             raise MiragenError(f"no model for class {', '.join(missing)}")
+        records = self.found.records = facts.records(self.folder, self.found.requests)
+        failed = [
+            f"{c}: {r.get('state', 'no record')} {r.get('reason', '')}".strip()
+            for c, r in records.items()
+            if r.get("state") != "done"
+        ]
+        if failed:
+            raise MiragenError("request(s) not done: " + "; ".join(failed))
         trained = sum(1 for e in classes.values() if e.get("model"))
-        return f"{len(ingests)} sounds ingested, {trained} models trained"
+        last_train = max(j.updated for j in trains)
+        early = sum(
+            1 for j in jobs if j.kind == "deliver" and j.state == "done" and j.updated < last_train
+        )
+        return (
+            f"{len(ingests)} sounds ingested, {trained} models trained; {len(records)} requests "
+            "done: candidates written, the best of each sent by SysEx (ACK, read back) and "
+            f"written to a disk image ({early} of them while later classes were training)"
+        )
 
     def judge(self) -> str:
         """The daemon's verdict on the model serving each class."""
@@ -152,36 +193,6 @@ class Stages:
             )
         )
 
-    def generate_deliver(self) -> str:
-        """One request file per class, the daemon until idle; then the requests' records."""
-        names = self.found.requests
-        for i, c in enumerate(self.run.classes):
-            names[c] = f"demo-{c}"
-            text = (
-                f'name = "{names[c]}"\nclass = "{c}"\ncount = {COUNT}\nhalf = "{SYSEX_HALF}"\n'
-                f'wavesample = {i + 1}\nroute = "both"\nsound = "{DISK_SOUND}"\n'
-            )
-            atomic_write_text(self.folder / "requests" / f"{names[c]}.toml", text)
-        t0 = time.time()
-        facts.run_daemon(self.found.cfg)
-        records = self.found.records = facts.records(self.folder, names)
-        gen_end = max(
-            (j.updated for j in facts.jobs(self.folder) if j.kind == "generate"), default=t0
-        )
-        self.found.timings["generate"] = round(gen_end - t0, 2)
-        self.found.timings["deliver"] = round(time.time() - gen_end, 2)
-        failed = [
-            f"{c}: {r.get('state', 'no record')} {r.get('reason', '')}".strip()
-            for c, r in records.items()
-            if r.get("state") != "done"
-        ]
-        if failed:
-            raise MiragenError("request(s) not done: " + "; ".join(failed))
-        return (
-            f"{len(records)} requests done: candidates written, best of each sent by SysEx "
-            "(ACK, read back) and written to a disk image"
-        )
-
     def disk_image(self) -> str:
         """out/demo.img: class i's delivered candidate in wavesample i of the demo's sound."""
         image = disk_app.load_template("")  # the synthetic template: the demo has no Mirage
@@ -189,12 +200,15 @@ class Stages:
         for i, c in enumerate(self.run.classes):
             best = delivered_pcm(self.folder, self.found.records[c])
             data = best.read_bytes()
-            # a single cycle fills the slot (no 0x80 tail); longer sounds go in as they are
-            put = disk_app.place(image, DISK_SOUND, i + 1, data, cycle=disk_app.is_cycle(data))
+            # a single cycle fills the slot (no 0x80 tail); a one-shot goes in as it is, with
+            # 0x80 (silence) after it: whole pages too, but repeating it would replay the hit
+            cycle = not is_oneshot(self.found, c) and disk_app.is_cycle(data)
+            put = disk_app.place(image, DISK_SOUND, i + 1, data, cycle=cycle)
             image = put.image
             placed[c] = {
                 "sound": DISK_SOUND,
                 "wavesample": i + 1,
+                "mode": self.found.modes.get(c, "cycle"),
                 "pcm": rel(self.folder, best),
                 "bytes": len(data),
                 "tiled": put.tiled,
@@ -214,7 +228,8 @@ class Stages:
         return f"out/demo.img: {where}"
 
     def previews(self) -> str:
-        """One second of each delivered cycle (WAV), its picture, and a contact sheet."""
+        """Each delivered sound as a WAV (a cycle looped for one second, a one-shot as it is), its
+        picture, and a contact sheet."""
         rate = int(self.found.cfg["audio"]["rate"])
         out = self.folder / "out" / "previews"
         waves, titles, files = [], [], []
@@ -224,8 +239,7 @@ class Stages:
             pcms = [self.folder / f for f in rec.get("candidates", [])]  # best first
             best = delivered_pcm(self.folder, rec)
             data = best.read_bytes()
-            reps = max(1, round(PREVIEW_SECONDS * rate / len(data)))
-            files.append(write_wav_u8(out / f"{c}.wav", tile_cycle(data, len(data) * reps), rate))
+            files.append(write_wav_u8(out / f"{c}.wav", self._heard(c, data, rate), rate))
             files.append(waveform_png(data, out / f"{c}.png", title=f"{c}: best of {len(pcms)}"))
             # a row per class: a few of the sounds it was trained on, then its candidates, so
             # that one sees at a glance that they belong to the class and are not copies
@@ -250,15 +264,42 @@ class Stages:
         )
         self.found.previews = [rel(self.folder, f) for f in files]
         self.found.contact_sheet = rel(self.folder, sheet)
+        shots = sum(is_oneshot(self.found, c) for c in self.run.classes)
         return (
-            f"{len(files) // 2} one-second WAV previews and waveform PNGs in out/previews/, "
-            f"out/contact-sheet.png (per class: {TRAINING_SHOWN} training sounds, then its "
-            "candidates)"
+            f"{len(files) // 2} WAV previews ({len(files) // 2 - shots} cycles looped for one "
+            f"second, {shots} one-shot{'s' if shots != 1 else ''} as it is) and waveform PNGs in "
+            f"out/previews/, out/contact-sheet.png (per class: {TRAINING_SHOWN} training sounds, "
+            "then its candidates)"
         )
+
+    def _heard(self, c: str, data: bytes, rate: int) -> bytes:
+        """What a preview plays: a one-shot as it is (its attack, its decay, the 0x80 after
+        it); a single cycle looped for one second (a tone, where one 8.7 ms cycle is a click)."""
+        if is_oneshot(self.found, c):
+            return data
+        reps = max(1, round(PREVIEW_SECONDS * rate / len(data)))
+        return tile_cycle(data, len(data) * reps)
 
     def check(self) -> str:
         """What was written and delivered reads back (:func:`.checks.check_outputs`)."""
         return check_outputs(self.folder, self.found)
+
+
+def _spans(t0: float, jobs: list[Any]) -> dict[str, float]:
+    """The daemon's run in consecutive parts, from its job records: each part ends when the last
+    job of its kind ended and begins where the one before ended. Generation and delivery that
+    ran while later classes trained count as training time: ``generate`` is what came after the
+    last training run."""
+    out, at = {}, t0
+    for part, kind in (
+        ("ingest", "ingest"),
+        ("train_and_judge", "train"),
+        ("generate", "generate"),
+        ("deliver", "deliver"),
+    ):
+        end = max([at] + [j.updated for j in jobs if j.kind == kind])
+        out[part], at = round(end - at, 2), end
+    return out
 
 
 def _all_done(jobs: list[Any]) -> None:

@@ -47,6 +47,7 @@ def build_summary(run: DemoRun, total_s: float) -> dict[str, Any]:
         "seconds_total": round(total_s, 1),
         "train_seconds_per_class": train.get("seconds"),
         "engine": train.get("engine"),
+        "oneshot_classes": train.get("oneshot_classes", ""),
         "stages": [asdict(s) for s in run.stages],
         "timings_s": _timings(run),
         "classes": classes,
@@ -71,6 +72,7 @@ def _class_entry(found: Findings, c: str) -> dict[str, Any]:
     daemon = found.classes.get(c, {})
     model = daemon.get("model") or {}
     entry: dict[str, Any] = {
+        "mode": found.modes.get(c, "cycle"),
         "sounds": daemon.get("sounds", found.dropped.get(c, 0)),
         "trained_on": model.get("trained_on"),
         "held_out": model.get("held_out"),
@@ -165,10 +167,7 @@ def format_summary(s: dict[str, Any]) -> str:
     lines.append("")
     lines += _delivered_lines(s)
     if s.get("contact_sheet"):
-        lines.append(
-            "Previews: out/previews/<class>.wav (one second, looped cycle) and .png; "
-            f"{s['contact_sheet']}"
-        )
+        lines.append(_previews_line(s))
     lines.append("")
     lines.append(
         "Time: "
@@ -198,7 +197,7 @@ def _headline(s: dict[str, Any]) -> str:
 def _trained_lines(s: dict[str, Any]) -> list[str]:
     lines = [f"Trained ({s.get('engine')}, {s.get('train_seconds_per_class')} s per class):"]
     for c, e in s["classes"].items():
-        row = f"  {c:9} {e['sounds']} sounds"
+        row = f"  {c:9} {e['sounds']} {'one-shots' if e.get('mode') == 'oneshot' else 'sounds'}"
         if e.get("trained_on") is not None:
             row += f" ({e['trained_on']} trained on, {e['held_out']} held out)"
         if e.get("steps") is not None:
@@ -242,31 +241,42 @@ def _delivered_lines(s: dict[str, Any]) -> list[str]:
             "(synthetic template: it does not boot a Mirage)"
         )
         for c, p in dk["placed"].items():
-            tiled = f", the cycle tiled ×{p['tiled']}" if p["tiled"] > 1 else ""
+            how = f", the cycle tiled ×{p['tiled']}" if p["tiled"] > 1 else ""
+            if p.get("mode") == "oneshot":
+                how = f" = {p['bytes'] // 256} pages, the one-shot once, silence after it"
             lines.append(
                 f"  {p['sound']} wavesample {p['wavesample']} = {c} "
-                f"({p['pcm']}, {p['bytes']} bytes{tiled})"
+                f"({p['pcm']}, {p['bytes']:,} bytes{how})"
             )
     if sx and any(e.get("sysex") for e in s["classes"].values()):
         lines.append(f"SysEx to the simulated Mirage over {sx['transport']}:")
         for c, e in s["classes"].items():
             if e.get("sysex"):
-                lines.append(_sysex_line(c, e["sysex"], sx))
+                lines.append(_sysex_line(c, e["sysex"], sx, e.get("mode") == "oneshot"))
     return lines
 
 
-def _sysex_line(c: str, d: dict[str, Any], sx: dict[str, Any]) -> str:
+def _previews_line(s: dict[str, Any]) -> str:
+    shots = [c for c, e in s["classes"].items() if e.get("mode") == "oneshot"]
+    cycles = len(s["classes"]) - len(shots)
+    what = "; ".join(
+        ([f"{'a cycle' if cycles == 1 else 'cycles'}: one second, looped"] if cycles else [])
+        + ([f"{', '.join(shots)}: the one-shot as it is"] if shots else [])
+    )
+    return f"Previews: out/previews/<class>.wav ({what}) and .png; {s['contact_sheet']}"
+
+
+def _sysex_line(c: str, d: dict[str, Any], sx: dict[str, Any], oneshot: bool = False) -> str:
     state = ("ACK" if d.get("ok") else f"no ACK ({d.get('error')})") + (
         ", read back and verified" if d.get("verified") else ""
     )
     held = sx["held_by_sim"].get(c)
     pages = sx.get("pages_held", {}).get(c)
+    what = f"{pages} page{'s' if pages != 1 else ''}" + (
+        ", the one-shot as it is" if oneshot else ""
+    )
     where = (
-        ""
-        if held is None
-        else f", held by the sim ({pages} page{'s' if pages != 1 else ''})"
-        if held
-        else ", NOT held by the sim"
+        "" if held is None else f", held by the sim ({what})" if held else ", NOT held by the sim"
     )
     return (
         f"  {d.get('half')} wavesample {d.get('wavesample')} = {c}: {state} in "
