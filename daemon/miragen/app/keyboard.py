@@ -26,6 +26,7 @@ import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..audio.io import read_audio
@@ -360,7 +361,7 @@ def octave_sounds(
         )
         warnings += prepared.warnings
         data = prepared.data[: prepared.samples or len(prepared.data)]
-        sounds.append(Sound(data, f"{path} +{k} oct", loop, k))
+        sounds.append(Sound(data, f"{Path(path).name} +{k} oct", loop, k))
     return sounds, warnings
 
 
@@ -425,7 +426,8 @@ def apply_keyboard(block: bytes, keyboard: Keyboard) -> tuple[bytes, list[str]]:
     for prog in keyboard.programs:
         for name, value in keyboard.preset.stored().items():
             block = P.set_program_field(block, prog, name, value)
-        if P.parse_sound_params(block).programs[prog - 1].raw[10] >= len(keyboard.zones):
+        initial = P.parse_sound_params(block).programs[prog - 1].stored()["initial_wavesample"]
+        if initial >= len(keyboard.zones):
             block = P.set_program_field(block, prog, "initial_wavesample", 0)
     problems = P.block_problems(block) + [
         f"wavesamples {a} and {b} overlap" for a, b in P.overlapping(block)
