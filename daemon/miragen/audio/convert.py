@@ -1,6 +1,8 @@
 """Any accepted audio file → Mirage-ready 8-bit wave data, and the files that show it.
 
-``convert_file`` = :func:`miragen.audio.io.read_audio` + :func:`miragen.audio.mirage8.prepare`;
+``convert_file`` = :func:`miragen.audio.io.read_audio` + :func:`miragen.audio.mirage8.prepare`
+(+ :func:`with_loop`: the loop points, a crossfade baked into the loop where asked, and the
+loop's figures);
 ``write_outputs`` writes ``<stem>.pcm`` (headerless unsigned 8-bit), ``<stem>.wav`` (8-bit
 unsigned PCM WAV at the target rate) and ``<stem>.png`` (a picture of the waveform).
 """
@@ -11,12 +13,14 @@ import ctypes
 import logging
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..fsutil import fsync_dir, refuse_special_target
 from .io import DEFAULT_MAX_FILE_BYTES, read_audio, wav_u8_bytes, write_pcm, write_wav_u8
+from .loops import loop_report
 from .mirage8 import Prepared, prepare
 from .render import waveform_png, waveform_png_bytes
 from .resample import SUPPORT_MARGIN_S
@@ -36,14 +40,18 @@ def convert_file(
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     rng: np.random.Generator | None = None,
     too_long_hint: str = "",
+    loop: bool = False,
+    xfade_ms: float = 0.0,
+    xfade_shape: str = "auto",
 ) -> Prepared:
     """Decode ``path`` and prepare it for the Mirage. Raises ``InputError`` for bad input;
-    ``too_long_hint`` ends the message for a refused long input (say which option cuts it)."""
+    ``too_long_hint`` ends the message for a refused long input (say which option cuts it).
+    With ``loop`` the result also carries its loop (:func:`with_loop`)."""
     # decode only what the output can hold (plus the resampling filter's reach): a long file, or
     # a header whose rate stretches a small file over hours, costs what is kept
     keep = min(int(max_bytes), 65536) / float(rate) + SUPPORT_MARGIN_S
     audio = read_audio(path, raw_rate=raw_rate, max_file_bytes=max_file_bytes, keep_seconds=keep)
-    return prepare(
+    prepared = prepare(
         audio.samples,
         audio.rate,
         target_rate=rate,
@@ -56,6 +64,21 @@ def convert_file(
         too_long_hint=too_long_hint,
         total_frames=audio.total_frames,
     )
+    return with_loop(prepared, xfade_ms=xfade_ms, xfade_shape=xfade_shape) if loop else prepared
+
+
+def with_loop(prepared: Prepared, *, xfade_ms: float = 0.0, xfade_shape: str = "auto") -> Prepared:
+    """``prepared`` with its loop (:func:`miragen.audio.loops.loop_report`): ``loop`` holds the
+    points and figures, and ``data`` the crossfade when ``xfade_ms`` > 0 (inside the loop
+    only; bytes stay 1..255)."""
+    data, report = loop_report(
+        prepared.data,
+        rate=prepared.rate,
+        length=prepared.samples or None,
+        xfade_ms=xfade_ms,
+        xfade_shape=xfade_shape,
+    )
+    return replace(prepared, data=data, loop=report)
 
 
 def write_outputs(

@@ -45,6 +45,8 @@ class Prepared:
     rate: int = 29411  # sample rate of ``data``
     samples: int = 0  # samples before page padding
     silent: bool = False  # the input was (near) silence, written as flat 0x80
+    # the loop points and their figures when asked for (audio.loops.loop_report), else None
+    loop: dict | None = None
 
     @property
     def pages(self) -> int:
