@@ -1,4 +1,5 @@
-"""``miragen convert IN... -o DIR``: any accepted audio → Mirage 8-bit .pcm, .wav and .png."""
+"""``miragen convert IN... -o DIR``: any accepted audio → Mirage 8-bit .pcm, .wav and .png,
+with the loop each sound would get (loop points, click and level figures; docs/audio.md)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from pathlib import Path
 
 from .. import config as configmod
 from ..audio.convert import OutputWriter, convert_file
+from ..audio.loops import XFADE_MAX_MS, XFADE_SHAPES, describe_loop
 from ..errors import MiragenError
 from ..fsutil import check_output, prepare_output_dir
-from ._args import config_int, target_rate
+from ._args import config_int, float_range, target_rate
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Convert WAV (8/16/24/32-bit, float), AIFF/AIFC, FLAC or raw unsigned 8-bit .pcm/.raw "
             "files to Mirage wave data: mono, resampled with an anti-aliasing filter, DC removed, "
             "peak-normalised, 8-bit unsigned with no 0x00 byte, padded to whole 256-byte pages. "
-            "Writes DIR/<stem>.pcm, DIR/<stem>.wav and DIR/<stem>.png for each input. A bad input "
+            "Writes DIR/<stem>.pcm, DIR/<stem>.wav and DIR/<stem>.png for each input, and prints "
+            "the loop it would get (pages, click and level step at the jump). A bad input "
             "is reported on one line and skipped; the exit code is then 2."
         ),
     )
@@ -51,6 +54,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         default=None,
         help="refuse inputs longer than --max-bytes instead of cutting them",
+    )
+    p.add_argument(
+        "--loop-xfade",
+        type=float_range(0, XFADE_MAX_MS, unit="ms"),
+        default=0.0,
+        metavar="MS",
+        help="crossfade the last MS of each loop into the samples before the loop start, "
+        "baked into the wave (default 0: none)",
+    )
+    p.add_argument(
+        "--loop-xfade-shape",
+        choices=XFADE_SHAPES,
+        default="auto",
+        help="the crossfade's gains: auto (linear for material in phase, constant power for "
+        "unrelated material, by their correlation), equal-power or linear (default auto)",
     )
     p.add_argument("--config", metavar="FILE", help="configuration file")
     p.set_defaults(func=_convert)
@@ -112,6 +130,9 @@ def _run(
                 max_file_bytes=audio["max_input_mb"] * 2**20,
                 too_long_hint="refused because of --strict ([audio] strict); without it the sound "
                 "is cut with a fade-out",
+                loop=True,
+                xfade_ms=args.loop_xfade,
+                xfade_shape=args.loop_xfade_shape,
             )
             stem = Path(src).stem
             n = 2
@@ -130,6 +151,6 @@ def _run(
         files = writer.add(prepared, stem)
         print(
             f"{src} → {files[0].with_suffix('.{pcm,wav,png}')}  ({len(prepared.data)} bytes, "
-            f"{prepared.pages} pages at {rate} Hz)"
+            f"{prepared.pages} pages at {rate} Hz; {describe_loop(prepared.loop or {})})"
         )
     return failed

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..app.keyboard import keyboard_info, keyboard_lines
 from ..audio.io import wav_u8_bytes
-from ..audio.loops import fill_with_cycle
+from ..audio.loops import fill_with_cycle, wavesample_figures
 from ..errors import FormatError, InputError
 from ..fsutil import atomic_write_bytes, check_output, prepare_output_dir
 from ..mirage import disk as D
@@ -161,6 +161,8 @@ def _info(args: argparse.Namespace) -> int:
     info = parsed.info()
     for name, snd in parsed.sounds.items():  # what each key plays (docs/keyboard.md)
         info["sounds"][name]["keyboard"] = keyboard_info(snd.params.raw, snd.wave)
+        for ws in info["sounds"][name]["wavesamples"]:  # the loop's click (docs/audio.md)
+            ws.update(wavesample_figures(snd.wave, ws))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -184,6 +186,7 @@ WS_COLUMNS = (
     ("filt", "relative_filter"),
     ("maxf", "max_filter"),
     ("free", "free_run"),
+    ("click", "loop_click_db"),  # dB against the loop's level, −80: none (docs/audio.md)
 )
 
 
@@ -212,9 +215,11 @@ def render_info(info: dict, name: str = "") -> str:
         for ws in s["wavesamples"]:
             cells = []
             for (_h, key), w in zip(WS_COLUMNS, widths):
-                v = ws[key]
+                v = ws.get(key)
                 cells.append(
-                    ("yes" if v else "no").rjust(w) if isinstance(v, bool) else str(v).rjust(w)
+                    ("yes" if v else "no").rjust(w)
+                    if isinstance(v, bool)
+                    else ("-" if v is None else str(v)).rjust(w)
                 )
             lines.append("   " + " ".join(cells))
         if "keyboard" in s:

@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import config as configmod
 from ..audio.convert import write_outputs
+from ..audio.loops import loop_report
 from ..audio.mirage8 import Prepared, prepare
 from ..errors import MiragenError
 from ..fsutil import atomic_write_bytes
@@ -50,8 +51,9 @@ class GenerateResult:
     gate: bool = True
     summary: str = ""
     warnings: list[str] = field(default_factory=list)
-    # per written file (same order as ``pcm``): the gate's figures for it
-    figures: list[dict[str, float]] = field(default_factory=list)
+    # per written file (same order as ``pcm``): the gate's figures for it, and the click and
+    # level step of the loop audio.loops.find_loop gives it (None: loop off; docs/audio.md)
+    figures: list[dict[str, float | None]] = field(default_factory=list)
 
     @property
     def shortfall(self) -> int:
@@ -156,15 +158,21 @@ def generate_to_folder(
     files: list[Path] = []
     pcm: list[Path] = []
     warnings: list[str] = []
+    loops: list[dict[str, float | None]] = []
     for k, idx in enumerate(kept):
         x = np.asarray(candidates[idx], dtype=np.float32)
         prep = _prepare(x, f"candidate {idx}", kind, model.rate, a, rng)
         warnings.extend(f"candidate {idx}: {w}" for w in prep.warnings)
+        _, loop = loop_report(prep.data, rate=a["rate"], length=prep.samples or None)
+        loops.append({key: loop[key] for key in ("loop_click_db", "loop_level_db")})
         written = write_outputs(prep, out_dir, f"{stem}-{k + 1:03d}", a["rate"])
         files.extend(written)
         pcm.append(next(p for p in written if p.suffix == ".pcm"))
     result = GenerateResult(files, pcm, len(candidates), kept, rejected, gate, summary, warnings)
-    result.figures = [{"distance": round(nearest[i], 3)} if i in nearest else {} for i in kept]
+    result.figures = [
+        {**({"distance": round(nearest[i], 3)} if i in nearest else {}), **loop}
+        for i, loop in zip(kept, loops)
+    ]
     result._asked = n
     return result
 
