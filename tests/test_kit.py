@@ -52,6 +52,20 @@ def test_class_mode_train_subject_and_kit_key():
     assert normalise({"kit": True}, "t")["kit"] is True
     with pytest.raises(RequestError, match="kit"):
         normalise({"kit": "yes"}, "t")
+    assert normalise({"keyboard": "drum", "kit": True}, "t")["keyboard"] == "drum"
+    with pytest.raises(RequestError, match="octaves: only with keyboard"):
+        normalise({"octaves": 2}, "t")
+    with pytest.raises(RequestError, match="keyboard"):
+        normalise({"keyboard": "kazoo"}, "t")
+    with pytest.raises(RequestError, match="route none"):
+        normalise({"keyboard": "organ", "route": "none"}, "t")
+
+
+def test_the_request_schema_names_the_keyboard_presets():
+    from miragen.app.keyboard import PRESETS
+    from miragen.config import KEYBOARD_PRESETS
+
+    assert tuple(PRESETS) == KEYBOARD_PRESETS
 
 
 def test_a_kit_trains_one_model_and_a_kit_request_makes_one_sound_per_class(tmp_path):
@@ -101,6 +115,22 @@ def test_a_kit_trains_one_model_and_a_kit_request_makes_one_sound_per_class(tmp_
             assert rec["state"] == "done", rec
             assert rec["class"] == cls and rec["request"]["wavesample"] == 3 + i
             assert rec["delivery"]["sysex"]["verified"]
+
+        # the kit as one keyboard across the upper half: hat on the low keys, kick above
+        h.drop_request("kb", "", kit=True, keyboard="drum", half="upper", wavesample=1)
+        h.wait_for(
+            lambda: h.record("kb").get("state") in ("done", "failed"), 180, "the kit keyboard", proc
+        )
+        kb = h.record("kb")
+        assert kb["state"] == "done", kb
+        sysex = kb["delivery"]["sysex"]
+        assert sysex["ok"] and sysex["verified"], sysex
+        zones = kb["keyboard"]["zones"]
+        assert len(zones) == 2 and kb["candidates"] == [
+            h.record("kb-hat")["candidates"][0],
+            h.record("kb-kick")["candidates"][0],
+        ]
+        assert h.record("kb-hat").get("delivery", {}) == {}  # its sound went in the keyboard
     finally:
         h.stop(proc)
         h.close()

@@ -341,9 +341,15 @@ TRIGGER_SCHEMA: dict[str, Key] = {
     "half": Key(str, "lower", "memory half", choices=("lower", "upper")),
     "wavesample": Key(int, 1, "wavesample 1..8", _range(1, 8)),
     "route": Key(
-        str, "", "sysex, disk or both (empty: deliver.route)", choices=("", "sysex", "disk", "both")
+        str,
+        "",
+        "sysex, disk or both (empty: deliver.route); none: make the candidates, deliver nothing",
+        choices=("", "sysex", "disk", "both", "none"),
     ),
 }
+
+# the keyboard presets of miragen.app.keyboard (PRESETS), named here for the request schema
+KEYBOARD_PRESETS = ("organ", "pad", "pluck", "drum")
 
 
 # A TOML value's type in words, with its article: "must be an integer (got a string '7')".

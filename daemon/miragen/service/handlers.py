@@ -33,6 +33,7 @@ from ..app.sysex import sysex_body
 from ..errors import MiragenError
 from ..mirage import sysex as S
 from ..transport.deliver import deliver_wavesample
+from . import keyboards
 from .child import ChildFailed, ChildStopped, run_child
 from .classing import POOL, run_sort
 from .context import Context, Stopping
@@ -44,6 +45,7 @@ from .requests import (
     RequestError,
     candidate_file,
     parse_request_file,
+    read_record,
     unique_name,
     write_record,
 )
@@ -262,7 +264,10 @@ def run_generate(d: Context, job: Job) -> None:
         _deliver_candidate(d, job, name, req)
         return
     if req.get("kit"):
-        _expand_kit(d, job, name, req)
+        if job.payload.get("waiting"):
+            _kit_keyboard(d, job, name, req)
+        else:
+            _expand_kit(d, job, name, req)
         return
     cls = _pick_class(d, req.get("class", ""))
     if cls is None:
@@ -305,11 +310,32 @@ def run_generate(d: Context, job: Job) -> None:
         warnings=list(res.get("warnings", []))[:20],
         worker_timing=res.get("timing", {}),  # the child process's timing (the key is older)
     )
+    if (req.get("route") or d.cfg["deliver"]["route"]) == "none":  # candidates only
+        write_record(d.state, name, state="done")
+        d.queue.finish(job)
+        return
+    if req.get("keyboard"):
+        payload = _keyboard_delivery(d, name, req, pcms if not req["octaves"] else pcms[:1])
+    else:
+        payload = _delivery(d, name, req, pcms[0])
     with d.db.transaction() as c:
-        d.queue.add(
-            "deliver", _delivery(d, name, req, pcms[0]), key=f"deliver:{name}", subject=name, conn=c
-        )
+        d.queue.add("deliver", payload, key=f"deliver:{name}", subject=name, conn=c)
         d.queue.finish(job, conn=c)
+
+
+def _keyboard_delivery(
+    d: Context, name: str, req: dict[str, Any], pcms: list[str]
+) -> dict[str, Any]:
+    """The deliver job's payload for a keyboard (:mod:`.keyboards`): ``pcms`` across the half."""
+    return {
+        "name": name,
+        "pcms": pcms[:8],
+        "keyboard": req["keyboard"],
+        "octaves": int(req.get("octaves", 0)),
+        "route": req.get("route") or d.cfg["deliver"]["route"],
+        "half": req["half"],
+        "sound": req.get("sound") or d.cfg["deliver"]["sound"],
+    }
 
 
 def _deliver_candidate(d: Context, job: Job, name: str, req: dict[str, Any]) -> None:
@@ -366,10 +392,13 @@ def _expand_kit(d: Context, job: Job, name: str, req: dict[str, Any]) -> None:
         children.setdefault(cls, unique_name(d.state, f"{name}-{cls}"))
     job.payload["children"] = children
     d.queue.save_payload(job)
+    keyboard = bool(req.get("keyboard"))
     with d.db.transaction() as c:
         for i, cls in enumerate(classes):
             child = dict(req, kit=False, name=children[cls], wavesample=first + i)
             child["class"] = cls
+            if keyboard:  # the children make candidates; the kit delivers them as one keyboard
+                child.update(keyboard="", octaves=0, route="none", count=1)
             d.queue.add(
                 "request",
                 {"name": children[cls], "request": child, "source": f"kit request {name}"},
@@ -377,9 +406,38 @@ def _expand_kit(d: Context, job: Job, name: str, req: dict[str, Any]) -> None:
                 subject=children[cls],
                 conn=c,
             )
-        d.queue.finish(job, conn=c)
-    write_record(d.state, name, state="done", kit=children, **{"class": ""})
+        if not keyboard:
+            d.queue.finish(job, conn=c)
+    if keyboard:  # a kill before this re-adds nothing: the children's jobs have keys
+        job.payload["waiting"] = True
+        d.queue.requeue(job, delay_s=MODEL_WAIT_S, uncount=True)
+    write_record(
+        d.state, name, state="running" if keyboard else "done", kit=children, **{"class": ""}
+    )
     log.info("kit request %s: %s", name, ", ".join(f"{c} → {n}" for c, n in children.items()))
+
+
+def _kit_keyboard(d: Context, job: Job, name: str, req: dict[str, Any]) -> None:
+    """A kit request with a keyboard, once its requests are queued: when each has its
+    candidate, one keyboard of them (the classes in name order) goes to the half."""
+    children: dict[str, str] = job.payload["children"]
+    records = {c: read_record(d.state, n) or {} for c, n in children.items()}
+    failed = [
+        f"{c}: {r.get('reason', '')}" for c, r in records.items() if r.get("state") == "failed"
+    ]
+    if failed:
+        _fail_request(d, job, name, "kit: " + "; ".join(failed))
+        return
+    if not all(r.get("state") == "done" and r.get("candidates") for r in records.values()):
+        d.heartbeats.set_activity("generate", f"{name} waits for its kit's sounds")
+        d.queue.requeue(job, delay_s=MODEL_WAIT_S, uncount=True)
+        return
+    pcms = [records[c]["candidates"][0] for c in sorted(children)]
+    write_record(d.state, name, state="running", candidates=pcms)
+    with d.db.transaction() as c:
+        payload = _keyboard_delivery(d, name, dict(req, octaves=0), pcms)
+        d.queue.add("deliver", payload, key=f"deliver:{name}", subject=name, conn=c)
+        d.queue.finish(job, conn=c)
 
 
 def _wait_for_model(d: Context, job: Job, name: str, cls: str) -> None:
@@ -427,6 +485,9 @@ def _fail_request(d: Context, job: Job, name: str, reason: str, **fields: Any) -
 def run_deliver(d: Context, job: Job) -> None:
     """Send the request's best candidate by each route (SysEx, disk image), each once."""
     p = job.payload
+    if p.get("keyboard"):
+        keyboards.run(d, job)
+        return
     name = p["name"]
     data = (d.state.root / p["pcm"]).read_bytes()
     parts = ["sysex", "disk"] if p["route"] == "both" else [p["route"]]

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import SOUNDS, TRIGGER_SCHEMA, Key, _check_value
+from ..config import KEYBOARD_PRESETS, SOUNDS, TRIGGER_SCHEMA, Key, _check_value, _range
 from ..errors import MiragenError
 from ..fsutil import atomic_write_text
 from .state import StateDir, printable, safe_name
@@ -60,6 +60,14 @@ REQUEST_KEYS: dict[str, Key] = {
         "one new sound of each class that has a model, to wavesample, wavesample + 1, … "
         "(one request per class, named <name>-<class>)",
     ),
+    "keyboard": Key(
+        str,
+        "",
+        "deliver a whole keyboard across the half with this preset: the candidates (count, "
+        "at most 8), the best one at `octaves` octaves, or with kit one sound of each class",
+        choices=("",) + KEYBOARD_PRESETS,
+    ),
+    "octaves": Key(int, 0, "with keyboard: the best candidate at this many octaves", _range(0, 8)),
 }
 
 
@@ -93,6 +101,12 @@ def normalise(data: Any, source: str) -> dict[str, Any]:
         reason = candidate_problem(out["candidate"])
         if reason:
             problems.append(f"candidate: {reason}")
+    if out["octaves"] and not out["keyboard"]:
+        problems.append("octaves: only with keyboard (a preset name)")
+    if out["keyboard"] and out["octaves"] and out["kit"]:
+        problems.append("octaves: a kit's keyboard has one sound of each class, not octaves")
+    if out["keyboard"] and out["route"] == "none":
+        problems.append("keyboard: route none delivers nothing")
     if problems:
         raise RequestError(f"{source}: " + "; ".join(problems))
     return out
