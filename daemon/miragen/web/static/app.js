@@ -364,6 +364,7 @@ function setupRequests() {
     if ($("req-class").value) body.class = $("req-class").value;
     if ($("req-name").value.trim()) body.name = $("req-name").value.trim();
     if ($("req-kit").checked) { body.kit = true; delete body.class; }
+    if ($("req-keyboard").value) { body.keyboard = $("req-keyboard").value; body.octaves = Number($("req-octaves").value); }
     const res = await api("POST", "/api/requests", body);
     toast(`request ${res.name} queued`);
   }));
