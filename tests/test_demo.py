@@ -143,7 +143,7 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
         if c == ONESHOT:  # once, then silence: a repeat would replay the hit
             assert p["tiled"] == 1 and got == data + b"\x80" * (ws.length - len(data))
         else:
-            assert got == data * (ws.length // len(data))
+            assert got == data * (ws.length // len(data)) and p["tiled"] == ws.length // len(data)
 
     # the simulated Mirage (a separate process, stopped cleanly) holds the delivered bytes
     assert s["sim_exit"] == 0
