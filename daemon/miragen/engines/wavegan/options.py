@@ -85,6 +85,13 @@ class WaveGANOptions(EngineOptions):
         "set) or last",
         choices=("judge", "cv", "last"),
     )
+    copy_guard: str = option(
+        "holdout",
+        "how select=cv refuses a copying snapshot: holdout (the judge's novelty and copy "
+        "fraction against the internal hold-out) or cv (the same rules cross-validated on the "
+        "training set alone)",
+        choices=("holdout", "cv"),
+    )
     holdout: float = option(
         0.15, "share of each class held out to pick the best snapshot", at_least=0.0, below=0.5
     )

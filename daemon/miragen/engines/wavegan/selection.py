@@ -5,9 +5,10 @@ which score keeps a snapshot:
 
 - ``judge``: passing beats failing, then the smaller total shortfall, then the larger least margin
   (:func:`judge_score`);
-- ``cv``: no copy or silence failure, then the largest least cross-validated figure (recall,
-  coverage, diversity, precision as G ÷ a real half of T): a score that rests on the whole
-  training set, not on a handful of held-out sounds;
+- ``cv``: no copy or silence failure (option ``copy_guard``: the judge's copy rules on the
+  internal hold-out, or their cross-validated form on the training set alone), then the largest
+  least cross-validated figure (recall, coverage, diversity, precision as G ÷ a real half of T):
+  a score that rests on the whole training set, not on a handful of held-out sounds;
 - ``last``: the latest snapshot.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from ...judge.crossval import cross_validated
 from ...judge.features import features
-from ...judge.metrics import evaluate
+from ...judge.metrics import Thresholds, evaluate
 
 
 def margin(check) -> float:
@@ -48,10 +49,28 @@ CV_FIGURES = ("cv_recall", "cv_coverage", "cv_diversity", "cv_precision")
 COPY_RULES = ("silent", "novelty", "copy_fraction")
 
 
-def cv_score(flat: dict[str, float], failed: list[str]) -> tuple[int, float]:
-    """(1 when no copy or silence rule failed, the least cross-validated figure)."""
+def copy_ok(flat: dict[str, float], failed: list[str], guard: str = "holdout") -> bool:
+    """No silence and no copying: the judge's rules on the internal hold-out (``holdout``), or
+    (``cv``) their cross-validated form on the training set alone (``judge.crossval``:
+    ``cv_novelty`` ≥ the judge's novelty limit, ``cv_copy`` ≤ its copy margin), falling back to
+    the hold-out's when the training set is too small to split."""
+    if guard == "cv" and "cv_novelty" in flat:
+        th = Thresholds()
+        return (
+            "silent" not in failed
+            and flat["cv_novelty"] >= th.novelty_min
+            and flat["cv_copy"] <= th.copy_margin
+        )
+    return not any(r in COPY_RULES for r in failed)
+
+
+def cv_score(
+    flat: dict[str, float], failed: list[str], guard: str = "holdout"
+) -> tuple[int, float]:
+    """(1 when no copy or silence rule failed (:func:`copy_ok`), the least cross-validated
+    figure)."""
     least = min((flat[k] for k in CV_FIGURES if k in flat), default=-math.inf)
-    return (int(not any(r in COPY_RULES for r in failed)), least)
+    return (int(copy_ok(flat, failed, guard)), least)
 
 
 def judge_score(
@@ -61,6 +80,7 @@ def judge_score(
     kind: str,
     rate: int,
     train_feats: np.ndarray | None = None,
+    guard: str = "holdout",
 ) -> tuple[tuple, dict[str, Any]]:
     """Score a snapshot with the judge: passing beats failing; then the smaller total shortfall
     of the failed rules (how far they miss, not how many: one rule missed by a hair must not
@@ -85,7 +105,7 @@ def judge_score(
     if train_feats is None:
         train_feats = features(train, kind, rate=rate)
     flat.update(cross_validated(features(gen, kind, rate=rate), train_feats))
-    cv = cv_score(flat, report.failed)
+    cv = cv_score(flat, report.failed, guard)
     flat["copy_ok"] = float(cv[0])
     info = {"metrics": flat, "reasons": list(report.reasons), "cv": cv}
     return (int(report.passed), -missing, least), info

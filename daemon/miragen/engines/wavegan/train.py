@@ -545,7 +545,13 @@ class Trainer:
                 if ci not in self._train_feats:  # the training part does not change
                     self._train_feats[ci] = features(tr, self.mode, rate=rate)
                 s, info = judge_score(
-                    list(gen[ci]), tr, he, self.mode, rate, train_feats=self._train_feats[ci]
+                    list(gen[ci]),
+                    tr,
+                    he,
+                    self.mode,
+                    rate,
+                    train_feats=self._train_feats[ci],
+                    guard=self.opts.copy_guard,
                 )
                 scores.append(s)
                 cvs.append(info["cv"])
