@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..audio.loops import fill_with_cycle
+from ..audio.loops import fill_with_cycle, find_loop, loop_click_db
 from ..errors import FormatError, InputError, MiragenError
 from ..fsutil import atomic_write_bytes, atomic_write_text, read_regular
 from ..mirage import disk, params
@@ -71,11 +71,15 @@ def place(
     cycle: bool = False,
     allow_zero: bool = False,
     force: bool = False,
+    loop: bool = False,
 ) -> Placed:
     """``data`` into wavesample ``number`` of ``sound``; a ``cycle`` fills the page range.
 
-    Raises :class:`~miragen.errors.FormatError` when the wavesample is unused or the data does
-    not fit (the caller names the file)."""
+    ``loop`` (a one-shot): the wavesample's loop points and switch are set to
+    :func:`~miragen.audio.loops.find_loop`'s choice for ``data`` (loop on for a sustained sound,
+    off for one that dies away), inside the page range the template gives it; without it the
+    template's loop is kept. Raises :class:`~miragen.errors.FormatError` when the wavesample is
+    unused or the data does not fit (the caller names the file)."""
     if cycle:
         ws = wavesample(image, sound, number)
         if ws.used and ws.length >= len(data):  # an unused wavesample: write_wavesample says so
@@ -83,8 +87,34 @@ def place(
     image, report = disk.write_wavesample(
         image, sound, number, data, allow_zero=allow_zero, force=force
     )
+    if loop and not cycle:
+        image, report["loop"] = _set_loop(image, sound, number, data)
+        report["warnings"] = [  # the template's loop is gone: its warning with it
+            w for w in report.get("warnings", []) if not w.startswith("loop end page")
+        ]
     tiled = max(1, report.get("written", len(data)) // max(1, len(data)))
     return Placed(image, report, tiled, list(report.get("warnings", [])))
+
+
+def _set_loop(image: bytes, sound: str, number: int, data: bytes) -> tuple[bytes, dict[str, Any]]:
+    """Wavesample ``number``'s loop fields set to ``data``'s loop (pages relative to its start
+    page made absolute); returns the image and the loop written, with its figures."""
+    ws = wavesample(image, sound, number)
+    lp = find_loop(data)
+    fields = {
+        "loop_start_page": ws.start_page + lp.loop_start_page,
+        "loop_end_page": ws.start_page + lp.loop_end_page,
+        "loop_end_fine": lp.loop_end_fine,
+        "loop_on": int(lp.loop_on),
+    }
+    block = params.set_control_fields(disk.read_param_block(image, sound), number, **fields)
+    out = bytearray(image)
+    off = disk.param_offset(sound)
+    out[off : off + params.BLOCK_SIZE] = block
+    written = dict(fields)
+    if lp.loop_on:
+        written["click_db"] = round(float(loop_click_db(data, lp)), 1)
+    return bytes(out), written
 
 
 def publish(

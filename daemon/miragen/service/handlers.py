@@ -599,13 +599,15 @@ def _deliver_disk(d: Context, data: bytes, p: dict[str, Any], live: DeliveryLive
     live.start(len(data))
     try:
         template = disk_app.load_template(c["template"])
-        placed = disk_app.place(
-            template, p["sound"], int(p["wavesample"]), data, cycle=_is_cycle(d, data, p["pcm"])
+        cycle = _is_cycle(d, data, p["pcm"])
+        made = read_manifest(d.state.root / Path(p["pcm"]).parent) or {}
+        oneshot = class_mode(d.cfg, str(made.get("class", ""))) == "oneshot"
+        placed = disk_app.place(  # a one-shot gets its own loop (sustained) or none
+            template, p["sound"], int(p["wavesample"]), data, cycle=cycle, loop=oneshot
         )
     except (OSError, MiragenError) as exc:
         return {"ok": False, "error": f"disk image: {exc}"}
     out_dir = d.state.out / p["name"]
-    made = read_manifest(d.state.root / Path(p["pcm"]).parent) or {}  # the candidate's class
     pub = disk_app.publish(
         placed.image,
         out_dir / f"{p['name']}.img",
