@@ -5,7 +5,6 @@ the training set alone, no held-out sound."""
 from __future__ import annotations
 
 import numpy as np
-
 from miragen.engines.wavegan.selection import copy_ok
 from miragen.judge.crossval import cross_validated
 
