@@ -80,6 +80,7 @@ def place(
     off for one that dies away), inside the page range the template gives it; without it the
     template's loop is kept. Raises :class:`~miragen.errors.FormatError` when the wavesample is
     unused or the data does not fit (the caller names the file)."""
+    one = len(data)  # one cycle's bytes, before it fills the page range
     if cycle:
         ws = wavesample(image, sound, number)
         if ws.used and ws.length >= len(data):  # an unused wavesample: write_wavesample says so
@@ -92,7 +93,7 @@ def place(
         report["warnings"] = [  # the template's loop is gone: its warning with it
             w for w in report.get("warnings", []) if not w.startswith("loop end page")
         ]
-    tiled = max(1, report.get("written", len(data)) // max(1, len(data)))
+    tiled = max(1, report.get("written", len(data)) // max(1, one))
     return Placed(image, report, tiled, list(report.get("warnings", [])))
 
 

@@ -211,9 +211,7 @@ class Stages:
                 "mode": self.found.modes.get(c, "cycle"),
                 "pcm": rel(self.folder, best),
                 "bytes": len(data),
-                # copies of the cycle in the slot (what was written over what was given; not
-                # Placed.tiled, which counts the filled slot against itself: 1)
-                "tiled": max(1, put.report["written"] // len(data)),
+                "tiled": put.tiled,  # copies of the cycle in the slot
                 "written": put.report["written"],
                 "capacity": put.report["capacity"],
                 "warnings": put.warnings,
