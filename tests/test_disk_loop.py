@@ -5,7 +5,6 @@ that dies away; without ``loop`` the template's loop is kept."""
 from __future__ import annotations
 
 import numpy as np
-
 from miragen.app import disk as disk_app
 
 RATE = 29411
