@@ -59,6 +59,9 @@ def test_class_mode_train_subject_and_kit_key():
         normalise({"keyboard": "kazoo"}, "t")
     with pytest.raises(RequestError, match="route none"):
         normalise({"keyboard": "organ", "route": "none"}, "t")
+    with pytest.raises(RequestError, match="candidate: route none"):
+        normalise({"candidate": "r/a.pcm", "route": "none"}, "t")
+    assert normalise({"route": "none"}, "t")["route"] == "none"
 
 
 def test_the_request_schema_names_the_keyboard_presets():

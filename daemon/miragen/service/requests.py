@@ -105,8 +105,9 @@ def normalise(data: Any, source: str) -> dict[str, Any]:
         problems.append("octaves: only with keyboard (a preset name)")
     if out["keyboard"] and out["octaves"] and out["kit"]:
         problems.append("octaves: a kit's keyboard has one sound of each class, not octaves")
-    if out["keyboard"] and out["route"] == "none":
-        problems.append("keyboard: route none delivers nothing")
+    for key in ("keyboard", "candidate"):
+        if out[key] and out["route"] == "none":
+            problems.append(f"{key}: route none delivers nothing")
     if problems:
         raise RequestError(f"{source}: " + "; ".join(problems))
     return out
