@@ -14,8 +14,8 @@
 - :func:`listing`: the images in FlashFloppy's order with what each holds.
 
 Everything on the stick is written by :func:`write_atomic`; its temp names
-(``.NAME.XXXXXXXX.part``: a leading dot, which FlashFloppy never lists) are what
-:func:`leftovers` recognises and :func:`clean` removes.
+(``.NAME.<8 random characters>.part``: a leading dot, which FlashFloppy never lists) are
+what :func:`leftovers` recognises and :func:`clean` removes.
 """
 
 from __future__ import annotations
@@ -369,8 +369,8 @@ def has_mirage_section(text: str) -> bool:
 
 def leftovers(root: Path) -> tuple[list[str], list[str]]:
     """What interrupted copies left in the root folder (and FF/): Miragen's own temp files
-    (``.NAME.XXXXXXXX.part`` of an image, FF.CFG, IMG.CFG or the index), and other files that
-    look like a cut copy (``*.part``, ``*.tmp``, …), which Miragen did not write."""
+    (``.NAME.<8 random characters>.part`` of an image, FF.CFG, IMG.CFG or the index), and other
+    files that look like a cut copy (``*.part``, ``*.tmp``, …), which Miragen did not write."""
     own: list[str] = []
     foreign: list[str] = []
     for folder in dict.fromkeys((root, config_dir(root))):
