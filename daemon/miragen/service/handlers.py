@@ -490,6 +490,8 @@ def run_deliver(d: Context, job: Job) -> None:
         return
     name = p["name"]
     data = (d.state.root / p["pcm"]).read_bytes()
+    cls = _pcm_class(d, p["pcm"])
+    cycle = class_mode(d.cfg, cls) == "cycle" and is_cycle(data)
     parts = ["sysex", "disk"] if p["route"] == "both" else [p["route"]]
     results: dict[str, Any] = dict(p.get("results", {}))
     for part in parts:
@@ -500,14 +502,10 @@ def run_deliver(d: Context, job: Job) -> None:
         live = DeliveryLive(d.state.live_delivery, name, part)  # for the web process
         try:
             if part == "sysex":
-                body = sysex_body(
-                    data,
-                    cycle=_is_cycle(d, data, p["pcm"]),
-                    cycle_pages=d.cfg["deliver"]["cycle_pages"],
-                )
+                body = sysex_body(data, cycle=cycle, cycle_pages=d.cfg["deliver"]["cycle_pages"])
                 res = _deliver_sysex(d, body, p, live)
             else:
-                res = _deliver_disk(d, data, p, live)
+                res = _deliver_disk(d, data, p, live, cls, cycle)
         except Stopping:
             live.fail("stopped by shutdown; sent again after the restart")
             raise
@@ -533,11 +531,12 @@ def run_deliver(d: Context, job: Job) -> None:
         log.warning("request %s: delivery failed: %s", name, reason)
 
 
-def _is_cycle(d: Context, data: bytes, pcm: str) -> bool:
-    """A cycle-mode candidate: one single cycle of whole pages (what cycle-mode models make), of
-    a class that holds cycles (its request's manifest names the class)."""
+def _pcm_class(d: Context, pcm: str) -> str:
+    """The class a candidate was made of (its request's manifest names it; "" when unknown).
+    With :func:`~.state.class_mode` it says whether the candidate is a single cycle, tiled on
+    delivery, or a one-shot, which gets its own loop."""
     made = read_manifest(d.state.root / Path(pcm).parent) or {}
-    return class_mode(d.cfg, str(made.get("class", ""))) == "cycle" and is_cycle(data)
+    return str(made.get("class", ""))
 
 
 def _sysex_bytes(data: bytes, p: dict[str, Any]) -> int:
@@ -592,16 +591,17 @@ def _deliver_sysex(
     return out
 
 
-def _deliver_disk(d: Context, data: bytes, p: dict[str, Any], live: DeliveryLive) -> dict[str, Any]:
-    """The request's sound into the template, as ``out/<name>/<name>.img`` beside IMG.CFG, and
-    onto the USB stick when one is configured (:mod:`miragen.app.disk`)."""
+def _deliver_disk(
+    d: Context, data: bytes, p: dict[str, Any], live: DeliveryLive, cls: str, cycle: bool
+) -> dict[str, Any]:
+    """The request's sound (of class ``cls``; a single ``cycle`` is tiled, a one-shot gets its
+    own loop) into the template, as ``out/<name>/<name>.img`` beside IMG.CFG, and onto the USB
+    stick when one is configured (:mod:`miragen.app.disk`)."""
     c = d.cfg["deliver"]
     live.start(len(data))
     try:
         template = disk_app.load_template(c["template"])
-        cycle = _is_cycle(d, data, p["pcm"])
-        made = read_manifest(d.state.root / Path(p["pcm"]).parent) or {}
-        oneshot = class_mode(d.cfg, str(made.get("class", ""))) == "oneshot"
+        oneshot = class_mode(d.cfg, cls) == "oneshot"
         placed = disk_app.place(  # a one-shot gets its own loop (sustained) or none
             template, p["sound"], int(p["wavesample"]), data, cycle=cycle, loop=oneshot
         )
@@ -618,7 +618,7 @@ def _deliver_disk(d: Context, data: bytes, p: dict[str, Any], live: DeliveryLive
             int(p["wavesample"]),
             p["pcm"],
             request=p["name"],
-            cls=made.get("class", ""),
+            cls=cls,
             template=c["template"],
             by="daemon",
         ),
