@@ -9,8 +9,10 @@ second, elsewhere (a log) it prints a line at every tenth. ``--quiet`` silences 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from ..errors import MiragenError
@@ -234,3 +236,24 @@ class ProgressLine:
         if self.enabled and self.tty and self.shown:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def print_result(
+    args: argparse.Namespace, res: dict[str, Any], what: str, done: Callable[[], None]
+) -> int:
+    """The end of a resumable transfer (backup, restore): ``--json`` prints ``res``; otherwise
+    its notes, then ``done()`` (the success lines) or the failure with the hint to rerun.
+    Returns the exit status (1 on failure)."""
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for note in res["notes"]:
+            print(f"miragen: note: {note}", file=sys.stderr)
+        if res["ok"]:
+            done()
+    if res["ok"]:
+        return 0
+    print(f"miragen: error: {what} failed: {res['error']}", file=sys.stderr)
+    if res.get("resume") and not args.json:
+        print(f"miragen: note: {res['resume']}", file=sys.stderr)
+    return 1

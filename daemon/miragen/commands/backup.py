@@ -4,7 +4,6 @@ docs/backup.md."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -76,29 +75,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print(args: argparse.Namespace, res: dict[str, Any]) -> int:
-    if args.json:
-        print(json.dumps(res))
-    else:
-        for note in res["notes"]:
-            print(f"miragen: note: {note}", file=sys.stderr)
-        if res["ok"]:
-            sim = " of the simulated Mirage" if res["transport"] == "sim" else ""
+    def done() -> None:
+        sim = " of the simulated Mirage" if res["transport"] == "sim" else ""
+        print(
+            f"backed up both halves{sim} into {res['image']} (sounds lower{res['slot']}, "
+            f"upper{res['slot']}) over {res['transport']} in {res['elapsed_s']:.1f} s "
+            f"(wire floor {res['wire_floor_s']:.1f} s; {res['chunks_read']} chunk(s) read, "
+            f"{res.get('resumed_chunks', 0)} resumed)"
+        )
+        if res["synthetic"]:
             print(
-                f"backed up both halves{sim} into {res['image']} (sounds lower{res['slot']}, "
-                f"upper{res['slot']}) over {res['transport']} in {res['elapsed_s']:.1f} s "
-                f"(wire floor {res['wire_floor_s']:.1f} s; {res['chunks_read']} chunk(s) read, "
-                f"{res.get('resumed_chunks', 0)} resumed)"
+                "the image is built on the synthetic template: it has NO operating system "
+                "and does NOT boot a Mirage (give --template for one that does)"
             )
-            if res["synthetic"]:
-                print(
-                    "the image is built on the synthetic template: it has NO operating system "
-                    "and does NOT boot a Mirage (give --template for one that does)"
-                )
-            for p in res["problems"]:
-                print(f"miragen: warning: {p}", file=sys.stderr)
-    if not res["ok"]:
-        print(f"miragen: error: backup failed: {res['error']}", file=sys.stderr)
-        if res.get("resume") and not args.json:
-            print(f"miragen: note: {res['resume']}", file=sys.stderr)
-        return 1
-    return 0
+        for p in res["problems"]:
+            print(f"miragen: warning: {p}", file=sys.stderr)
+
+    return _link.print_result(args, res, "backup", done)

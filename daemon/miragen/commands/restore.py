@@ -4,9 +4,7 @@ resumable. docs/backup.md."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from typing import Any
 
 from .. import config as configmod
@@ -76,21 +74,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print(args: argparse.Namespace, res: dict[str, Any]) -> int:
-    if args.json:
-        print(json.dumps(res))
-    else:
-        for note in res["notes"]:
-            print(f"miragen: note: {note}", file=sys.stderr)
-        if res["ok"]:
-            what = ", ".join(f"{t['sound']} → {t['half']}" for t in res["targets"])
-            sim = "the simulated Mirage" if res["transport"] == "sim" else res["transport"]
-            print(
-                f"restored {what} from {res['image']} to {sim} in {res['elapsed_s']:.1f} s "
-                f"(wire floor {res['wire_floor_s']:.1f} s){', verified' if res['verified'] else ''}"
-            )
-    if not res["ok"]:
-        print(f"miragen: error: restore failed: {res['error']}", file=sys.stderr)
-        if res.get("resume") and not args.json:
-            print(f"miragen: note: {res['resume']}", file=sys.stderr)
-        return 1
-    return 0
+    def done() -> None:
+        what = ", ".join(f"{t['sound']} → {t['half']}" for t in res["targets"])
+        sim = "the simulated Mirage" if res["transport"] == "sim" else res["transport"]
+        print(
+            f"restored {what} from {res['image']} to {sim} in {res['elapsed_s']:.1f} s "
+            f"(wire floor {res['wire_floor_s']:.1f} s){', verified' if res['verified'] else ''}"
+        )
+
+    return _link.print_result(args, res, "restore", done)
