@@ -275,7 +275,11 @@ for p in sys.argv[2:]:
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
     out[p] = [r, round(time.monotonic() - t0, 2), round(peak, 1)]
-out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM is this process's own peak RSS. ru_maxrss is not: Linux carries it over from the
+# forked copy of the parent across exec, so a large pytest process would be counted.
+with open("/proc/self/status") as f:
+    hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+out["maxrss_mb"] = hwm / 1024
 print(json.dumps(out))
 """
 
