@@ -26,7 +26,9 @@ last request) must be ≤ 150 MB with torch not loaded in the daemon (exit statu
 ``settle_s``); ``worker_median_s``: what each request's child process spent before generating:
 ``start_s`` (Python and miragen start), ``torch_s`` (importing torch), ``model_s`` (loading the
 model), then ``generate_s`` (drawing, gating, writing the candidates). The sum of the first
-three is the latency a request pays for the child process.
+three is the latency a request pays for the child process; ``warm_children`` counts the requests
+whose child was started ahead (``daemon.warm_s``, ``--warm-s``; it had Python, miragen and torch
+imported already) and ``warm_child_rss_mb`` is what that child holds while it waits.
 """
 
 from __future__ import annotations
@@ -134,6 +136,12 @@ def main() -> int:
     ap.add_argument(
         "--requests", type=int, default=5, help="requests served after training (with --train)"
     )
+    ap.add_argument(
+        "--warm-s",
+        type=float,
+        default=None,
+        help="daemon.warm_s (default: the shipped default; 0: every job starts its own child)",
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="miragen-bench-") as tmp:
@@ -144,7 +152,8 @@ def main() -> int:
             f"debounce_s = {2.0 if args.train else 86400.0}\nseconds = 3\n"
             f"[daemon]\nsettle_s = {args.settle}\nrescan_s = 60.0\n"
             f"polling = {'true' if args.polling else 'false'}\n"
-            '[deliver]\ntransport = "sim"\n'
+            + (f"warm_s = {args.warm_s}\n" if args.warm_s is not None else "")
+            + '[deliver]\ntransport = "sim"\n'
         )
         t0 = time.monotonic()
         proc = subprocess.Popen(
@@ -186,6 +195,7 @@ def main() -> int:
                 lat.append(time.monotonic() - t)
             rss1 = _rss_mb(proc.pid)
             torch = _torch_loaded(proc.pid)
+            waiting = [_rss_mb(c) for c in _children(proc.pid)]  # the warm child, if any
             rss_trained = None
             cycle: dict = {}
             if args.train:
@@ -243,6 +253,7 @@ def main() -> int:
                         k: round(statistics.median(float(x.get(k, 0.0)) for x in timings), 3)
                         for k in ("start_s", "torch_s", "model_s", "generate_s")
                     },
+                    warm_children=sum(bool(x.get("warm")) for x in timings),
                     worker_peak_rss_mb=peak.stop(),
                     idle_rss_after_cycle_mb=round(_rss_mb(proc.pid), 1),
                     torch_loaded_after_cycle=_torch_loaded(proc.pid),
@@ -264,6 +275,8 @@ def main() -> int:
             "idle_rss_mb": round(rss0, 1),
             "rss_after_drops_mb": round(rss1, 1),
             "torch_loaded": torch,
+            "warm_s": args.warm_s,
+            "warm_child_rss_mb": round(max(waiting), 1) if waiting else None,
             "rss_after_training_mb": rss_trained,
             **({"train_generate_cycle": cycle} if cycle else {}),
             "idle_seconds": args.idle_seconds,

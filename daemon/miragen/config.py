@@ -290,6 +290,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
             float, 30.0, "systemd watchdog interval expected (WatchdogSec)", _range(1, 3600)
         ),
         "polling": Key(bool, False, "use the polling observer (network shares)"),
+        "warm_s": Key(
+            float,
+            600.0,
+            "keep one child process with torch imported ready for this long after the daemon "
+            "starts and after each training, generation or sorting (≈ 290 MB while it waits; "
+            "saves a request the 3–15 s import); 0: every job starts its own",
+            _range(0, 86400),
+        ),
         "unsorted_min": Key(
             int,
             16,

@@ -33,6 +33,12 @@ class Watching(Protocol):
         ...
 
 
+class Prestarting(Protocol):
+    def take(self) -> Any:
+        """A child process started ahead of need (its imports done), or None (``.child``)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Context:
     """The daemon as a job handler sees it."""
@@ -48,6 +54,7 @@ class Context:
     heartbeats: Heartbeats = field(default_factory=Heartbeats)  # each thread's beat, activity
     transport: TransportLink | None = None  # the SysEx transport (None: none configured yet)
     watcher: Watching | None = None  # the drop-folder watcher (None: not watching)
+    warm: Prestarting | None = None  # the warm child process (None: each job starts its own)
 
     @classmethod
     def open(cls, cfg: dict[str, Any], state: StateDir, **rest: Any) -> Context:

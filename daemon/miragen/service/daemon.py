@@ -41,6 +41,7 @@ from typing import Any
 from ..errors import MiragenError
 from ..fsutil import atomic_write_text
 from . import notify as sd
+from .child import WarmChild
 from .context import Context, Stopping
 from .handlers import run_deliver, run_generate, run_request, run_train
 from .heartbeats import IDLE, Heartbeats
@@ -89,6 +90,7 @@ class Daemon:
         self.context: Context | None = None  # made by start(): what every handler gets
         self.queue: JobQueue | None = None  # the context's queue, once started
         self.watcher: DropWatcher | None = None
+        self.warm = WarmChild(cfg["daemon"]["warm_s"])  # started by start()
         self.listener: TriggerListener | None = None
         self._threads: dict[str, threading.Thread] = {}  # the worker threads
         self._trigger_seq = 0
@@ -306,6 +308,7 @@ class Daemon:
             stopping=self.stopping,
             heartbeats=self.heartbeats,
             transport=self.transport,
+            warm=self.warm,
         )
         self.context, self.queue = ctx, ctx.queue
         self._recover()
@@ -327,6 +330,7 @@ class Daemon:
             self._threads[name] = t
             t.start()
         self._start_midi_input()
+        self.warm.refill()
 
     def _recover(self) -> None:
         """Jobs a dead daemon left running go back to the queue (or fail); claimed files whose
@@ -375,6 +379,7 @@ class Daemon:
             self.watcher.stop()
         for t in self._threads.values():
             t.join(timeout=30)
+        self.warm.close()
         self.transport.close()  # shutting down: one that fails to close is left to the OS
         if self.context is not None:
             self.write_status("stopped")
@@ -432,6 +437,7 @@ class Daemon:
                 sd.notify("WATCHDOG=1")
             else:
                 log.error("not healthy, watchdog pings stopped: %s", why)
+            self.warm.tick()
             now = time.monotonic()
             if now - last_status >= STATUS_EVERY_S:  # a few queries: not every tick
                 line = self.status_line()

@@ -24,6 +24,8 @@ Anything a library prints goes to stderr (the daemon's log), never into the prot
 
 The child dies with the daemon: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (Linux), and a thread that
 checks ``getppid()`` once a second (other systems, and the moment before prctl took effect).
+A warm child (``--warm PARENT_PID``, :class:`.child.WarmChild`) does that and its heavy imports
+first, then waits for its task line; an empty stdin lets it go (exit 0).
 Results are written atomically: a model folder is saved as ``vNNNN.part`` and renamed; the
 candidates of a request are written into ``out/.<name>.part/`` with their manifest
 (``generate.json``, :mod:`.manifest`) and renamed to ``out/<name>/``; a kill -9 of either process
@@ -351,7 +353,8 @@ def task_generate(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     if done is not None:
         return done
     spawned = float(spec.get("spawned", ch.t_main))
-    timing = {"start_s": round(ch.t_main - spawned, 3)}  # python + miragen import
+    # python + miragen import (a warm child had them done before its task came)
+    timing = {"start_s": round(ch.t_main - spawned, 3), "warm": "--warm" in sys.argv}
     t_mark = time.time()
     ch.phase("loading torch")
     _heavy_imports()
@@ -422,13 +425,23 @@ def main() -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     ch = _Child(out_fd)
+    warm = sys.argv[1:2] == ["--warm"]
+    if warm:  # started ahead of need (.child.WarmChild): import everything, then wait
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the daemon's to handle
+        _die_with_parent(int(sys.argv[2]))
+        _heavy_imports()
+    line = sys.stdin.readline()
+    if warm and not line.strip():
+        return 0  # let go unused
+    ch.t_main = time.time()
     try:
-        spec = json.loads(sys.stdin.readline())
+        spec = json.loads(line)
         parent = int(spec.get("parent", os.getppid()))
     except (ValueError, TypeError) as exc:
         ch.emit("error", reason=f"child process: bad task description ({exc})", input=True)
         return 2
-    _die_with_parent(parent)
+    if not warm:
+        _die_with_parent(parent)
     logging.basicConfig(
         level=spec.get("log_level", "INFO"),
         stream=sys.stderr,
