@@ -127,6 +127,15 @@ def _tab(driver, name: str) -> None:
     )
 
 
+def _candidate_ids(driver) -> list[str]:
+    """The tiles' ids in one script call: the list may be redrawn between finding a tile and
+    reading its attribute (a stale element)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#candidate-list .tile')]"
+        ".map(t => t.dataset.candidate)"
+    )
+
+
 def test_upload_train_listen_and_send(studio, tmp_path):
     h, driver = studio
     rng = random.Random(7)
@@ -155,11 +164,7 @@ def test_upload_train_listen_and_send(studio, tmp_path):
     driver.find_element(By.ID, "req-name").send_keys("e2e-1")
     driver.find_element(By.CSS_SELECTOR, "#request-form button").click()
     _tab(driver, "candidates")
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#candidate-list .tile")) >= 2)
-    ids = [
-        t.get_attribute("data-candidate")
-        for t in driver.find_elements(By.CSS_SELECTOR, "#candidate-list .tile")
-    ]
+    ids = wait.until(lambda d: _candidate_ids(d) if len(_candidate_ids(d)) >= 2 else None)
     for cid in ids:  # the list is redrawn as events arrive: find each tile afresh
         _click(driver, f'#candidate-list .tile[data-candidate="{cid}"] img')
         wait.until(lambda d, c=cid: d.find_element(By.ID, "now-playing").text.startswith(c))
