@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import tty
@@ -19,6 +21,7 @@ from miragen.engines.base import Progress
 from miragen.errors import ConfigError
 from miragen.fsutil import atomic_write_bytes
 from miragen.service import handlers, live, triggers
+from miragen.service import requests as requests_mod
 from miragen.service.child import ChildFailed, ChildStopped
 from miragen.service.context import Context
 from miragen.service.daemon import Daemon
@@ -399,6 +402,35 @@ def test_learned_triggers_reload_and_a_bad_file_keeps_the_old_ones(tmp_path, mon
     assert triggers.check_trigger_tables([{}])[0] == {
         k: v.default for k, v in configmod.TRIGGER_SCHEMA.items()
     }
+
+
+def test_a_trigger_can_ask_for_a_kit_or_a_keyboard_and_a_bad_combination_stops_the_start(
+    tmp_path,
+):
+    (table,) = triggers.check_trigger_tables(
+        [{"note": 36, "kit": True, "keyboard": "drum", "wavesample": 1}]
+    )
+    req = requests_mod.from_trigger(table)
+    assert req["kit"] is True and req["keyboard"] == "drum" and req["octaves"] == 0
+    (table,) = triggers.check_trigger_tables([{"class": "pad", "keyboard": "pad", "octaves": 3}])
+    assert requests_mod.from_trigger(table)["octaves"] == 3
+    with pytest.raises(ConfigError, match=r"trigger\[0\]: octaves: only with keyboard"):
+        triggers.check_trigger_tables([{"octaves": 2}])
+    config = tmp_path / "miragen.toml"
+    config.write_text(
+        f'[paths]\nstate = "{tmp_path / "state"}"\n'
+        '[[trigger]]\nnote = 40\nkit = true\nkeyboard = "organ"\noctaves = 2\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "miragen", "daemon", "--config", str(config), "--max-seconds", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "octaves: a kit's keyboard has one sound of each class" in proc.stderr, proc.stderr
+    assert str(config) in proc.stderr
 
 
 def test_daemon_learns_and_fires_learned_triggers_without_a_restart(tmp_path):

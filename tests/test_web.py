@@ -298,6 +298,10 @@ def test_learn_and_triggers(client, sd):
     assert bad.status_code == 400 and "note" in bad.json()["error"]
     assert _post(client, "/api/triggers/delete", {"index": 5}).status_code == 400
     assert _post(client, "/api/triggers/delete", {"index": 0}).json()["learned"] == []
+    kit = {"message": "note_on", "note": 38, "kit": True, "keyboard": "drum"}
+    assert _post(client, "/api/triggers", kit).json()["learned"][0]["keyboard"] == "drum"
+    bad = _post(client, "/api/triggers", {"message": "note_on", "note": 39, "octaves": 2})
+    assert bad.status_code == 400 and "only with keyboard" in bad.json()["error"]
 
 
 # ---------------------------------------------------------------------------- uploads

@@ -329,6 +329,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
 }
 
+# the keyboard presets of miragen.app.keyboard (PRESETS), named here for the request schema
+KEYBOARD_PRESETS = ("organ", "pad", "pluck", "drum")
+
 TRIGGER_SCHEMA: dict[str, Key] = {
     "message": Key(
         str,
@@ -354,10 +357,32 @@ TRIGGER_SCHEMA: dict[str, Key] = {
         "sysex, disk or both (empty: deliver.route); none: make the candidates, deliver nothing",
         choices=("", "sysex", "disk", "both", "none"),
     ),
+    "kit": Key(
+        bool,
+        False,
+        "one new sound of each class that has a model, to wavesample, wavesample + 1, … "
+        "(one request per class, named <name>-<class>)",
+    ),
+    "keyboard": Key(
+        str,
+        "",
+        "deliver a whole keyboard across the half with this preset: the candidates (count, "
+        "at most 8), the best one at `octaves` octaves, or with kit one sound of each class",
+        choices=("",) + KEYBOARD_PRESETS,
+    ),
+    "octaves": Key(int, 0, "with keyboard: the best candidate at this many octaves", _range(0, 8)),
 }
-
-# the keyboard presets of miragen.app.keyboard (PRESETS), named here for the request schema
-KEYBOARD_PRESETS = ("organ", "pad", "pluck", "drum")
+# the keys of a [[trigger]] table that make its request (the rest say which message fires)
+TRIGGER_REQUEST_KEYS = (
+    "class",
+    "count",
+    "half",
+    "wavesample",
+    "route",
+    "kit",
+    "keyboard",
+    "octaves",
+)
 
 
 # A TOML value's type in words, with its article: "must be an integer (got a string '7')".

@@ -7,6 +7,7 @@ import logging
 
 from .. import config as configmod
 from ..service.daemon import Daemon
+from ..service.triggers import check_trigger_tables
 from ._args import float_range
 
 
@@ -40,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     cfg = configmod.load(args.config)  # a ConfigError is printed by miragen.cli, one line a problem
+    # each [[trigger]]'s request too (keyboard, kit, octaves together), before anything starts
+    check_trigger_tables(cfg["trigger"], str(args.config or "configuration"))
     if args.state:
         cfg["paths"]["state"] = args.state
     if args.verbose == 0 and not args.quiet:

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import KEYBOARD_PRESETS, SOUNDS, TRIGGER_SCHEMA, Key, _check_value, _range
+from ..config import SOUNDS, TRIGGER_REQUEST_KEYS, TRIGGER_SCHEMA, Key, _check_value
 from ..errors import MiragenError
 from ..fsutil import atomic_write_text
 from .state import StateDir, printable, safe_name
@@ -54,20 +54,9 @@ REQUEST_KEYS: dict[str, Key] = {
     "candidate": Key(
         str, "", "deliver this candidate of an earlier request: <request name>/<file>.pcm"
     ),
-    "kit": Key(
-        bool,
-        False,
-        "one new sound of each class that has a model, to wavesample, wavesample + 1, … "
-        "(one request per class, named <name>-<class>)",
-    ),
-    "keyboard": Key(
-        str,
-        "",
-        "deliver a whole keyboard across the half with this preset: the candidates (count, "
-        "at most 8), the best one at `octaves` octaves, or with kit one sound of each class",
-        choices=("",) + KEYBOARD_PRESETS,
-    ),
-    "octaves": Key(int, 0, "with keyboard: the best candidate at this many octaves", _range(0, 8)),
+    "kit": TRIGGER_SCHEMA["kit"],
+    "keyboard": TRIGGER_SCHEMA["keyboard"],
+    "octaves": TRIGGER_SCHEMA["octaves"],
 }
 
 
@@ -184,9 +173,7 @@ def parse_request_file(path: Path, display: str | None = None) -> dict[str, Any]
 
 def from_trigger(trigger: dict[str, Any]) -> dict[str, Any]:
     """The request a matched ``[[trigger]]`` table asks for."""
-    return normalise(
-        {k: trigger[k] for k in ("class", "count", "half", "wavesample", "route")}, "trigger"
-    )
+    return normalise({k: trigger[k] for k in TRIGGER_REQUEST_KEYS}, "trigger")
 
 
 def unique_name(state: StateDir, wanted: str) -> str:

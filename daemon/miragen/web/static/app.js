@@ -381,7 +381,9 @@ function describe(t) {
 async function loadTriggers() {
   S.triggers = await api("GET", "/api/triggers");
   const row = (t, i, learned) => el("tr", {}, el("td", {}, describe(t)),
-    el("td", {}, `${t.count} × ${t.class || "first class"} → ${t.half} ${t.wavesample}${t.route ? " (" + t.route + ")" : ""}`),
+    el("td", {}, `${t.kit ? "a kit" : t.count + " × " + (t.class || "first class")} → ${t.half} ${t.wavesample}`
+      + (t.keyboard ? `, keyboard ${t.keyboard}${t.octaves ? " at " + t.octaves + " octaves" : ""}` : "")
+      + (t.route ? " (" + t.route + ")" : "")),
     el("td", {}, learned ? el("button", { class: "quiet", type: "button", onclick: guard(async () => {
       await api("POST", "/api/triggers/delete", { index: i }); await loadTriggers(); }) }, "Delete") : "config file"));
   $("trigger-list").replaceChildren(el("tr", {}, el("th", {}, "message"), el("th", {}, "makes"), el("th", {}, "")),
@@ -403,7 +405,8 @@ function setupTriggers() {
     if (m.kind === "control_change") { t.control = m.control; t.value = m.value; }
     if (m.kind === "sysex") t.pattern = m.hex;
     Object.assign(t, { count: Number($("trig-count").value), half: $("trig-half").value, wavesample: Number($("trig-ws").value),
-      route: $("trig-route").value, class: $("trig-class").value });
+      route: $("trig-route").value, class: $("trig-class").value, kit: $("trig-kit").checked,
+      keyboard: $("trig-keyboard").value, octaves: Number($("trig-octaves").value) });
     await api("POST", "/api/triggers", t);
     $("trigger-form").hidden = true; $("learn-state").textContent = "bound: the daemon uses it from now on";
     await loadTriggers();
