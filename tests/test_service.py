@@ -632,3 +632,67 @@ def test_which_new_model_serves():
     # a record written before verdicts existed: passed only
     assert not takes_over({"verdict": "inconclusive"}, {"passed": 1, "report": {"passed": True}})
     assert takes_over({"verdict": "inconclusive"}, {"passed": 0, "report": {}})
+
+
+def test_sound_kind_tells_hits_from_cycles_and_sustained_notes():
+    from miragen.corpus.synth import HIT_RATE, default_corpus, default_hits
+    from miragen.judge.sets import sound_kind, tail_drop_db
+
+    for waves in default_corpus(0).values():
+        assert {sound_kind(w, 29411) for w in waves} == {"cycle"}
+    hits = [h for seed in range(5) for h in default_hits(seed)["hits"]]
+    assert {sound_kind(h, HIT_RATE) for h in hits if len(h) > 2048} == {"oneshot"}
+    assert {sound_kind(h, HIT_RATE) for h in hits if len(h) <= 2048} == {"cycle"}  # too short
+    t = np.arange(44100) / 44100
+    organ = np.sin(2 * np.pi * 220 * t) + 0.3 * np.sin(2 * np.pi * 660 * t)
+    assert sound_kind(organ, 44100) == "cycle"  # a sustained note: cycle mode takes its cycle
+    assert tail_drop_db(organ, 44100) < 1.0
+    rng = np.random.default_rng(0)
+    burst = rng.standard_normal(8820) * np.exp(-np.arange(8820) / 900)
+    assert sound_kind(burst, 44100) == "oneshot"  # 200 ms of decaying noise
+    assert sound_kind(np.zeros(3000), 29411) == "cycle"  # silence: nothing decays
+
+
+def test_a_mixed_pool_sorts_hits_into_one_shot_classes_of_their_own(tmp_path):
+    """With train.mode = cycle, unsorted hits are not cut into cycles: they are clustered on the
+    one-shot features into auto-hits-N classes, which train as one-shots."""
+    from miragen.corpus.synth import HIT_RATE, default_corpus, default_hits
+    from miragen.service.classing import cluster_pool
+    from miragen.service.state import class_mode
+
+    cfg = _cfg(tmp_path)
+    pool, kinds = [], {}
+    for cls, waves in default_corpus(0, per_class=10).items():
+        for i, w in enumerate(waves):
+            pool.append(_pool_file(tmp_path, f"{cls}{i}.wav", w, 29411))
+            kinds[pool[-1][0]] = "cycle"
+    hits = [h for h in default_hits(0, per_class=40)["hits"] if len(h) > 2048][:12]
+    for i, h in enumerate(hits):
+        pool.append(_pool_file(tmp_path, f"hit{i}.wav", h, HIT_RATE))
+        kinds[pool[-1][0]] = "oneshot"
+    res = cluster_pool(tmp_path, cfg, pool, [])
+    assert set(res["assign"]) == set(kinds)
+    for sha, cls in res["assign"].items():
+        assert class_mode(cfg, cls) == kinds[sha], (cls, kinds[sha])
+        assert cls.startswith("auto-hits-") == (kinds[sha] == "oneshot")
+    assert set(res["groups"]) == {"cycle", "oneshot"} and res["groups"]["oneshot"]["sounds"] == 12
+    # sorted again later with new hits: the existing auto-hits classes keep their names
+    members = [[sha, path, res["assign"][sha]] for sha, path in pool]
+    late_hit = next(h for h in default_hits(5)["hits"] if len(h) > 2048)
+    new = [_pool_file(tmp_path, "late-hit.wav", late_hit, HIT_RATE)]
+    again = cluster_pool(tmp_path, cfg, new, members)
+    (late,) = again["assign"].values()
+    assert late in set(res["assign"].values()) and late.startswith("auto-hits-")
+    # train.mode = oneshot: everything is a one-shot, named auto-N as before
+    cfg["train"]["mode"] = "oneshot"
+    res = cluster_pool(tmp_path, cfg, pool, [])
+    assert all(not c.startswith("auto-hits-") for c in res["assign"].values())
+
+
+def _pool_file(root: Path, name: str, wave: np.ndarray, rate: int) -> list[str]:
+    import soundfile as sf
+
+    path = root / "corpus" / "unsorted" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.asarray(wave, dtype=np.float32) * 0.9, rate, subtype="PCM_16")
+    return [hashlib.sha256(path.read_bytes()).hexdigest(), str(path.relative_to(root))]

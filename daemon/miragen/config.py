@@ -302,7 +302,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
             int,
             16,
             "sounds dropped without a class (top of inbox/) are sorted into classes auto-1, "
-            "auto-2, … by k-means once this many are waiting",
+            "auto-2, … (their one-shots into auto-hits-1, … when train.mode is cycle) by k-means "
+            "once this many are waiting",
             _range(3, 100000),
         ),
     },

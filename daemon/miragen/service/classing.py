@@ -9,7 +9,10 @@ fewer: they wait for more):
 1. in a child process (:mod:`.child`, :mod:`.tasks`; scikit-learn stays out of the daemon) the
    pool's sounds and the members of the existing auto classes are clustered together on the
    judge's features (:func:`miragen.judge.cluster.cluster`, k by the best silhouette, the seed
-   article's proposal);
+   article's proposal). When ``train.mode`` says cycles, the pool's hits and decaying notes
+   (:func:`miragen.judge.sets.sound_kind`) are told apart first and clustered on their own, on
+   the one-shot features, into ``auto-hits-N`` classes, which train as one-shots
+   (:func:`.state.class_mode`; with ``train.kit`` they join the kit);
 2. each cluster is named: after the existing auto class most of whose members it holds (each
    auto class names one cluster at most, the biggest overlap first), else the next free
    ``auto-N``; so names stay stable when the pool is sorted again later, and material already
@@ -38,21 +41,25 @@ from ..corpus.dataset import KEEP_SECONDS
 from ..errors import InputError
 from ..fsutil import fsync_dir
 from ..judge.cluster import cluster
-from ..judge.sets import to_kind
+from ..judge.sets import sound_kind, to_kind
 from .child import ChildFailed, ChildStopped, run_child
 from .context import Context, Stopping
 from .jobs import Job
-from .state import POOL, train_subject
+from .state import AUTO_HITS, POOL, class_mode, train_subject
 
 log = logging.getLogger(__name__)
 
 AUTO_PREFIX = "auto-"
+AUTO_HITS_PREFIX = "auto-hits-"  # one-shots of the pool when train.mode says cycles
 MEMBERS_PER_CLASS = 64  # members of each existing auto class taken into a re-clustering
 _AUTO = re.compile(r"^auto-(\d+)$")
 
 
 def name_clusters(
-    labels: Sequence[int], known: Sequence[str | None], existing: Sequence[str]
+    labels: Sequence[int],
+    known: Sequence[str | None],
+    existing: Sequence[str],
+    prefix: str = AUTO_PREFIX,
 ) -> dict[int, str]:
     """A class name for each cluster label.
 
@@ -71,11 +78,12 @@ def name_clusters(
         if lab not in names and cls not in used:
             names[lab] = cls
             used.add(cls)
-    numbers = [int(m.group(1)) for c in existing if (m := _AUTO.match(c))]
+    pattern = re.compile(rf"^{re.escape(prefix)}(\d+)$")
+    numbers = [int(m.group(1)) for c in existing if (m := pattern.match(c))]
     nxt = max(numbers, default=0) + 1
     for lab in sorted({int(v) for v in labels}):
         if lab not in names:
-            names[lab] = f"{AUTO_PREFIX}{nxt}"
+            names[lab] = f"{prefix}{nxt}"
             nxt += 1
     return names
 
@@ -88,11 +96,9 @@ def cluster_pool(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """(Child side.) ``pool``: [sha, path]; ``members``: [sha, path, class]. Returns the assignment
-    {sha: class} of the pool's sounds, k and the silhouette."""
-    kind = cfg["train"]["mode"]
-    waves: list[Any] = []
-    known: list[str | None] = []
-    shas: list[str | None] = []
+    {sha: class} of the pool's sounds, k and the silhouette (of the kind with the most pool
+    sounds; ``groups``: each kind's)."""
+    groups: dict[str, _Group] = {}
     for item, is_pool in [(m, True) for m in pool] + [(m, False) for m in members]:
         try:
             audio = read_audio(
@@ -101,25 +107,60 @@ def cluster_pool(
         except InputError as exc:
             log.warning("sorting: skipped %s (%s)", item[1], exc.reason)
             continue
-        waves.append(to_kind(np.asarray(audio.samples, dtype=np.float64), audio.rate, kind))
-        known.append(None if is_pool else item[2])
-        shas.append(item[0] if is_pool else None)
+        x = np.asarray(audio.samples, dtype=np.float64)
+        kind = _pool_kind(cfg, x, audio.rate) if is_pool else class_mode(cfg, item[2])
+        g = groups.setdefault(kind, _Group())
+        g.waves.append(to_kind(x, audio.rate, kind))
+        g.known.append(None if is_pool else item[2])
+        g.shas.append(item[0] if is_pool else None)
     if progress:
         progress(f"clustering {len(pool)} unsorted sounds with {len(members)} already sorted")
-    res = cluster(waves, "auto", kind)
     existing = sorted({m[2] for m in members})
-    names = name_clusters(res.labels.tolist(), known, existing)
-    assign = {
-        sha: names[int(lab)] for sha, lab in zip(shas, res.labels.tolist()) if sha is not None
-    }
+    assign: dict[str, str] = {}
+    report: dict[str, dict[str, Any]] = {}
+    for kind, g in sorted(groups.items()):
+        if not any(sha is not None for sha in g.shas):
+            continue  # only members of this kind: nothing new to sort
+        res = cluster(g.waves, "auto", kind)
+        hits = kind == "oneshot" and cfg["train"]["mode"] != "oneshot"
+        names = name_clusters(
+            res.labels.tolist(), g.known, existing, AUTO_HITS_PREFIX if hits else AUTO_PREFIX
+        )
+        for sha, lab in zip(g.shas, res.labels.tolist()):
+            if sha is not None:
+                assign[sha] = names[int(lab)]
+        report[kind] = {
+            "sounds": sum(sha is not None for sha in g.shas),
+            "k": res.k,
+            "silhouette": res.silhouette,
+        }
+    main = max(report, key=lambda k: report[k]["sounds"]) if report else None
     return {
         "assign": assign,
-        "k": res.k,
-        "silhouette": res.silhouette,
+        "k": sum(r["k"] for r in report.values()),
+        "silhouette": report[main]["silhouette"] if main else None,
+        "groups": report,
         "sizes": {
             n: int(sum(1 for v in assign.values() if v == n)) for n in sorted(set(assign.values()))
         },
     }
+
+
+class _Group:
+    """The sounds of one kind taken into a sorting: waves as the judge takes them, each one's
+    current auto class (None: a pool sound) and content hash (pool sounds only)."""
+
+    def __init__(self) -> None:
+        self.waves: list[np.ndarray] = []
+        self.known: list[str | None] = []
+        self.shas: list[str | None] = []
+
+
+def _pool_kind(cfg: dict[str, Any], x: np.ndarray, rate: int) -> str:
+    """A pool sound's kind: ``train.mode`` when it says one-shots, else what the sound is
+    (:func:`miragen.judge.sets.sound_kind`: a hit or a decaying note is a one-shot even when
+    the configuration says cycles, and is sorted into an ``auto-hits-N`` class)."""
+    return "oneshot" if cfg["train"]["mode"] == "oneshot" else sound_kind(x, rate)
 
 
 def run_sort(d: Context, job: Job) -> None:
@@ -171,7 +212,8 @@ def _pool_and_members(d: Context) -> tuple[list[list[str]], list[list[str]]]:
     ]
     per: dict[str, list[list[str]]] = {}
     for r in rows:
-        if r["class"] != POOL and _AUTO.match(r["class"]) and not r["path"].endswith(".img"):
+        auto = _AUTO.match(r["class"]) or AUTO_HITS.match(r["class"])
+        if r["class"] != POOL and auto and not r["path"].endswith(".img"):
             per.setdefault(r["class"], []).append([r["sha256"], r["path"], r["class"]])
     members = [m for cls in sorted(per) for m in per[cls][-MEMBERS_PER_CLASS:]]
     return pool, members

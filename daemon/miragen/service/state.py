@@ -40,13 +40,15 @@ DEFAULT_CLASS = "default"
 POOL = "unsorted"  # the class of sounds dropped without one (sorted by k-means: classing.py)
 # the subject of the one training job of a kit (``train.kit``): no class name can be this
 KIT = "@kit"
+AUTO_HITS = re.compile(r"^auto-hits-(\d+)$")  # the pool's one-shots, sorted (classing.py)
 
 
 def class_mode(cfg: dict, cls: str) -> str:
     """What class ``cls`` holds: ``train.mode``, or "oneshot" for a class that
-    ``train.oneshot_classes`` names (and for the kit, which is made of one-shots)."""
+    ``train.oneshot_classes`` names, for the kit (made of one-shots) and for the ``auto-hits-N``
+    classes into which the unsorted pool's one-shots are sorted (``.classing``)."""
     t = cfg["train"]
-    if t["mode"] == "oneshot" or cls == KIT:
+    if t["mode"] == "oneshot" or cls == KIT or AUTO_HITS.match(cls):
         return "oneshot"
     patterns = [p.strip() for p in t.get("oneshot_classes", "").split(",") if p.strip()]
     return "oneshot" if any(fnmatch.fnmatchcase(cls, p) for p in patterns) else "cycle"

@@ -168,7 +168,7 @@ def render(info: dict[str, Any]) -> str:
         m = c["model"]
         if cls == POOL:
             model = (
-                "unsorted pool: sorted into auto-N classes from "
+                "unsorted pool: sorted into auto-N (one-shots: auto-hits-N) classes from "
                 f"{info.get('unsorted_min', '?')} sounds on"
             )
         elif m is None:
