@@ -35,3 +35,14 @@ def test_the_cv_guard_uses_them_and_falls_back_to_the_holdout():
     assert not copy_ok(real, ["silent"], "cv")
     # too few training sounds to split: the hold-out's rules decide
     assert copy_ok({}, [], "cv") and not copy_ok({}, ["copy_fraction"], "cv")
+
+
+def test_cycles_default_to_the_cv_guard_and_one_shots_keep_the_holdout():
+    """The cv guard was chosen on the pick half of the cycle banks and confirmed on the other
+    half (docs/wavegan.md); the one-shot bar was measured with the hold-out guard."""
+    from miragen.engines.wavegan.options import WaveGANOptions
+
+    opts = WaveGANOptions.from_mapping({})
+    assert opts.for_mode("cycle").copy_guard == "cv"
+    assert opts.for_mode("oneshot").copy_guard == "holdout"
+    assert WaveGANOptions.from_mapping({"copy_guard": "cv"}).for_mode("oneshot").copy_guard == "cv"
