@@ -148,6 +148,7 @@ class Harness:
         self.inputs_tried = 0
         self.kills = 0
         self.phase_hits: Counter[str] = Counter()
+        self.phase_missed: list[str] = []  # "phase: what ran instead" for each kill that missed
         self.crashes = 0
         self.peak_rss_kb = 0
         self.peak_worker_rss_kb = 0
@@ -391,7 +392,14 @@ class Harness:
                         break
                 time.sleep(0.02)
             time.sleep(self.rng.uniform(0.0, extra_delay))
-            hit = hit and phase in self.running_kinds()
+            running = self.running_kinds()
+            if not (hit and phase in running):
+                waited = time.monotonic() - t0
+                self.phase_missed.append(
+                    f"{phase} after {waited:.1f} s{' (it had begun)' if hit else ''}: "
+                    f"running {sorted(running)}"
+                )
+            hit = hit and phase in running
         if before_kill:
             before_kill()
         killed = proc.poll() is None
@@ -691,6 +699,7 @@ class Harness:
             inputs_tried=self.inputs_tried,
             kills_survived=self.kills if not unfinished else 0,
             phase_hits=dict(self.phase_hits),
+            phase_missed=self.phase_missed,
             files_lost=len(lost),
             lost=lost[:10],
             wrongly_rejected=dict(list(wrongly_rejected.items())[:10]),
