@@ -91,10 +91,13 @@ def test_a_kit_trains_one_model_and_a_kit_request_makes_one_sound_per_class(tmp_
 
             if not db.exists():
                 return []
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-                return c.execute(
-                    "SELECT class, path, current FROM models ORDER BY class"
-                ).fetchall()
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+                    return c.execute(
+                        "SELECT class, path, current FROM models ORDER BY class"
+                    ).fetchall()
+            except sqlite3.OperationalError:  # the daemon is still creating its tables
+                return []
 
         h.wait_for(lambda: len(models()) == 2, 180, "the kit's model", proc)
         rows = models()
