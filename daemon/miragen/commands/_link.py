@@ -239,16 +239,22 @@ class ProgressLine:
 
 
 def print_result(
-    args: argparse.Namespace, res: dict[str, Any], what: str, done: Callable[[], None]
+    args: argparse.Namespace,
+    res: dict[str, Any],
+    what: str,
+    done: Callable[[], None],
+    remarks: str = "notes",
 ) -> int:
-    """The end of a resumable transfer (backup, restore): ``--json`` prints ``res``; otherwise
-    its notes, then ``done()`` (the success lines) or the failure with the hint to rerun.
-    Returns the exit status (1 on failure)."""
+    """The end of a transfer (backup, restore, keyboard): ``--json`` prints ``res``; otherwise
+    its ``remarks`` (``notes`` or ``warnings``, each on its own line), then ``done()`` (the
+    success lines), or the failure with the hint to rerun a resumable one. Returns the exit
+    status (1 on failure)."""
     if args.json:
         print(json.dumps(res))
     else:
-        for note in res["notes"]:
-            print(f"miragen: note: {note}", file=sys.stderr)
+        label = remarks.removesuffix("s")
+        for remark in res[remarks]:
+            print(f"miragen: {label}: {remark}", file=sys.stderr)
         if res["ok"]:
             done()
     if res["ok"]:

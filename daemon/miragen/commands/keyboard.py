@@ -178,26 +178,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_result(args: argparse.Namespace, res: dict[str, Any]) -> int:
-    if args.json:
-        print(json.dumps(res))
-    else:
-        for w in res["warnings"]:
-            print(f"miragen: warning: {w}", file=sys.stderr)
-        if res["ok"]:
-            kb = res["keyboard"]
-            where = "the simulated Mirage's" if res["simulated"] else "the"
-            print(
-                f"keyboard '{kb['preset']}': {len(kb['zones'])} wavesample(s), {kb['pages']} "
-                f"pages ({kb['bytes']:,} bytes) into {where} {res['half']} half over "
-                f"{res['transport']} in {res['elapsed_s']:.1f} s (wire floor "
-                f"{res['wire_floor_s']:.1f} s){', verified' if res['verified'] else ''}"
-            )
-            for line in zone_lines(kb["zones"]):
-                print(line)
-    if not res["ok"]:
-        print(f"miragen: error: keyboard delivery failed: {res['error']}", file=sys.stderr)
-        return 1
-    return 0
+    def done() -> None:
+        kb = res["keyboard"]
+        where = "the simulated Mirage's" if res["simulated"] else "the"
+        print(
+            f"keyboard '{kb['preset']}': {len(kb['zones'])} wavesample(s), {kb['pages']} "
+            f"pages ({kb['bytes']:,} bytes) into {where} {res['half']} half over "
+            f"{res['transport']} in {res['elapsed_s']:.1f} s (wire floor "
+            f"{res['wire_floor_s']:.1f} s){', verified' if res['verified'] else ''}"
+        )
+        for line in zone_lines(kb["zones"]):
+            print(line)
+
+    return _link.print_result(args, res, "keyboard delivery", done, remarks="warnings")
 
 
 def zone_lines(zones: list[dict[str, Any]]) -> list[str]:
