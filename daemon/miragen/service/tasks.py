@@ -80,6 +80,7 @@ class _Child:
         self.in_fit = False
         self._lock = threading.Lock()
         self.t_main = time.time()
+        self.warm = False  # started ahead of need (.child.WarmChild)
 
     def emit(self, ev: str, **fields: Any) -> None:
         line = (json.dumps({"ev": ev, **fields}, default=str) + "\n").encode()
@@ -354,7 +355,7 @@ def task_generate(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
         return done
     spawned = float(spec.get("spawned", ch.t_main))
     # python + miragen import (a warm child had them done before its task came)
-    timing = {"start_s": round(ch.t_main - spawned, 3), "warm": "--warm" in sys.argv}
+    timing = {"start_s": round(ch.t_main - spawned, 3), "warm": ch.warm}
     t_mark = time.time()
     ch.phase("loading torch")
     _heavy_imports()
@@ -425,8 +426,8 @@ def main() -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     ch = _Child(out_fd)
-    warm = sys.argv[1:2] == ["--warm"]
-    if warm:  # started ahead of need (.child.WarmChild): import everything, then wait
+    warm = ch.warm = sys.argv[1:2] == ["--warm"]
+    if warm:  # import everything, then wait for the task
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the daemon's to handle
         _die_with_parent(int(sys.argv[2]))
         _heavy_imports()
