@@ -45,12 +45,11 @@ from ..judge.sets import sound_kind, to_kind
 from .child import ChildFailed, ChildStopped, run_child
 from .context import Context, Stopping
 from .jobs import Job
-from .state import AUTO_HITS, POOL, class_mode, train_subject
+from .state import AUTO_HITS, AUTO_HITS_PREFIX, POOL, class_mode, train_subject
 
 log = logging.getLogger(__name__)
 
 AUTO_PREFIX = "auto-"
-AUTO_HITS_PREFIX = "auto-hits-"  # one-shots of the pool when train.mode says cycles
 MEMBERS_PER_CLASS = 64  # members of each existing auto class taken into a re-clustering
 _AUTO = re.compile(r"^auto-(\d+)$")
 

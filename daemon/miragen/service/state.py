@@ -40,7 +40,8 @@ DEFAULT_CLASS = "default"
 POOL = "unsorted"  # the class of sounds dropped without one (sorted by k-means: classing.py)
 # the subject of the one training job of a kit (``train.kit``): no class name can be this
 KIT = "@kit"
-AUTO_HITS = re.compile(r"^auto-hits-(\d+)$")  # the pool's one-shots, sorted (classing.py)
+AUTO_HITS_PREFIX = "auto-hits-"  # the pool's one-shots when train.mode says cycles (classing.py)
+AUTO_HITS = re.compile(rf"^{AUTO_HITS_PREFIX}(\d+)$")
 
 
 def class_mode(cfg: dict, cls: str) -> str:
