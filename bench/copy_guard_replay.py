@@ -20,8 +20,10 @@ import argparse
 import json
 from pathlib import Path
 
-NOVELTY_MIN, COPY_MARGIN = 0.8, 0.05
-CV_FIGURES = ("cv_recall", "cv_coverage", "cv_diversity", "cv_precision")
+from miragen.engines.wavegan.selection import CV_FIGURES
+from miragen.judge.metrics import Thresholds
+
+NOVELTY_MIN, COPY_MARGIN = Thresholds().novelty_min, Thresholds().copy_margin
 
 
 def kept(snaps: list[dict], allow: float, k_se: float) -> dict:
