@@ -27,7 +27,7 @@ from miragen.service.requests import (
     unique_name,
     write_record,
 )
-from miragen.service.state import StateDir, class_name, safe_name
+from miragen.service.state import POOL, StateDir, class_name, safe_name
 from miragen.service.triggers import _message, first_match, matches
 from miragen.service.watcher import DropWatcher, adopt_processing
 
@@ -98,6 +98,61 @@ def test_queue_train_is_debounced_per_class(tmp_path):
     assert q.claim(("train",)).subject == "pad"  # bass is not due yet
     assert q.claim(("train",)) is None
     assert q.next_due(("train",)) == pytest.approx(time.time() + 100, abs=5)
+
+
+def test_training_workers_never_share_a_class_and_the_pool_sorts_alone(tmp_path):
+    """train.workers > 1: a class never trains twice at once (new material while it trains waits
+    for the run), and the unsorted pool's sorting, which moves sounds into classes, runs alone."""
+    q = _queue(tmp_path / "q.db")
+    take = lambda: q.claim(("train",), solo=POOL)  # noqa: E731
+    for cls in ("bass", "pad", POOL):
+        q.schedule_train(cls, 0.0)
+        time.sleep(0.002)
+    bass = take()
+    assert bass.subject == "bass"
+    q.schedule_train("bass", 0.0)  # more bass while bass trains: a second job, queued
+    pad = take()
+    assert pad.subject == "pad"
+    assert take() is None  # bass's second run waits for its first, the pool for both
+    q.finish(bass)
+    bass2 = take()
+    assert bass2.subject == "bass"  # the pool is older, but pad still runs
+    q.finish(pad)
+    assert take() is None
+    q.finish(bass2)
+    pool = take()
+    assert pool.subject == POOL
+    q.schedule_train("pad", 0.0)
+    assert take() is None  # nothing trains while the pool sorts
+    q.finish(pool)
+    assert take().subject == "pad"
+    # single workers of other kinds are unaffected by the subject rule
+    q.add("deliver", {"n": 1}, subject="x")
+    q.add("deliver", {"n": 2}, subject="y")
+    assert q.claim(("deliver",)).subject == "x"
+
+
+def test_daemon_runs_train_workers_training_threads(tmp_path):
+    from miragen.service.child import worker_name
+    from miragen.service.daemon import worker_threads
+    from miragen.service.tasks import train_threads
+
+    cfg = configmod.load(None)
+    assert [n for n in worker_threads(cfg) if n.startswith("train")] == ["train"]
+    assert train_threads(cfg) == 0  # one worker: all cores, torch's choice
+    cfg["train"]["workers"] = 3
+    names = worker_threads(cfg)
+    assert [n for n in names if n.startswith("train")] == ["train", "train-2", "train-3"]
+    assert names["train-3"] == names["train"] == ("train",)
+    assert train_threads(cfg) == max(1, (os.cpu_count() or 1) // 3)  # the cores shared
+    cfg["train"]["threads"] = 2
+    assert train_threads(cfg) == 2  # set: each training takes what it says
+    # a training's child is kept under the numbered worker that runs it
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(worker_name("train")), name="train-2")
+    t.start()
+    t.join()
+    assert seen == ["train-2"] and worker_name("train") == "train"  # (here: MainThread)
 
 
 def test_queue_wait_change_wakes_on_add(tmp_path):

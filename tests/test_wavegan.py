@@ -309,6 +309,28 @@ def test_options_are_checked(tmp_path, cli):
     assert r.returncode == 2 and b"Traceback" not in r.stderr
 
 
+def test_the_configurations_engine_options_are_the_base_of_set(corpus, tmp_path, cli):
+    """``train.set`` in the configuration gives every training its engine options (the daemon's
+    and ``miragen train``'s); ``--set`` overrides a key of it; a key the engine does not know is
+    refused with the configuration's key named."""
+    cfg = tmp_path / "m.toml"
+    cfg.write_text('[train]\nset = "width=8, z_dim=16"\n')
+    out = tmp_path / "m"
+    args = ("train", "--config", str(cfg), "--data", str(corpus / "saw"), "--steps", "2")
+    r = cli(*args, "-o", str(out), "--set", "z_dim=8", "--set", "eval_every=100", "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    opts = json.loads((out / "model.json").read_text())["meta"]["options"]
+    assert (opts["width"], opts["z_dim"]) == (8, 8)
+    cfg.write_text('[train]\nset = "widht=8"\n')
+    r = cli(*args, "-o", str(tmp_path / "m2"))
+    assert r.returncode == 2 and b"train.set" in r.stderr and b"did you mean 'width'" in r.stderr
+    r = cli("config", "check", str(cfg))  # before the daemon ever trains with it
+    assert r.returncode == 2 and b"train.set: wavegan: unknown option 'widht'" in r.stderr
+    cfg.write_text('[train]\nset = "width"\n')
+    r = cli(*args, "-o", str(tmp_path / "m3"))
+    assert r.returncode != 0 and b"train.set: must be KEY=VALUE" in r.stderr
+
+
 def test_paper_recipe_trains(corpus, tmp_path):
     from miragen.corpus.dataset import load_dataset
     from miragen.engines.wavegan import WaveGANEngine

@@ -65,6 +65,23 @@ def _listen(v: str) -> str | None:
     return None
 
 
+def _sets(v: str) -> str | None:
+    """``train.set``: KEY=VALUE items separated by commas, each key once (the engine checks the
+    keys and values themselves when it trains)."""
+    seen: set[str] = set()
+    for item in (i.strip() for i in v.split(",")):
+        if not item:
+            continue
+        key, sep, _value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key.isidentifier():
+            return f"must be KEY=VALUE items separated by commas (got {item!r})"
+        if key in seen:
+            return f"gives '{key}' twice"
+        seen.add(key)
+    return None
+
+
 TRANSPORT_KINDS = {
     "midi:": "midi:<port name part>",
     "serial:": "serial:<device or pyserial URL>",
@@ -195,7 +212,26 @@ SCHEMA: dict[str, dict[str, Key]] = {
             _range(0, 86400),
         ),
         "checkpoint_every": Key(int, 200, "write a checkpoint every N steps", _range(1, 10**7)),
-        "threads": Key(int, 0, "CPU threads for torch (0: all cores)", _range(0, 256)),
+        "threads": Key(
+            int,
+            0,
+            "CPU threads for torch in each training (0: all cores, shared among the workers)",
+            _range(0, 256),
+        ),
+        "set": Key(
+            str,
+            "",
+            "engine options for every training, KEY=VALUE separated by commas, as `miragen train "
+            '--set` (e.g. "spread_lambda=10, width=32")',
+            _sets,
+        ),
+        "workers": Key(
+            int,
+            1,
+            "classes trained at once, each in a child process of its own (the classes of a kit "
+            "train as one; ≈ 300–600 MB each while it trains)",
+            _range(1, 16),
+        ),
     },
     "generate": {
         "count": Key(int, 4, "candidates written per request", _range(1, 64)),

@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from .. import config as configmod
-from ..errors import ConfigError
+from ..engines.base import config_options
+from ..errors import ConfigError, EngineError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,10 +43,15 @@ def _show(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     try:
-        configmod.load(args.file)
+        cfg = configmod.load(args.file)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"miragen: error: {exc.source}: {problem}", file=sys.stderr)
+        return 2
+    try:  # train.set's keys and values, as the engine will read them when it trains
+        config_options(cfg["train"]["engine"], cfg["train"]["set"], f"{args.file}: train.set")
+    except EngineError as exc:
+        print(f"miragen: error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.file}: ok")
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import config as configmod
 from ..corpus.dataset import load_dataset
-from ..engines.base import Budget, Progress, engine_class
+from ..engines.base import Budget, Progress, config_options, engine_class
 from ..engines.generate import save_reference
 from ..engines.options import parse_sets
 from ..errors import MiragenError
@@ -90,6 +90,8 @@ def _train(args: argparse.Namespace) -> int:
         "device": t["device"],
         "threads": t["threads"],
         "checkpoint_every": t["checkpoint_every"],
+        # the configuration's engine options; --set overrides them
+        **config_options(engine_name, t["set"], f"{args.config or 'configuration'}: train.set"),
         **parse_sets(args.sets),
     }
     engine = engine_class(engine_name)(**options)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import EngineError
 from ..fsutil import atomic_write_text
-from .options import EngineOptions
+from .options import EngineOptions, OptionError, config_sets
 
 MODEL_META = "model.json"
 
@@ -166,6 +166,17 @@ def engine_class(name: str) -> type[Engine]:
     module_name, cls_name = target.split(":")
     module = importlib.import_module(module_name)
     return getattr(module, cls_name)
+
+
+def config_options(engine: str, text: str, source: str = "train.set") -> dict[str, str]:
+    """The configuration's ``train.set`` for ``engine``: parsed, and checked by the engine's
+    options (OptionError naming ``source`` for a key or value it refuses)."""
+    sets = config_sets(text, source)
+    try:
+        engine_class(engine).read_options(sets)
+    except OptionError as exc:
+        raise OptionError(f"{source}: {exc}") from None
+    return sets
 
 
 def read_header(folder: str | Path) -> dict[str, Any]:

@@ -44,6 +44,13 @@ def parse_sets(items: Iterable[str], flag: str = "--set") -> dict[str, str]:
     return out
 
 
+def config_sets(text: str, source: str = "train.set") -> dict[str, str]:
+    """The configuration's ``train.set`` ("width=32, mbstd=false") as :func:`parse_sets` reads
+    the command line's ``--set`` items; an empty text is no option."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    return parse_sets(items, flag=source)
+
+
 def option(default: Any, help: str = "", **rules: Any) -> Any:
     """A field with a help line and optional rules: ``choices`` / ``one_of`` (the values
     allowed), ``at_least`` / ``at_most`` (inclusive bounds), ``above`` / ``below`` (strict)."""

@@ -169,6 +169,13 @@ def _let_go(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def worker_name(kind_worker: str) -> str:
+    """The worker thread that runs this job: ``kind_worker``, or the numbered one of its kind
+    running it now (``train-2`` with ``train.workers`` = 2); the name its child is kept under."""
+    name = threading.current_thread().name
+    return name if name.startswith(f"{kind_worker}-") else kind_worker
+
+
 def run_child(
     d: Context,
     worker: str,

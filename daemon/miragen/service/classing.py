@@ -42,7 +42,7 @@ from ..errors import InputError
 from ..fsutil import fsync_dir
 from ..judge.cluster import cluster
 from ..judge.sets import sound_kind, to_kind
-from .child import ChildFailed, ChildStopped, run_child
+from .child import ChildFailed, ChildStopped, run_child, worker_name
 from .context import Context, Stopping
 from .jobs import Job
 from .state import AUTO_HITS, AUTO_HITS_PREFIX, POOL, class_mode, train_subject
@@ -179,7 +179,7 @@ def run_sort(d: Context, job: Job) -> None:
         try:
             res = run_child(
                 d,
-                "train",
+                worker_name("train"),
                 "sort",
                 {"pool": pool, "members": members},
                 what=f"sort {len(pool)} unsorted sounds",

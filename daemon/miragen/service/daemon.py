@@ -49,7 +49,7 @@ from .ingest import ingest
 from .jobs import Job, JobQueue
 from .link import TransportLink
 from .requests import RequestError, from_trigger, write_record
-from .state import StateDir, printable, reject_file
+from .state import POOL, StateDir, printable, reject_file
 from .triggers import MidiMessage, TriggerListener
 from .watcher import DropWatcher, adopt_processing, is_temporary
 
@@ -64,6 +64,16 @@ WORKERS: dict[str, tuple[str, ...]] = {
     "generate": ("generate",),
     "deliver": ("deliver",),
 }
+
+
+def worker_threads(cfg: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """:data:`WORKERS`, with ``train.workers`` training threads: train, train-2, train-3, …"""
+    out = dict(WORKERS)
+    for i in range(2, int(cfg["train"]["workers"]) + 1):
+        out[f"train-{i}"] = WORKERS["train"]
+    return out
+
+
 MAX_ATTEMPTS = 3  # an unexpected error is retried (with backoff) this many times in all
 WATCHDOG_FACTOR = 4.0
 MAX_PENDING_TRIGGERS = 32  # MIDI floods: beyond this many waiting requests, triggers are dropped
@@ -151,7 +161,7 @@ class Daemon:
         while not self.stopping.is_set():
             self.heartbeats.beat(name)
             seen = q.version
-            job = q.claim(kinds)
+            job = q.claim(kinds, solo=POOL)
             if job is None:
                 due = q.next_due(kinds)
                 timeout = (
@@ -323,7 +333,7 @@ class Daemon:
         )
         self.context = dataclasses.replace(ctx, watcher=self.watcher)
         self.watcher.start()
-        for name, kinds in WORKERS.items():
+        for name, kinds in worker_threads(self.cfg).items():
             t = threading.Thread(target=self._worker, args=(name, kinds), name=name, daemon=True)
             self.heartbeats.set_activity(name, IDLE)
             self.heartbeats.beat(name)

@@ -34,7 +34,7 @@ from ..errors import MiragenError
 from ..mirage import sysex as S
 from ..transport.deliver import deliver_wavesample
 from . import keyboards
-from .child import ChildFailed, ChildStopped, run_child
+from .child import ChildFailed, ChildStopped, run_child, worker_name
 from .classing import POOL, run_sort
 from .context import Context, Stopping
 from .jobs import Job
@@ -199,7 +199,9 @@ def _train_in_child(
         "model_dir": str(model_dir.relative_to(d.state.root)),
         "remaining_s": max(1.0, float(d.cfg["train"]["seconds"]) - spent0),
     }
-    return run_child(d, "train", "train", spec, what=f"train {job.subject}", on_event=on_event)
+    return run_child(
+        d, worker_name("train"), "train", spec, what=f"train {job.subject}", on_event=on_event
+    )
 
 
 def _record_model(d: Context, cls: str, model_dir: Path, res: dict[str, Any]) -> bool:

@@ -137,15 +137,22 @@ class JobQueue:
         self.db.in_transaction(work, conn)
         self._notify()
 
-    def claim(self, kinds: tuple[str, ...]) -> Job | None:
-        """Take the oldest due queued job of these kinds (marks it running, counts the attempt)."""
+    def claim(self, kinds: tuple[str, ...], *, solo: str | None = None) -> Job | None:
+        """Take the oldest due queued job of these kinds (marks it running, counts the attempt).
+
+        For workers that share kinds (several training workers): a job whose subject already has
+        a running job of these kinds waits, and a job whose subject is ``solo`` (the unsorted
+        pool, whose sorting changes other classes) runs only while none of these kinds runs, and
+        none starts while it runs."""
         now = time.time()
         marks = ",".join("?" * len(kinds))
         with self.db.transaction() as c:
             row = c.execute(
-                f"SELECT * FROM jobs WHERE state='queued' AND kind IN ({marks}) AND not_before<=? "
-                "ORDER BY not_before, id LIMIT 1",
-                (*kinds, now),
+                f"SELECT * FROM jobs j WHERE state='queued' AND kind IN ({marks}) "
+                "AND not_before<=? AND NOT EXISTS (SELECT 1 FROM jobs r WHERE "
+                f"r.state='running' AND r.kind IN ({marks}) AND (r.subject=j.subject "
+                "OR r.subject=? OR j.subject=?)) ORDER BY not_before, id LIMIT 1",
+                (*kinds, now, *kinds, solo, solo),
             ).fetchone()
             if row is None:
                 return None

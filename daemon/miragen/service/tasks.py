@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from ..corpus.dataset import Dataset, load_dataset
-from ..engines.base import Budget, Model, Progress, engine_class, load_model
+from ..engines.base import Budget, Model, Progress, config_options, engine_class, load_model
 from ..engines.generate import generate_to_folder
 from ..errors import MiragenError
 from ..judge.metrics import evaluate
@@ -216,6 +216,16 @@ def task_train(ch: _Child, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def train_threads(cfg: dict[str, Any]) -> int:
+    """torch CPU threads for one training: ``train.threads``; when that is 0 (all cores) and
+    ``train.workers`` trainings may run at once, the cores shared among them (0: torch's choice,
+    all cores, for a single worker)."""
+    t = cfg["train"]
+    if t["threads"] or t["workers"] <= 1:
+        return int(t["threads"])
+    return max(1, (os.cpu_count() or 1) // int(t["workers"]))
+
+
 def _fit(
     ch: _Child,
     cfg: dict[str, Any],
@@ -227,7 +237,10 @@ def _fit(
     """Train the engine on ``train_ds`` (resuming from its checkpoint); None when stopped."""
     t = cfg["train"]
     engine = engine_class(t["engine"])(
-        device=t["device"], threads=t["threads"], checkpoint_every=t["checkpoint_every"]
+        device=t["device"],
+        threads=train_threads(cfg),
+        checkpoint_every=t["checkpoint_every"],
+        **config_options(t["engine"], t["set"]),
     )
 
     def progress(pr: Progress) -> None:
