@@ -405,3 +405,41 @@ def test_unsorted_drops_are_sorted_into_stable_auto_classes(tmp_path):
         c: {k: second[c].get(k, 0) - first[c].get(k, 0) for k in ("soft", "pulse")} for c in first
     }
     assert all(max(g, key=g.get) == main[c] for c, g in gained.items()), (gained, main)
+
+
+def test_train_workers_train_two_classes_at_once(tmp_path):
+    """``train.workers = 2``: two classes train at the same time, each on its own worker thread;
+    with the default 1 they never overlap."""
+    for workers, overlap in ((2, True), (1, False)):
+        cfg = configmod.validate(
+            {
+                "paths": {"state": str(tmp_path / f"s{workers}")},
+                "daemon": {"settle_s": 0.1, "warm_s": 0.0},
+                "train": {"debounce_s": 0.0, "workers": workers},
+            }
+        )
+        st = Path(cfg["paths"]["state"])
+        for k, cls in enumerate(("bass", "pad", "lead")):  # distinct sounds: no duplicates
+            (st / "inbox" / cls).mkdir(parents=True)
+            for i in range(2):
+                (st / "inbox" / cls / f"{i}.pcm").write_bytes(_wave(10 * k + i))
+        lock = threading.Lock()
+        running: set[str] = set()
+        seen = {"most": 0, "threads": set(), "classes": set()}
+
+        def slow_train(d, job, running=running, seen=seen, lock=lock):
+            with lock:
+                running.add(job.subject)
+                seen["most"] = max(seen["most"], len(running))
+                seen["threads"].add(threading.current_thread().name)
+                seen["classes"].add(job.subject)
+            time.sleep(1.0)
+            with lock:
+                running.discard(job.subject)
+            fake_train(d, job)
+
+        rc = Daemon(cfg, handlers={"train": slow_train}).run(until_idle=True, max_seconds=60)
+        assert rc == 0
+        assert (seen["most"] == 2) is overlap, (workers, seen)
+        assert seen["threads"] == ({"train", "train-2"} if overlap else {"train"})
+        assert seen["classes"] == {"bass", "pad", "lead"}
