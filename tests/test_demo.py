@@ -30,7 +30,7 @@ from miragen.demo.folder import (
     prepare_folder,
 )
 from miragen.demo.run import run_demo
-from miragen.demo.settings import COUNT
+from miragen.demo.settings import COUNT, DEMO_SET, PER_CLASS, demo_workers
 from miragen.demo.summary import format_summary
 from miragen.errors import FormatError, MiragenError
 from miragen.mirage import disk
@@ -72,13 +72,16 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     assert s["ok"] is True
     assert [st["name"] for st in s["stages"]] == STAGES
     assert all(st["ok"] and not st["error"] for st in s["stages"]), s["stages"]
-    assert s["train_seconds_per_class"] == 2
+    # the budget over the rounds of training, demo_workers() classes at once
+    rounds = -(-len(CLASSES + HIT_CLASSES) // demo_workers())
+    assert s["train_seconds_per_class"] == 10 // rounds
     classes = s["classes"]
     assert list(classes) == list(CLASSES + HIT_CLASSES) and HIT_CLASSES == (ONESHOT,)
     assert s["oneshot_classes"] == ONESHOT
     for c, e in classes.items():
         assert e["mode"] == ("oneshot" if c == ONESHOT else "cycle")
-        assert e["sounds"] == 24 and e["held_out"] == 5 and e["trained_on"] == 19
+        # enough sounds that the judge holds out the 10 it needs to ever say "pass"
+        assert e["sounds"] == PER_CLASS == 50 and e["held_out"] == 10 and e["trained_on"] == 40
         assert (
             isinstance(e["steps"], int) and e["train_seconds"] > 0
         )  # steps: few (even 0) on a loaded CPU
@@ -182,6 +185,8 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     assert (
         f'state = "{folder}"' in text and 'transport = "sim"' in text and 'route = "both"' in text
     )
+    # its training: the demo's engine options and classes trained demo_workers() at a time
+    assert f'set = "{DEMO_SET}"' in text and f"workers = {demo_workers()}" in text
     assert json.loads((folder / SUMMARY_NAME).read_text())["ok"] is True
 
     # a rerun: the earlier demo's files were replaced, the user's file kept
@@ -199,7 +204,7 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     )
     for c, e in classes.items():
         assert f"judge {e['verdict'].upper()}" in out
-    assert f"{ONESHOT}      24 one-shots" in out and "the one-shot once, silence after it" in out
+    assert f"{ONESHOT}      50 one-shots" in out and "the one-shot once, silence after it" in out
     assert "the one-shot as it is" in out and "looped" in out
     assert "--serial /dev/ttyTHS1" in out and "miragen ports" in out and "install-jetson" in out
 
@@ -217,7 +222,7 @@ def test_refuses_a_folder_that_is_not_a_demo(tmp_path, cli):
 
 
 def test_bad_budget_is_bad_input(tmp_path, cli):
-    for seconds in ("0", "4"):  # 4 s cannot give 5 classes a second each
+    for seconds in ("0", "2"):  # 2 s cannot give 5 classes (3 rounds of 2 at once) a second each
         r = cli("demo", "--dir", str(tmp_path / "x"), "--seconds", seconds)
         assert r.returncode == 2, r.stderr.decode()
         assert "Traceback" not in r.stderr.decode()

@@ -15,9 +15,10 @@ What it does, in order (each a *stage* with its own time and ``ok``, :mod:`.stag
    configuration the daemon runs with (:mod:`.settings`): the embedded default with
    ``paths.state = DIR``, ``train.oneshot_classes = "hits"``, ``deliver.route = "both"``,
    ``deliver.transport = "serial:<the sim's pty>"``, ``deliver.verify = true`` and a training
-   budget of ``seconds / classes`` per class. ``DIR/miragen.toml`` keeps it for reruns of
-   ``miragen daemon --config DIR/miragen.toml`` (with ``transport = "sim"``, because the pty
-   dies with the demo).
+   budget of ``seconds / rounds`` per class (the classes train two at a time, ``train.workers``,
+   so five classes take three rounds), with the demo's engine options (``train.set``).
+   ``DIR/miragen.toml`` keeps it for reruns of ``miragen daemon --config DIR/miragen.toml``
+   (with ``transport = "sim"``, because the pty dies with the demo).
 2. ``daemon``: the real daemon, in this process, until idle: ingest → a training run per class
    (+ the daemon's held-out judge) → each request as soon as its class has a model (so a
    class's sound is made while the next class trains): candidates → candidate gate → Mirage

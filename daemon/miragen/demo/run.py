@@ -13,13 +13,14 @@ from ..corpus import synth
 from ..fsutil import atomic_write_text
 from .findings import DemoRun
 from .folder import SIM_LOG, SIM_STATE, SUMMARY_NAME, DemoError, lock_folder, prepare_folder
+from .settings import demo_workers
 from .sim import SimProcess
 from .stages import Progress, Stages
 from .summary import build_summary
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SECONDS = 60
+DEFAULT_SECONDS = 120
 DEMO_CLASSES = synth.CLASSES + synth.HIT_CLASSES  # four of single cycles, one of one-shots
 
 
@@ -54,16 +55,19 @@ def run_demo(
 
 
 def _per_class(seconds: int, classes: list[str]) -> int:
-    """Training seconds per class (the budget split evenly); DemoError for a bad demo."""
+    """Training seconds per class: the budget split evenly among the rounds of training, with
+    :func:`~.settings.demo_workers` classes training at once (5 classes, 2 at once: 3 rounds);
+    DemoError for a bad demo."""
     unknown = [c for c in classes if c not in DEMO_CLASSES]
     if unknown or len(classes) < 2:
         raise DemoError(f"demo classes {classes}: need at least 2 of {', '.join(DEMO_CLASSES)}")
-    if seconds < len(classes):
+    rounds = -(-len(classes) // demo_workers())
+    if seconds < rounds:
         raise DemoError(
             f"--seconds {seconds}: at least 1 second of training per class is needed "
-            f"({len(classes)} classes)"
+            f"({len(classes)} classes, {demo_workers()} at once)"
         )
-    return seconds // len(classes)
+    return seconds // rounds
 
 
 def _write_summary(path: Path, summary: dict[str, Any]) -> None:

@@ -12,6 +12,10 @@ from ..corpus.synth import HIT_CLASSES
 from .folder import CONFIG_NAME
 
 COUNT = 4  # candidates kept per class
+# sounds per class: the daemon holds out 20 % of a class to judge its model, and with fewer than
+# judge.metrics.MIN_CONCLUSIVE_HELD (10) held-out sounds the judge can at best say
+# "inconclusive"; 50 gives it 10
+PER_CLASS = 50
 TRAINING_SHOWN = 3  # training sounds beside them on the contact sheet
 DISK_SOUND = "lower1"
 SYSEX_HALF = "lower"
@@ -27,6 +31,19 @@ def demo_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
+def demo_workers() -> int:
+    """Classes the demo trains at once (``train.workers``): two, each with :func:`demo_threads`
+    threads (on a 2-core machine one core each), or one on a single core."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+# The demo's engine options (``train.set``). Its classes train ~40 s each (~150 steps), not the
+# daemon's 300 s: at that length the spread term at its default weight left every cycle class
+# short of the judge's diversity (0.56-0.78 against a limit near 0.85, 2026-11-29, 12 s a
+# class) and at 10 times it diversity passed in all four (docs/demo.md, "Budget and recipe").
+DEMO_SET = "spread_lambda=10"
+
+
 def demo_config(folder: Path, transport: str, seconds_per_class: int) -> dict[str, Any]:
     """The embedded default with the demo's settings (validated like any configuration)."""
     overrides = {
@@ -35,6 +52,8 @@ def demo_config(folder: Path, transport: str, seconds_per_class: int) -> dict[st
             "seconds": int(seconds_per_class),
             "debounce_s": 1.0,
             "threads": demo_threads(),
+            "workers": demo_workers(),
+            "set": DEMO_SET,
             "oneshot_classes": ", ".join(HIT_CLASSES),  # the hits are one-shots
         },
         "generate": {"count": COUNT},

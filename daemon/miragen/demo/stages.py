@@ -30,6 +30,7 @@ from .folder import CONFIG_NAME
 from .settings import (
     COUNT,
     DISK_SOUND,
+    PER_CLASS,
     SYSEX_HALF,
     TRAINING_SHOWN,
     config_text,
@@ -91,7 +92,7 @@ class Stages:
     def setup(self) -> str:
         """The corpus into inbox/, a request per class into requests/, the simulated Mirage,
         the configuration."""
-        written = write_default_corpus(self.folder / "inbox", hits=True)
+        written = write_default_corpus(self.folder / "inbox", per_class=PER_CLASS, hits=True)
         keep = set(self.run.classes)
         for p in written:  # classes left out of this demo are not dropped
             if p.parent.name not in keep:
