@@ -1,0 +1,125 @@
+"""Mixed-bank benchmark: several banks poured into one unsorted folder, sorted by the daemon's
+k-means, each class it finds trained and judged as the quality bench does.
+
+    .venv/bin/python bench/mixed_banks.py --folder ../shared/data/akwf \
+        --banks AKWF_bw_saw,AKWF_fmsynth,... --seconds 300 --out bench-results/mixed.jsonl
+
+What a musician does who drops a few hundred single cycles into the top of ``inbox/``:
+
+1. every file of the named banks is copied into one folder (``WORK/pool``), names prefixed with
+   their bank so that the truth is known, and nothing else;
+2. the daemon's own sorting (:func:`miragen.service.classing.cluster_pool`, the code the daemon's
+   ``sort`` task runs, with the embedded default configuration) assigns each sound a class
+   ``auto-N``; how well that matches the banks is the adjusted Rand index (1: the banks exactly,
+   0: chance) and, per class, the share of its largest bank (purity);
+3. the classes go into ``WORK/classes/auto-N/`` and ``bench/quality.py --folder`` trains and
+   judges each of them (80 / 20 split, ``--seconds`` each, two at a time, one core each), one
+   JSON line per class in ``--out``.
+
+The last line printed (and ``OUT.summary.json``) is the summary: the sorting's figures and the
+quality bench's summary of the classes. Rerunning with the same ``--out`` resumes the classes not
+yet judged (the sorting is deterministic: seed 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from miragen import config as configmod
+from miragen.corpus.dataset import list_audio_files
+from miragen.service.classing import cluster_pool
+from sklearn.metrics import adjusted_rand_score
+
+HERE = Path(__file__).resolve().parent
+
+
+def pour(folder: Path, banks: list[str], work: Path) -> dict[str, str]:
+    """Copy the banks' files into ``work/pool``; {relative path: bank}."""
+    pool = work / "pool"
+    pool.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    for bank in banks:
+        files = list_audio_files(folder / bank)
+        if not files:
+            raise SystemExit(f"{folder / bank}: no sounds")
+        for f in files:
+            dst = pool / f"{bank}__{f.name}"
+            shutil.copyfile(f, dst)
+            truth[str(dst.relative_to(work))] = bank
+    return truth
+
+
+def sort_pool(work: Path, truth: dict[str, str]) -> dict:
+    """The daemon's sorting of the pool; the classes written as folders of links."""
+    cfg = configmod.load(None)
+    pool = [[hashlib.sha256(p.encode()).hexdigest(), p] for p in sorted(truth)]
+    res = cluster_pool(work, cfg, pool, [])
+    by_sha = {sha: path for sha, path in pool}
+    classes = work / "classes"
+    shutil.rmtree(classes, ignore_errors=True)
+    labels, banks = [], []
+    members: dict[str, list[str]] = {}
+    for sha, cls in sorted(res["assign"].items()):
+        path = by_sha[sha]
+        (classes / cls).mkdir(parents=True, exist_ok=True)
+        (classes / cls / Path(path).name).symlink_to(work / path)
+        labels.append(cls)
+        banks.append(truth[path])
+        members.setdefault(cls, []).append(truth[path])
+    purity = {
+        c: {
+            "sounds": len(m),
+            "largest_bank": Counter(m).most_common(1)[0][0],
+            "purity": round(Counter(m).most_common(1)[0][1] / len(m), 3),
+        }
+        for c, m in sorted(members.items())
+    }
+    return {
+        "sounds": len(truth),
+        "sorted": len(labels),
+        "k": res["k"],
+        "silhouette": res["silhouette"],
+        "adjusted_rand": round(float(adjusted_rand_score(banks, labels)), 3),
+        "classes": purity,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--folder", required=True, help="a folder of banks (one subfolder each)")
+    p.add_argument("--banks", required=True, help="comma-separated bank names to mix")
+    p.add_argument("--seconds", type=float, default=300.0, help="training seconds per class")
+    p.add_argument("--out", required=True, help="results file (JSON lines, one per class)")
+    p.add_argument("--work", help="work folder (default: OUT without its suffix, + '.work')")
+    p.add_argument("--jobs", type=int, default=2, help="classes trained at a time")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    work = Path(args.work) if args.work else out.with_suffix(".work")
+    banks = [b.strip() for b in args.banks.split(",") if b.strip()]
+    truth = pour(Path(args.folder), banks, work)
+    sorting = sort_pool(work, truth)
+    print(json.dumps({"sorting": sorting}), flush=True)
+    cmd = [
+        sys.executable, str(HERE / "quality.py"), "--folder", str(work / "classes"),
+        "--seconds", str(args.seconds), "--out", str(out), "--jobs", str(args.jobs),
+    ]  # fmt: skip
+    for s in args.sets:
+        cmd += ["--set", s]
+    subprocess.run(cmd, check=True)
+    quality = json.loads(out.with_suffix(".summary.json").read_text())
+    summary = {"banks": banks, "seconds": args.seconds, "sorting": sorting, "quality": quality}
+    out.with_suffix(".mixed.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
