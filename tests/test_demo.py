@@ -187,6 +187,8 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     )
     # its training: the demo's engine options and classes trained demo_workers() at a time
     assert f'set = "{DEMO_SET}"' in text and f"workers = {demo_workers()}" in text
+    meta = json.loads((folder / classes["saw"]["model"] / "model.json").read_text())["meta"]
+    assert DEMO_SET == "spread_lambda=10" and meta["options"]["spread_lambda"] == 10.0
     assert json.loads((folder / SUMMARY_NAME).read_text())["ok"] is True
 
     # a rerun: the earlier demo's files were replaced, the user's file kept

@@ -133,9 +133,10 @@ def test_training_workers_never_share_a_class_and_the_pool_sorts_alone(tmp_path)
 
 
 def test_daemon_runs_train_workers_training_threads(tmp_path):
+    from miragen.engines.base import engine_class
     from miragen.service.child import worker_name
     from miragen.service.daemon import worker_threads
-    from miragen.service.tasks import train_threads
+    from miragen.service.tasks import train_threads, training_options
 
     cfg = configmod.load(None)
     assert [n for n in worker_threads(cfg) if n.startswith("train")] == ["train"]
@@ -147,6 +148,11 @@ def test_daemon_runs_train_workers_training_threads(tmp_path):
     assert train_threads(cfg) == max(1, (os.cpu_count() or 1) // 3)  # the cores shared
     cfg["train"]["threads"] = 2
     assert train_threads(cfg) == 2  # set: each training takes what it says
+    # train.set's engine options come last: they may override [train]'s own
+    assert training_options(cfg)["threads"] == 2
+    cfg["train"]["set"] = "threads=3, width=8"
+    opts = engine_class(cfg["train"]["engine"])(**training_options(cfg)).options
+    assert (opts.threads, opts.width, opts.checkpoint_every) == (3, 8, 200)
     # a training's child is kept under the numbered worker that runs it
     seen = []
     t = threading.Thread(target=lambda: seen.append(worker_name("train")), name="train-2")

@@ -226,6 +226,18 @@ def train_threads(cfg: dict[str, Any]) -> int:
     return max(1, (os.cpu_count() or 1) // int(t["workers"]))
 
 
+def training_options(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The engine options of a daemon training: device, threads and checkpoints from
+    ``[train]``, then ``train.set``, which may override any of them."""
+    t = cfg["train"]
+    return {
+        "device": t["device"],
+        "threads": train_threads(cfg),
+        "checkpoint_every": t["checkpoint_every"],
+        **config_options(t["engine"], t["set"]),
+    }
+
+
 def _fit(
     ch: _Child,
     cfg: dict[str, Any],
@@ -236,12 +248,7 @@ def _fit(
 ) -> Model | None:
     """Train the engine on ``train_ds`` (resuming from its checkpoint); None when stopped."""
     t = cfg["train"]
-    engine = engine_class(t["engine"])(
-        device=t["device"],
-        threads=train_threads(cfg),
-        checkpoint_every=t["checkpoint_every"],
-        **config_options(t["engine"], t["set"]),
-    )
+    engine = engine_class(t["engine"])(**training_options(cfg))
 
     def progress(pr: Progress) -> None:
         ch.emit(**progress_event(pr, cls, budget.elapsed(), budget.seconds))
