@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import config as configmod
 from ..corpus.dataset import load_dataset
-from ..engines.base import Budget, Progress, config_options, engine_class
+from ..engines.base import Budget, Progress, engine_class, training_options
 from ..engines.generate import save_reference
 from ..engines.options import parse_sets
 from ..errors import MiragenError
@@ -87,11 +87,13 @@ def _train(args: argparse.Namespace) -> int:
     mode = args.mode or t["mode"]
     # the options are checked before any sound is read
     options = {
-        "device": t["device"],
-        "threads": t["threads"],
-        "checkpoint_every": t["checkpoint_every"],
-        # the configuration's engine options; --set overrides them
-        **config_options(engine_name, t["set"], f"{args.config or 'configuration'}: train.set"),
+        # one training: train.threads as it is; the configuration's engine options, which
+        # --set overrides
+        **training_options(
+            {**t, "engine": engine_name},
+            t["threads"],
+            f"{args.config or 'configuration'}: train.set",
+        ),
         **parse_sets(args.sets),
     }
     engine = engine_class(engine_name)(**options)

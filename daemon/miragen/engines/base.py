@@ -179,6 +179,20 @@ def config_options(engine: str, text: str, source: str = "train.set") -> dict[st
     return sets
 
 
+def training_options(
+    train: dict[str, Any], threads: int, source: str = "train.set"
+) -> dict[str, Any]:
+    """An engine's options from the configuration's ``[train]``: device, ``threads`` and
+    checkpoints, then ``train.set``, which may override any of them (the daemon's trainings and
+    ``miragen train`` alike)."""
+    return {
+        "device": train["device"],
+        "threads": threads,
+        "checkpoint_every": train["checkpoint_every"],
+        **config_options(train["engine"], train["set"], source),
+    }
+
+
 def read_header(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     path = folder / MODEL_META

@@ -49,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from ..corpus.dataset import Dataset, load_dataset
-from ..engines.base import Budget, Model, Progress, config_options, engine_class, load_model
+from ..engines.base import Budget, Model, Progress, engine_class, load_model
+from ..engines.base import training_options as base_training_options
 from ..engines.generate import generate_to_folder
 from ..errors import MiragenError
 from ..judge.metrics import evaluate
@@ -229,13 +230,7 @@ def train_threads(cfg: dict[str, Any]) -> int:
 def training_options(cfg: dict[str, Any]) -> dict[str, Any]:
     """The engine options of a daemon training: device, threads and checkpoints from
     ``[train]``, then ``train.set``, which may override any of them."""
-    t = cfg["train"]
-    return {
-        "device": t["device"],
-        "threads": train_threads(cfg),
-        "checkpoint_every": t["checkpoint_every"],
-        **config_options(t["engine"], t["set"]),
-    }
+    return base_training_options(cfg["train"], train_threads(cfg))
 
 
 def _fit(
