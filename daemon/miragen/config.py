@@ -65,20 +65,32 @@ def _listen(v: str) -> str | None:
     return None
 
 
+def set_items(text: str) -> list[str]:
+    """``train.set``'s text ("width=32, mbstd=false") → its items, blanks dropped."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def set_pair(item: str) -> tuple[str, str] | None:
+    """One ``KEY=VALUE`` item (``train.set``, ``--set``) → ``(key, value)``, the key with ``-``
+    read as ``_`` and the value as text (the engine types it); None when it is not one."""
+    key, sep, value = item.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key.isidentifier():
+        return None
+    return key, value.strip()
+
+
 def _sets(v: str) -> str | None:
     """``train.set``: KEY=VALUE items separated by commas, each key once (the engine checks the
     keys and values themselves when it trains)."""
     seen: set[str] = set()
-    for item in (i.strip() for i in v.split(",")):
-        if not item:
-            continue
-        key, sep, _value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key.isidentifier():
+    for item in set_items(v):
+        pair = set_pair(item)
+        if pair is None:
             return f"must be KEY=VALUE items separated by commas (got {item!r})"
-        if key in seen:
-            return f"gives '{key}' twice"
-        seen.add(key)
+        if pair[0] in seen:
+            return f"gives '{pair[0]}' twice"
+        seen.add(pair[0])
     return None
 
 

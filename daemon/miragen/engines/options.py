@@ -17,6 +17,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
+from ..config import set_items, set_pair
 from ..errors import EngineError
 
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -34,21 +35,19 @@ def parse_sets(items: Iterable[str], flag: str = "--set") -> dict[str, str]:
     value, typed later by the engine's options class. A key given twice is refused."""
     out: dict[str, str] = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
+        pair = set_pair(item)
+        if pair is None:
             raise OptionError(f"{flag} {item!r}: expected KEY=VALUE")
-        if key in out:
-            raise OptionError(f"{flag}: key '{key}' given twice")
-        out[key] = value.strip()
+        if pair[0] in out:
+            raise OptionError(f"{flag}: key '{pair[0]}' given twice")
+        out[pair[0]] = pair[1]
     return out
 
 
 def config_sets(text: str, source: str = "train.set") -> dict[str, str]:
     """The configuration's ``train.set`` ("width=32, mbstd=false") as :func:`parse_sets` reads
     the command line's ``--set`` items; an empty text is no option."""
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    return parse_sets(items, flag=source)
+    return parse_sets(set_items(text), flag=source)
 
 
 def option(default: Any, help: str = "", **rules: Any) -> Any:
