@@ -30,8 +30,9 @@ from miragen.demo.folder import (
     prepare_folder,
 )
 from miragen.demo.run import run_demo
-from miragen.demo.settings import COUNT, DEMO_SET, PER_CLASS, demo_workers
+from miragen.demo.settings import COUNT, PER_CLASS, demo_workers
 from miragen.demo.summary import format_summary
+from miragen.engines.wavegan.options import WaveGANOptions
 from miragen.errors import FormatError, MiragenError
 from miragen.mirage import disk
 from miragen.transport.simulated import read_state
@@ -185,10 +186,11 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     assert (
         f'state = "{folder}"' in text and 'transport = "sim"' in text and 'route = "both"' in text
     )
-    # its training: the demo's engine options and classes trained demo_workers() at a time
-    assert f'set = "{DEMO_SET}"' in text and f"workers = {demo_workers()}" in text
+    # its training: the engine's own options (no train.set), classes trained demo_workers() at
+    # a time
+    assert 'set = ""' in text and f"workers = {demo_workers()}" in text
     meta = json.loads((folder / classes["saw"]["model"] / "model.json").read_text())["meta"]
-    assert DEMO_SET == "spread_lambda=10" and meta["options"]["spread_lambda"] == 10.0
+    assert meta["options"]["spread_lambda"] == WaveGANOptions().spread_lambda
     assert json.loads((folder / SUMMARY_NAME).read_text())["ok"] is True
 
     # a rerun: the earlier demo's files were replaced, the user's file kept

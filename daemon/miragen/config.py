@@ -234,7 +234,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
             str,
             "",
             "engine options for every training, KEY=VALUE separated by commas, as `miragen train "
-            '--set` (e.g. "spread_lambda=10, width=32")',
+            '--set` (e.g. "width=32, eval_every=100")',
             _sets,
         ),
         "workers": Key(

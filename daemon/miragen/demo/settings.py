@@ -37,13 +37,6 @@ def demo_workers() -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
-# The demo's engine options (``train.set``). Its classes train ~40 s each (~150 steps), not the
-# daemon's 300 s: at that length the spread term at its default weight left every cycle class
-# short of the judge's diversity (0.56-0.78 against a limit near 0.85, 2026-11-29, 12 s a
-# class) and at 10 times it diversity passed in all four (docs/demo.md, "Budget and recipe").
-DEMO_SET = "spread_lambda=10"
-
-
 def demo_config(folder: Path, transport: str, seconds_per_class: int) -> dict[str, Any]:
     """The embedded default with the demo's settings (validated like any configuration)."""
     overrides = {
@@ -53,7 +46,6 @@ def demo_config(folder: Path, transport: str, seconds_per_class: int) -> dict[st
             "debounce_s": 1.0,
             "threads": demo_threads(),
             "workers": demo_workers(),
-            "set": DEMO_SET,
             "oneshot_classes": ", ".join(HIT_CLASSES),  # the hits are one-shots
         },
         "generate": {"count": COUNT},
