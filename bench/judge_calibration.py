@@ -1,9 +1,11 @@
 """How often does the judge's gate fail real held-out material, and catch fakes?
 
 For each bank: N random 60/20/20 splits into training T, held-out H and a second real set R.
-R (real, should pass), copies of T, white noise and a collapsed set (3 training items + noise
-at the 8-bit level) are judged with miragen.judge.metrics.evaluate. Prints JSON: per bank and
-in total, the share of each set that fails, and how often each check fires.
+R (real, should pass), copies of T, white noise, a collapsed set (3 training items + noise
+at the 8-bit level) and, for cycles, R with its harmonics' phases drawn at random (the same
+magnitudes, another shape: a model that learnt only the spectrum) are judged with
+miragen.judge.metrics.evaluate. Prints JSON: per bank and in total, the share of each set that
+fails, and how often each check fires.
 
 ``--sizes 8,14,20,30`` (issue 20) instead judges at fixed held-out sizes s: H and R of s sounds
 each, T the rest of the bank, and besides R a half-collapsed set (a random half of R, each twice,
@@ -58,7 +60,8 @@ def main() -> int:
         sets.append(("sonic-pi", "oneshot", SHARED / "oneshots" / "sonic-pi"))
     t0 = time.time()
     result: dict = {"splits": args.splits, "z": args.z, "banks": {}}
-    total = {k: collections.Counter() for k in ("real", "copies", "noise", "collapse")}
+    kinds = ("real", "copies", "noise", "collapse", "phase_scrambled")
+    total = {k: collections.Counter() for k in kinds}
     for name, kind, folder in sets:
         waves, _ = load_waves(folder, kind)
         per = {k: collections.Counter() for k in total}
@@ -74,6 +77,8 @@ def main() -> int:
                 "noise": [rng.uniform(-1, 1, length) for _ in R],
                 "collapse": [T[i % 3] + rng.normal(0, 0.003, len(T[i % 3])) for i in range(len(R))],
             }
+            if kind == "cycle":
+                fakes["phase_scrambled"] = [phase_scrambled(w, rng) for w in R]
             for k, g in fakes.items():
                 # the checks only (power_probes=0): how often they fail; inconclusive is no fail
                 rep = evaluate(
@@ -90,6 +95,17 @@ def main() -> int:
     result["seconds"] = round(time.time() - t0, 1)
     print(json.dumps(result, indent=1))
     return 0
+
+
+def phase_scrambled(w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The cycle with the same harmonic magnitudes and random phases: right spectrum, other
+    shape (what a model that learnt only the spectrum would make)."""
+    spec = np.fft.rfft(np.asarray(w, dtype=np.float64))
+    turn = np.exp(2j * np.pi * rng.uniform(size=len(spec)))
+    turn[0] = 1.0
+    if len(w) % 2 == 0:
+        turn[-1] = 1.0  # the Nyquist bin stays real
+    return np.fft.irfft(spec * turn, len(w))
 
 
 def by_size(args, sizes: list[int]) -> int:

@@ -357,6 +357,9 @@ def test_cover_features_are_the_judges():
         spec = np.zeros(129, complex)
         spec[1:] = mags * np.exp(2j * np.pi * rng.uniform(size=128))
         waves.append(np.fft.irfft(spec, 256).astype(np.float32))
+    for width in (8, 40, 128):  # steep edges and flat tops (the slope part), 8-bit quantised
+        pulse = np.where(np.arange(256) < width, 0.8, -0.8) + rng.uniform(-0.5, 0.5, 256) / 128
+        waves.append((np.round(pulse * 128) / 128).astype(np.float32))
     ref = cycle_features(waves)
     ours = cover_features(torch.as_tensor(np.stack(waves))).numpy()
     d_ref = np.linalg.norm(ref[:, None] - ref[None], axis=2)

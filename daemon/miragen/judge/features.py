@@ -40,6 +40,9 @@ CYCLE_HARMONICS = 48
 CYCLE_FLOOR_DB = -60.0  # re the cycle's RMS; 8-bit dithered noise is ≈ -66 dB per harmonic
 CYCLE_SHAPE_POINTS = 16  # quantiles of the cycle's sample values (the shape part)
 CYCLE_SHAPE_DB = 20.0  # dB that an RMS quantile difference of 1 (in RMS units) counts for
+CYCLE_SLOPE_POINTS = 16  # quantiles of the cycle's slopes (the band-limited derivative)
+CYCLE_SLOPE_DB = 20.0  # dB that an RMS slope-quantile difference of 1 counts for
+CYCLE_DIMS = CYCLE_HARMONICS + CYCLE_SHAPE_POINTS + CYCLE_SLOPE_POINTS
 
 ONESHOT_RATE = 29411
 FRAME = 512
@@ -78,9 +81,10 @@ def to_cycle(x: np.ndarray, length: int = CYCLE_LEN) -> np.ndarray:
     return np.fft.irfft(out, length) * (length / len(x))
 
 
-def shape_quantile_index(length: int) -> np.ndarray:
-    """Which of ``length`` sorted values are the :data:`CYCLE_SHAPE_POINTS` quantiles."""
-    return ((np.arange(CYCLE_SHAPE_POINTS) + 0.5) * length / CYCLE_SHAPE_POINTS).astype(int)
+def shape_quantile_index(length: int, points: int = CYCLE_SHAPE_POINTS) -> np.ndarray:
+    """Which of ``length`` sorted values are the ``points`` quantiles (mid-points of equal
+    shares)."""
+    return ((np.arange(points) + 0.5) * length / points).astype(int)
 
 
 def cycle_shape(c: np.ndarray) -> np.ndarray:
@@ -96,8 +100,26 @@ def cycle_shape(c: np.ndarray) -> np.ndarray:
     return np.sort(x)[shape_quantile_index(len(x))]
 
 
+def cycle_slopes(c: np.ndarray) -> np.ndarray:
+    """The distribution of the cycle's slopes at :data:`CYCLE_SLOPE_POINTS` quantiles: the
+    derivative of its first :data:`CYCLE_HARMONICS` harmonics (so 8-bit noise above them does
+    not count), in units of its RMS, with the polarity that makes its skewness positive (zeros
+    for a silent cycle)."""
+    spec = np.fft.rfft(c)
+    k = np.arange(len(spec))
+    spec = np.where((k >= 1) & (k <= CYCLE_HARMONICS), 1j * k * spec, 0)
+    d = np.fft.irfft(spec, len(c))
+    rms = math.sqrt(float(np.mean(d * d)))
+    if rms <= 1e-12:
+        return np.zeros(CYCLE_SLOPE_POINTS)
+    d = d / rms
+    if float(np.mean(d**3)) < 0:
+        d = -d
+    return np.sort(d)[shape_quantile_index(len(d), CYCLE_SLOPE_POINTS)]
+
+
 def cycle_features(waves: Sequence[np.ndarray]) -> np.ndarray:
-    feats = np.empty((len(waves), CYCLE_HARMONICS + CYCLE_SHAPE_POINTS), dtype=np.float64)
+    feats = np.empty((len(waves), CYCLE_DIMS), dtype=np.float64)
     floor = 10 ** (CYCLE_FLOOR_DB / 20)
     for i, w in enumerate(waves):
         c = to_cycle(np.nan_to_num(np.asarray(w, dtype=np.float64)))
@@ -109,7 +131,11 @@ def cycle_features(waves: Sequence[np.ndarray]) -> np.ndarray:
         feats[i, :CYCLE_HARMONICS] = (
             20 * np.log10(np.maximum(rel, floor)) / math.sqrt(CYCLE_HARMONICS)
         )
-        feats[i, CYCLE_HARMONICS:] = CYCLE_SHAPE_DB * cycle_shape(c) / math.sqrt(CYCLE_SHAPE_POINTS)
+        shape_end = CYCLE_HARMONICS + CYCLE_SHAPE_POINTS
+        feats[i, CYCLE_HARMONICS:shape_end] = (
+            CYCLE_SHAPE_DB * cycle_shape(c) / math.sqrt(CYCLE_SHAPE_POINTS)
+        )
+        feats[i, shape_end:] = CYCLE_SLOPE_DB * cycle_slopes(c) / math.sqrt(CYCLE_SLOPE_POINTS)
     return feats
 
 

@@ -14,6 +14,8 @@ from ...judge.features import (
     CYCLE_HARMONICS,
     CYCLE_SHAPE_DB,
     CYCLE_SHAPE_POINTS,
+    CYCLE_SLOPE_DB,
+    CYCLE_SLOPE_POINTS,
     FRAME,
     HOP,
     MEL_BANDS,
@@ -80,19 +82,35 @@ def ms_features(x, oneshot: bool):
 def cover_features(x):
     """The judge's cycle features in torch, differentiable: log magnitudes of harmonics 1-48
     relative to the cycle's RMS (harmonics 1-128, as after the judge's resampling to 256
-    points), with a soft -60 dB floor, divided by √48; and the shape part, the sorted values
-    (RMS units, skewness made positive) at the judge's quantiles — so a distance here is the
-    judge's."""
-    p = torch.fft.rfft(x, dim=-1).abs().pow(2)
+    points), with a soft -60 dB floor, divided by √48; the shape part, the sorted values
+    (RMS units, skewness made positive) at the judge's quantiles; and the slope part, the same
+    for the derivative of harmonics 1-48 — so a distance here is the judge's."""
+    X = torch.fft.rfft(x, dim=-1)
+    p = X.abs().pow(2)
     total = p[:, 1:129].sum(dim=1, keepdim=True)
     rel = p[:, 1 : CYCLE_HARMONICS + 1] / (total + 1e-12)
     spec = 10 * torch.log10(rel + 10 ** (CYCLE_FLOOR_DB / 10)) / math.sqrt(CYCLE_HARMONICS)
-    xc = x - x.mean(dim=1, keepdim=True)
-    xn = xc / (xc.pow(2).mean(dim=1, keepdim=True).sqrt() + 1e-6)
+    shape = _sorted_quantiles(x - x.mean(dim=1, keepdim=True), CYCLE_SHAPE_POINTS)
+    k = torch.arange(CYCLE_HARMONICS + 1, device=x.device, dtype=x.dtype)
+    d = torch.fft.irfft(X[:, : CYCLE_HARMONICS + 1] * (1j * k), n=x.shape[-1], dim=-1)
+    slopes = _sorted_quantiles(d, CYCLE_SLOPE_POINTS)
+    return torch.cat(
+        [
+            spec,
+            CYCLE_SHAPE_DB * shape / math.sqrt(CYCLE_SHAPE_POINTS),
+            CYCLE_SLOPE_DB * slopes / math.sqrt(CYCLE_SLOPE_POINTS),
+        ],
+        dim=1,
+    )
+
+
+def _sorted_quantiles(x, points: int):
+    """Zero-mean rows in units of their RMS, turned so that the skewness is positive, sorted,
+    at the judge's ``points`` quantiles (``judge.features.cycle_shape`` / ``cycle_slopes``)."""
+    xn = x / (x.pow(2).mean(dim=1, keepdim=True).sqrt() + 1e-6)
     sign = torch.where(xn.pow(3).mean(dim=1, keepdim=True) < 0, -1.0, 1.0).detach()
-    idx = torch.as_tensor(shape_quantile_index(x.shape[-1]), device=x.device)
-    shape = torch.sort(xn * sign, dim=-1).values[:, idx]
-    return torch.cat([spec, CYCLE_SHAPE_DB * shape / math.sqrt(CYCLE_SHAPE_POINTS)], dim=1)
+    idx = torch.as_tensor(shape_quantile_index(x.shape[-1], points), device=x.device)
+    return torch.sort(xn * sign, dim=-1).values[:, idx]
 
 
 class OneshotFeatures:
