@@ -12,9 +12,10 @@ from ..corpus.synth import HIT_CLASSES
 from .folder import CONFIG_NAME
 
 COUNT = 4  # candidates kept per class
-# sounds per class: the daemon holds out 20 % of a class to judge its model, and with fewer than
-# judge.metrics.MIN_CONCLUSIVE_HELD (10) held-out sounds the judge can at best say
-# "inconclusive"; 50 gives it 10
+# sounds per class: the daemon holds out 20 % of a class to judge its model (10 of 50), and
+# trains on the rest. With fewer than judge.metrics.MIN_CONCLUSIVE_HELD (15) held-out sounds the
+# judge can at best say "inconclusive"; real sets of 10-20 sounds pass 0-2 % of the time even
+# above it (docs/judge.md, "Power"), so more sounds would buy no pass, only slower steps.
 PER_CLASS = 50
 TRAINING_SHOWN = 3  # training sounds beside them on the contact sheet
 DISK_SOUND = "lower1"

@@ -51,7 +51,7 @@ FRECHET_EPS = 1e-3  # ridge added to covariances, × the mean variance of T in P
 SILENT_PEAK = 1.0 / 128  # a wave whose AC part never reaches one 8-bit step is silent
 MIN_TRAIN = 5
 MIN_SET = 4  # k-NN radii with k = 3 need 4 points
-MIN_CONCLUSIVE_HELD = 10  # with fewer held-out sounds a pass is never conclusive (docs/judge.md)
+MIN_CONCLUSIVE_HELD = 15  # with fewer held-out sounds a pass is never conclusive (docs/judge.md)
 
 
 @dataclass(frozen=True)
@@ -619,7 +619,8 @@ def _power(
         needs.append(best)
     # conclusive only when no probe slips through: measured with bench/judge_calibration.py
     # --sizes, one probe in ten slipping lets real half-collapsed sets pass at 14-30 sounds;
-    # below MIN_CONCLUSIVE_HELD even none slipping does (2 of 70 at 8 sounds)
+    # below MIN_CONCLUSIVE_HELD even none slipping does (2 of 70 at 8 sounds; with the cycle
+    # slopes, 2 of 140 at 14 and none of 140 at 20-30)
     conclusive = passed_probes == 0 and len(hi) >= MIN_CONCLUSIVE_HELD
     need = None
     if not conclusive:
