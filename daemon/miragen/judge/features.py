@@ -11,6 +11,10 @@ quantiles. Sorting the values forgets where in the cycle they sit, so a rotated 
 shape, and so does an inverted one (polarity is inaudible); but a ramp and a pulse, whose
 harmonic magnitudes can be close, have very different value distributions (a ramp's is flat, a
 narrow pulse's is one value most of the time). Looped at a low note, that difference is heard.
+Last, the distribution of the cycle's **slopes** (the derivative of harmonics 1 to
+:data:`CYCLE_HARMONICS`, read the same way at :data:`CYCLE_SLOPE_POINTS` quantiles): which values
+sit next to each other, which the value distribution forgets: a square's two steep edges and
+flat tops against a soft square's spread slopes, or a pulse against a smooth bump.
 
 One-shots: a log-mel spectrogram (:data:`MEL_BANDS` bands, 512-point Hann frames, hop 256 at
 29,411 Hz) of the peak-normalised sound, each band floored at the energy 8-bit dithered noise
@@ -21,8 +25,8 @@ than the last segment is padded with the floor (silence), so length is part of t
 Every spectral feature is in dB and the vector is divided by √dimensions, so the Euclidean
 distance between two features is the RMS difference in dB across all harmonics (or bands ×
 segments). The shape part is scaled so that an RMS difference of 0.1 between two cycles' value
-quantiles (in units of their RMS) counts as :data:`CYCLE_SHAPE_DB` / 10 dB; a cycle distance is
-√(spectral² + shape²).
+quantiles (in units of their RMS) counts as :data:`CYCLE_SHAPE_DB` / 10 dB, and the slope part
+likewise with :data:`CYCLE_SLOPE_DB`; a cycle distance is √(spectral² + shape² + slopes²).
 """
 
 from __future__ import annotations
@@ -87,35 +91,31 @@ def shape_quantile_index(length: int, points: int = CYCLE_SHAPE_POINTS) -> np.nd
     return ((np.arange(points) + 0.5) * length / points).astype(int)
 
 
-def cycle_shape(c: np.ndarray) -> np.ndarray:
-    """The cycle's value distribution at :data:`CYCLE_SHAPE_POINTS` quantiles, in units of its
-    RMS, with the polarity that makes the skewness positive (zeros for a silent cycle)."""
-    x = c - c.mean()
+def sorted_quantiles(x: np.ndarray, points: int) -> np.ndarray:
+    """A zero-mean signal's values in units of its RMS, turned so that the skewness is positive
+    (polarity is inaudible), sorted, at ``points`` quantiles (zeros for a silent signal)."""
     rms = math.sqrt(float(np.mean(x * x)))
     if rms <= 1e-12:
-        return np.zeros(CYCLE_SHAPE_POINTS)
+        return np.zeros(points)
     x = x / rms
     if float(np.mean(x**3)) < 0:
         x = -x
-    return np.sort(x)[shape_quantile_index(len(x))]
+    return np.sort(x)[shape_quantile_index(len(x), points)]
+
+
+def cycle_shape(c: np.ndarray) -> np.ndarray:
+    """The cycle's value distribution at :data:`CYCLE_SHAPE_POINTS` quantiles (DC removed)."""
+    return sorted_quantiles(c - c.mean(), CYCLE_SHAPE_POINTS)
 
 
 def cycle_slopes(c: np.ndarray) -> np.ndarray:
     """The distribution of the cycle's slopes at :data:`CYCLE_SLOPE_POINTS` quantiles: the
     derivative of its first :data:`CYCLE_HARMONICS` harmonics (so 8-bit noise above them does
-    not count), in units of its RMS, with the polarity that makes its skewness positive (zeros
-    for a silent cycle)."""
+    not count)."""
     spec = np.fft.rfft(c)
     k = np.arange(len(spec))
     spec = np.where((k >= 1) & (k <= CYCLE_HARMONICS), 1j * k * spec, 0)
-    d = np.fft.irfft(spec, len(c))
-    rms = math.sqrt(float(np.mean(d * d)))
-    if rms <= 1e-12:
-        return np.zeros(CYCLE_SLOPE_POINTS)
-    d = d / rms
-    if float(np.mean(d**3)) < 0:
-        d = -d
-    return np.sort(d)[shape_quantile_index(len(d), CYCLE_SLOPE_POINTS)]
+    return sorted_quantiles(np.fft.irfft(spec, len(c)), CYCLE_SLOPE_POINTS)
 
 
 def cycle_features(waves: Sequence[np.ndarray]) -> np.ndarray:
