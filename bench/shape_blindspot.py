@@ -42,15 +42,11 @@ from miragen.judge.features import CYCLE_HARMONICS, CYCLE_SHAPE_POINTS, features
 from miragen.service.state import class_mode
 
 PARTS = {
+    "judge": slice(None),
     "spectrum": slice(0, CYCLE_HARMONICS),
     "values": slice(CYCLE_HARMONICS, CYCLE_HARMONICS + CYCLE_SHAPE_POINTS),
     "slopes": slice(CYCLE_HARMONICS + CYCLE_SHAPE_POINTS, None),
 }
-
-
-def part(which: slice):
-    """A description: that part of the judge's cycle features."""
-    return lambda waves: features(list(waves), "cycle")[:, which]
 
 
 def nearest(a: np.ndarray, b: np.ndarray, same: bool = False) -> np.ndarray:
@@ -60,8 +56,8 @@ def nearest(a: np.ndarray, b: np.ndarray, same: bool = False) -> np.ndarray:
     return d.min(axis=1)
 
 
-def distances(train, held, gen, describe) -> dict:
-    ft, fh, fg = describe(train), describe(held), describe(gen)
+def distances(ft: np.ndarray, fh: np.ndarray, fg: np.ndarray) -> dict:
+    """Held-out and generated against training, in one description (features of each set)."""
     spacing = float(np.median(nearest(ft, ft, same=True)))
     dh, dg = nearest(fh, ft), nearest(fg, ft)
     return {
@@ -91,12 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         if len(held) < 4:
             continue
         gen = load_model(model_dir).sample(args.samples, cls, seed=0)
-        t, h = train.classes[cls], held.classes[cls]
+        # the judge's features of each set, once; each description is a slice of them
+        ft, fh, fg = (
+            features(list(w), "cycle") for w in (train.classes[cls], held.classes[cls], gen)
+        )
         row = {
             "class": cls,
             "model": str(model_dir.relative_to(root)),
-            "judge": distances(t, h, gen, part(slice(None))),
-            **{name: distances(t, h, gen, part(which)) for name, which in PARTS.items()},
+            **{name: distances(ft[:, w], fh[:, w], fg[:, w]) for name, w in PARTS.items()},
         }
         print(json.dumps(row), flush=True)
         rows.append(row)

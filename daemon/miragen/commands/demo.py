@@ -34,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int_range(1, unit="s"),
         default=DEFAULT_SECONDS,
         metavar="S",
-        help="training time in all, split among the rounds of training (two classes at a time: "
-        f"3 rounds, 40 s a class by default; default: {DEFAULT_SECONDS})",
+        help="training time in all, split among the rounds of training (two classes at a time "
+        f"on two or more cores, else one; default: {DEFAULT_SECONDS})",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_run)

@@ -16,7 +16,7 @@ What it does, in order (each a *stage* with its own time and ``ok``, :mod:`.stag
    ``paths.state = DIR``, ``train.oneshot_classes = "hits"``, ``deliver.route = "both"``,
    ``deliver.transport = "serial:<the sim's pty>"``, ``deliver.verify = true`` and a training
    budget of ``seconds / rounds`` per class (the classes train two at a time, ``train.workers``,
-   so five classes take three rounds), with the demo's engine options (``train.set``).
+   so five classes take three rounds), with the engine's own options.
    ``DIR/miragen.toml`` keeps it for reruns of ``miragen daemon --config DIR/miragen.toml``
    (with ``transport = "sim"``, because the pty dies with the demo).
 2. ``daemon``: the real daemon, in this process, until idle: ingest → a training run per class
