@@ -393,6 +393,57 @@ def test_snapshot_score_weighs_how_far_rules_miss():
     assert margin(Check("frechet", 10.0, 10.0, 20.0, "≤ 2 × H", True)) == pytest.approx(np.log(2))
 
 
+def test_cv_keeps_the_latest_snapshot_within_one_standard_error_of_the_best():
+    from miragen.engines.wavegan.selection import cv_keeps
+
+    def replay(trace, k_se):
+        peak, peak_se, kept = None, 0.0, None
+        for step, ok, least, se in trace:
+            if peak is None:
+                keep, new = True, True
+            else:
+                keep, new = cv_keeps((ok, least), peak, peak_se, k_se)
+            if new:
+                peak, peak_se = (ok, least), se
+            if keep:
+                kept = step
+        return kept
+
+    trace = [
+        (300, 1, 0.90, 0.05),
+        (600, 1, 0.95, 0.02),
+        (900, 1, 0.94, 0.01),
+        (1200, 1, 0.92, 0.01),
+    ]
+    assert replay(trace, 0.0) == 600  # the best figure itself
+    assert replay(trace, 1.0) == 900  # 0.94 ≥ 0.95 − 0.02; 0.92 is not
+    assert replay(trace, 2.0) == 1200
+    # a copy failure is never traded for a better figure, and never kept within the error
+    assert replay([*trace, (1500, 0, 0.99, 0.0)], 10.0) == 1200
+    # a new best resets the reference: later snapshots are measured against it
+    assert replay([*trace, (1500, 1, 1.10, 0.01), (1800, 1, 1.05, 0.01)], 1.0) == 1500
+
+
+def test_select_cv_keeps_the_latest_snapshot_within_select_se(corpus, tmp_path, monkeypatch):
+    """The trainer applies the rule online: scripted cross-validated scores at steps 2, 4, 6 and
+    8 keep step 4 (the best) with ``select_se=0`` and step 6 (within one error) with 1; step 8
+    failed a copy rule and is never kept."""
+    from miragen.corpus.dataset import load_dataset
+    from miragen.engines.wavegan import WaveGANEngine, train
+
+    ds = load_dataset(corpus, "cycle", only_class="pulse")
+    small = dict(width=8, batch=8, threads=1, eval_every=2, eval_samples=32, checkpoint_every=100)
+    script = [(1, 0.90, 0.05), (1, 0.95, 0.02), (1, 0.94, 0.01), (0, 0.99, 0.01)]
+    for k_se, kept in ((0.0, 4), (1.0, 6)):
+        left = list(script)
+        monkeypatch.setattr(
+            train, "judge_score", lambda *a, **kw: ((1, 0.0, 0.0), {"cv": left.pop(0)})
+        )
+        eng = WaveGANEngine(select="cv", select_se=k_se, **small)
+        model = eng.fit(ds, Budget(steps=8), None, tmp_path / f"k{k_se}")
+        assert model.meta["best_step"] == kept and not left
+
+
 def test_coverage_latents_survive_resume(corpus, tmp_path):
     """The coverage latents are checkpointed and a resumed run continues with them: marked in
     the checkpoint, they come back in the checkpoint the resumed run writes a step later (with

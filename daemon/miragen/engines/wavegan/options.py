@@ -85,6 +85,13 @@ class WaveGANOptions(EngineOptions):
         "set) or last",
         choices=("judge", "cv", "last"),
     )
+    select_se: float = option(
+        1.0,
+        "select=cv keeps the latest snapshot whose least cross-validated figure lies within "
+        "this many standard errors of the best one's (0: the best itself)",
+        at_least=0.0,
+        at_most=10.0,
+    )
     copy_guard: str = option(
         "cv",
         "how select=cv refuses a copying snapshot: holdout (the judge's novelty and copy "

@@ -6,9 +6,12 @@ which score keeps a snapshot:
 - ``judge``: passing beats failing, then the smaller total shortfall, then the larger least margin
   (:func:`judge_score`);
 - ``cv``: no copy or silence failure (option ``copy_guard``: the judge's copy rules on the
-  internal hold-out, or their cross-validated form on the training set alone), then the largest
-  least cross-validated figure (recall, coverage, diversity, precision as G ÷ a real half of T):
-  a score that rests on the whole training set, not on a handful of held-out sounds;
+  internal hold-out, or their cross-validated form on the training set alone), then the least
+  cross-validated figure (recall, coverage, diversity, precision as G ÷ a real half of T): a
+  score that rests on the whole training set, not on a handful of held-out sounds. Of the
+  snapshots whose figure lies within ``select_se`` standard errors of the best one's, the latest
+  is kept (:func:`cv_keeps`: the one-standard-error rule; figures within noise of each other do
+  not tell snapshots apart, and the later one has trained longer);
 - ``last``: the latest snapshot.
 """
 
@@ -66,11 +69,29 @@ def copy_ok(flat: dict[str, float], failed: list[str], guard: str = "holdout") -
 
 def cv_score(
     flat: dict[str, float], failed: list[str], guard: str = "holdout"
-) -> tuple[int, float]:
+) -> tuple[int, float, float]:
     """(1 when no copy or silence rule failed (:func:`copy_ok`), the least cross-validated
-    figure)."""
-    least = min((flat[k] for k in CV_FIGURES if k in flat), default=-math.inf)
-    return (int(copy_ok(flat, failed, guard)), least)
+    figure, that figure's standard error over the splits)."""
+    least, se = min(
+        ((flat[k], flat.get(f"{k}_se", 0.0)) for k in CV_FIGURES if k in flat),
+        default=(-math.inf, 0.0),
+    )
+    return (int(copy_ok(flat, failed, guard)), least, se)
+
+
+def cv_keeps(
+    score: tuple[float, float], peak: tuple[float, float], peak_se: float, k_se: float
+) -> tuple[bool, bool]:
+    """The one-standard-error rule of ``select=cv``, one snapshot at a time: (keep this
+    snapshot, it is the new peak). ``score`` and ``peak`` are (classes without a copy failure,
+    least cross-validated figure), the peak being the best so far and ``peak_se`` its figure's
+    standard error. A snapshot at or above the peak becomes the peak and is kept; one with as
+    few copy failures whose figure lies within ``k_se`` standard errors below the peak is kept
+    too (the latest such snapshot wins), and the peak stays. Fed the snapshots in order, the
+    last one kept is the latest within ``k_se`` errors of the best of all."""
+    if tuple(score) >= tuple(peak):
+        return True, True
+    return score[0] == peak[0] and score[1] >= peak[1] - k_se * peak_se, False
 
 
 def judge_score(

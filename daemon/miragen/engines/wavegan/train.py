@@ -43,7 +43,7 @@ from .loss import (
 from .model import WaveGANModel
 from .networks import Discriminator, generate_internal
 from .options import WaveGANOptions
-from .selection import judge_score
+from .selection import cv_keeps, judge_score
 from .synth import SpecDiscriminator
 
 log = logging.getLogger(__name__)
@@ -557,7 +557,7 @@ class Trainer:
                 cvs.append(info["cv"])
         except MiragenError as exc:  # e.g. a class too small to judge: keep the latest snapshot
             log.info("snapshot at step %d not judged (%s): keeping the latest", self.step, exc)
-            scores, cvs = [(0, 0, 0.0)], [(0, 0.0)]
+            scores, cvs = [(0, 0, 0.0)], [(0, 0.0, 0.0)]
         score = self._score(scores, cvs)
         if self.hook is not None:
             self.hook(self.snapshot_model(), self.step, self.elapsed(), info.get("metrics", {}))
@@ -566,20 +566,31 @@ class Trainer:
             self.progress(
                 Progress(self.step, self.elapsed(), metrics=metrics, message=f"snapshot {score}")
             )
-        best = self.best
-        if (
-            best is None
-            or best.get("select", "judge") != self.opts.select
-            or (score >= tuple(best["score"]))
-        ):  # (a best kept under another rule before a resume is not comparable)
+        keep, peak = self._keeps(score, min(cvs, key=lambda c: (c[1], -c[2]))[2])
+        if keep:
             self.best = {
                 "select": self.opts.select,
                 "score": list(score),
+                "peak": peak,
                 "step": self.step,
                 "g_ema": _to_cpu(self.g_ema.state_dict()),
                 "metrics": info.get("metrics", {}),
             }
-            log.info("step %d: new best snapshot %s", self.step, score)
+            log.info("step %d: snapshot kept %s (best %s)", self.step, score, peak)
+
+    def _keeps(self, score: tuple[float, ...], se: float) -> tuple[bool, list[float]]:
+        """(keep this snapshot, the best score so far with its standard error). ``select=cv``
+        keeps the latest snapshot within ``select_se`` standard errors of the best
+        (:func:`selection.cv_keeps`); the other rules keep the best, a tie the later one. A best
+        kept under another rule before a resume is not comparable: the snapshot replaces it."""
+        best = self.best
+        if best is None or best.get("select", "judge") != self.opts.select:
+            return True, [*score, se]
+        peak = best.get("peak") or [*best["score"], 0.0]  # (kept before the rule existed)
+        if self.opts.select != "cv":
+            return tuple(score) >= tuple(peak[:-1]), [*score, se]
+        keep, new_peak = cv_keeps(score, tuple(peak[:2]), peak[2], self.opts.select_se)
+        return keep, [*score, se] if new_peak else peak
 
     def _score(self, scores: list[tuple], cvs: list[tuple]) -> tuple[float, ...]:
         """The snapshot's score over all classes under the ``select`` option (higher keeps it;
@@ -636,8 +647,8 @@ class Trainer:
             if self.progress and time.monotonic() - last_report >= 2.0:
                 last_report = time.monotonic()
                 self.progress(Progress(self.step, self.elapsed(), losses=dict(self.losses)))
-        if self.best is None or self.best["step"] != self.step:
-            self.evaluate_snapshot()
+        if self.best is None or (self.step % o.eval_every and self.best["step"] != self.step):
+            self.evaluate_snapshot()  # the last steps since the last snapshot judged
         self.save_checkpoint()
         return self._best_model()
 
