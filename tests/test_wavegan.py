@@ -507,6 +507,28 @@ def test_copy_and_spread_hinges():
     assert x.grad[0, 1] > 0 > x.grad[1, 1]
 
 
+def test_local_hinge_pushes_huddled_outputs_apart():
+    import torch
+    from miragen.engines.wavegan.loss import knn_mean, local_hinge
+
+    gen = torch.Generator().manual_seed(0)
+    real = torch.randn(40, 8, generator=gen)
+    target = {0: torch.tensor([0.0] * 4 + [float(knn_mean(real[:n], 3)) for n in range(4, 41)])}
+    # twelve outputs in three tight groups of four: spread on the whole, huddled locally
+    centres = real[:3].repeat_interleave(4, dim=0)
+    huddled = (centres + 0.01 * torch.randn(12, 8, generator=gen)).requires_grad_(True)
+    y = torch.zeros(12, dtype=torch.long)
+    loss = local_hinge(huddled, y, target, 3)
+    assert loss.item() > 0.5  # their 3rd neighbours are far nearer than real sounds'
+    loss.backward()
+    before = knn_mean(huddled.detach(), 3)
+    assert knn_mean(huddled.detach() - 0.5 * huddled.grad, 3) > before
+    # real-like outputs are not pushed, nor a class without a target, nor a class of too few
+    assert local_hinge(real[20:32], y, target, 3).item() < 0.05
+    assert local_hinge(real[20:32], y + 1, target, 3).item() == 0.0
+    assert local_hinge(real[20:23], y[:3], target, 3).item() == 0.0
+
+
 def test_select_chooses_which_snapshot_is_kept(corpus, tmp_path):
     """``select``: the judge's score on the internal hold-out (default), the cross-validated
     figures on the training set (``cv``), or the latest snapshot (``last``)."""

@@ -183,6 +183,33 @@ def spread_hinge(feats, y, target):
     return short * short
 
 
+def knn_mean(feats, k: int):
+    """The mean distance from each row to its ``k``-th nearest other row (the judge's k-NN
+    radii, whose size its recall reads)."""
+    d = torch.cdist(feats, feats)
+    d = d + torch.diag(torch.full((len(feats),), float("inf"), device=feats.device))
+    return d.kthvalue(k, dim=1).values.mean()
+
+
+def local_hinge(feats, y, targets: dict[int, "torch.Tensor"], k: int):
+    """Local-spread hinge: for each class in the batch, the squared relative shortfall of its
+    outputs' mean distance to their ``k``-th nearest neighbour below ``targets[class][n]``, the
+    same mean for ``n`` real sounds of the class (n: the class's outputs in the batch, at most
+    as many as it has real sounds; 0 for a class without a target). The spread hinge keeps
+    outputs as far apart as real sounds on the whole; this one keeps them from huddling in
+    tight groups, whose small k-NN balls cover little (the judge's recall)."""
+    shorts = []
+    for ci, t in targets.items():
+        f = feats[y == ci][: len(t) - 1]
+        if len(f) <= k:
+            continue
+        tn = t[len(f)]
+        shorts.append(torch.relu(tn - knn_mean(f, k)) / tn)
+    if not shorts:
+        return feats.new_zeros(())
+    return torch.stack(shorts).pow(2).mean()
+
+
 def mode_seeking(fake, z, feats, target: float):
     """Hinged mode-seeking term (after MSGAN, Mao et al. 2019): two latents far apart must give
     outputs at least ``target`` × (their latent distance ÷ its mean) apart. The hinge stops the

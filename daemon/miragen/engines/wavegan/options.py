@@ -60,6 +60,12 @@ class WaveGANOptions(EngineOptions):
     spread_target: float = option(
         1.0, "... outputs spread at least this × the real sounds' mean distance", at_least=0.0
     )
+    local_lambda: float = option(
+        0.0,
+        "hinged local-spread term (0: off): outputs as far from their 3rd-nearest neighbour as "
+        "real sounds are",
+        at_least=0.0,
+    )
     novel_lambda: float = option(
         1.0, "hinged anti-copy term (0: off); one-shots: synth design", at_least=0.0
     )

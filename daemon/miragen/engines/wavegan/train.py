@@ -22,6 +22,7 @@ import torch
 from ...errors import MiragenError
 from ...fsutil import atomic_write_bytes
 from ...judge.features import features
+from ...judge.metrics import K_NN
 from ..base import Budget, EngineError, Progress, ProgressFn
 from .augment import circular_shift, diff_augment
 from .data import SYNTH_LENGTHS, internal_split, prepare_waves
@@ -35,6 +36,8 @@ from .loss import (
     g_loss_ns,
     g_loss_wgan,
     gradient_penalty,
+    knn_mean,
+    local_hinge,
     mode_seeking,
     ms_features,
     r1_penalty,
@@ -160,9 +163,10 @@ class CoverTerms:
         self.cover = usable and opts.cover_lambda > 0
         self.novel = usable and opts.novel_lambda > 0
         self.spread = usable and opts.spread_lambda > 0
+        self.local = usable and opts.local_lambda > 0
         self.labels, self.n_classes, self.device = labels, n_classes, device
         self.cover_z = None
-        if not (self.cover or self.novel or self.spread):
+        if not (self.cover or self.novel or self.spread or self.local):
             return
         with torch.no_grad():
             self.real_feats = real_feats
@@ -176,6 +180,8 @@ class CoverTerms:
                 dd.fill_diagonal_(float("inf"))
                 spacing[ci] = dd.min(dim=1).values.median()
                 self.spread_real[ci] = dd[torch.isfinite(dd)].mean()
+            if self.local:
+                self.local_real = _local_targets(real_feats, labels, n_classes, opts.batch)
             # a class of one sound has no spacing: never pulled, never pushed
             self.cover_tau = torch.nan_to_num(opts.cover_target * spacing[labels], nan=float("inf"))
             self.novel_r = torch.nan_to_num(opts.novel_target * spacing, nan=0.0)
@@ -220,7 +226,7 @@ class CoverTerms:
         covering latents of the real sounds ``idx``, or None)."""
         o = self.opts
         total = fake.new_zeros(())
-        f_fake = self.feats(fake) if (self.spread or self.novel) else None
+        f_fake = self.feats(fake) if (self.spread or self.novel or self.local) else None
         f_near = self.feats(near) if self.cover else None
         if self.cover:
             cov = torch.relu(
@@ -232,6 +238,10 @@ class CoverTerms:
             sp = spread_hinge(f_fake, y, o.spread_target * self.spread_real)
             total = total + o.spread_lambda * sp
             losses["spread"] = float(sp.detach())
+        if self.local:
+            lo = local_hinge(f_fake, y, self.local_real, LOCAL_K)
+            total = total + o.local_lambda * lo
+            losses["local"] = float(lo.detach())
         if self.novel:
             f_out, y_out = (
                 (torch.cat([f_fake, f_near]), torch.cat([y, y])) if self.cover else (f_fake, y)
@@ -240,6 +250,31 @@ class CoverTerms:
             total = total + o.novel_lambda * cp
             losses["copy"] = float(cp.detach())
         return total
+
+
+LOCAL_K = K_NN  # the local-spread term reads the judge's k-NN radii
+
+
+def _local_targets(real_feats, labels, n_classes: int, batch: int, draws: int = 16) -> dict:
+    """Per class, the real sounds' mean distance to their ``LOCAL_K``-th nearest neighbour in a
+    random set of n of them, for n = 0 … min(batch, the class's sounds) (0 below LOCAL_K + 1;
+    averaged over ``draws`` sets; fixed seed). A class too small for one set has no entry."""
+    gen = torch.Generator().manual_seed(0)
+    out = {}
+    for ci in range(n_classes):
+        sel = (labels == ci).nonzero().view(-1).cpu()
+        top = min(batch, len(sel))
+        if top <= LOCAL_K:
+            continue
+        t = torch.zeros(top + 1, device=real_feats.device)
+        for n in range(LOCAL_K + 1, top + 1):
+            means = [
+                knn_mean(real_feats[sel[torch.randperm(len(sel), generator=gen)[:n]]], LOCAL_K)
+                for _ in range(draws)
+            ]
+            t[n] = torch.stack(means).mean()
+        out[ci] = t
+    return out
 
 
 class Trainer:
