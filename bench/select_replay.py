@@ -20,16 +20,13 @@ import argparse
 import json
 from pathlib import Path
 
-from miragen.engines.wavegan.selection import CV_FIGURES, cv_keeps
+from miragen.engines.wavegan.selection import cv_keeps, least_figure
 
 
 def score(snap: dict) -> tuple[tuple[float, float], float]:
     """((no copy failure, least cross-validated figure), that figure's standard error)."""
     tr = snap.get("trainer", {})
-    least, se = min(
-        ((tr[f], tr.get(f"{f}_se", 0.0)) for f in CV_FIGURES if f in tr),
-        default=(float("-inf"), 0.0),
-    )
+    least, se = least_figure(tr)
     return (float(tr.get("copy_ok", 1.0)), least), se
 
 

@@ -67,16 +67,20 @@ def copy_ok(flat: dict[str, float], failed: list[str], guard: str = "holdout") -
     return not any(r in COPY_RULES for r in failed)
 
 
-def cv_score(
-    flat: dict[str, float], failed: list[str], guard: str = "holdout"
-) -> tuple[int, float, float]:
-    """(1 when no copy or silence rule failed (:func:`copy_ok`), the least cross-validated
-    figure, that figure's standard error over the splits)."""
-    least, se = min(
+def least_figure(flat: dict[str, float]) -> tuple[float, float]:
+    """(the least of the cross-validated figures :data:`CV_FIGURES` in ``flat``, that figure's
+    standard error over the splits); (−inf, 0) when there are none."""
+    return min(
         ((flat[k], flat.get(f"{k}_se", 0.0)) for k in CV_FIGURES if k in flat),
         default=(-math.inf, 0.0),
     )
-    return (int(copy_ok(flat, failed, guard)), least, se)
+
+
+def cv_score(
+    flat: dict[str, float], failed: list[str], guard: str = "holdout"
+) -> tuple[int, float, float]:
+    """(1 when no copy or silence rule failed (:func:`copy_ok`), :func:`least_figure`)."""
+    return (int(copy_ok(flat, failed, guard)), *least_figure(flat))
 
 
 def cv_keeps(
