@@ -61,6 +61,7 @@ def judge(model, train, held, mode: str, rate: int, n: int, seed: int, probes: i
             "failed": rep.failed,
             "metrics": rep.metrics,
             "baseline": rep.baseline,
+            "power": rep.power,  # why a pass is inconclusive: probes that slipped, size needed
         }
     verdicts = [c["verdict"] for c in per_class.values()]
     verdict = (
