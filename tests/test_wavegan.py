@@ -529,6 +529,25 @@ def test_local_hinge_pushes_huddled_outputs_apart():
     assert local_hinge(real[20:23], y[:3], target, 3).item() == 0.0
 
 
+def test_inside_hinge_pulls_outputs_back_into_the_real_balls():
+    import torch
+    from miragen.engines.wavegan.loss import inside_hinge
+
+    real = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    labels = torch.tensor([0, 0, 0, 1])
+    radii = torch.tensor([1.0, 1.0, 1.0, float("inf")])  # class 1: too small for a ball
+    scale = torch.tensor([2.0, 1.0])
+    out = torch.tensor([[0.5, 0.5], [4.0, 0.0], [50.0, 50.0]], requires_grad=True)
+    y = torch.tensor([0, 0, 1])
+    loss = inside_hinge(out, y, real, labels, radii, scale)
+    # inside a ball: 0; (4, 0) lies 3 from (1, 0), 2 beyond its ball, ÷ the scale 2; class 1: 0
+    assert loss.item() == pytest.approx((0.0 + 1.0 + 0.0) / 3)
+    loss.backward()
+    assert out.grad[1, 0] > 0 and out.grad[0].abs().sum() == 0 and out.grad[2].abs().sum() == 0
+    # another class's ball does not count
+    assert inside_hinge(real[3:], torch.tensor([0]), real, labels, radii, scale).item() > 1
+
+
 def test_select_chooses_which_snapshot_is_kept(corpus, tmp_path):
     """``select``: the judge's score on the internal hold-out (default), the cross-validated
     figures on the training set (``cv``), or the latest snapshot (``last``)."""

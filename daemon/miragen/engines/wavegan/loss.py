@@ -210,6 +210,16 @@ def local_hinge(feats, y, targets: dict[int, "torch.Tensor"], k: int):
     return torch.stack(shorts).pow(2).mean()
 
 
+def inside_hinge(feats, y, real_feats, real_labels, radii, scale):
+    """Manifold hinge: mean over outputs of how far each lies outside every k-NN ball (radius
+    ``radii``) of the real sounds of its class, ÷ ``scale[class]``; zero for an output inside
+    one (the judge's precision counts exactly those). A pull back towards the class for what
+    the spread terms push off it."""
+    dist = torch.cdist(feats, real_feats) - radii.view(1, -1)
+    dist = dist.masked_fill(y.view(-1, 1) != real_labels.view(1, -1), float("inf"))
+    return (torch.relu(dist.min(dim=1).values) / scale[y]).mean()
+
+
 def mode_seeking(fake, z, feats, target: float):
     """Hinged mode-seeking term (after MSGAN, Mao et al. 2019): two latents far apart must give
     outputs at least ``target`` × (their latent distance ÷ its mean) apart. The hinge stops the

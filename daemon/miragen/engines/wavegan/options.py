@@ -66,6 +66,12 @@ class WaveGANOptions(EngineOptions):
         "real sounds are",
         at_least=0.0,
     )
+    inside_lambda: float = option(
+        0.0,
+        "hinged manifold term (0: off): an output outside every real sound's 3-NN ball is "
+        "pulled back to the nearest (the judge's precision)",
+        at_least=0.0,
+    )
     novel_lambda: float = option(
         1.0, "hinged anti-copy term (0: off); one-shots: synth design", at_least=0.0
     )
@@ -188,5 +194,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "cover_lambda": 0.0,
         "novel_lambda": 0.0,
         "spread_lambda": 0.0,
+        "local_lambda": 0.0,
+        "inside_lambda": 0.0,
     },
 }

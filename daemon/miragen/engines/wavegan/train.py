@@ -36,6 +36,7 @@ from .loss import (
     g_loss_ns,
     g_loss_wgan,
     gradient_penalty,
+    inside_hinge,
     knn_mean,
     local_hinge,
     mode_seeking,
@@ -164,13 +165,15 @@ class CoverTerms:
         self.novel = usable and opts.novel_lambda > 0
         self.spread = usable and opts.spread_lambda > 0
         self.local = usable and opts.local_lambda > 0
+        self.inside = usable and opts.inside_lambda > 0
         self.labels, self.n_classes, self.device = labels, n_classes, device
         self.cover_z = None
-        if not (self.cover or self.novel or self.spread or self.local):
+        if not (self.cover or self.novel or self.spread or self.local or self.inside):
             return
         with torch.no_grad():
             self.real_feats = real_feats
             spacing = torch.full((n_classes,), float("nan"), device=device)  # median NN distance
+            self.radii = torch.full((len(labels),), float("inf"), device=device)  # never pulled
             self.spread_real = torch.zeros(n_classes, device=device)  # mean pairwise distance
             for ci in range(n_classes):
                 sel = (labels == ci).nonzero().view(-1)
@@ -179,12 +182,15 @@ class CoverTerms:
                 dd = torch.cdist(self.real_feats[sel], self.real_feats[sel])
                 dd.fill_diagonal_(float("inf"))
                 spacing[ci] = dd.min(dim=1).values.median()
+                if self.inside and len(sel) > LOCAL_K:  # the judge's k-NN balls of the class
+                    self.radii[sel] = dd.kthvalue(LOCAL_K, dim=1).values
                 self.spread_real[ci] = dd[torch.isfinite(dd)].mean()
             if self.local:
                 self.local_real = _local_targets(real_feats, labels, n_classes, opts.batch)
             # a class of one sound has no spacing: never pulled, never pushed
             self.cover_tau = torch.nan_to_num(opts.cover_target * spacing[labels], nan=float("inf"))
             self.novel_r = torch.nan_to_num(opts.novel_target * spacing, nan=0.0)
+            self.scale = torch.nan_to_num(spacing, nan=1.0).clamp(min=1e-6)
         if self.cover:
             n_real = real_feats.shape[0]
             if cover_z is None or cover_z.shape != (n_real, opts.z_dim):
@@ -226,7 +232,9 @@ class CoverTerms:
         covering latents of the real sounds ``idx``, or None)."""
         o = self.opts
         total = fake.new_zeros(())
-        f_fake = self.feats(fake) if (self.spread or self.novel or self.local) else None
+        f_fake = (
+            self.feats(fake) if (self.spread or self.novel or self.local or self.inside) else None
+        )
         f_near = self.feats(near) if self.cover else None
         if self.cover:
             cov = torch.relu(
@@ -242,6 +250,10 @@ class CoverTerms:
             lo = local_hinge(f_fake, y, self.local_real, LOCAL_K)
             total = total + o.local_lambda * lo
             losses["local"] = float(lo.detach())
+        if self.inside:
+            ins = inside_hinge(f_fake, y, self.real_feats, self.labels, self.radii, self.scale)
+            total = total + o.inside_lambda * ins
+            losses["inside"] = float(ins.detach())
         if self.novel:
             f_out, y_out = (
                 (torch.cat([f_fake, f_near]), torch.cat([y, y])) if self.cover else (f_fake, y)
