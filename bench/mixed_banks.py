@@ -69,7 +69,7 @@ def sort_pool(work: Path, truth: dict[str, str]) -> dict:
     for sha, cls in sorted(res["assign"].items()):
         path = by_sha[sha]
         (classes / cls).mkdir(parents=True, exist_ok=True)
-        (classes / cls / Path(path).name).symlink_to(work / path)
+        (classes / cls / Path(path).name).symlink_to((work / path).resolve())
         labels.append(cls)
         banks.append(truth[path])
         members.setdefault(cls, []).append(truth[path])
