@@ -169,7 +169,9 @@ class WaveGANOptions(EngineOptions):
 # first (at 1, judge diversity 0.67-0.72), cycles after both AKWF halves (44 of 44 banks
 # failing no check against 42 of 44 at 1; docs/wavegan.md "The whole folder"). The local-spread
 # and manifold terms were chosen and confirmed on cycle banks (43 of 44 with both, against 41
-# of 44 without; docs/wavegan.md "Manifold term"): one-shots keep them off until measured there.
+# of 44 without; docs/wavegan.md "Manifold term"). On the two one-shot sets (one run each,
+# docs/wavegan.md "One-shots") they helped avl-drumkits and traded sonic-pi's precision and
+# NDB/K for recall, passing later: one-shots keep them off.
 ONESHOT_DEFAULTS: dict[str, Any] = {
     "batch": 16,
     "copy_guard": "holdout",
