@@ -33,9 +33,7 @@ from pathlib import Path
 import numpy as np
 from miragen.corpus.dataset import load_dataset
 from miragen.judge.features import features
-from scipy.spatial.distance import cdist
-
-MIN_HELD = 4  # bench/quality.py's "judged" threshold
+from miragen.judge.metrics import MIN_SET, pairwise
 
 
 def bank_figures(folder: Path, seed: int) -> dict | None:
@@ -43,15 +41,15 @@ def bank_figures(folder: Path, seed: int) -> dict | None:
     ds = load_dataset(folder, "cycle")
     train, held = ds.split(0.8, seed=seed)
     c = train.class_names[0]
-    if len(held.classes[c]) < MIN_HELD:
+    if len(held.classes[c]) < MIN_SET:
         return None
     t = features(train.classes[c], "cycle")
     h = features(held.classes[c], "cycle")
-    d_tt = cdist(t, t)
+    d_tt = pairwise(t, t)  # the judge's own distances
     np.fill_diagonal(d_tt, np.inf)
     loo = d_tt.min(axis=1)
     spacing = np.maximum(loo, 0.05 * float(np.median(loo)))
-    d_ht = cdist(h, t)
+    d_ht = pairwise(h, t)
     ht = d_ht.min(axis=1)
     local_t = float(np.median(loo / spacing[d_tt.argmin(axis=1)]))
     local_h = float(np.median(ht / spacing[d_ht.argmin(axis=1)]))
