@@ -97,6 +97,33 @@ def test_evaluate_real_passes_fakes_fail_for_their_reasons(shared_data, bank):
     assert "silent" in silent.failed and silent.reasons[0].startswith("silent")
 
 
+def test_copy_rules_do_not_move_with_the_part_of_the_class_held_out(shared_data):
+    """vgamebasic is four families whose spacings differ fivefold (saws close together, sines
+    far apart). The novelty and copy rules take T's own spacing as their reference, so the same
+    generated set gets the same figures and limits whichever family the held-out set holds,
+    and a set drawn like T passes them (with H's distance as the reference, a sparse held-out
+    set failed it: docs/judge.md, "Novelty and a split's composition")."""
+    fam = {f: [read_pcm(p) for p in bank_files(shared_data, f)] for f in ("vgsaw", "vgsqu")}
+    fam |= {f: [read_pcm(p) for p in bank_files(shared_data, f)] for f in ("vgsin", "vgtri")}
+    rng = np.random.default_rng(0)
+    train, gen, sparse, dense = [], [], [], []
+    for name, waves in fam.items():
+        idx = rng.permutation(len(waves))
+        train += [waves[i] for i in idx[:10]]
+        gen += [waves[i] for i in idx[10:13]]  # like T: three of each family
+        (sparse if name in ("vgsin", "vgtri") else dense).extend(waves[i] for i in idx[13:16])
+    reports = [evaluate(gen, train, held, "cycle", power_probes=0) for held in (sparse, dense)]
+    checks = [{c.name: c for c in r.checks} for r in reports]
+    for name in ("novelty", "copy_fraction"):
+        a, b = checks[0][name], checks[1][name]
+        assert (a.value, a.limit, a.passed) == (b.value, b.limit, b.passed), name
+        assert a.passed, reports[0].table()
+    # the held-out sets themselves sit at very different distances from T
+    nov_h = [r.baseline["novelty"] for r in reports]
+    assert nov_h[0] > 1.5 * nov_h[1], nov_h
+    assert checks[0]["copy_fraction"].rule.startswith("≤ T")
+
+
 def test_evaluate_oneshots(shared_data, tmp_path):
     from miragen.judge.sets import load_waves
 
