@@ -179,13 +179,33 @@ def read_results(out: Path) -> dict[str, dict]:
     return done
 
 
+def held_out_fraction(ds) -> float:
+    """The share of each class the judge holds out: 20 %, or, for a bank whose 20 % is fewer
+    sounds than the judge needs (``MIN_SET``, 4: banks of 9 to 17 sounds), those 4, as long as
+    the training part keeps the judge's ``MIN_TRAIN`` (5). Such a bank trains on less than
+    80 % and is judged at 4 held-out sounds (a verdict of at most *inconclusive*): a verdict
+    all the same, where a bank of 9 to 17 sounds had none."""
+    from miragen.judge.metrics import MIN_SET, MIN_TRAIN
+
+    n = min(len(v) for v in ds.classes.values())
+    if n - round(0.8 * n) >= MIN_SET or n - MIN_SET < MIN_TRAIN:
+        return 0.2
+    return MIN_SET / n
+
+
+def judged_split(ds, seed: int):
+    """(training part, held-out part) of ``ds`` for the judge (:func:`held_out_fraction`)."""
+    return ds.split(1.0 - held_out_fraction(ds), seed=seed)
+
+
 def unjudgeable(bank: Path, args) -> dict | None:
-    """A bank whose held-out 20 % is too small for the judge (fewer than 4 sounds) is recorded
-    as such without training: no verdict could be given."""
+    """A bank whose held-out part is still too small for the judge (fewer than 4 sounds, with
+    at least 5 to train on: banks of fewer than 9 sounds) is recorded as such without
+    training: no verdict could be given."""
     from miragen.corpus.dataset import load_dataset
 
     ds = load_dataset(bank, args.mode)
-    train, held = ds.split(0.8, seed=args.seed)
+    train, held = judged_split(ds, args.seed)
     if min(len(v) for v in held.classes.values()) >= 4:
         return None
     return {
@@ -403,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     from miragen.corpus.dataset import load_dataset
 
     ds = load_dataset(args.data, args.mode)
-    train, held = ds.split(0.8, seed=args.seed)
+    train, held = judged_split(ds, args.seed)
     device = (
         "cuda"
         if torch.cuda.is_available()

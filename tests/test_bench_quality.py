@@ -1,0 +1,48 @@
+"""bench/quality.py's held-out part: 20 %, widened to the judge's minimum of 4 sounds for a bank
+of 9 to 17 sounds (those had no verdict), never at the cost of the judge's minimum training set."""
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from miragen.audio.io import write_wav_u8
+from miragen.corpus.dataset import load_dataset
+from miragen.judge.metrics import MIN_SET, MIN_TRAIN
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("quality_bench", ROOT / "bench" / "quality.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("quality_bench", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _bank(folder: Path, n: int) -> Path:
+    folder.mkdir(parents=True)
+    t = np.arange(256) / 256.0
+    for i in range(n):
+        x = 0.7 * np.sin(2 * np.pi * t) + 0.02 * i * np.sin(2 * np.pi * (2 + i % 5) * t)
+        data = bytes(np.clip(np.round(x * 127 + 128), 1, 255).astype(np.uint8))
+        write_wav_u8(folder / f"c{i:02d}.wav", data, 44100)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("n", "held"),
+    [(4, 1), (8, 2), (9, 4), (14, 4), (17, 4), (19, 4), (20, 4), (30, 6), (64, 13)],
+)
+def test_held_out_part_is_20_percent_or_the_judges_minimum(tmp_path, n, held):
+    q = _load_bench()
+    ds = load_dataset(_bank(tmp_path / "bank", n), "cycle")
+    train, h = q.judged_split(ds, seed=0)
+    assert (len(h), len(train)) == (held, n - held)
+    assert len(h) >= MIN_SET or n - MIN_SET < MIN_TRAIN
+    assert set(train.names["bank"]).isdisjoint(h.names["bank"])
+    args = SimpleNamespace(mode="cycle", seed=0)
+    assert (q.unjudgeable(tmp_path / "bank", args) is None) == (held >= MIN_SET)
