@@ -100,7 +100,7 @@ def test_evaluate_real_passes_fakes_fail_for_their_reasons(shared_data, bank):
 def test_copy_rules_do_not_move_with_the_part_of_the_class_held_out(shared_data):
     """vgamebasic is four families whose spacings differ fivefold (saws close together, sines
     far apart). The novelty and copy rules take T's own spacing as their reference, so the same
-    generated set gets the same figures and limits whichever family the held-out set holds,
+    generated set gets the same figures and references whichever family the held-out set holds,
     and a set drawn like T passes them (with H's distance as the reference, a sparse held-out
     set failed it: docs/judge.md, "Novelty and a split's composition")."""
     fam = {f: [read_pcm(p) for p in bank_files(shared_data, f)] for f in ("vgsaw", "vgsqu")}
@@ -116,8 +116,11 @@ def test_copy_rules_do_not_move_with_the_part_of_the_class_held_out(shared_data)
     checks = [{c.name: c for c in r.checks} for r in reports]
     for name in ("novelty", "copy_fraction"):
         a, b = checks[0][name], checks[1][name]
-        assert (a.value, a.limit, a.passed) == (b.value, b.limit, b.passed), name
-        assert a.passed, reports[0].table()
+        assert a.value == b.value, name  # G's figure does not depend on H
+        assert a.passed and b.passed, (reports[0].table(), reports[1].table())
+    # the copy rule's reference is T's own copy fraction, whatever H holds (only the
+    # sampling-noise allowance, H's spread beside G's, differs)
+    assert checks[0]["copy_fraction"].baseline == checks[1]["copy_fraction"].baseline
     # the held-out sets themselves sit at very different distances from T
     nov_h = [r.baseline["novelty"] for r in reports]
     assert nov_h[0] > 1.5 * nov_h[1], nov_h

@@ -540,7 +540,7 @@ def _allowances(
             a, b = np.asarray(hs_g[key]), np.asarray(hs_h[key])
             if how in ("le_mul", "ge_ratio"):  # positive, skewed figures: log scale
                 a, b = np.log(np.maximum(a, 1e-9)), np.log(np.maximum(b, 1e-9))
-            if how == "ge_abs" or name in _T_REFERENCED:  # G's figure alone: T's is fixed
+            if how == "ge_abs":
                 tol_sd[name] = float(np.std(a))
             elif how == "ge_mul":  # proportions: G − x·H on the linear scale
                 tol_sd[name] = float(math.hypot(np.std(a), factors[name] * np.std(b)))
@@ -684,7 +684,9 @@ def _gate_figures(ms: dict[str, float], t_nn: float) -> dict[str, float]:
     }
 
 
-# rules whose reference is T's own figure (module doc), not H's: no H noise in their allowance
+# rules whose reference is T's own figure (module doc), not H's. Their allowance still counts
+# H's spread beside G's, as the stand-in for a real set's noise at this size: with G's alone,
+# bench/judge_calibration.py failed more real sets (docs/judge.md)
 _T_REFERENCED = ("novelty", "copy_fraction")
 
 _HOW = {
