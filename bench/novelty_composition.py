@@ -1,7 +1,9 @@
-"""How a split's composition moves the judge's novelty rule, with no generator at all.
+"""How a split's composition moved the judge's novelty rule, with no generator at all.
 
-The novelty check compares the median nearest-neighbour distance of the generated set to the
-training set T with the held-out set H's. When a split puts the sparse families of a bank into
+It measures the rule as it was until 2026-11-30 (the judge now divides by T's own spacing,
+which a split cannot move; docs/judge.md, "Novelty and a split's composition"). That rule
+compared the median nearest-neighbour distance of the generated set to the training set T
+with the held-out set H's. When a split puts the sparse families of a bank into
 H (vgamebasic: six of its 13 held-out cycles are sines, whose neighbours lie far apart), H's
 distances are large, and a generator that draws like T cannot reach 0.8 × H's median. This
 script measures that for every bank of a folder, on the same 80/20 split as
