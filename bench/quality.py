@@ -184,10 +184,13 @@ def held_out_fraction(ds) -> float:
     sounds than the judge needs (``MIN_SET``, 4: banks of 9 to 17 sounds), those 4, as long as
     the training part keeps the judge's ``MIN_TRAIN`` (5). Such a bank trains on less than
     80 % and is judged at 4 held-out sounds (a verdict of at most *inconclusive*): a verdict
-    all the same, where a bank of 9 to 17 sounds had none."""
+    all the same, where a bank of 9 to 17 sounds had none. Only a one-class bank is widened
+    (one fraction splits every class: a kit's small class must not move its others' split)."""
     from miragen.judge.metrics import MIN_SET, MIN_TRAIN
 
-    n = min(len(v) for v in ds.classes.values())
+    if len(ds.classes) != 1:
+        return 0.2
+    n = len(next(iter(ds.classes.values())))
     if n - round(0.8 * n) >= MIN_SET or n - MIN_SET < MIN_TRAIN:
         return 0.2
     return MIN_SET / n

@@ -46,3 +46,12 @@ def test_held_out_part_is_20_percent_or_the_judges_minimum(tmp_path, n, held):
     assert set(train.names["bank"]).isdisjoint(h.names["bank"])
     args = SimpleNamespace(mode="cycle", seed=0)
     assert (q.unjudgeable(tmp_path / "bank", args) is None) == (held >= MIN_SET)
+
+
+def test_a_kits_small_class_does_not_move_the_other_classes_split(tmp_path):
+    q = _load_bench()
+    _bank(tmp_path / "kit" / "kick", 12)
+    _bank(tmp_path / "kit" / "snare", 40)
+    ds = load_dataset(tmp_path / "kit", "cycle")
+    train, held = q.judged_split(ds, seed=0)
+    assert len(held.classes["snare"]) == 8 and len(held.classes["kick"]) == 2
