@@ -55,3 +55,27 @@ def test_a_kits_small_class_does_not_move_the_other_classes_split(tmp_path):
     ds = load_dataset(tmp_path / "kit", "cycle")
     train, held = q.judged_split(ds, seed=0)
     assert len(held.classes["snare"]) == 8 and len(held.classes["kick"]) == 2
+
+
+def test_the_trainers_verdict_is_compared_only_where_it_had_a_hold_out(tmp_path):
+    q = _load_bench()
+    small = load_dataset(_bank(tmp_path / "small", 14), "cycle")
+    big = load_dataset(_bank(tmp_path / "big", 40), "cycle")
+    opts = {"holdout": 0.15, "seed": 0}
+    assert q.internal_held(small, opts) == 0 and q.internal_held(big, opts) == 6
+    assert q.internal_held(big, {}) == -1
+
+    def row(bank, held, internal, verdict):
+        return {
+            "bank": bank,
+            "verdict": verdict,
+            "classes": {bank: {"failed": []}},
+            "internal_passed": internal,
+            "internal_held": held,
+        }
+
+    rows = [row("a", 0, False, "inconclusive"), row("b", 6, True, "inconclusive")]
+    rows.append(row("c", 5, False, "inconclusive"))
+    summary = q.summarise(rows)
+    assert summary["internal_agrees_with_held_out"] == "1/2"
+    assert summary["no_internal_hold_out"] == ["a"]
