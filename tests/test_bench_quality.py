@@ -1,5 +1,7 @@
 """bench/quality.py's held-out part: 20 %, widened to the judge's minimum of 4 sounds for a bank
-of 9 to 17 sounds (those had no verdict), never at the cost of the judge's minimum training set."""
+of 9 to 17 sounds (those had no verdict), never at the cost of the judge's minimum training set;
+and its summary compares the trainer's verdict with the held-out one only where the trainer
+had a hold-out of its own."""
 
 import importlib.util
 import sys
