@@ -190,13 +190,6 @@ def loo_nn_distances(a: np.ndarray) -> np.ndarray:
     return d.min(axis=1)
 
 
-def typical_nn_distance(train_feats: np.ndarray) -> float:
-    """The corpus's typical nearest-neighbour distance: median leave-one-out NN distance in T."""
-    if len(train_feats) < 2:
-        raise MiragenError("the training set needs at least 2 sounds to measure its spacing")
-    return float(np.median(loo_nn_distances(train_feats)))
-
-
 def mean_pairwise(a: np.ndarray) -> float:
     n = len(a)
     if n < 2:
@@ -320,9 +313,10 @@ class _Pool:
         from sklearn.cluster import KMeans
 
         self.T = T
-        self.t_nn = typical_nn_distance(T)
+        t_loo = loo_nn_distances(T)  # T's spacing: one distance matrix for both references
+        self.t_nn = float(np.median(t_loo))  # |T| ≥ MIN_TRAIN (_checked_sets)
         # T's own copy fraction, each sound against the rest: the copy rule's reference
-        self.t_copy = float(np.mean(loo_nn_distances(T) < copy_factor * self.t_nn))
+        self.t_copy = float(np.mean(t_loo < copy_factor * self.t_nn))
         tp = pairwise(T, P)
         self.tp = tp
         self.pp = pairwise(P, P)
