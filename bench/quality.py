@@ -219,10 +219,11 @@ def unjudgeable(bank: Path, args) -> dict | None:
     at least 5 to train on: banks of fewer than 9 sounds) is recorded as such without
     training: no verdict could be given."""
     from miragen.corpus.dataset import load_dataset
+    from miragen.judge.metrics import MIN_SET
 
     ds = load_dataset(bank, args.mode)
     train, held = judged_split(ds, args.seed)
-    if min(len(v) for v in held.classes.values()) >= 4:
+    if min(len(v) for v in held.classes.values()) >= MIN_SET:
         return None
     return {
         "bank": bank.name,
