@@ -12,6 +12,14 @@ each, T the rest of the bank, and besides R a half-collapsed set (a random half 
 with 8-bit noise: a model that covers half of the class) and the collapsed one. Each is counted as
 pass, fail or inconclusive per size. The bar: real sets fail no more often than at 60/20/20, and
 no half-collapsed set passes (it is failed or called inconclusive) at any size.
+
+``--whole`` judges at the generator's size instead (the checks ``clusters`` and ``repeats``,
+judge/whole.py): on the banks of at least 90 sounds and both one-shot sets, H is 15 sounds, T half
+of the bank and R the rest (35-98 sounds), standing in for a generator's draw. Besides R: R
+restricted to k-means bins of T that hold half of T (``regional``: a model that misses whole kinds
+of sounds, each of its sounds distinct) and a random half of R, each twice, with 8-bit noise
+(``repeated``). The bar: real sets fail no more often than at 60/20/20, and no regional or
+repeated set passes.
 """
 
 from __future__ import annotations
@@ -52,7 +60,10 @@ def main() -> int:
         help="noise allowance of every check, in standard errors",
     )
     ap.add_argument("--sizes", default="", help="held-out sizes to judge at (e.g. 8,14,20,30)")
+    ap.add_argument("--whole", action="store_true", help="judge at the generator's size")
     args = ap.parse_args()
+    if args.whole:
+        return by_whole(args)
     if args.sizes:
         return by_size(args, [int(x) for x in args.sizes.split(",") if x])
     sets = [(b, "cycle", SHARED / "pcm8" / b) for b in args.banks.split(",") if b]
@@ -151,6 +162,77 @@ def by_size(args, sizes: list[int]) -> int:
             row[k]["rates"] = {x: round(v[x] / n, 3) for x in ("pass", "fail", "inconclusive")}
         out["sizes"][str(size)] = row
         print(json.dumps({"size": size, **row}), file=sys.stderr, flush=True)
+    out["seconds"] = round(time.time() - t0, 1)
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+WHOLE_MIN = 90  # banks of at least this many sounds have room for T, H and a large R
+
+
+def whole_sets() -> list[tuple[str, str, Path]]:
+    """The banks of :data:`WHOLE_MIN` sounds or more, and both one-shot sets."""
+    out = []
+    for d in sorted((SHARED / "akwf").iterdir()):
+        if d.is_dir() and sum(1 for _ in d.glob("*.wav")) >= WHOLE_MIN:
+            out.append((d.name, "cycle", d))
+    for name in ("sonic-pi", "avl-drumkits"):
+        out.append((name, "oneshot", SHARED / "oneshots" / name))
+    return out
+
+
+def whole_fakes(T, R, kind: str, seed: int, rng: np.random.Generator) -> dict[str, list]:
+    """R, R in bins of T that hold half of T (regional), and a random half of R each twice."""
+    from miragen.judge.metrics import features, ndb_bins
+    from miragen.judge.whole import half_of_t
+    from sklearn.cluster import KMeans
+
+    ft, fr = features(T, kind), features(R, kind)
+    k = min(ndb_bins(ft), len(ft))
+    km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(ft)  # the judge's own bins
+    p_t = np.bincount(km.labels_, minlength=k) / len(ft)
+    lr = km.predict(fr)
+    region = half_of_t(p_t, rng)
+    half = rng.choice(len(R), (len(R) + 1) // 2, replace=False)
+    return {
+        "real": R,
+        "regional": [R[i] for i in np.flatnonzero(np.isin(lr, region))],
+        "repeated": [
+            R[half[i % len(half)]] + rng.normal(0, 0.003, len(R[half[i % len(half)]]))
+            for i in range(len(R))
+        ],
+    }
+
+
+def by_whole(args) -> int:
+    t0 = time.time()
+    out: dict = {"splits": args.splits, "z": args.z, "banks": {}}
+    total = {k: collections.Counter() for k in ("real", "regional", "repeated")}
+    for name, kind, folder in whole_sets():
+        waves, _ = load_waves(folder, kind)
+        per = {k: collections.Counter() for k in total}
+        for s in range(args.splits):
+            rng = np.random.default_rng(5000 + s)
+            idx = rng.permutation(len(waves))
+            a = len(waves) // 2
+            T = [waves[i] for i in idx[:a]]
+            H = [waves[i] for i in idx[a : a + 15]]
+            R = [waves[i] for i in idx[a + 15 :]]
+            for k, g in whole_fakes(T, R, kind, s, rng).items():
+                if len(g) < 4:
+                    per[k]["too_small"] += 1
+                    continue
+                rep = evaluate(g, T, H, kind, seed=s, thresholds=Thresholds(z=args.z))
+                per[k]["sets"] += 1
+                per[k][rep.verdict] += 1
+                per[k].update(f"failed_{c}" for c in rep.failed)
+                if rep.power.get("whole", {}).get("conclusive"):
+                    per[k]["whole_conclusive"] += 1
+        out["banks"][name] = {"n": len(waves), **{k: dict(v) for k, v in per.items()}}
+        print(json.dumps({"bank": name, **out["banks"][name]}), file=sys.stderr, flush=True)
+        for k, counter in total.items():
+            counter.update(per[k])
+    out["total"] = {k: dict(v) for k, v in total.items()}
     out["seconds"] = round(time.time() - t0, 1)
     print(json.dumps(out, indent=1))
     return 0

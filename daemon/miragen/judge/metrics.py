@@ -32,6 +32,8 @@ import numpy as np
 
 from ..errors import MiragenError
 from .features import ONESHOT_RATE, check_kind, features
+from .whole import Whole
+from .whole import power as whole_power
 
 __all__ = [
     "Report",
@@ -69,6 +71,11 @@ class Thresholds:
     precision_factor: float = 0.8  # precision ≥ this × H's
     frechet_factor: float = 2.0  # Fréchet ≤ this × H's
     copy_factor: float = 0.5  # "copy": nearer to T than this × T's median NN distance
+    # the checks at G's own size (judge/whole.py): clusters ≤ the null's 95th percentile + this,
+    # repeats ≤ T's share + this (measured: docs/judge.md, "Power at the generator's size")
+    cluster_margin: float = 0.1
+    repeat_margin: float = 0.25
+    repeat_factor: float = 0.25  # a "repeat": nearer to another G sound than this × T's spacing
     z: float = 1.645  # sampling-noise allowance, in spreads of the figure between random splits
 
 
@@ -136,16 +143,26 @@ class Report:
         else:
             size = "no number of held-out sounds would tell them apart with these rules"
         if held < MIN_CONCLUSIVE_HELD:
-            return (
+            why = (
                 f"every check passed, but {held} held-out sounds are too few to tell a real set "
                 f"from a half-collapsed one (at least {MIN_CONCLUSIVE_HELD}, and enough that "
                 f"no half-collapsed probe passes): {size}"
             )
-        return (
-            f"every check passed, but a half-collapsed set of the same size (half of the "
-            f"held-out sounds, each twice) passes too in {self.power.get('passed_probes')} of "
-            f"{self.power.get('probes')} tries: {size}"
-        )
+        else:
+            why = (
+                f"every check passed, but a half-collapsed set of the same size (half of the "
+                f"held-out sounds, each twice) passes too in {self.power.get('passed_probes')} "
+                f"of {self.power.get('probes')} tries: {size}"
+            )
+        w = self.power.get("whole")
+        if w:
+            c, n = w["caught"], w["probes"]
+            why += (
+                f"; and at the generator's size ({w['gen']} sounds) the clusters and repeats "
+                f"checks caught {c['regional']} of {n} regionally half-collapsed probes and "
+                f"{c['repeated']} of {n} repeating ones (all are needed)"
+            )
+        return why
 
 
 def _fmt(v: float) -> str:
@@ -304,16 +321,20 @@ class _Pool:
         self,
         P: np.ndarray,
         T: np.ndarray,
+        th: Thresholds,
         *,
-        copy_factor: float,
         bins: int,
         pca_dims: int,
         seed: int,
     ):
         from sklearn.cluster import KMeans
 
+        copy_factor = th.copy_factor
         self.T = T
-        t_loo = loo_nn_distances(T)  # T's spacing: one distance matrix for both references
+        d_tt = pairwise(T, T)  # T's spacing: one distance matrix for every reference
+        t_loo = d_tt.copy()
+        np.fill_diagonal(t_loo, np.inf)
+        t_loo = t_loo.min(axis=1)
         self.t_nn = float(np.median(t_loo))  # |T| ≥ MIN_TRAIN (_checked_sets)
         # T's own copy fraction, each sound against the rest: the copy rule's reference
         self.t_copy = float(np.mean(t_loo < copy_factor * self.t_nn))
@@ -329,6 +350,9 @@ class _Pool:
         self.km_labels = km.labels_
         self.p_bins = pairwise(P, km.cluster_centers_).argmin(axis=1)
         self.bins = bins
+        self.whole = Whole(
+            km.labels_, self.p_bins, bins, d_tt, self.pp, th.repeat_factor * self.t_nn, seed
+        )
         self.pca = _fit_pca(T, pca_dims)
         self.Tp = self.pca(T)
         self.Pp = self.pca(P)
@@ -403,14 +427,13 @@ def evaluate(
     shrinks as the sets grow; ``half_sets=0`` applies the bare rules. ``permutations`` is the
     earlier name of ``half_sets`` (accepted; it wins when given).
 
-    Power: when every check passes, the same checks (same allowances) are applied to
-    ``power_probes`` half-collapsed sets made from the held-out sounds (a random half of them,
-    each twice: a model that covers half of the class). If any of them passes too, or there are
-    fewer than :data:`MIN_CONCLUSIVE_HELD` held-out sounds, the sets are too small for the rules
-    to tell a real set from a half-collapsed one and the verdict is **inconclusive**, with a
-    rough estimate of the held-out size that would tell them apart (the size at which the
-    allowances, shrinking as 1/√n, would fall below the probes' distance to the bare rules for
-    nine probes in ten). ``power_probes=0`` skips it (verdict pass/fail only).
+    Besides, two checks at G's own size against T (``clusters``, ``repeats``: judge/whole.py).
+
+    Power (docs/judge.md): when every check passes, ``power_probes`` half-collapsed sets are
+    judged too: of H's size (half of H, each twice: :func:`_power`) and of G's size (regional and
+    repeating: :func:`.whole.power`). If neither kind is all caught (or H has fewer than
+    :data:`MIN_CONCLUSIVE_HELD` sounds and G's probes slip through), the verdict is
+    **inconclusive**. ``power_probes=0`` skips it (verdict pass/fail only).
     """
     if permutations is not None:
         half_sets = int(permutations)
@@ -423,22 +446,26 @@ def evaluate(
     ng, nh = len(g_w), len(h_w)
     m = min(ng, nh)
     bins = min(ndb_bins(T), len(T))
-    pca_dims = min(FRECHET_MAX_DIMS, max(1, m // 2))
-    pool = _Pool(P, T, copy_factor=th.copy_factor, bins=bins, pca_dims=pca_dims, seed=seed)
+    pool = _Pool(P, T, th, bins=bins, pca_dims=min(FRECHET_MAX_DIMS, max(1, m // 2)), seed=seed)
     rng = np.random.default_rng(seed)
     gi, hi = np.arange(ng), np.arange(ng, ng + nh)
     mg = pool.all(gi, _draws(gi, m, draws, rng))
     mh = pool.all(hi, _draws(hi, m, draws, rng))
-
     metrics = _gate_figures(mg, pool.t_nn)
     baseline = _gate_figures(mh, pool.t_nn)
     tol = _allowances(pool, gi, hi, m, metrics, half_sets, rng, th)
     metrics["silent"], baseline["silent"] = silent.value, silent.baseline
-    checks = [silent, *_checks(metrics, _references(baseline, pool), th, tol)]
+    # the checks at G's own size (judge/whole.py), with a random stream of their own
+    wrng = np.random.default_rng(seed + 1)
+    wg, wh = pool.whole.figures(gi, wrng), pool.whole.figures(hi, wrng)
+    for name in WHOLE_CHECKS:
+        metrics[name], baseline[name] = wg[name], wh[name]
+    checks = [silent, *_checks(metrics, _references(baseline, pool), th, tol), *_whole(wg, th)]
     reasons = [_reason(c) for c in checks if not c.passed]
     power: dict[str, Any] = {}
     if not reasons and power_probes > 0:
         power = _power(pool, hi, m, draws, rng, mh, tol, th, power_probes)
+        _add_whole_power(power, pool, gi, wrng, th, power_probes)
     verdict = _verdict(reasons, power)
     report = Report(
         kind=kind,
@@ -449,7 +476,7 @@ def evaluate(
         passed=verdict == "pass",
         reasons=reasons,
         failed=[c.name for c in checks if not c.passed],
-        details=_details(pool, mg, mh, bins, draws, half_sets, th),
+        details={**_details(pool, mg, mh, bins, draws, half_sets, th), "whole": wg},
         verdict=verdict,
         power=power,
     )
@@ -641,6 +668,39 @@ def _power(
     }
 
 
+WHOLE_CHECKS = ("clusters", "repeats")
+
+
+def _add_whole_power(
+    power: dict[str, Any],
+    pool: _Pool,
+    gi: np.ndarray,
+    rng: np.random.Generator,
+    th: Thresholds,
+    probes: int,
+) -> None:
+    """Conclusive when the held-out checks have the power at H's size (``power``, from
+    :func:`_power`), or when the two checks at G's size catch every half-collapsed probe of G's
+    size (judge/whole.py)."""
+    whole = whole_power(pool.whole, gi, rng, th.cluster_margin, th.repeat_margin, probes)
+    power["held_conclusive"] = power["conclusive"]
+    power["whole"] = whole
+    power["conclusive"] = power["conclusive"] or whole["conclusive"]
+
+
+def _whole(f: dict[str, float], th: Thresholds) -> list[Check]:
+    """The checks at G's own size (judge/whole.py): G's figures ``f`` against their references,
+    the null's 95th percentile for ``clusters`` and T's own share for ``repeats``."""
+    out = []
+    for name, x, ref in (
+        ("clusters", th.cluster_margin, "null"),
+        ("repeats", th.repeat_margin, "T"),
+    ):
+        v, b = f[name], f[f"{name}_ref"]
+        out.append(Check(name, v, b, b + x, f"≤ {ref} + {x:g}", bool(v <= b + x + 1e-12)))
+    return out
+
+
 def _references(baseline: dict[str, float], pool: _Pool) -> dict[str, float]:
     """What each rule compares with: H's figures, but T's own copy fraction for the copy rule
     (the novelty ratio already has T's spacing as its reference). Both copy figures measure T
@@ -732,6 +792,10 @@ _WHY = {
     "ndb_k": "generated sounds fill the training set's clusters in the wrong proportions",
     "precision": "too many generated sounds lie outside the training set's manifold (unrealistic)",
     "frechet": "the generated feature distribution is far from the training set's",
+    "clusters": "generated sounds fill the training set's clusters in the wrong proportions, "
+    "beyond what sampling explains at this size (whole kinds of sounds missing or overdrawn)",
+    "repeats": "too many generated sounds are near-copies of each other (the model repeats "
+    "itself: mode collapse)",
 }
 
 

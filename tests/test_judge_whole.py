@@ -1,0 +1,96 @@
+"""The judge's checks at the generator's own size (judge/whole.py): clusters and repeats, and the
+power they give a verdict when the held-out set is too small to give it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from miragen.judge.features import features
+from miragen.judge.metrics import MIN_CONCLUSIVE_HELD, evaluate, ndb_bins
+from miragen.judge.sets import load_waves
+from miragen.judge.whole import bin_tv, half_of_t, repeat_share, tv_null
+
+
+def test_tv_null_is_the_95th_percentile_of_two_samples_of_t():
+    p = np.array([0.3, 0.2, 0.2, 0.1, 0.1, 0.05, 0.05])
+    q = tv_null(p, 80, 128, seed=3)
+    rng = np.random.default_rng(9)
+    a = rng.multinomial(80, p, size=4000) / 80
+    b = rng.multinomial(128, p, size=4000) / 128
+    tv = 0.5 * np.abs(a - b).sum(axis=1)
+    assert 0.03 <= np.mean(tv > q) <= 0.07
+    # the more sounds drawn, the less room sampling leaves; T's own size keeps a floor
+    assert tv_null(p, 80, 20) > tv_null(p, 80, 128) > tv_null(p, 80, 4000) > 0.02
+
+
+def test_bin_tv_and_half_of_t():
+    t = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    assert bin_tv(t, np.array([0, 1, 2, 3]), 4) == 0.0
+    assert bin_tv(t, np.array([0, 0, 1, 1]), 4) == pytest.approx(0.5)
+    p = np.array([0.4, 0.3, 0.2, 0.1])
+    region = half_of_t(p, np.random.default_rng(0))
+    assert p[region].sum() == pytest.approx(0.5)
+
+
+def test_repeat_share_counts_sounds_with_a_near_twin():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 3)) * 10
+    d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    assert repeat_share(d, 0.5, 20, rng) == 0.0
+    y = np.concatenate([x[:10], x[:10] + 0.01])  # half of them, each twice
+    d2 = np.linalg.norm(y[:, None] - y[None], axis=-1)
+    assert repeat_share(d2, 0.5, 20, rng) == 1.0
+    assert 0.2 < repeat_share(d2, 0.5, 10, rng) < 0.8  # at a draw of 10, about half keep a twin
+
+
+@pytest.fixture(scope="module")
+def stereo(shared_data):
+    """AKWF_stereo (200 cycles): T = 100, H = 10 (too few for a held-out verdict), R = 90."""
+    waves, _ = load_waves(shared_data / "akwf" / "AKWF_stereo", "cycle")
+    idx = np.random.default_rng(1).permutation(len(waves))
+    T = [waves[i] for i in idx[:100]]
+    H = [waves[i] for i in idx[100:110]]
+    R = [waves[i] for i in idx[110:]]
+    return T, H, R
+
+
+def test_a_real_set_of_generator_size_passes_conclusively_with_few_held_out_sounds(stereo):
+    T, H, R = stereo
+    assert len(H) < MIN_CONCLUSIVE_HELD
+    rep = evaluate(R, T, H, "cycle")
+    assert rep.verdict == "pass", rep.table()
+    assert rep.power["whole"]["conclusive"] and not rep.power["held_conclusive"]
+    names = [c.name for c in rep.checks]
+    assert names[-2:] == ["clusters", "repeats"]
+    assert "clusters" in rep.table() and "≤ null + 0.1" in rep.table()
+    # without the checks at G's size the same set is only inconclusive
+    small = evaluate(R[:10], T, H, "cycle")
+    assert small.verdict == "inconclusive", small.table()
+    assert "at the generator's size (10 sounds)" in small.inconclusive_reason()
+
+
+def test_a_regional_collapse_fails_clusters(stereo):
+    """R restricted to the bins that hold half of T: every sound real and distinct, but whole
+    kinds of sounds missing."""
+    from sklearn.cluster import KMeans
+
+    T, H, R = stereo
+    ft = features(T, "cycle")
+    k = ndb_bins(ft)
+    km = KMeans(n_clusters=k, n_init=10, random_state=0).fit(ft)  # evaluate's own bins (seed 0)
+    p = np.bincount(km.labels_, minlength=k) / len(ft)
+    region = half_of_t(p, np.random.default_rng(0))
+    lab = km.predict(features(R, "cycle"))
+    regional = [r for r, b in zip(R, lab) if b in set(region.tolist())]
+    rep = evaluate(regional, T, H, "cycle")
+    assert "clusters" in rep.failed, rep.table()
+    assert rep.metrics["clusters"] > 0.35
+
+
+def test_a_repeating_generator_fails_repeats(stereo):
+    T, H, R = stereo
+    rng = np.random.default_rng(2)
+    half = R[: len(R) // 2]
+    rep = evaluate([w + rng.normal(0, 0.003, len(w)) for w in half + half], T, H, "cycle")
+    assert "repeats" in rep.failed, rep.table()
+    assert rep.metrics["repeats"] > 0.9 and rep.baseline["repeats"] < 0.2
