@@ -13,9 +13,9 @@ from .folder import CONFIG_NAME
 
 COUNT = 4  # candidates kept per class
 # sounds per class: the daemon holds out 20 % of a class to judge its model (10 of 50), and
-# trains on the rest. With fewer than judge.metrics.MIN_CONCLUSIVE_HELD (15) held-out sounds the
-# judge can at best say "inconclusive"; real sets of 10-20 sounds pass 0-2 % of the time even
-# above it (docs/judge.md, "Power"), so more sounds would buy no pass, only slower steps.
+# trains on the rest. 10 held-out sounds are too few for a verdict on their own; the judge's
+# checks at the generator's size (64 generated sounds against the 40 trained on) give it
+# (docs/judge.md, "Power at the generator's size"), so more sounds would buy slower steps.
 PER_CLASS = 50
 TRAINING_SHOWN = 3  # training sounds beside them on the contact sheet
 DISK_SOUND = "lower1"
