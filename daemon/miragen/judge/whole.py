@@ -11,9 +11,11 @@ collapses need no held-out set to be seen, and the generator can draw as many so
   distance between two multinomial samples of T's proportions at sizes |T| and |G|. The rule is
   that null's 95th percentile + a margin for a generator that is imperfect without being
   collapsed (:attr:`Thresholds.cluster_margin`).
-- **repeats**: the share of G's sounds with another G sound nearer than the copy threshold
-  (0.5 × T's spacing), at n = min(|G|, |T|) sounds (random draws), against the same share in T at
-  n: a model that draws the same few sounds again and again scores near 1.
+- **repeats**: the share of G's sounds with another G sound nearer than
+  :attr:`Thresholds.repeat_factor` (0.25, the candidate gate's "duplicate") × T's spacing, at
+  n = min(|G|, |T|) sounds (random draws), against the same share in T at n: a model that draws
+  the same few sounds again and again scores near 1. (When |G| is much larger than |T|, a draw
+  of |T| sounds holds few of a repeating model's twins: docs/judge.md says what that costs.)
 
 Power at G's size: the verdict can be *pass* when every check passes and both checks catch
 every half-collapsed probe made from G at its size: G restricted to bins that hold half of T
