@@ -14,12 +14,14 @@ from ._args import float_range, seed, source_rate
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="judge generated sounds: novelty, copies, diversity, precision/recall, NDB/K, Fréchet",
+        help="judge generated sounds: novelty, copies, diversity, precision/recall, NDB/K, "
+        "Fréchet, clusters, repeats",
         description="Compare a folder of generated sounds with the training set and a held-out set "
         "of real sounds; prints every metric beside the held-out figure and the verdict: pass "
-        "(exit 0), fail (exit 1), or inconclusive (exit 3: every check passed, but with so few "
-        "held-out sounds a half-collapsed set would pass too; the report says roughly how many "
-        "would be needed). docs/judge.md.",
+        "(exit 0), fail (exit 1), or inconclusive (exit 3: every check passed, but neither the "
+        "held-out sounds nor the generated ones are enough to tell the set from a half-collapsed "
+        "one; the report says what slipped). More generated sounds give the checks at the "
+        "generator's size more power (64 or more). docs/judge.md.",
     )
     p.add_argument("--gen", required=True, metavar="DIR", help="generated sounds")
     p.add_argument("--train", required=True, metavar="DIR", help="the training sounds")
