@@ -20,6 +20,10 @@ at even positions of the sorted list, ``confirm`` the others: choose a recipe on
 it on the other. The last line printed (and ``OUT.summary.json``) is the summary: the pass rate of
 the saved models, the median seconds to the first passing snapshot, per failed rule how many
 banks, and how often the trainer's own snapshot verdict agreed with the held-out 20 %.
+
+``--keep DIR`` keeps each bank's saved model in ``DIR/BANK/wavegan``; ``--folder F --rescore DIR
+--out OUT`` judges those models again with today's judge (the same split and draws, no
+training), so a change of the judge can be measured on the models it judged before.
 """
 
 from __future__ import annotations
@@ -162,6 +166,8 @@ def run_row(name: str, args, train, held, workdir: Path) -> dict:
         row["internal_held"] = internal_held(train, model.meta.get("options") or {})
     if engine_name == "wavegan" and name == "wavegan" and args.options:
         row["options"] = args.options
+    if getattr(args, "keep", None):  # the saved model, for judging again later (--rescore)
+        row["kept"] = str(model.save(Path(args.keep) / name))
     return row
 
 
@@ -257,6 +263,8 @@ def run_bank(bank: Path, args) -> dict:
         str(args.seed),
         "--trace",
     ]
+    if args.keep:
+        cmd += ["--keep", str(Path(args.keep) / bank.name)]
     for item in args.sets:
         cmd += ["--set", item]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
@@ -385,6 +393,45 @@ def run_folder(args) -> int:
     return 0
 
 
+def rescore_bank(bank: Path, args) -> dict:
+    """Judge the model a ``--keep`` run saved for ``bank`` again: the same split (``--seed``)
+    and the same draws (seed 0), today's judge. Rows keep the run's training figures."""
+    from miragen.corpus.dataset import load_dataset
+    from miragen.engines.base import load_model
+
+    t0 = time.monotonic()
+    folder = args.rescore / bank.name / "wavegan"
+    if not (folder / "model.json").is_file():
+        return {"bank": bank.name, "error": f"no kept model in {folder}", "wall_s": 0.0}
+    model = load_model(folder)
+    train, held = judged_split(load_dataset(bank, args.mode), args.seed)
+    row = {"bank": bank.name, "rescored_from": str(folder), "steps": model.meta.get("steps")}
+    row.update(judge(model, train, held, args.mode, train.rate, args.samples, 0))
+    row["wall_s"] = round(time.monotonic() - t0, 1)
+    return row
+
+
+def rescore_folder(args) -> int:
+    """``--folder F --rescore DIR --out OUT``: every bank's kept model judged again."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    out = args.out or Path("bench-results") / f"rescore-{args.folder.name}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with out.open("w") as fh:
+        for bank in banks_of(args.folder, args.subset):
+            row = unjudgeable(bank, args) or rescore_bank(bank, args)
+            rows.append(row)
+            fh.write(json.dumps(row, sort_keys=True, default=float) + "\n")
+            print(f"  {bank.name}: {row.get('verdict', 'error')}", file=sys.stderr, flush=True)
+    summary = summarise(rows)
+    summary.update(folder=str(args.folder), subset=args.subset, rescored_from=str(args.rescore))
+    out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -424,6 +471,19 @@ def main(argv: list[str] | None = None) -> int:
         help="wavegan row: an engine option (typed by the engine, as `miragen train --set`)",
     )
     p.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep each saved model in DIR (whole-folder mode: DIR/BANK/ENGINE)",
+    )
+    p.add_argument(
+        "--rescore",
+        type=Path,
+        metavar="DIR",
+        help="whole-folder mode: judge the models a run kept in DIR again with today's judge "
+        "(no training; the same split and draws)",
+    )
+    p.add_argument(
         "--trace",
         action="store_true",
         help="wavegan rows: judge every snapshot against the held-out 20 %% "
@@ -438,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     except MiragenError as exc:
         p.error(str(exc))
     if args.folder is not None:
-        return run_folder(args)
+        return rescore_folder(args) if args.rescore else run_folder(args)
     logging.basicConfig(level=logging.WARNING)
     import torch
 

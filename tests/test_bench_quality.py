@@ -81,3 +81,25 @@ def test_the_trainers_verdict_is_compared_only_where_it_had_a_hold_out(tmp_path)
     summary = q.summarise(rows)
     assert summary["internal_agrees_with_held_out"] == "1/2"
     assert summary["no_internal_hold_out"] == ["a"]
+
+
+def test_a_kept_model_is_judged_again_the_same_way(tmp_path, capsys):
+    """--keep saves the model a run judged; --rescore judges it again (same split, same draws):
+    with the judge unchanged, the same verdict and the same figures."""
+    import json
+
+    q = _load_bench()
+    bank = _bank(tmp_path / "banks" / "sines", 24)
+    common = ["--mode", "cycle", "--samples", "16", "--threads", "1"]
+    run = ["--data", str(bank), "--seconds", "2", "--engines", "wavegan", "--eval-every", "1000"]
+    assert q.main(run + common + ["--keep", str(tmp_path / "kept" / "sines")]) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert Path(first["kept"]).joinpath("model.json").is_file()
+    out = tmp_path / "again.jsonl"
+    again = ["--folder", str(tmp_path / "banks"), "--rescore", str(tmp_path / "kept")]
+    assert q.main(again + common + ["--out", str(out)]) == 0
+    row = json.loads(out.read_text().splitlines()[0])
+    assert row["bank"] == "sines" and row["verdict"] == first["verdict"]
+    assert row["classes"]["sines"]["metrics"] == first["classes"]["sines"]["metrics"]
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert summary["rescored_from"] == str(tmp_path / "kept")
