@@ -42,7 +42,7 @@ pytest.importorskip("pygan")
 from miragen.corpus.dataset import load_dataset  # noqa: E402
 from miragen.engines.base import Budget, engine_class  # noqa: E402
 from miragen.engines.pygan_engine import copy_report  # noqa: E402
-from miragen.judge.metrics import evaluate  # noqa: E402
+from miragen.judge.metrics import WHOLE_CHECKS, evaluate  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -158,6 +158,9 @@ def test_an_untrained_pygan_scores_the_same_on_the_judge_as_a_trained_one(fmsynt
     allow = {c.name: min(allow[c.name], c.allowance) for c in r1.checks}
     for name, a in allow.items():
         v0, v1 = r0.metrics[name], r1.metrics[name]
+        if name in WHOLE_CHECKS:  # no allowance (their null is the sampling noise): within 0.05
+            assert abs(v0 - v1) <= 0.05, (name, v0, v1, r0.table(), r1.table())
+            continue
         assert _gap(name, v0, v1) <= a, (name, v0, v1, a, r0.table(), r1.table())
     for c in r0.checks:
         if not c.passed:
