@@ -90,12 +90,12 @@ class Whole:
         k: int,
         d_tt: np.ndarray,
         d_pp: np.ndarray,
-        copy_thr: float,
+        repeat_thr: float,
         seed: int,
     ):
         self.t_labels, self.p_labels, self.k = t_labels, p_labels, k
         self.p_t = np.bincount(t_labels, minlength=k) / len(t_labels)
-        self.d_tt, self.d_pp, self.thr, self.seed = d_tt, d_pp, copy_thr, seed
+        self.d_tt, self.d_pp, self.thr, self.seed = d_tt, d_pp, repeat_thr, seed
         self._null: dict[int, float] = {}
         self._t_repeats: dict[int, float] = {}
 
