@@ -19,7 +19,9 @@ of the bank and R the rest (35-98 sounds), standing in for a generator's draw. B
 restricted to k-means bins of T that hold half of T (``regional``: a model that misses whole kinds
 of sounds, each of its sounds distinct) and a random half of R, each twice, with 8-bit noise
 (``repeated``). The bar: real sets fail no more often than at 60/20/20, and no regional or
-repeated set passes.
+repeated set passes. ``--t-size N`` makes T N sounds (R the rest of the bank, up to 211): the
+case of a small bank and a generator that draws many more sounds than it was trained on, where
+the ``repeats`` reference (T's own share at |T|) has to stand for a larger set.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ def main() -> int:
     )
     ap.add_argument("--sizes", default="", help="held-out sizes to judge at (e.g. 8,14,20,30)")
     ap.add_argument("--whole", action="store_true", help="judge at the generator's size")
+    ap.add_argument(
+        "--t-size", type=int, default=0, help="with --whole: T's size (default half the bank)"
+    )
     args = ap.parse_args()
     if args.whole:
         return by_whole(args)
@@ -206,7 +211,7 @@ def whole_fakes(T, R, kind: str, seed: int, rng: np.random.Generator) -> dict[st
 
 def by_whole(args) -> int:
     t0 = time.time()
-    out: dict = {"splits": args.splits, "z": args.z, "banks": {}}
+    out: dict = {"splits": args.splits, "z": args.z, "t_size": args.t_size, "banks": {}}
     total = {k: collections.Counter() for k in ("real", "regional", "repeated")}
     for name, kind, folder in whole_sets():
         waves, _ = load_waves(folder, kind)
@@ -214,7 +219,7 @@ def by_whole(args) -> int:
         for s in range(args.splits):
             rng = np.random.default_rng(5000 + s)
             idx = rng.permutation(len(waves))
-            a = len(waves) // 2
+            a = args.t_size or len(waves) // 2
             T = [waves[i] for i in idx[:a]]
             H = [waves[i] for i in idx[a : a + 15]]
             R = [waves[i] for i in idx[a + 15 :]]

@@ -94,3 +94,19 @@ def test_a_repeating_generator_fails_repeats(stereo):
     rep = evaluate([w + rng.normal(0, 0.003, len(w)) for w in half + half], T, H, "cycle")
     assert "repeats" in rep.failed, rep.table()
     assert rep.metrics["repeats"] > 0.9 and rep.baseline["repeats"] < 0.2
+
+
+def test_repeats_is_measured_on_the_whole_of_g_when_t_is_small(stereo):
+    """A small bank and a generator that draws many more sounds than it was trained on: T of 20,
+    a repeating set of 90 (45 sounds, each twice). A draw of |T| sounds would hold few of its
+    twins; the whole of G holds them all."""
+    T, H, R = stereo
+    rng = np.random.default_rng(3)
+    half = R[:45]
+    rep = evaluate([w + rng.normal(0, 0.003, len(w)) for w in half + half], T[:20], H, "cycle")
+    assert rep.metrics["repeats"] > 0.9, rep.table()
+    assert "repeats" in rep.failed
+    # the real set of the same size does not fail it: T's share at |T| + 0.25 holds
+    real = evaluate(R, T[:20], H, "cycle")
+    assert "repeats" not in real.failed, real.table()
+    assert real.power["whole"]["caught"]["repeated"] == real.power["whole"]["probes"]

@@ -12,10 +12,14 @@ collapses need no held-out set to be seen, and the generator can draw as many so
   that null's 95th percentile + a margin for a generator that is imperfect without being
   collapsed (:attr:`Thresholds.cluster_margin`).
 - **repeats**: the share of G's sounds with another G sound nearer than
-  :attr:`Thresholds.repeat_factor` (0.25, the candidate gate's "duplicate") × T's spacing, at
-  n = min(|G|, |T|) sounds (random draws), against the same share in T at n: a model that draws
-  the same few sounds again and again scores near 1. (When |G| is much larger than |T|, a draw
-  of |T| sounds holds few of a repeating model's twins: docs/judge.md says what that costs.)
+  :attr:`Thresholds.repeat_factor` (0.25, the candidate gate's "duplicate") × T's spacing, on
+  the whole of G: a model that draws the same few sounds again and again scores near 1 at any
+  size. The reference is T's own share at min(|G|, |T|) sounds (random draws when |G| is the
+  smaller). A larger set holds more near-twins than a smaller one drawn alike, and T cannot show
+  how many more at a size it does not have: the margin (:attr:`Thresholds.repeat_margin`) covers
+  that growth, measured on real banks with a small T and a large R
+  (``bench/judge_calibration.py --whole --t-size``; docs/judge.md, "Power at the generator's
+  size").
 
 Power at G's size: the verdict can be *pass* when every check passes and both checks catch
 every half-collapsed probe made from G at its size: G restricted to bins that hold half of T
@@ -108,13 +112,15 @@ class Whole:
         return self._null[n]
 
     def repeats(self, s: np.ndarray, rng: np.random.Generator) -> float:
-        return repeat_share(self.d_pp[np.ix_(s, s)], self.thr, self.n_repeat(len(s)), rng)
+        """The repeat share of the whole of set ``s``."""
+        return repeat_share(self.d_pp[np.ix_(s, s)], self.thr, len(s), rng)
 
     def n_repeat(self, n: int) -> int:
+        """The size T's reference share is measured at, for a set of ``n`` sounds."""
         return min(n, len(self.t_labels))
 
     def t_repeats(self, n: int) -> float:
-        """T's own repeat share at ``n`` sounds (the repeats rule's reference)."""
+        """T's own repeat share at ``n`` ≤ |T| sounds (the repeats rule's reference)."""
         if n not in self._t_repeats:
             rng = np.random.default_rng(self.seed)
             self._t_repeats[n] = repeat_share(self.d_tt, self.thr, n, rng)
