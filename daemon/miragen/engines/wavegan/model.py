@@ -34,8 +34,11 @@ class WaveGANModel(Model):
         spec: dict[str, Any],
         internal_rate: int,
         class_fracs: dict[str, list[float]],
+        modes: dict[str, list[list[float]]] | None = None,
     ):
         self.spec = dict(spec)
+        # self-conditioning (modes.py): per class, [network label, weight] of each cluster
+        self.modes = {c: [[int(a), float(b)] for a, b in v] for c, v in (modes or {}).items()}
         self.internal_rate = int(internal_rate)
         self.class_fracs = {c: list(v) for c, v in class_fracs.items()}
         super().__init__(mode, classes, lengths, rate, meta)
@@ -68,7 +71,10 @@ class WaveGANModel(Model):
         if self.mode == "oneshot":
             pool = np.asarray(self.class_fracs.get(cls) or [1.0], dtype=np.float32)
             fracs = np.random.default_rng(seed).choice(pool, n).astype(np.float32)
-        raw = generate_internal(self._g, n, label, fracs, seed)
+        if self.modes.get(cls):
+            raw = self._sample_modes(n, cls, seed)
+        else:
+            raw = generate_internal(self._g, n, label, fracs, seed)
         if self.mode == "cycle":
             return [w.astype(np.float32) for w in raw]
         out = []
@@ -79,6 +85,21 @@ class WaveGANModel(Model):
             used = np.clip(np.asarray(used, dtype=np.float32), -1.0, 1.0)
             out.append(used)
         return out
+
+    def _sample_modes(self, n: int, cls: str, seed: int | None) -> list[np.ndarray]:
+        """Cycle mode, a self-conditioned class: ``n`` draws shared among its clusters in their
+        training proportions (:func:`.modes.mode_counts`), in a random order."""
+        from .modes import mode_counts
+        from .networks import generate_internal
+
+        rng = np.random.default_rng(seed)
+        labels, weights = zip(*self.modes[cls])
+        out: list[np.ndarray] = []
+        for j, (label, k) in enumerate(zip(labels, mode_counts(list(weights), n, rng))):
+            if k:
+                sub = None if seed is None else seed + 7919 * (j + 1)
+                out.extend(generate_internal(self._g, k, int(label), None, sub))
+        return [out[i] for i in rng.permutation(len(out))]
 
     def _save_files(self, folder: Path) -> None:
         import torch
@@ -93,6 +114,7 @@ class WaveGANModel(Model):
                     "spec": self.spec,
                     "internal_rate": self.internal_rate,
                     "class_fracs": self.class_fracs,
+                    **({"modes": self.modes} if self.modes else {}),
                 },
                 indent=1,
                 sort_keys=True,
@@ -124,6 +146,7 @@ class WaveGANModel(Model):
             spec=spec,
             internal_rate=extra["internal_rate"],
             class_fracs=extra.get("class_fracs", {}),
+            modes=extra.get("modes"),
         )
         g = generator_from_spec(spec)
         try:

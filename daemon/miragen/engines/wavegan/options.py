@@ -88,6 +88,13 @@ class WaveGANOptions(EngineOptions):
     cover_pool: int = option(
         2, "latents drawn per real sound at each re-assignment", at_least=1, at_most=1024
     )
+    modes: int = option(
+        0,
+        "cycle mode: condition G and D on up to this many k-means clusters of each class's "
+        "training sounds, drawn in the class's proportions (self-conditioned GAN; 0 or 1: off)",
+        at_least=0,
+        at_most=64,
+    )
     checkpoint_every: int = option(200, "steps between checkpoints", at_least=1)
     eval_every: int = option(300, "steps between judge evaluations of the EMA G", at_least=1)
     eval_samples: int = option(128, "draws per class at each evaluation", at_least=2)

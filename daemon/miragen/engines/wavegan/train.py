@@ -45,6 +45,7 @@ from .loss import (
     spread_hinge,
 )
 from .model import WaveGANModel
+from .modes import find_modes, mode_counts
 from .networks import Discriminator, generate_internal
 from .options import WaveGANOptions
 from .selection import cv_keeps, judge_score
@@ -319,7 +320,7 @@ class Trainer:
         self.ckpt_path = checkpoint_dir / CHECKPOINT
         self._prepare_data()
         self.spec = network_spec(
-            opts, self.mode, self.prep.length, len(self.classes), self.prep.internal_rate
+            opts, self.mode, self.prep.length, self.modes.n, self.prep.internal_rate
         )
         self.synth = self.spec["output"] == "synth"
         self.spectro = self.spec["output"] == "spec"  # the generator draws spectrograms
@@ -346,7 +347,7 @@ class Trainer:
                 real_feats,
                 self.labels,
                 self.fracs,
-                len(self.classes),
+                self.modes.n,
                 cover_z,
                 self.device,
                 self._out_feats,
@@ -375,6 +376,15 @@ class Trainer:
             c: [float(v) for v in self.prep.fracs[self.prep.labels == ci]]
             for ci, c in enumerate(self.classes)
         }
+        # the networks' conditioning labels: one per class, or with ``modes`` (cycle mode) one
+        # per k-means cluster of a class's training sounds (modes.py)
+        k_max = 0 if self.oneshot else o.modes
+        feats = (
+            features(list(self.prep.waves), self.mode, rate=self.prep.internal_rate)
+            if k_max > 1
+            else np.zeros((len(self.prep.labels), 1))
+        )
+        self.modes = find_modes(self.prep.labels, feats, k_max, o.seed)
 
     def _build(self) -> None:
         o = self.opts
@@ -396,6 +406,9 @@ class Trainer:
             "n": int(len(self.prep.waves)),
             "recipe": self.opts.recipe,
             "loss": self.opts.loss,
+            # self-conditioned: the clusters too (absent otherwise, so that older checkpoints
+            # still resume)
+            **({"modes": self.modes.labels.tolist()} if self.opts.modes > 1 else {}),
         }
 
     def _resume(self):
@@ -427,7 +440,7 @@ class Trainer:
     def _to_device(self) -> None:
         prep, dev = self.prep, self.device
         self.real = torch.as_tensor(prep.waves).unsqueeze(1).to(dev)
-        self.labels = torch.as_tensor(prep.labels).to(dev)
+        self.labels = torch.as_tensor(self.modes.labels).to(dev)  # the networks' labels
         self.fracs = torch.as_tensor(prep.fracs).to(dev)
         self.n_real = self.real.shape[0]
 
@@ -557,19 +570,41 @@ class Trainer:
             spec=self.spec,
             internal_rate=self.prep.internal_rate,
             class_fracs=self.class_fracs,
+            modes=self._model_modes(),
         )
         model._g = self.g_ema
         return model
 
+    def _model_modes(self) -> dict[str, list[list[float]]]:
+        """The model's record of a self-conditioned class: [label, weight] per cluster."""
+        return {
+            c: [[lab, w] for lab, w in zip(self.modes.of_class[ci], self.modes.weights[ci])]
+            for ci, c in enumerate(self.classes)
+            if len(self.modes.of_class[ci]) > 1
+        }
+
     def _draws(self, per_class_n: int) -> dict[int, np.ndarray]:
         out = {}
         for ci in range(len(self.classes)):
+            labels = self.modes.of_class[ci]
+            if len(labels) > 1:  # self-conditioned: each cluster in its share
+                counts = mode_counts(self.modes.weights[ci], per_class_n, np.random.default_rng(ci))
+                out[ci] = np.concatenate(
+                    [
+                        generate_internal(
+                            self.g_ema, k, lab, None, seed=1234 + lab, device=self.device
+                        )
+                        for lab, k in zip(labels, counts)
+                        if k
+                    ]
+                )
+                continue
             fr = None
             if self.oneshot:
                 pool = self.prep.fracs[self.prep.labels == ci]
                 fr = np.random.default_rng(ci).choice(pool, per_class_n)
             out[ci] = generate_internal(
-                self.g_ema, per_class_n, ci, fr, seed=1234 + ci, device=self.device
+                self.g_ema, per_class_n, labels[0], fr, seed=1234 + ci, device=self.device
             )
         return out
 
