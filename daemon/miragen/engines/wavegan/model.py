@@ -13,6 +13,7 @@ import numpy as np
 from ...audio.resample import resample
 from ...fsutil import atomic_write_bytes, atomic_write_text
 from ..base import EngineError, Model
+from .modes import mode_counts
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,6 @@ class WaveGANModel(Model):
     def _sample_modes(self, n: int, cls: str, seed: int | None) -> list[np.ndarray]:
         """Cycle mode, a self-conditioned class: ``n`` draws shared among its clusters in their
         training proportions (:func:`.modes.mode_counts`), in a random order."""
-        from .modes import mode_counts
         from .networks import generate_internal
 
         rng = np.random.default_rng(seed)
