@@ -157,9 +157,13 @@ class CoverTerms:
         cover_z,
         device,
         out_feats,
+        gen_labels=None,
     ):
-        """``real_feats``: the real sounds' features; ``out_feats``: features of a generator
-        output (what ``gen`` in :meth:`reassign` returns)."""
+        """``real_feats``: the real sounds' features; ``labels``: their classes, which the terms
+        compare within; ``gen_labels``: the generator's conditioning label of each real sound
+        (its class, or its cluster of the class when self-conditioned: modes.py), which
+        :meth:`reassign` draws with; ``out_feats``: features of a generator output (what
+        ``gen`` in :meth:`reassign` returns)."""
         usable = not opts.loss == "wgan-gp"
         self.opts, self.feats, self.fracs = opts, out_feats, fracs
         self.cover = usable and opts.cover_lambda > 0
@@ -168,6 +172,7 @@ class CoverTerms:
         self.local = usable and opts.local_lambda > 0
         self.inside = usable and opts.inside_lambda > 0
         self.labels, self.n_classes, self.device = labels, n_classes, device
+        self.gen_labels = labels if gen_labels is None else gen_labels
         self.cover_z = None
         if not (self.cover or self.novel or self.spread or self.local or self.inside):
             return
@@ -206,10 +211,8 @@ class CoverTerms:
         from scipy.optimize import linear_sum_assignment
 
         with torch.no_grad():
-            for ci in range(self.n_classes):
-                sel = (self.labels == ci).nonzero().view(-1)
-                if len(sel) == 0:
-                    continue
+            for ci in torch.unique(self.gen_labels).tolist():
+                sel = (self.gen_labels == ci).nonzero().view(-1)
                 zs = torch.randn(
                     len(sel) * self.opts.cover_pool, self.opts.z_dim, device=self.device
                 )
@@ -345,12 +348,13 @@ class Trainer:
             self.terms = CoverTerms(
                 opts,
                 real_feats,
-                self.labels,
+                self.class_labels,
                 self.fracs,
-                self.modes.n,
+                len(self.classes),
                 cover_z,
                 self.device,
                 self._out_feats,
+                gen_labels=self.labels,
             )
         self.losses: dict[str, float] = {}
         self._train_feats: dict[int, np.ndarray] = {}  # judge features of each class's part
@@ -441,6 +445,7 @@ class Trainer:
         prep, dev = self.prep, self.device
         self.real = torch.as_tensor(prep.waves).unsqueeze(1).to(dev)
         self.labels = torch.as_tensor(self.modes.labels).to(dev)  # the networks' labels
+        self.class_labels = torch.as_tensor(prep.labels).to(dev)  # what the terms compare in
         self.fracs = torch.as_tensor(prep.fracs).to(dev)
         self.n_real = self.real.shape[0]
 
@@ -540,7 +545,7 @@ class Trainer:
         d_out = self._d_out(self._augment(fake), y)
         loss = g_loss_wgan(d_out) if self.wgan else g_loss_ns(d_out)
         if terms is not None:
-            loss = loss + terms.loss(fake, near, y, idx, self.losses)
+            loss = loss + terms.loss(fake, near, self.class_labels[idx], idx, self.losses)
         if o.ms_lambda > 0:
             ms = mode_seeking(fake, z, self._out_ms_features, self.ms_target)
             loss = loss + o.ms_lambda * ms
