@@ -73,8 +73,8 @@ def test_a_self_conditioned_model_draws_every_cluster_and_survives_save_and_load
     a, b = again.sample(20, "fm", seed=3), model.sample(20, "fm", seed=3)
     assert len(a) == 20 and all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not np.array_equal(a[0], model.sample(20, "fm", seed=4)[0])
-    # without modes the model is what it always was: one label per class, no record
-    plain = WaveGANEngine(threads=1, eval_every=10, eval_samples=16, holdout=0.0).fit(
+    # modes=0: the model is what it was before: one label per class, no record
+    plain = WaveGANEngine(modes=0, threads=1, eval_every=10, eval_samples=16, holdout=0.0).fit(
         ds, Budget(steps=2), None, tmp_path / "ck2"
     )
     assert plain.modes == {} and plain.spec["n_classes"] == 2

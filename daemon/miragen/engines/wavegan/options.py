@@ -89,9 +89,10 @@ class WaveGANOptions(EngineOptions):
         2, "latents drawn per real sound at each re-assignment", at_least=1, at_most=1024
     )
     modes: int = option(
-        0,
+        16,
         "cycle mode: condition G and D on up to this many k-means clusters of each class's "
-        "training sounds, drawn in the class's proportions (self-conditioned GAN; 0 or 1: off)",
+        "training sounds (about √n of them), drawn in the class's proportions (self-conditioned "
+        "GAN; 0 or 1: off)",
         at_least=0,
         at_most=64,
     )
