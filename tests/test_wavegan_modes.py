@@ -41,6 +41,8 @@ def test_find_modes_splits_each_class_into_its_own_labels():
     for g in range(3):  # each group of class 0 is one cluster
         assert len(set(m.labels[12 * g : 12 * (g + 1)].tolist())) == 1
     assert set(m.labels[36:].tolist()) == {3}
+    same = find_modes(np.zeros(20, int), np.ones((20, 3)), 6, seed=0)  # 20 identical sounds
+    assert same.of_class == [[0]] and same.weights == [[1.0]]
     off = find_modes(labels, np.zeros((len(labels), 1)), 0, seed=0)
     assert off.of_class == [[0], [1]] and np.array_equal(off.labels, labels)
 

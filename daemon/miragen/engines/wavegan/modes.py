@@ -57,6 +57,8 @@ def find_modes(class_labels: np.ndarray, feats: np.ndarray, k_max: int, seed: in
     for ci in range(int(class_labels.max()) + 1 if len(class_labels) else 0):
         sel = np.flatnonzero(class_labels == ci)
         k = clusters_for(len(sel), k_max)
+        if k > 1:  # no more clusters than distinct sounds (a class of near-identical copies)
+            k = min(k, len(np.unique(np.round(feats[sel], 6), axis=0)))
         if k > 1:
             lab = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(feats[sel])
             # clusters in order of size (largest first): stable names for the same data
