@@ -410,9 +410,9 @@ class Trainer:
             "n": int(len(self.prep.waves)),
             "recipe": self.opts.recipe,
             "loss": self.opts.loss,
-            # self-conditioned: the clusters too (absent otherwise, so that older checkpoints
-            # still resume)
-            **({"modes": self.modes.labels.tolist()} if self.opts.modes > 1 else {}),
+            # a class split into clusters: the clusters too (absent otherwise, so that the
+            # checkpoints of one-shots and of unsplit classes resume as before)
+            **({"modes": self.modes.labels.tolist()} if self.modes.n != len(self.classes) else {}),
         }
 
     def _resume(self):
