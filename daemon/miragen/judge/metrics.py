@@ -457,7 +457,7 @@ def evaluate(
     metrics["silent"], baseline["silent"] = silent.value, silent.baseline
     # the checks at G's own size (judge/whole.py), with a random stream of their own
     wrng = np.random.default_rng(seed + 1)
-    wg, wh = pool.whole.figures(gi, wrng), pool.whole.figures(hi, wrng)
+    wg, wh = pool.whole.figures(gi), pool.whole.figures(hi)
     for name in WHOLE_CHECKS:
         metrics[name], baseline[name] = wg[name], wh[name]
     checks = [silent, *_checks(metrics, _references(baseline, pool), th, tol), *_whole(wg, th)]

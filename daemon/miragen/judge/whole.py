@@ -55,10 +55,10 @@ def tv_null(p_t: np.ndarray, n_t: int, n: int, seed: int = 0) -> float:
     return float(np.quantile(0.5 * np.abs(a - b).sum(axis=1), TV_NULL_QUANTILE))
 
 
-def repeat_share(d: np.ndarray, thr: float, n: int, rng: np.random.Generator) -> float:
+def repeat_share(d: np.ndarray, thr: float, n: int, rng: np.random.Generator | None) -> float:
     """Share of a set's sounds with another sound of the set nearer than ``thr``, at ``n``
     sounds: ``d`` is the set's pairwise distance matrix; averaged over :data:`REPEAT_DRAWS`
-    random draws of n when the set is larger."""
+    random draws of n (from ``rng``) when the set is larger."""
     m = len(d)
     draws = (
         [np.arange(m)] if n >= m else [rng.choice(m, n, replace=False) for _ in range(REPEAT_DRAWS)]
@@ -111,9 +111,9 @@ class Whole:
             self._null[n] = tv_null(self.p_t, len(self.t_labels), n, self.seed)
         return self._null[n]
 
-    def repeats(self, s: np.ndarray, rng: np.random.Generator) -> float:
-        """The repeat share of the whole of set ``s``."""
-        return repeat_share(self.d_pp[np.ix_(s, s)], self.thr, len(s), rng)
+    def repeats(self, s: np.ndarray) -> float:
+        """The repeat share of the whole of set ``s`` (no draws: nothing random)."""
+        return repeat_share(self.d_pp[np.ix_(s, s)], self.thr, len(s), None)
 
     def n_repeat(self, n: int) -> int:
         """The size T's reference share is measured at, for a set of ``n`` sounds."""
@@ -126,13 +126,13 @@ class Whole:
             self._t_repeats[n] = repeat_share(self.d_tt, self.thr, n, rng)
         return self._t_repeats[n]
 
-    def figures(self, s: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+    def figures(self, s: np.ndarray) -> dict[str, float]:
         """The two figures of set ``s`` and their references (the null's 95th percentile, T's
         repeat share at the same size)."""
         return {
             "clusters": self.clusters(s),
             "clusters_ref": self.clusters_null(len(s)),
-            "repeats": self.repeats(s, rng),
+            "repeats": self.repeats(s),
             "repeats_ref": self.t_repeats(self.n_repeat(len(s))),
         }
 
@@ -160,7 +160,7 @@ def power(
             caught["regional"] += 1
         half = rng.choice(gi, max(2, (len(gi) + 1) // 2), replace=False)
         rep = np.resize(half, len(gi))
-        if whole.repeats(rep, rng) > whole.t_repeats(whole.n_repeat(len(rep))) + repeat_margin:
+        if whole.repeats(rep) > whole.t_repeats(whole.n_repeat(len(rep))) + repeat_margin:
             caught["repeated"] += 1
     return {
         "probes": probes,
