@@ -13,7 +13,6 @@ import numpy as np
 from ...audio.resample import resample
 from ...fsutil import atomic_write_bytes, atomic_write_text
 from ..base import EngineError, Model
-from .modes import mode_counts
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +88,18 @@ class WaveGANModel(Model):
 
     def _sample_modes(self, n: int, cls: str, seed: int | None) -> list[np.ndarray]:
         """Cycle mode, a self-conditioned class: ``n`` draws shared among its clusters in their
-        training proportions (:func:`.modes.mode_counts`), in a random order."""
-        from .networks import generate_internal
+        training proportions, in a random order."""
+        from .networks import generate_clusters
 
         rng = np.random.default_rng(seed)
-        labels, weights = zip(*self.modes[cls])
-        out: list[np.ndarray] = []
-        for j, (label, k) in enumerate(zip(labels, mode_counts(list(weights), n, rng))):
-            if k:
-                sub = None if seed is None else seed + 7919 * (j + 1)
-                out.extend(generate_internal(self._g, k, int(label), None, sub))
-        return [out[i] for i in rng.permutation(len(out))]
+        out = generate_clusters(
+            self._g,
+            n,
+            self.modes[cls],
+            rng,
+            lambda j, _label: None if seed is None else seed + 7919 * (j + 1),
+        )
+        return list(out[rng.permutation(len(out))])
 
     def _save_files(self, folder: Path) -> None:
         import torch

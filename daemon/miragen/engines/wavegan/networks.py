@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .modes import mode_counts
+
 
 def _levels(length: int, base: int, factor: int) -> int:
     n, cur = 0, base
@@ -259,6 +261,21 @@ class Discriminator(nn.Module):
         if self.embed is not None:
             out = out + (self.embed(y) * h).sum(dim=1, keepdim=True) / math.sqrt(h.shape[1])
         return out.view(-1)
+
+
+def generate_clusters(
+    g, n: int, clusters: list[tuple[int, float]], rng: np.random.Generator, seeds, device=None
+) -> np.ndarray:
+    """A self-conditioned class (modes.py): ``n`` draws shared among its ``clusters`` ((label,
+    weight) pairs) by :func:`.modes.mode_counts`, cluster after cluster; ``seeds(j, label)``
+    gives the seed of cluster j's draws."""
+    labels, weights = zip(*clusters)
+    parts = [
+        generate_internal(g, k, int(lab), None, seeds(j, int(lab)), device)
+        for j, (lab, k) in enumerate(zip(labels, mode_counts(list(weights), n, rng)))
+        if k
+    ]
+    return np.concatenate(parts)
 
 
 def generate_internal(

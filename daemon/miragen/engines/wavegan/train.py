@@ -45,8 +45,8 @@ from .loss import (
     spread_hinge,
 )
 from .model import WaveGANModel
-from .modes import find_modes, mode_counts
-from .networks import Discriminator, generate_internal
+from .modes import find_modes
+from .networks import Discriminator, generate_clusters, generate_internal
 from .options import WaveGANOptions
 from .selection import cv_keeps, judge_score
 from .synth import SpecDiscriminator
@@ -593,15 +593,13 @@ class Trainer:
         for ci in range(len(self.classes)):
             labels = self.modes.of_class[ci]
             if len(labels) > 1:  # self-conditioned: each cluster in its share
-                counts = mode_counts(self.modes.weights[ci], per_class_n, np.random.default_rng(ci))
-                out[ci] = np.concatenate(
-                    [
-                        generate_internal(
-                            self.g_ema, k, lab, None, seed=1234 + lab, device=self.device
-                        )
-                        for lab, k in zip(labels, counts)
-                        if k
-                    ]
+                out[ci] = generate_clusters(
+                    self.g_ema,
+                    per_class_n,
+                    list(zip(labels, self.modes.weights[ci])),
+                    np.random.default_rng(ci),
+                    lambda _j, lab: 1234 + lab,
+                    self.device,
                 )
                 continue
             fr = None
