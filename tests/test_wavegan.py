@@ -529,6 +529,33 @@ def test_local_hinge_pushes_huddled_outputs_apart():
     assert local_hinge(real[20:23], y[:3], target, 3).item() == 0.0
 
 
+def test_twin_hinge_pulls_families_of_near_twins_apart():
+    import torch
+    from miragen.engines.wavegan.loss import twin_hinge
+
+    gen = torch.Generator().manual_seed(0)
+    # eight families of four near-twins (what a model that memorises 8 sounds with an offset
+    # draws): every output has a class-mate within 0.05, the radius is 1
+    centres = 10 * torch.randn(8, 6, generator=gen)
+    fam = centres.repeat_interleave(4, dim=0) + 0.01 * torch.randn(32, 6, generator=gen)
+    fam.requires_grad_(True)
+    y = torch.zeros(32, dtype=torch.long)
+    radius = torch.tensor([1.0, 1.0])
+    loss = twin_hinge(fam, y, radius)
+    assert loss.item() > 0.9
+    loss.backward()
+    nn_before = torch.cdist(fam.detach(), fam.detach()).fill_diagonal_(float("inf")).min(1).values
+    moved = fam.detach() - 0.2 * fam.grad
+    nn_after = torch.cdist(moved, moved).fill_diagonal_(float("inf")).min(1).values
+    assert nn_after.mean() > nn_before.mean()
+    # outputs farther apart than the radius are not pushed; nor twins of different classes,
+    # nor a class with no radius (a class of one sound has no spacing)
+    assert twin_hinge(centres, y[:8], radius).item() == 0.0
+    pair = torch.zeros(2, 6)
+    assert twin_hinge(pair, torch.tensor([0, 1]), radius).item() == 0.0
+    assert twin_hinge(fam.detach(), y, torch.tensor([0.0, 1.0])).item() == 0.0
+
+
 def test_inside_hinge_pulls_outputs_back_into_the_real_balls():
     import torch
     from miragen.engines.wavegan.loss import inside_hinge

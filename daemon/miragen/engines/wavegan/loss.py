@@ -210,6 +210,23 @@ def local_hinge(feats, y, targets: dict[int, "torch.Tensor"], k: int):
     return torch.stack(shorts).pow(2).mean()
 
 
+def twin_hinge(feats, y, radius):
+    """Near-twin hinge: the mean over outputs of how far each one's nearest other output of its
+    class in the batch lies inside ``radius[class]``, ÷ that radius (zero once no two are that
+    close). The spread terms read a class's outputs as a whole or at most as many of them as the
+    class has sounds; a model can satisfy them with one tight family of outputs per training
+    sound, which this term pulls apart (the judge's ``repeats`` and the candidate gate's
+    duplicates count such near-twins)."""
+    d = torch.cdist(feats, feats)
+    other = (y.view(-1, 1) != y.view(1, -1)) | torch.eye(len(y), dtype=torch.bool, device=y.device)
+    nn = d.masked_fill(other, float("inf")).min(dim=1).values
+    r = radius[y]
+    ok = torch.isfinite(nn) & (r > 0)
+    if not bool(ok.any()):
+        return feats.new_zeros(())
+    return (torch.relu(r[ok] - nn[ok]) / r[ok]).mean()
+
+
 def inside_hinge(feats, y, real_feats, real_labels, radii, scale):
     """Manifold hinge: mean over outputs of how far each lies outside every k-NN ball (radius
     ``radii``) of the real sounds of its class, ÷ ``scale[class]``; zero for an output inside

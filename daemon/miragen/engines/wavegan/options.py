@@ -80,6 +80,15 @@ class WaveGANOptions(EngineOptions):
         "... pushes an output from its nearest real sound up to this × the NN spacing",
         at_least=0.0,
     )
+    twin_lambda: float = option(
+        0.0,
+        "hinged near-twin term (0: off): outputs of a class in a batch nearer to each other than "
+        "twin_target × the class's spacing are pushed apart",
+        at_least=0.0,
+    )
+    twin_target: float = option(
+        0.5, "... the near-twin radius, × the real sounds' median NN distance", at_least=0.0
+    )
     cover_match: str = option(
         "unique",
         "one distinct latent per real sound (optimal matching), or each sound's nearest draw",
@@ -213,5 +222,6 @@ RECIPES: dict[str, dict[str, Any]] = {
         "spread_lambda": 0.0,
         "local_lambda": 0.0,
         "inside_lambda": 0.0,
+        "twin_lambda": 0.0,
     },
 }

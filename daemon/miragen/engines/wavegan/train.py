@@ -43,6 +43,7 @@ from .loss import (
     ms_features,
     r1_penalty,
     spread_hinge,
+    twin_hinge,
 )
 from .model import WaveGANModel
 from .modes import find_modes
@@ -171,10 +172,11 @@ class CoverTerms:
         self.spread = usable and opts.spread_lambda > 0
         self.local = usable and opts.local_lambda > 0
         self.inside = usable and opts.inside_lambda > 0
+        self.twin = usable and opts.twin_lambda > 0
         self.labels, self.n_classes, self.device = labels, n_classes, device
         self.gen_labels = labels if gen_labels is None else gen_labels
         self.cover_z = None
-        if not (self.cover or self.novel or self.spread or self.local or self.inside):
+        if not (self.cover or self.novel or self.spread or self.local or self.inside or self.twin):
             return
         with torch.no_grad():
             self.real_feats = real_feats
@@ -196,6 +198,7 @@ class CoverTerms:
             # a class of one sound has no spacing: never pulled, never pushed
             self.cover_tau = torch.nan_to_num(opts.cover_target * spacing[labels], nan=float("inf"))
             self.novel_r = torch.nan_to_num(opts.novel_target * spacing, nan=0.0)
+            self.twin_r = torch.nan_to_num(opts.twin_target * spacing, nan=0.0)
             self.scale = torch.nan_to_num(spacing, nan=1.0).clamp(min=1e-6)
         if self.cover:
             n_real = real_feats.shape[0]
@@ -237,7 +240,9 @@ class CoverTerms:
         o = self.opts
         total = fake.new_zeros(())
         f_fake = (
-            self.feats(fake) if (self.spread or self.novel or self.local or self.inside) else None
+            self.feats(fake)
+            if (self.spread or self.novel or self.local or self.inside or self.twin)
+            else None
         )
         f_near = self.feats(near) if self.cover else None
         if self.cover:
@@ -258,6 +263,10 @@ class CoverTerms:
             ins = inside_hinge(f_fake, y, self.real_feats, self.labels, self.radii, self.scale)
             total = total + o.inside_lambda * ins
             losses["inside"] = float(ins.detach())
+        if self.twin:
+            tw = twin_hinge(f_fake, y, self.twin_r)
+            total = total + o.twin_lambda * tw
+            losses["twin"] = float(tw.detach())
         if self.novel:
             f_out, y_out = (
                 (torch.cat([f_fake, f_near]), torch.cat([y, y])) if self.cover else (f_fake, y)
