@@ -455,8 +455,7 @@ def evaluate(
     baseline = _gate_figures(mh, pool.t_nn)
     tol = _allowances(pool, gi, hi, m, metrics, half_sets, rng, th)
     metrics["silent"], baseline["silent"] = silent.value, silent.baseline
-    # the checks at G's own size (judge/whole.py), with a random stream of their own
-    wrng = np.random.default_rng(seed + 1)
+    # the checks at G's own size (judge/whole.py)
     wg, wh = pool.whole.figures(gi), pool.whole.figures(hi)
     for name in WHOLE_CHECKS:
         metrics[name], baseline[name] = wg[name], wh[name]
@@ -465,7 +464,8 @@ def evaluate(
     power: dict[str, Any] = {}
     if not reasons and power_probes > 0:
         power = _power(pool, hi, m, draws, rng, mh, tol, th, power_probes)
-        _add_whole_power(power, pool, gi, wrng, th, power_probes)
+        # the probes at G's size draw from a random stream of their own
+        _add_whole_power(power, pool, gi, np.random.default_rng(seed + 1), th, power_probes)
     verdict = _verdict(reasons, power)
     report = Report(
         kind=kind,
