@@ -34,13 +34,10 @@ KS = (1, 2, 3)
 
 
 def coverage(T: np.ndarray, S: np.ndarray, k: int) -> float:
-    """Share of T's sounds whose k-NN ball among T holds a sound of S."""
-    from miragen.judge.metrics import pairwise
+    """Share of T's sounds whose k-NN ball among T (the judge's radii) holds a sound of S."""
+    from miragen.judge.metrics import knn_radii, pairwise
 
-    d = pairwise(T, T)
-    np.fill_diagonal(d, np.inf)
-    r = np.sort(d, axis=1)[:, min(k, len(T) - 1) - 1]
-    return float(np.mean((pairwise(T, S) <= r[:, None]).any(axis=1)))
+    return float(np.mean((pairwise(T, S) <= knn_radii(T, k)[:, None]).any(axis=1)))
 
 
 def regional(T: np.ndarray, S: np.ndarray, rng: np.random.Generator, n: int) -> list[np.ndarray]:
