@@ -591,3 +591,30 @@ def test_select_chooses_which_snapshot_is_kept(corpus, tmp_path):
     assert cv.meta["best_step"] in (2, 4, 6)
     with pytest.raises(EngineError, match="select must be one of judge, cv, last"):
         WaveGANEngine(select="best")
+
+
+def test_a_diverged_run_stops_with_a_clear_error_and_keeps_nothing(corpus, tmp_path):
+    """The losses stay on the device and are read on the host every ``LOSS_CHECK_EVERY`` steps
+    at most (and at every report, judged snapshot and checkpoint): a run whose losses turn
+    non-finite stops there with an error naming the step, before anything is kept."""
+    import re
+
+    from miragen.corpus.dataset import load_dataset
+    from miragen.engines.wavegan import WaveGANOptions
+    from miragen.engines.wavegan import train as wt
+
+    ds = load_dataset(corpus, "cycle", only_class="pulse")
+    opts = WaveGANOptions(width=8, batch=8, eval_every=1000, checkpoint_every=1000, threads=1)
+    trainer = wt.Trainer(ds, opts, tmp_path / "ck")
+    g_step = trainer.g_step
+
+    def g_step_going_wrong():
+        loss = g_step()
+        return loss * float("nan") if trainer.step >= 3 else loss
+
+    trainer.g_step = g_step_going_wrong
+    with pytest.raises(EngineError, match="diverged") as err:
+        trainer.run(Budget(steps=200))
+    assert int(re.search(r"at step (\d+)", str(err.value)).group(1)) == wt.LOSS_CHECK_EVERY
+    assert "nan" in str(err.value)
+    assert trainer.best is None and not (tmp_path / "ck" / wt.CHECKPOINT).exists()

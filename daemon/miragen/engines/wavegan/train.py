@@ -55,6 +55,9 @@ from .synth import SpecDiscriminator
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "wavegan-checkpoint.pt"
+# the most steps between two host reads of the losses, whose check for divergence stalls a GPU
+# (they are read too at every report, judged snapshot and checkpoint)
+LOSS_CHECK_EVERY = 25
 
 # called (snapshot model, step, elapsed seconds, the trainer's own figures of it) at every
 # snapshot evaluation (bench/quality.py traces a run with it)
@@ -239,9 +242,10 @@ class CoverTerms:
                 else:
                     self.cover_z[sel] = zs[dist.argmin(dim=1)]
 
-    def loss(self, fake, near, y, idx, losses: dict[str, float]):
+    def loss(self, fake, near, y, idx, losses: dict[str, torch.Tensor]):
         """The weighted sum of the active terms for a batch (``near``: the outputs of the
-        covering latents of the real sounds ``idx``, or None)."""
+        covering latents of the real sounds ``idx``, or None); each term's value goes into
+        ``losses`` as a detached tensor (read on the host only when reported)."""
         o = self.opts
         total = fake.new_zeros(())
         f_fake = (
@@ -255,30 +259,30 @@ class CoverTerms:
                 (f_near - self.real_feats[idx]).norm(dim=1) - self.cover_tau[idx]
             ).mean()
             total = total + o.cover_lambda * cov
-            losses["cover"] = float(cov.detach())
+            losses["cover"] = cov.detach()
         if self.spread:
             sp = spread_hinge(f_fake, y, o.spread_target * self.spread_real)
             total = total + o.spread_lambda * sp
-            losses["spread"] = float(sp.detach())
+            losses["spread"] = sp.detach()
         if self.local:
             lo = local_hinge(f_fake, y, self.local_real, LOCAL_K)
             total = total + o.local_lambda * lo
-            losses["local"] = float(lo.detach())
+            losses["local"] = lo.detach()
         if self.inside:
             ins = inside_hinge(f_fake, y, self.real_feats, self.labels, self.radii, self.scale)
             total = total + o.inside_lambda * ins
-            losses["inside"] = float(ins.detach())
+            losses["inside"] = ins.detach()
         if self.twin:
             tw = twin_hinge(f_fake, y, self.twin_r)
             total = total + o.twin_lambda * tw
-            losses["twin"] = float(tw.detach())
+            losses["twin"] = tw.detach()
         if self.novel:
             f_out, y_out = (
                 (torch.cat([f_fake, f_near]), torch.cat([y, y])) if self.cover else (f_fake, y)
             )
             cp = copy_hinge(f_out, y_out, self.real_feats, self.labels, self.novel_r)
             total = total + o.novel_lambda * cp
-            losses["copy"] = float(cp.detach())
+            losses["copy"] = cp.detach()
         return total
 
 
@@ -370,7 +374,9 @@ class Trainer:
                 self._out_feats,
                 gen_labels=self.labels,
             )
-        self.losses: dict[str, float] = {}
+        # this step's loss terms as detached tensors: read on the host (one transfer) only when
+        # reported, judged or checked (a read per term per step stalls a GPU every step)
+        self.losses: dict[str, torch.Tensor] = {}
         self._train_feats: dict[int, np.ndarray] = {}  # judge features of each class's part
 
     # ---------------------------------------------------------------------------- set-up
@@ -412,9 +418,13 @@ class Trainer:
         self.g_ema = copy.deepcopy(self.g).eval()
         for p in self.g_ema.parameters():
             p.requires_grad_(False)
-        betas = (o.beta1, o.beta2)
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=o.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=o.lr_d, betas=betas)
+        # on a GPU: Adam's fused kernel (one launch per step, not one per tensor) and cuDNN's
+        # fastest algorithms for these fixed shapes; the step is bound by launches there
+        kw = {"betas": (o.beta1, o.beta2), "fused": True if self.device.type == "cuda" else None}
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=o.lr_g, **kw)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=o.lr_d, **kw)
 
     def _fingerprint(self) -> dict[str, Any]:
         """What a checkpoint must match to be resumed."""
@@ -536,7 +546,7 @@ class Trainer:
             if do_r1:
                 r1 = r1_penalty(d_real, xr)
                 loss = loss + 0.5 * o.r1_gamma * o.r1_every * r1
-                self.losses["r1"] = float(r1.detach())
+                self.losses["r1"] = r1.detach()
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
@@ -563,7 +573,7 @@ class Trainer:
         if o.ms_lambda > 0:
             ms = mode_seeking(fake, z, self._out_ms_features, self.ms_target)
             loss = loss + o.ms_lambda * ms
-            self.losses["ms"] = float(ms.detach())
+            self.losses["ms"] = ms.detach()
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
@@ -573,9 +583,10 @@ class Trainer:
         beta = self.opts.ema_beta
         if beta > 0:
             beta = min(beta, (1 + self.step) / (10 + self.step))
-        with torch.no_grad():
-            for pe, p in zip(self.g_ema.parameters(), self.g.parameters()):
-                pe.copy_(p.detach().lerp(pe, beta))
+        with torch.no_grad():  # one fused op per list, not two kernels per tensor
+            ema = list(self.g_ema.parameters())
+            cur = [p.detach() for p in self.g.parameters()]
+            torch._foreach_copy_(ema, torch._foreach_lerp(cur, ema, beta))
 
     # ---------------------------------------------------------------------------- snapshots
     def snapshot_model(self, meta: dict[str, Any] | None = None) -> WaveGANModel:
@@ -734,22 +745,34 @@ class Trainer:
             loss_g = self.g_step()
             self.update_ema()
             self.step += 1
-            self.losses.update(d=float(loss_d.detach()), g=float(loss_g.detach()))
-            if not all(math.isfinite(v) for v in self.losses.values()):
-                raise EngineError(
-                    f"wavegan: training diverged at step {self.step} (losses {self.losses})"
-                )
-            if self.step % o.eval_every == 0:
+            self.losses.update(d=loss_d.detach(), g=loss_g.detach())
+            report = self.progress is not None and time.monotonic() - last_report >= 2.0
+            judge, save = self.step % o.eval_every == 0, self.step % o.checkpoint_every == 0
+            if report or judge or save or self.step % LOSS_CHECK_EVERY == 0:
+                losses = self.read_losses()  # raises on divergence before anything is kept
+            if judge:
                 self.evaluate_snapshot()
-            if self.step % o.checkpoint_every == 0:
+            if save:
                 self.save_checkpoint()
-            if self.progress and time.monotonic() - last_report >= 2.0:
+            if report:
                 last_report = time.monotonic()
-                self.progress(Progress(self.step, self.elapsed(), losses=dict(self.losses)))
+                self.progress(Progress(self.step, self.elapsed(), losses=losses))
+        if self.losses:
+            self.read_losses()
         if self.best is None or (self.step % o.eval_every and self.best["step"] != self.step):
             self.evaluate_snapshot()  # the last steps since the last snapshot judged
         self.save_checkpoint()
         return self._best_model()
+
+    def read_losses(self) -> dict[str, float]:
+        """The last step's loss terms on the host, in one transfer; raises :class:`EngineError`
+        when one is not finite (the run diverged)."""
+        names = list(self.losses)
+        values = torch.stack([self.losses[k].float() for k in names]).tolist()
+        out = dict(zip(names, values))
+        if not all(math.isfinite(v) for v in values):
+            raise EngineError(f"wavegan: training diverged at step {self.step} (losses {out})")
+        return out
 
     def _best_model(self) -> WaveGANModel:
         self.g_ema.load_state_dict(self.best["g_ema"])
