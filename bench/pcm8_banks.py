@@ -43,7 +43,7 @@ def link_banks(akwf: Path, pcm8: Path, out: Path) -> dict:
                 missing.setdefault(bank.name, []).append(w.name)
                 continue
             link = dest / f"{w.stem}.pcm"
-            if not link.exists():
+            if not (link.is_symlink() or link.exists()):
                 link.symlink_to(src)
             linked += 1
     return {
