@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,6 +12,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MIRAGEN_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def load_bench(script: str):
+    """``bench/SCRIPT.py`` as a module (bench/ is no package), registered in ``sys.modules`` as
+    ``bench_SCRIPT`` so that what it defines can be looked up by module name."""
+    name = f"bench_{script}"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{script}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, mod)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(scope="session")

@@ -1,20 +1,11 @@
 """bench/mixed_banks.py: the class folders it hands to the quality bench must hold working links
 whatever the form of ``--out`` (a relative path gave links relative to the wrong folder)."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
+from conftest import load_bench
 from miragen.audio.io import write_wav_u8
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("mixed_banks", ROOT / "bench" / "mixed_banks.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _cycle(kind: str, i: int) -> bytes:
@@ -25,7 +16,7 @@ def _cycle(kind: str, i: int) -> bytes:
 
 
 def test_sorted_classes_are_links_that_resolve_from_a_relative_work_folder(tmp_path, monkeypatch):
-    mixed = _load_bench()
+    mixed = load_bench("mixed_banks")
     banks = tmp_path / "banks"
     for kind in ("sine", "saw"):
         (banks / kind).mkdir(parents=True)

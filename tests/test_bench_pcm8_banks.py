@@ -1,20 +1,11 @@
 """bench/pcm8_banks.py: the WAV banks rebuilt from the 8-bit files by name, wherever pcm8 keeps
 them; a WAV without an 8-bit twin is counted, not guessed."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("pcm8_banks", ROOT / "bench" / "pcm8_banks.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from conftest import load_bench
 
 
 def _tree(tmp_path: Path) -> tuple[Path, Path]:
@@ -33,7 +24,7 @@ def _tree(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_banks_are_rebuilt_by_file_name_and_gaps_counted(tmp_path, capsys):
-    pb = _load_bench()
+    pb = load_bench("pcm8_banks")
     akwf, pcm8 = _tree(tmp_path)
     out = tmp_path / "banks"
     assert pb.main(["--out", str(out), "--akwf", str(akwf), "--pcm8", str(pcm8)]) == 0
@@ -48,7 +39,7 @@ def test_banks_are_rebuilt_by_file_name_and_gaps_counted(tmp_path, capsys):
 
 
 def test_two_pcm8_files_of_one_name_are_refused(tmp_path):
-    pb = _load_bench()
+    pb = load_bench("pcm8_banks")
     akwf, pcm8 = _tree(tmp_path)
     (pcm8 / "AKWF_0001.pcm").write_bytes(bytes([130]) * 256)
     with pytest.raises(SystemExit, match="AKWF_0001.pcm"):

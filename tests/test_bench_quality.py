@@ -3,26 +3,15 @@ of 9 to 17 sounds (those had no verdict), never at the cost of the judge's minim
 and its summary compares the trainer's verdict with the held-out one only where the trainer
 had a hold-out of its own."""
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import load_bench
 from miragen.audio.io import write_wav_u8
 from miragen.corpus.dataset import load_dataset
 from miragen.judge.metrics import MIN_SET, MIN_TRAIN
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("quality_bench", ROOT / "bench" / "quality.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("quality_bench", mod)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _bank(folder: Path, n: int) -> Path:
@@ -40,7 +29,7 @@ def _bank(folder: Path, n: int) -> Path:
     [(4, 1), (8, 2), (9, 4), (14, 4), (17, 4), (19, 4), (20, 4), (30, 6), (64, 13)],
 )
 def test_held_out_part_is_20_percent_or_the_judges_minimum(tmp_path, n, held):
-    q = _load_bench()
+    q = load_bench("quality")
     ds = load_dataset(_bank(tmp_path / "bank", n), "cycle")
     train, h = q.judged_split(ds, seed=0)
     assert (len(h), len(train)) == (held, n - held)
@@ -51,7 +40,7 @@ def test_held_out_part_is_20_percent_or_the_judges_minimum(tmp_path, n, held):
 
 
 def test_a_kits_small_class_does_not_move_the_other_classes_split(tmp_path):
-    q = _load_bench()
+    q = load_bench("quality")
     _bank(tmp_path / "kit" / "kick", 12)
     _bank(tmp_path / "kit" / "snare", 40)
     ds = load_dataset(tmp_path / "kit", "cycle")
@@ -60,7 +49,7 @@ def test_a_kits_small_class_does_not_move_the_other_classes_split(tmp_path):
 
 
 def test_the_trainers_verdict_is_compared_only_where_it_had_a_hold_out(tmp_path):
-    q = _load_bench()
+    q = load_bench("quality")
     small = load_dataset(_bank(tmp_path / "small", 14), "cycle")
     big = load_dataset(_bank(tmp_path / "big", 40), "cycle")
     opts = {"holdout": 0.15, "seed": 0}
@@ -88,7 +77,7 @@ def test_a_kept_model_is_judged_again_the_same_way(tmp_path, capsys):
     with the judge unchanged, the same verdict and the same figures."""
     import json
 
-    q = _load_bench()
+    q = load_bench("quality")
     bank = _bank(tmp_path / "banks" / "sines", 24)
     common = ["--mode", "cycle", "--samples", "16", "--threads", "1"]
     run = ["--data", str(bank), "--seconds", "2", "--engines", "wavegan", "--eval-every", "1000"]

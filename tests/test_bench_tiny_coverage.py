@@ -1,25 +1,12 @@
 """bench/tiny_coverage.py: coverage of T counts the training sounds whose k-NN ball among T
 holds a sound of the set, and a regional probe keeps only the set's sounds in half of T's bins."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location(
-        "tiny_coverage", ROOT / "bench" / "tiny_coverage.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from conftest import load_bench
 
 
 def test_coverage_counts_the_training_sounds_whose_ball_holds_a_draw():
-    tc = _load_bench()
+    tc = load_bench("tiny_coverage")
     # two tight pairs far apart: each sound's nearest neighbour is its partner (radius 1)
     T = np.array([[0.0, 0.0], [1.0, 0.0], [100.0, 0.0], [101.0, 0.0]])
     near_first_pair = np.array([[0.5, 0.0], [0.4, 0.1]])
@@ -30,7 +17,7 @@ def test_coverage_counts_the_training_sounds_whose_ball_holds_a_draw():
 
 
 def test_a_regional_probe_keeps_only_draws_in_half_of_the_bins():
-    tc = _load_bench()
+    tc = load_bench("tiny_coverage")
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0.0], [50.0, 0.0], [0.0, 50.0], [50.0, 50.0]])
     T = np.vstack([c + rng.normal(0, 0.5, (4, 2)) for c in centres])  # 16 sounds: 4 bins
