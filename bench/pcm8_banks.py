@@ -31,7 +31,7 @@ def link_banks(akwf: Path, pcm8: Path, out: Path) -> dict:
         if p.stem in by_stem:
             raise SystemExit(f"{p}: a second file named {p.name} ({by_stem[p.stem]})")
         by_stem[p.stem] = p.resolve()
-    banks, linked, missing = 0, 0, {}
+    banks, linked, missing = 0, 0, {}  # missing: per bank, WAVs without a twin
     for bank in sorted(b for b in akwf.iterdir() if b.is_dir()):
         wavs = sorted(bank.glob("*.wav"))
         dest = out / bank.name
@@ -40,7 +40,7 @@ def link_banks(akwf: Path, pcm8: Path, out: Path) -> dict:
         for w in wavs:
             src = by_stem.get(w.stem)
             if src is None:
-                missing.setdefault(bank.name, []).append(w.name)
+                missing[bank.name] = missing.get(bank.name, 0) + 1
                 continue
             link = dest / f"{w.stem}.pcm"
             if not (link.is_symlink() or link.exists()):
@@ -49,7 +49,7 @@ def link_banks(akwf: Path, pcm8: Path, out: Path) -> dict:
     return {
         "banks": banks,
         "linked": linked,
-        "missing": {b: len(v) for b, v in missing.items()},
+        "missing": missing,
         "out": str(out),
     }
 
