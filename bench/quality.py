@@ -23,7 +23,9 @@ banks, and how often the trainer's own snapshot verdict agreed with the held-out
 
 ``--keep DIR`` keeps each bank's saved model in ``DIR/BANK/wavegan``; ``--folder F --rescore DIR
 --out OUT`` judges those models again with today's judge (the same split and draws, no
-training), so a change of the judge can be measured on the models it judged before.
+training), so a change of the judge can be measured on the models it judged before. With
+``--draws K`` each kept model is judged on K draws of its generator (seeds 0..K-1) and the summary
+says whose verdict changes between draws: how much a saved model's verdict rests on one draw.
 """
 
 from __future__ import annotations
@@ -407,8 +409,64 @@ def rescore_bank(bank: Path, args) -> dict:
     train, held = judged_split(load_dataset(bank, args.mode), args.seed)
     row = {"bank": bank.name, "rescored_from": str(folder), "steps": model.meta.get("steps")}
     row.update(judge(model, train, held, args.mode, train.rate, args.samples, 0))
+    if args.draws > 1:
+        row["draws"] = [draw_figures(row, 0)] + [
+            draw_figures(judge(model, train, held, args.mode, train.rate, args.samples, s), s)
+            for s in range(1, args.draws)
+        ]
     row["wall_s"] = round(time.monotonic() - t0, 1)
     return row
+
+
+def draw_figures(res: dict, seed: int) -> dict:
+    """What one draw of a saved model scored (``--draws``): its verdict, the rules it failed,
+    and each class's value and limit of the two checks at G's size."""
+    return {
+        "seed": seed,
+        "verdict": res["verdict"],
+        "failed": sorted({f for c in res["classes"].values() for f in c["failed"]}),
+        "whole": {
+            cls: {k: round(float(c["metrics"][k]), 4) for k in ("clusters", "repeats")}
+            for cls, c in res["classes"].items()
+            if "clusters" in c["metrics"]
+        },
+    }
+
+
+def draw_summary(rows: list[dict]) -> dict:
+    """How much a saved model's verdict rests on its draw (``--draws``): per bank, the verdicts
+    of its draws; the banks whose verdict changes between draws; per rule, the banks that fail
+    it in some draw and in every draw; per class, the spread (max − min) of ``clusters``."""
+    drawn = [r for r in rows if r.get("draws")]
+    verdicts = {r["bank"]: [d["verdict"] for d in r["draws"]] for r in drawn}
+    some: dict[str, int] = {}
+    every: dict[str, int] = {}
+    spreads = []
+    for r in drawn:
+        fails = [set(d["failed"]) for d in r["draws"]]
+        for rule in sorted(set().union(*fails)):
+            some[rule] = some.get(rule, 0) + 1
+            every[rule] = every.get(rule, 0) + all(rule in f for f in fails)
+        for cls in r["draws"][0]["whole"]:
+            vals = [d["whole"][cls]["clusters"] for d in r["draws"] if cls in d["whole"]]
+            spreads.append(max(vals) - min(vals))
+    return {
+        "draws_per_bank": len(drawn[0]["draws"]) if drawn else 0,
+        "verdicts_by_draw": verdicts,
+        "verdict_changes_between_draws": sorted(b for b, v in verdicts.items() if len(set(v)) > 1),
+        "pass_share_of_draws": (
+            round(
+                sum(v.count("pass") for v in verdicts.values()) / sum(map(len, verdicts.values())),
+                3,
+            )
+            if verdicts
+            else None
+        ),
+        "failed_in_some_draw": some,
+        "failed_in_every_draw": every,
+        "clusters_spread_median": round(statistics.median(spreads), 4) if spreads else None,
+        "clusters_spread_max": round(max(spreads), 4) if spreads else None,
+    }
 
 
 def rescore_folder(args) -> int:
@@ -427,6 +485,8 @@ def rescore_folder(args) -> int:
             print(f"  {bank.name}: {row.get('verdict', 'error')}", file=sys.stderr, flush=True)
     summary = summarise(rows)
     summary.update(folder=str(args.folder), subset=args.subset, rescored_from=str(args.rescore))
+    if args.draws > 1:
+        summary["draws"] = draw_summary(rows)
     out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, sort_keys=True))
     return 0
@@ -484,6 +544,14 @@ def main(argv: list[str] | None = None) -> int:
         "(no training; the same split and draws)",
     )
     p.add_argument(
+        "--draws",
+        type=int,
+        default=1,
+        metavar="K",
+        help="with --rescore: judge each kept model on K draws (seeds 0..K-1) and say how "
+        "often its verdict changes between them (the row's own verdict stays draw 0's)",
+    )
+    p.add_argument(
         "--trace",
         action="store_true",
         help="wavegan rows: judge every snapshot against the held-out 20 %% "
@@ -497,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
         args.options = parse_sets(args.sets)
     except MiragenError as exc:
         p.error(str(exc))
+    if args.draws < 1 or (args.draws > 1 and args.rescore is None):
+        p.error("--draws K needs K >= 1, and K > 1 only with --rescore")
     if args.folder is not None:
         return rescore_folder(args) if args.rescore else run_folder(args)
     logging.basicConfig(level=logging.WARNING)

@@ -92,3 +92,43 @@ def test_a_kept_model_is_judged_again_the_same_way(tmp_path, capsys):
     assert row["classes"]["sines"]["metrics"] == first["classes"]["sines"]["metrics"]
     summary = json.loads(out.with_suffix(".summary.json").read_text())
     assert summary["rescored_from"] == str(tmp_path / "kept")
+    assert "draws" not in row and "draws" not in summary
+    # --draws 3: the same first verdict, and two more draws of the same model
+    assert q.main(again + common + ["--out", str(out), "--draws", "3"]) == 0
+    row = json.loads(out.read_text().splitlines()[0])
+    assert row["verdict"] == first["verdict"] and [d["seed"] for d in row["draws"]] == [0, 1, 2]
+    assert row["draws"][0]["verdict"] == first["verdict"]
+    clusters = [d["whole"]["sines"]["clusters"] for d in row["draws"]]
+    assert clusters[0] == round(first["classes"]["sines"]["metrics"]["clusters"], 4)
+    summary = json.loads(out.with_suffix(".summary.json").read_text())
+    assert summary["draws"]["draws_per_bank"] == 3
+    assert summary["draws"]["clusters_spread_max"] == round(max(clusters) - min(clusters), 4)
+
+
+def test_draw_summary_names_the_banks_whose_verdict_rests_on_the_draw():
+    q = load_bench("quality")
+
+    def draw(seed, verdict, failed, clusters):
+        w = {"x": {"clusters": clusters, "repeats": 0.0}}
+        return {"seed": seed, "verdict": verdict, "failed": failed, "whole": w}
+
+    steady = {"bank": "a", "draws": [draw(0, "pass", [], 0.1), draw(1, "pass", [], 0.12)]}
+    flips = {"bank": "b", "draws": [draw(0, "pass", [], 0.2), draw(1, "fail", ["clusters"], 0.34)]}
+    bad = {
+        "bank": "c",
+        "draws": [draw(0, "fail", ["recall"], 0.1), draw(1, "fail", ["clusters", "recall"], 0.4)],
+    }
+    s = q.draw_summary([steady, flips, bad, {"bank": "d", "verdict": "unjudged"}])
+    assert s["draws_per_bank"] == 2
+    assert s["verdict_changes_between_draws"] == ["b"]
+    assert s["pass_share_of_draws"] == 0.5
+    assert s["failed_in_some_draw"] == {"clusters": 2, "recall": 1}
+    assert s["failed_in_every_draw"] == {"clusters": 0, "recall": 1}
+    assert s["clusters_spread_median"] == 0.14 and s["clusters_spread_max"] == 0.3
+
+
+def test_draws_need_rescore(capsys):
+    q = load_bench("quality")
+    with pytest.raises(SystemExit):
+        q.main(["--folder", "x", "--draws", "3"])
+    assert "--draws" in capsys.readouterr().err

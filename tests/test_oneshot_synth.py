@@ -237,6 +237,7 @@ def test_oneshot_defaults_leave_chosen_options_alone():
     assert plain.for_mode("cycle") == plain
     one = plain.for_mode("oneshot")
     assert {k: getattr(one, k) for k in ONESHOT_DEFAULTS} == ONESHOT_DEFAULTS
+    assert plain.twin_lambda == 1.0 and one.twin_lambda == 0.0  # measured on cycles only
     assert WaveGANOptions.from_mapping({"batch": "8"}).for_mode("oneshot").batch == 8
     assert plain.replace(spread_lambda=2.0).for_mode("oneshot").spread_lambda == 2.0
     paper = WaveGANOptions.from_mapping({"recipe": "wavegan-paper"}).for_mode("oneshot")

@@ -81,7 +81,7 @@ class WaveGANOptions(EngineOptions):
         at_least=0.0,
     )
     twin_lambda: float = option(
-        0.0,
+        1.0,
         "hinged near-twin term (0: off): outputs of a class in a batch nearer to each other than "
         "twin_target × the class's spacing are pushed apart",
         at_least=0.0,
@@ -188,12 +188,15 @@ class WaveGANOptions(EngineOptions):
 # and manifold terms were chosen and confirmed on cycle banks (43 of 44 with both, against 41
 # of 44 without; docs/wavegan.md "Manifold term"). On the two one-shot sets (one run each,
 # docs/wavegan.md "One-shots") they helped avl-drumkits and traded sonic-pi's precision and
-# NDB/K for recall, passing later: one-shots keep them off.
+# NDB/K for recall, passing later: one-shots keep them off. The near-twin term was chosen and
+# confirmed on cycle banks only (all 55 AKWF banks: no verdict changed but bw_sin's, fail →
+# inconclusive; docs/wavegan.md "Near-twins"): one-shots keep it off until measured there.
 ONESHOT_DEFAULTS: dict[str, Any] = {
     "batch": 16,
     "copy_guard": "holdout",
     "local_lambda": 0.0,
     "inside_lambda": 0.0,
+    "twin_lambda": 0.0,
 }
 
 
