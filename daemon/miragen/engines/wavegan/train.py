@@ -150,10 +150,10 @@ class CoverTerms:
     Spread: the outputs of a class in a batch must be, on average, at least ``spread_target`` ×
     as far apart as the class's real sounds are (the hinge stops there).
 
-    Near-twins (``twin_lambda``; cycles: on by default, one-shots: off): an output whose nearest other output of its
-    class in the batch lies nearer than ``twin_target`` × the class's spacing is pushed away
-    from it (a model that draws a tight family around each training sound satisfies the
-    spread terms; the judge's ``repeats`` counts such twins).
+    Near-twins (``twin_lambda``; cycles: on by default, one-shots: off): an output whose
+    nearest other output of its class in the batch lies nearer than ``twin_target`` × the
+    class's spacing is pushed away from it (a model that draws a tight family around each
+    training sound satisfies the spread terms; the judge's ``repeats`` counts such twins).
     """
 
     def __init__(
