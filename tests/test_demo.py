@@ -30,7 +30,7 @@ from miragen.demo.folder import (
     prepare_folder,
 )
 from miragen.demo.run import run_demo
-from miragen.demo.settings import COUNT, PER_CLASS, demo_workers
+from miragen.demo.settings import COUNT, DEMO_ENGINE_SET, PER_CLASS, demo_workers
 from miragen.demo.summary import format_summary
 from miragen.engines.wavegan.options import WaveGANOptions
 from miragen.errors import FormatError, MiragenError
@@ -186,11 +186,12 @@ def test_demo_end_to_end(tmp_path, cli, monkeypatch):
     assert (
         f'state = "{folder}"' in text and 'transport = "sim"' in text and 'route = "both"' in text
     )
-    # its training: the engine's own options (no train.set), classes trained demo_workers() at
-    # a time
-    assert 'set = ""' in text and f"workers = {demo_workers()}" in text
+    # its training: the engine's own options but the demo's batch (train.set), classes trained
+    # demo_workers() at a time
+    assert f'set = "{DEMO_ENGINE_SET}"' in text and f"workers = {demo_workers()}" in text
     meta = json.loads((folder / classes["saw"]["model"] / "model.json").read_text())["meta"]
     assert meta["options"]["spread_lambda"] == WaveGANOptions().spread_lambda
+    assert meta["options"]["batch"] == 16 != WaveGANOptions().batch
     assert json.loads((folder / SUMMARY_NAME).read_text())["ok"] is True
 
     # a rerun: the earlier demo's files were replaced, the user's file kept

@@ -18,6 +18,11 @@ COUNT = 4  # candidates kept per class
 # (docs/judge.md, "Power at the generator's size"), so more sounds would buy slower steps.
 PER_CLASS = 50
 TRAINING_SHOWN = 3  # training sounds beside them on the contact sheet
+# the demo's only engine option: 40 s a class buys about 190 steps at the engine's batch of 32,
+# where fm's model passed the judge on 14 of 30 draws (three seeds, ten draws of 64 each); a
+# batch of 16 makes about 310 steps and passed 30 of 30, and the other three cycle classes 10
+# of 10 (docs/demo.md, "A batch of 16"). The hits (one-shots) train with 16 already.
+DEMO_ENGINE_SET = "batch=16"
 DISK_SOUND = "lower1"
 SYSEX_HALF = "lower"
 
@@ -48,6 +53,7 @@ def demo_config(folder: Path, transport: str, seconds_per_class: int) -> dict[st
             "threads": demo_threads(),
             "workers": demo_workers(),
             "oneshot_classes": ", ".join(HIT_CLASSES),  # the hits are one-shots
+            "set": DEMO_ENGINE_SET,
         },
         "generate": {"count": COUNT},
         "deliver": {
@@ -80,6 +86,8 @@ def config_text(cfg: dict[str, Any], used_transport: str) -> str:
         '"sim" here.\n'
         '# With a Mirage: deliver.transport = "serial:/dev/ttyTHS1" (Jetson UART) or '
         '"raw:/dev/snd/midiC1D0";\n'
-        "# see `miragen ports`. A rerun of `miragen demo` in this folder replaces this file.\n\n"
+        "# see `miragen ports`. A rerun of `miragen demo` in this folder replaces this file.\n"
+        f'# train.set = "{DEMO_ENGINE_SET}" suits the demo\'s short training; for your own sounds '
+        "and longer\n# budgets leave it empty (the engine's defaults, docs/wavegan.md).\n\n"
     )
     return head + configmod.render(saved)
