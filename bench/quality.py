@@ -420,7 +420,7 @@ def rescore_bank(bank: Path, args) -> dict:
 
 def draw_figures(res: dict, seed: int) -> dict:
     """What one draw of a saved model scored (``--draws``): its verdict, the rules it failed,
-    and each class's value and limit of the two checks at G's size."""
+    and each class's value of the two checks at G's size (their limits are in the row)."""
     return {
         "seed": seed,
         "verdict": res["verdict"],
