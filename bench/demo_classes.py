@@ -9,11 +9,11 @@ For every class and engine seed, one child process on one core (``--jobs`` at a 
 default: the demo trains two classes at once) trains the class on the 40 of its 50 sounds the
 daemon trains on, for ``--seconds``, and judges the model it keeps against those 40 and the 10
 held out, on ``--draws`` draws of 64 sounds (seeds 0..K-1, as many as the daemon's judge
-draws). One JSON line per run is appended to ``--out``: steps, how many draws pass, and each
-draw's verdict, failed rules and ``clusters``. The demo's own verdict is one such draw of one
-seed: a class that passes 10 draws of 3 seeds is not a coin toss for the next person who runs
-the demo (docs/demo.md, "A batch of 16"). ``--saved`` judges, on as many draws, the models the
-demo's daemon saved instead (no training).
+draws; the hits are judged as one-shots). One JSON line per run is appended to ``--out``:
+steps, how many draws pass, and each draw's verdict, failed rules and ``clusters``. The demo's
+own verdict is one such draw of one seed: a class that passes 10 draws of 3 seeds is not a coin
+toss for the next person who runs the demo (docs/demo.md, "A batch of 16"). ``--saved``
+judges, on as many draws, the models the demo's daemon saved instead (no training).
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-JUDGE_DRAW = 64  # the daemon's judge draws this many sounds (service/tasks.py JUDGE_SAMPLES)
 
 
 def saved_model(folder: Path, cls: str):
@@ -53,7 +51,8 @@ def run_one(
     from miragen.engines.base import Budget, engine_class
     from miragen.engines.options import parse_sets
     from miragen.judge.metrics import evaluate
-    from miragen.service.tasks import _dataset, training_options
+    from miragen.service.state import class_mode
+    from miragen.service.tasks import JUDGE_SAMPLES, _dataset, training_options
 
     torch.set_num_threads(1)
     cfg = config.load(folder / "miragen.toml")
@@ -70,15 +69,16 @@ def run_one(
     fit_s = time.monotonic() - t0
     rows = []
     for seed in range(draws):
-        gen = model.sample(JUDGE_DRAW, cls, seed=seed)
-        rep = evaluate(
-            gen, train.classes[cls], held.classes[cls], "cycle", rate=cfg["audio"]["rate"]
-        )
+        gen = model.sample(JUDGE_SAMPLES, cls, seed=seed)  # as many as the daemon's judge draws
+        kind = class_mode(cfg, cls)  # the hits are one-shots
+        rep = evaluate(gen, train.classes[cls], held.classes[cls], kind, rate=cfg["audio"]["rate"])
         rows.append(
             {
                 "verdict": rep.verdict,
                 "failed": sorted(rep.failed),
-                "clusters": round(float(rep.metrics["clusters"]), 4),
+                "clusters": (
+                    round(float(rep.metrics["clusters"]), 4) if "clusters" in rep.metrics else None
+                ),
             }
         )
     return {
