@@ -57,11 +57,11 @@ def run_one(
     torch.set_num_threads(1)
     cfg = config.load(folder / "miragen.toml")
     train, held = _dataset(folder, cfg, cls).split(0.8, seed=0)  # the daemon's split
-    opts = {**training_options(cfg), **parse_sets(sets)}
     t0 = time.monotonic()
     if saved:
         model = saved_model(folder, cls)
     else:
+        opts = {**training_options(cfg), **parse_sets(sets)}
         with tempfile.TemporaryDirectory() as tmp:
             model = engine_class(cfg["train"]["engine"])(**opts).fit(
                 train, Budget(seconds=seconds), None, Path(tmp) / "checkpoint"
@@ -83,7 +83,7 @@ def run_one(
         )
     return {
         "class": cls,
-        "sets": [] if saved else sets,
+        "sets": sets,  # none with --saved (main refuses them)
         "saved": saved,
         "seconds": None if saved else seconds,
         "steps": model.meta.get("steps"),
