@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,11 +49,16 @@ def run_one(
     model the demo saved) and judge ``draws`` draws of it (in this process, one torch thread)."""
     import torch
     from miragen import config
-    from miragen.engines.base import Budget, engine_class
+    from miragen.engines.base import engine_class
     from miragen.engines.options import parse_sets
     from miragen.judge.metrics import evaluate
     from miragen.service.state import class_mode
-    from miragen.service.tasks import JUDGE_SAMPLES, _dataset, training_options
+    from miragen.service.tasks import (
+        JUDGE_SAMPLES,
+        StoppableBudget,
+        _dataset,
+        training_options,
+    )
 
     torch.set_num_threads(1)
     cfg = config.load(folder / "miragen.toml")
@@ -64,7 +70,11 @@ def run_one(
         opts = {**training_options(cfg), **parse_sets(sets)}
         with tempfile.TemporaryDirectory() as tmp:
             model = engine_class(cfg["train"]["engine"])(**opts).fit(
-                train, Budget(seconds=seconds), None, Path(tmp) / "checkpoint"
+                # the daemon's budget: its seconds count from the first step, not the set-up
+                train,
+                StoppableBudget(threading.Event(), seconds),
+                None,
+                Path(tmp) / "checkpoint",
             )
     fit_s = time.monotonic() - t0
     rows = []
