@@ -618,3 +618,80 @@ def test_a_diverged_run_stops_with_a_clear_error_and_keeps_nothing(corpus, tmp_p
     assert int(re.search(r"at step (\d+)", str(err.value)).group(1)) == wt.LOSS_CHECK_EVERY
     assert "nan" in str(err.value)
     assert trainer.best is None and not (tmp_path / "ck" / wt.CHECKPOINT).exists()
+
+
+@pytest.mark.parametrize(
+    "factor,kernel,padding",
+    [(2, 9, "zeros"), (2, 9, "circular"), (4, 25, "zeros"), (3, 7, "circular")],
+)
+def test_the_polyphase_upsampling_is_the_nearest_upsampling_then_the_convolution(
+    factor, kernel, padding
+):
+    """The generator's blocks run "upsample ×factor (nearest), then convolve" as one shorter
+    convolution per output phase: the same outputs and the same gradients (to the input and
+    to the weights), for both paddings and both modes' shapes."""
+    import torch
+    import torch.nn.functional as F
+    from miragen.engines.wavegan.networks import UpBlock
+
+    torch.manual_seed(0)
+    blk = UpBlock(8, 6, factor, kernel, padding, transpose=False).double()
+    x = torch.randn(3, 8, 16, dtype=torch.float64, requires_grad=True)
+    fast = blk(x)
+    slow = blk.conv(F.interpolate(x, scale_factor=factor, mode="nearest"))
+    slow = F.leaky_relu(blk.conv2(F.leaky_relu(slow, 0.2)), 0.2) + F.leaky_relu(slow, 0.2)
+    assert fast.shape == slow.shape == (3, 6, 16 * factor)
+    assert torch.allclose(fast, slow, atol=1e-12)
+    wrt = [x, blk.conv.weight, blk.conv.bias]
+    probe = torch.randn_like(slow)
+    for a, b in zip(
+        torch.autograd.grad((fast * probe).sum(), wrt),
+        torch.autograd.grad((slow * probe).sum(), wrt),
+    ):
+        assert torch.allclose(a, b, atol=1e-11)
+    # the phases' tap sums are a buffer built from the kernel: not in a model's saved weights
+    assert not any("taps" in k for k in blk.state_dict())
+
+
+def test_the_generator_step_leaves_the_discriminators_gradients_alone(corpus, tmp_path):
+    """The G step treats D's weights as constants (it does not compute their gradients, which
+    the D step would discard), gives the generator the same gradients as before, and leaves D
+    trainable."""
+    import torch
+    from miragen.corpus.dataset import load_dataset
+    from miragen.engines.wavegan import WaveGANOptions
+    from miragen.engines.wavegan import train as wt
+
+    ds = load_dataset(corpus, "cycle", only_class="pulse")
+    opts = WaveGANOptions(width=8, batch=8, eval_every=1000, checkpoint_every=1000, threads=1)
+    trainer = wt.Trainer(ds, opts, tmp_path / "ck")
+    trainer.d_step()
+    d_grads = [p.grad.clone() for p in trainer.d.parameters()]
+    trainer.opt_g.step = lambda: None  # keep G as it is: its gradients are compared below
+    state = torch.get_rng_state()
+    trainer.g_step()
+    g_grads = [p.grad.clone() for p in trainer.g.parameters()]
+    assert all(p.requires_grad for p in trainer.d.parameters())
+    assert all(torch.equal(p.grad, g) for p, g in zip(trainer.d.parameters(), d_grads))
+    # the same step with D's gradients computed gives G the same gradients
+    torch.set_rng_state(state)
+    trainer.d.requires_grad_ = lambda flag: trainer.d  # no longer switched off
+    trainer.g_step()
+    for p, g in zip(trainer.g.parameters(), g_grads):
+        assert torch.allclose(p.grad, g, atol=1e-6)
+    assert any(not torch.equal(p.grad, g) for p, g in zip(trainer.d.parameters(), d_grads))
+
+
+def test_the_minibatch_deviation_is_the_groups_standard_deviation():
+    """MinibatchStd's channel: the standard deviation over each group (biased), averaged over
+    the features, as torch's ``var`` gives it."""
+    import torch
+    from miragen.engines.wavegan.networks import MinibatchStd
+
+    torch.manual_seed(0)
+    x = torch.randn(12, 5, 7, dtype=torch.float64)
+    out = MinibatchStd(group=4)(x)
+    ref = (x.view(4, -1, 5, 7).var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=[1, 2])
+    assert out.shape == (12, 6, 7)
+    assert torch.allclose(out[:, :5], x)
+    assert torch.allclose(out[:, 5], ref.view(-1, 1).repeat(4, 7), atol=1e-12)

@@ -47,13 +47,41 @@ def peak_normalise(x: torch.Tensor, remove_dc: bool) -> torch.Tensor:
     return x / (peak + 1e-4)
 
 
+def polyphase_taps(kernel: int, factor: int) -> tuple[torch.Tensor, int, int]:
+    """Nearest-neighbour ×``factor`` upsampling followed by a convolution of ``kernel`` taps
+    (padding ``kernel // 2``) is ``factor`` shorter convolutions of the input itself, one per
+    output phase: output ``factor·i + r`` reads input ``i + m`` with the sum of the taps ``t``
+    for which ``(r + t - kernel // 2) // factor == m``. Returns the 0/1 matrix (factor, kernel,
+    taps per phase) that sums them, and the input padding (left, right) the phases need."""
+    p = kernel // 2
+    lo, hi = (-p) // factor, (factor - 1 + kernel - 1 - p) // factor
+    a = torch.zeros(factor, kernel, hi - lo + 1)
+    for r in range(factor):
+        for t in range(kernel):
+            a[r, t, (r + t - p) // factor - lo] = 1.0
+    return a, -lo, hi
+
+
 class UpBlock(nn.Module):
+    """Upsampling by ``factor`` and two convolutions (or one transposed convolution).
+
+    The nearest-neighbour upsampling and the first convolution run as one polyphase
+    convolution on the input (:func:`polyphase_taps`): the same function of the same
+    weights, with 5 taps a phase instead of 9 at twice the length for cycles (about 45 % fewer
+    operations in that convolution) and 7 instead of 25 for one-shots' ×4."""
+
     def __init__(
         self, cin: int, cout: int, factor: int, kernel: int, padding_mode: str, transpose: bool
     ):
         super().__init__()
         self.factor = factor
         self.transpose = transpose
+        self.circular = padding_mode == "circular"
+        if not transpose:
+            if kernel % 2 == 0:  # "same" padding, kernel // 2, needs an odd kernel
+                raise ValueError(f"the generator's kernel must be odd, not {kernel}")
+            taps, self.pad_left, self.pad_right = polyphase_taps(kernel, factor)
+            self.register_buffer("taps", taps, persistent=False)  # not in a model's weights
         if transpose:
             self.conv = nn.ConvTranspose1d(
                 cin,
@@ -74,9 +102,20 @@ class UpBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transpose:
             return F.relu(self.conv(x))
-        x = F.interpolate(x, scale_factor=self.factor, mode="nearest")
-        x = F.leaky_relu(self.conv(x), 0.2)
+        x = F.leaky_relu(self._up_conv(x), 0.2)
         return F.leaky_relu(self.conv2(x), 0.2) + x
+
+    def _up_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """``conv(interpolate(x, ×factor, nearest))``, computed per output phase."""
+        b, _, length = x.shape
+        w = self.conv.weight  # (cout, cin, kernel)
+        cout, s = w.shape[0], self.factor
+        phases = torch.einsum("oit,rtm->roim", w, self.taps).reshape(s * cout, w.shape[1], -1)
+        mode = "circular" if self.circular else "constant"
+        x = F.pad(x, (self.pad_left, self.pad_right), mode=mode)
+        bias = self.conv.bias.repeat(s) if self.conv.bias is not None else None
+        out = F.conv1d(x, phases, bias)  # (b, s·cout, length): phase-major channels
+        return out.view(b, s, cout, length).permute(0, 2, 3, 1).reshape(b, cout, length * s)
 
 
 class Generator(nn.Module):
@@ -187,7 +226,10 @@ class MinibatchStd(nn.Module):
         while b % g:
             g -= 1
         y = x.view(g, -1, c, length)
-        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=[1, 2])  # (b/g,)
+        # the variance over the group, written out: torch's var over this strided dimension
+        # took 2 ms of every D pass on one core, this takes a tenth of that (same values)
+        dev = y - y.mean(dim=0, keepdim=True)
+        y = (dev.square().mean(dim=0) + 1e-8).sqrt().mean(dim=[1, 2])  # (b/g,)
         y = y.view(-1, 1, 1).repeat(g, 1, length)
         return torch.cat([x, y], dim=1)
 

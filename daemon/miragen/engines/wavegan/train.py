@@ -566,16 +566,22 @@ class Trainer:
             fake, near = both[: o.batch], both[o.batch :]
         else:
             fake = self._gen(z, y, f)
-        d_out = self._d_out(self._augment(fake), y)
-        loss = g_loss_wgan(d_out) if self.wgan else g_loss_ns(d_out)
-        if terms is not None:
-            loss = loss + terms.loss(fake, near, self.class_labels[idx], idx, self.losses)
-        if o.ms_lambda > 0:
-            ms = mode_seeking(fake, z, self._out_ms_features, self.ms_target)
-            loss = loss + o.ms_lambda * ms
-            self.losses["ms"] = ms.detach()
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
+        # D's weights are constants here: the backward pass skips their gradients, which the
+        # D step would throw away (it zeroes them first); the gradient to the fakes is the same
+        self.d.requires_grad_(False)
+        try:
+            d_out = self._d_out(self._augment(fake), y)
+            loss = g_loss_wgan(d_out) if self.wgan else g_loss_ns(d_out)
+            if terms is not None:
+                loss = loss + terms.loss(fake, near, self.class_labels[idx], idx, self.losses)
+            if o.ms_lambda > 0:
+                ms = mode_seeking(fake, z, self._out_ms_features, self.ms_target)
+                loss = loss + o.ms_lambda * ms
+                self.losses["ms"] = ms.detach()
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+        finally:
+            self.d.requires_grad_(True)
         self.opt_g.step()
         return loss
 
