@@ -1,7 +1,7 @@
 """Training speed, generation throughput and generation latency of each engine on this device.
 
     .venv/bin/python bench/train_speed.py [--seconds 20] [--threads 2]
-        [--engines wavegan,wavegan-wave,wavegan-paper,pygan]
+        [--engines wavegan,wavegan-wave,wavegan-paper,pygan] [--no-oneshot] [--label TEXT]
 
 Rows: ``wavegan`` is the default recipe (one-shots: the synthesiser design), ``wavegan-wave``
 the same with the raw-sample one-shot generator (``oneshot_design=wave``, the design before
@@ -120,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--engines", default="wavegan,wavegan-wave,wavegan-paper,pygan")
     p.add_argument("--no-oneshot", action="store_true")
+    p.add_argument(
+        "--label",
+        default="",
+        help="recorded in every row: which code ran (e.g. a commit, when runs of two checkouts "
+        "are interleaved with PYTHONPATH=CHECKOUT/daemon)",
+    )
     args = p.parse_args(argv)
     import torch
 
@@ -141,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             row = measure(name, mode, out_len, internal, args)
             row["device"] = device
             row["torch"] = torch.__version__
+            if args.label:
+                row["label"] = args.label
             print(json.dumps(row, sort_keys=True), flush=True)
     return 0
 
