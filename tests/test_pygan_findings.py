@@ -42,7 +42,7 @@ pytest.importorskip("pygan")
 from miragen.corpus.dataset import load_dataset  # noqa: E402
 from miragen.engines.base import Budget, engine_class  # noqa: E402
 from miragen.engines.pygan_engine import copy_report  # noqa: E402
-from miragen.judge.metrics import WHOLE_CHECKS, evaluate  # noqa: E402
+from miragen.judge.metrics import WHOLE_CHECKS, Thresholds, evaluate  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -127,9 +127,13 @@ def test_an_untrained_pygan_scores_the_same_on_the_judge_as_a_trained_one(fmsynt
     figure of the trained set must lie within the sampling-noise allowance the judge itself
     grants that figure at these set sizes (``Check.allowance``: 1.645 × the figure's spread
     over random half-sets; the smaller of the two reports' allowances; on the log scale for
-    novelty and Fréchet, as the judge measures them), and both verdicts must fail the same
-    checks. The same yardstick does tell sets apart: on every check the untrained set fails,
-    it is farther than that allowance from the held-out real cycles.
+    novelty and Fréchet, as the judge measures them; for the checks at G's size, which have no
+    allowance, the judge's own margin above their null: 0.1 for ``clusters``, whose figure
+    moves by about that much between draws, docs/wavegan.md), and both verdicts must fail the
+    same checks, apart from a check whose figure lies within that tolerance of its limit in
+    either report (which side of the line it falls on is the draw's). The same yardstick does
+    tell sets apart: on every check the untrained set fails, it is farther than that allowance
+    from the held-out real cycles.
 
     It could fail: training does change PyGAN's generator (its weights move, its draws
     change), and a generator that training moved towards the data, as in a working GAN, would
@@ -153,13 +157,26 @@ def test_an_untrained_pygan_scores_the_same_on_the_judge_as_a_trained_one(fmsynt
     reports = [evaluate(d, train.classes[cls], held.classes[cls], "cycle") for d in draws]
     r0, r1 = reports
     assert r0.verdict == r1.verdict == "fail", (r0.table(), r1.table())
-    assert r0.failed == r1.failed, (r0.table(), r1.table())
     allow = {c.name: c.allowance for c in r0.checks}
     allow = {c.name: min(allow[c.name], c.allowance) for c in r1.checks}
+    gate = Thresholds()  # the checks at G's size: the judge's margin above their null
+    margins = {"clusters": gate.cluster_margin, "repeats": gate.repeat_margin}
+    allow.update({n: m for n, m in margins.items() if n in allow})
+    # the same failed checks, except one whose figure sits within its allowance of the limit
+    # in either report: sampling noise decides which side of the line such a figure falls on
+    for name in set(r0.failed) ^ set(r1.failed):
+        on_edge = [
+            c
+            for r in reports
+            for c in r.checks
+            if c.name == name and name in allow
+            if _gap(name, c.value, c.limit) <= allow[name]
+        ]
+        assert on_edge, (name, r0.table(), r1.table())
     for name, a in allow.items():
         v0, v1 = r0.metrics[name], r1.metrics[name]
-        if name in WHOLE_CHECKS:  # no allowance (their null is the sampling noise): within 0.05
-            assert abs(v0 - v1) <= 0.05, (name, v0, v1, r0.table(), r1.table())
+        if name in WHOLE_CHECKS:  # no allowance (their null is the sampling noise): the margin
+            assert abs(v0 - v1) <= a, (name, v0, v1, a, r0.table(), r1.table())
             continue
         assert _gap(name, v0, v1) <= a, (name, v0, v1, a, r0.table(), r1.table())
     for c in r0.checks:

