@@ -78,9 +78,9 @@ def run_one(
             )
     fit_s = time.monotonic() - t0
     rows = []
+    kind = class_mode(cfg, cls)  # the hits are one-shots
     for seed in range(draws):
         gen = model.sample(JUDGE_SAMPLES, cls, seed=seed)  # as many as the daemon's judge draws
-        kind = class_mode(cfg, cls)  # the hits are one-shots
         rep = evaluate(gen, train.classes[cls], held.classes[cls], kind, rate=cfg["audio"]["rate"])
         rows.append(
             {
