@@ -695,3 +695,81 @@ def test_the_minibatch_deviation_is_the_groups_standard_deviation():
     assert out.shape == (12, 6, 7)
     assert torch.allclose(out[:, :5], x)
     assert torch.allclose(out[:, 5], ref.view(-1, 1).repeat(4, 7), atol=1e-12)
+
+
+def test_the_cpu_adam_is_the_per_tensor_update_looped_in_cpp(corpus, tmp_path):
+    """On the CPU both optimisers take the multi-tensor (foreach) update: the per-tensor
+    update's arithmetic, so a few steps give the weights a per-tensor Adam gives; and a
+    checkpoint written with another device's update (a GPU's fused kernel) resumes with the
+    CPU's."""
+    import torch
+    from miragen.corpus.dataset import load_dataset
+    from miragen.engines.wavegan import WaveGANOptions
+    from miragen.engines.wavegan import train as wt
+
+    ds = load_dataset(corpus, "cycle", only_class="pulse")
+    opts = WaveGANOptions(width=8, batch=8, eval_every=1000, checkpoint_every=1000, threads=1)
+    runs = []
+    for foreach in (True, False):
+        trainer = wt.Trainer(ds, opts, tmp_path / f"ck-{foreach}")
+        groups = trainer.opt_g.param_groups + trainer.opt_d.param_groups
+        assert all(g["foreach"] is True and not g["fused"] for g in groups)
+        for g in groups:
+            g["foreach"] = foreach
+        torch.manual_seed(1)
+        for _ in range(4):
+            trainer.d_step(), trainer.g_step()
+            trainer.step += 1
+        runs.append(
+            [p.detach().clone() for p in [*trainer.g.parameters(), *trainer.d.parameters()]]
+        )
+    for a, b in zip(*runs):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-7)
+    # a checkpoint from a GPU (fused update) resumes on the CPU with the foreach one
+    trainer.save_checkpoint()
+    ckpt = trainer.ckpt_path
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    for name in ("opt_g", "opt_d"):
+        for g in state[name]["param_groups"]:
+            g.update(fused=True, foreach=False)
+    torch.save(state, ckpt)
+    resumed = wt.Trainer(ds, opts, ckpt.parent)
+    assert resumed.step == 4
+    groups = resumed.opt_g.param_groups + resumed.opt_d.param_groups
+    assert all(g["foreach"] is True and not g["fused"] for g in groups)
+
+
+def test_the_terms_read_each_output_as_if_it_were_alone(corpus, tmp_path):
+    """The hinged terms take the features of the outputs and of the covering latents' outputs
+    in one pass: each output's features (and so each term, and its gradient) are what a pass
+    over that output alone gives."""
+    import torch
+    from miragen.corpus.dataset import load_dataset
+    from miragen.engines.wavegan import WaveGANOptions
+    from miragen.engines.wavegan import train as wt
+
+    ds = load_dataset(corpus, "cycle", only_class="pulse")
+    opts = WaveGANOptions(width=8, batch=8, eval_every=1000, checkpoint_every=1000, threads=1)
+    trainer = wt.Trainer(ds, opts, tmp_path / "ck")
+    terms = trainer.terms
+    assert terms.cover and terms.twin and terms.novel
+    torch.manual_seed(2)
+    idx = torch.randint(0, trainer.n_real, (8,))
+    both = torch.randn(16, 1, 256, requires_grad=True)
+    y = trainer.class_labels[idx]
+    passes = []
+    joint = terms.feats
+
+    def counted(x):
+        passes.append(len(x))
+        return joint(x)
+
+    terms.feats = counted
+    loss_joint = terms.loss(both[:8], both[8:], y, idx, {})
+    assert passes == [16]
+    terms.feats = lambda x: torch.cat([joint(r[None]) for r in x])  # one output at a time
+    loss_alone = terms.loss(both[:8], both[8:], y, idx, {})
+    assert torch.allclose(loss_joint, loss_alone, rtol=1e-5, atol=1e-6)
+    g_joint, g_alone = (torch.autograd.grad(v, both)[0] for v in (loss_joint, loss_alone))
+    assert g_joint.abs().sum() > 0
+    assert torch.allclose(g_joint, g_alone, rtol=1e-4, atol=1e-6)

@@ -248,12 +248,14 @@ class CoverTerms:
         ``losses`` as a detached tensor (read on the host only when reported)."""
         o = self.opts
         total = fake.new_zeros(())
-        f_fake = (
-            self.feats(fake)
-            if (self.spread or self.novel or self.local or self.inside or self.twin)
-            else None
-        )
-        f_near = self.feats(near) if self.cover else None
+        f_fake = f_near = None
+        on_fake = self.spread or self.novel or self.local or self.inside or self.twin
+        if on_fake and self.cover:  # one pass for both halves: the features are row by row
+            f_fake, f_near = self.feats(torch.cat([fake, near])).split(len(fake))
+        elif on_fake:
+            f_fake = self.feats(fake)
+        elif self.cover:
+            f_near = self.feats(near)
         if self.cover:
             cov = torch.relu(
                 (f_near - self.real_feats[idx]).norm(dim=1) - self.cover_tau[idx]
@@ -419,12 +421,18 @@ class Trainer:
         for p in self.g_ema.parameters():
             p.requires_grad_(False)
         # on a GPU: Adam's fused kernel (one launch per step, not one per tensor) and cuDNN's
-        # fastest algorithms for these fixed shapes; the step is bound by launches there
-        kw = {"betas": (o.beta1, o.beta2), "fused": True if self.device.type == "cuda" else None}
+        # fastest algorithms for these fixed shapes; the step is bound by launches there. On
+        # the CPU: the multi-tensor (foreach) update, the per-tensor one's exact arithmetic
+        # looped in C++, not in Python (torch picks the per-tensor loop there by default)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        kw = {"betas": (o.beta1, o.beta2), **self._adam_impl()}
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=o.lr_g, **kw)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=o.lr_d, **kw)
+
+    def _adam_impl(self) -> dict[str, bool | None]:
+        cuda = self.device.type == "cuda"
+        return {"fused": True if cuda else None, "foreach": not cuda}
 
     def _fingerprint(self) -> dict[str, Any]:
         """What a checkpoint must match to be resumed."""
@@ -455,6 +463,9 @@ class Trainer:
             return None
         for name in ("g", "d", "g_ema", "opt_g", "opt_d"):
             getattr(self, name).load_state_dict(state[name])
+        for opt in (self.opt_g, self.opt_d):  # a checkpoint keeps the update of its device
+            for group in opt.param_groups:
+                group.update(self._adam_impl())
         self.step, self.prior_elapsed = int(state["step"]), float(state["elapsed"])
         self.best = state.get("best")
         torch.set_rng_state(state["torch_rng"])
