@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -354,3 +355,37 @@ def test_cycle_slopes_tell_steep_edges_from_soft_ones_with_the_same_values():
     dithered = np.round(sine * 127 + rng.uniform(-0.5, 0.5, 256) + rng.uniform(-0.5, 0.5, 256))
     g = cycle_features([sine, dithered / 128])
     assert np.linalg.norm(g[0, slopes] - g[1, slopes]) < 1.0
+
+
+def test_cli_evaluate_reads_what_generate_wrote_once(shared_data, tmp_path, cli):
+    """`miragen generate` writes every sound as .pcm and as a .wav preview of the same bytes
+    (and a .png): `miragen evaluate --gen` on that folder judges each sound once, not twice
+    (twice, every sound had an exact twin and `repeats` failed every model)."""
+    from miragen.audio.io import write_pcm, write_wav_u8
+    from miragen.judge.sets import load_waves
+
+    train, held, other = split3(bank_files(shared_data, "ebass"))
+    for name, group in (("train", train), ("held", held)):
+        (tmp_path / name).mkdir()
+        for f in group:
+            shutil.copy(f, tmp_path / name / f.name)
+    gen, pcm_only = tmp_path / "gen", tmp_path / "pcm"
+    for folder in (gen, pcm_only):
+        folder.mkdir()
+    for k, f in enumerate(other):
+        data = f.read_bytes()
+        write_pcm(gen / f"g-{k:03d}.pcm", data)
+        write_wav_u8(gen / f"g-{k:03d}.wav", data, 29411)
+        (gen / f"g-{k:03d}.png").write_bytes(b"\x89PNG picture, not a sound")
+        write_pcm(pcm_only / f"g-{k:03d}.pcm", data)
+    waves, paths = load_waves(gen, "cycle")
+    assert len(waves) == len(other) and all(p.suffix == ".wav" for p in paths)
+    base = ["evaluate", "--train", str(tmp_path / "train"), "--held", str(tmp_path / "held")]
+    both = cli(*base, "--kind", "cycle", "--gen", str(gen), "--json")
+    alone = cli(*base, "--kind", "cycle", "--gen", str(pcm_only), "--json")
+    rb, ra = json.loads(both.stdout), json.loads(alone.stdout)
+    assert both.returncode == alone.returncode in (0, 3), both.stdout.decode()
+    assert rb["metrics"]["repeats"] == ra["metrics"]["repeats"] < 0.5
+    # a .pcm that is another sound than the .wav of its name is a sound of its own
+    write_pcm(gen / "g-000.pcm", other[1].read_bytes())
+    assert len(load_waves(gen, "cycle")[0]) == len(other) + 1

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.io import read_audio
+from ..audio.io import RAW_SUFFIXES, read_audio
 from ..audio.resample import SUPPORT_MARGIN_S, resample_head
 from ..errors import InputError, MiragenError
 from ..limits import HALF_BYTES, TARGET_RATE_MIN
@@ -176,7 +176,34 @@ def read_sounds(
             log.warning("skipped %s: fewer than 2 samples", f)
             continue
         out.append((f, audio.samples, int(audio.rate)))
-    return out
+    return drop_companions(out)
+
+
+def drop_companions(
+    items: list[tuple[Path, np.ndarray, int]],
+) -> list[tuple[Path, np.ndarray, int]]:
+    """Read each sound once: a headerless ``.pcm``/``.raw`` file whose samples are exactly those
+    of a file with a header beside it, of the same name (``kick.pcm`` beside ``kick.wav``, as
+    ``miragen generate`` and ``miragen convert`` write every sound), is the same sound, and only
+    the file with the header (which knows its rate) is kept. Same-named files that differ are
+    both kept."""
+    headered = {(f.parent, f.stem): f for f, _, _ in items if f.suffix.lower() not in RAW_SUFFIXES}
+    samples = {f: x for f, x, _ in items}
+    kept, dropped = [], []
+    for f, x, r in items:
+        twin = headered.get((f.parent, f.stem)) if f.suffix.lower() in RAW_SUFFIXES else None
+        if twin is not None and np.array_equal(samples[twin], x):
+            dropped.append((f, twin))
+        else:
+            kept.append((f, x, r))
+    if dropped:
+        log.info(
+            "%d headerless file(s) hold the same sounds as the files beside them of the same name "
+            "(e.g. %s and %s): each sound read once, from the file with the header",
+            len(dropped),
+            *dropped[0],
+        )
+    return kept
 
 
 def load_dataset(
