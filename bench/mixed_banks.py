@@ -16,6 +16,15 @@ What a musician does who drops a few hundred single cycles into the top of ``inb
    judges each of them (80 / 20 split, ``--seconds`` each, two at a time, one core each), one
    JSON line per class in ``--out``.
 
+With ``--draws`` instead of ``--banks`` nothing is sorted: each ``NAME:N:SEED`` draws N cycles at
+random (seeded) from every bank of ``--folder`` together into one class ``NAME``, trained as one
+bank: a musician's folder of mixed cycles dropped into one class folder (the issue's bank C, "160
+mixed cycles, one folder"). Banks with more files are drawn from more often, as in such a folder.
+
+    .venv/bin/python bench/mixed_banks.py --folder ../shared/data/akwf \
+        --draws mix160a:160:1,mix160b:160:2,mix300:300:3,mix60:60:4 --seconds 300 \
+        --out bench-results/mixone.jsonl
+
 The last line printed (and ``OUT.summary.json``) is the summary: the sorting's figures and the
 quality bench's summary of the classes. Rerunning with the same ``--out`` resumes the classes not
 yet judged (the sorting is deterministic: seed 0).
@@ -26,6 +35,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -91,10 +101,35 @@ def sort_pool(work: Path, truth: dict[str, str]) -> dict:
     }
 
 
+def draw_classes(folder: Path, specs: list[str], work: Path) -> dict:
+    """``NAME:N:SEED`` each: N sounds drawn at random (seeded) from every bank of ``folder``
+    together, linked into ``work/classes/NAME`` (names prefixed with their bank); no sorting."""
+    everything = [
+        (bank.name, f)
+        for bank in sorted(p for p in folder.iterdir() if p.is_dir())
+        for f in list_audio_files(bank)
+    ]
+    classes = work / "classes"
+    shutil.rmtree(classes, ignore_errors=True)
+    drawn = {}
+    for spec in specs:
+        name, n, seed = spec.split(":")
+        picked = random.Random(int(seed)).sample(everything, int(n))
+        (classes / name).mkdir(parents=True)
+        for bank, f in picked:
+            (classes / name / f"{bank}__{f.name}").symlink_to(f.resolve())
+        drawn[name] = {"sounds": int(n), "seed": int(seed), "banks": len({b for b, _ in picked})}
+    return {"pool": len(everything), "classes": drawn}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--folder", required=True, help="a folder of banks (one subfolder each)")
-    p.add_argument("--banks", required=True, help="comma-separated bank names to mix")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--banks", help="comma-separated bank names to mix and sort")
+    which.add_argument(
+        "--draws", help="NAME:N:SEED,...: N sounds drawn from all banks into one class, unsorted"
+    )
     p.add_argument("--seconds", type=float, default=300.0, help="training seconds per class")
     p.add_argument("--out", required=True, help="results file (JSON lines, one per class)")
     p.add_argument("--work", help="work folder (default: OUT without its suffix, + '.work')")
@@ -103,9 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out)
     work = Path(args.work) if args.work else out.with_suffix(".work")
-    banks = [b.strip() for b in args.banks.split(",") if b.strip()]
-    truth = pour(Path(args.folder), banks, work)
-    sorting = sort_pool(work, truth)
+    if args.draws:
+        banks = [s.strip() for s in args.draws.split(",") if s.strip()]
+        sorting = {"unsorted": draw_classes(Path(args.folder), banks, work)}
+    else:
+        banks = [b.strip() for b in args.banks.split(",") if b.strip()]
+        sorting = sort_pool(work, pour(Path(args.folder), banks, work))
     print(json.dumps({"sorting": sorting}), flush=True)
     cmd = [
         sys.executable, str(HERE / "quality.py"), "--folder", str(work / "classes"),
