@@ -82,6 +82,60 @@ def judge(model, train, held, mode: str, rate: int, n: int, seed: int, probes: i
     return {"passed": verdict == "pass", "verdict": verdict, "classes": per_class}
 
 
+def user_path(model, train, held, mode: str, workdir: Path, n: int = 64) -> dict:
+    """What a musician's ``miragen generate MODEL -n 64 --seed 0 -o OUT`` and ``miragen
+    evaluate --gen OUT`` say of the saved model (``--user-path``): the model saved and loaded
+    again, ``n`` sounds per class through the candidate gate with the embedded default
+    configuration, written as Mirage 8-bit files, read back from the folder and judged as the
+    command judges (allowance 1.645, 30 half-sets), against the same training and held-out
+    sounds as :func:`judge`. The bench's own verdict judges ungated draws at the model's float
+    output; this one judges what the user gets."""
+    from miragen.engines.base import load_model
+    from miragen.engines.generate import generate_to_folder, save_reference
+    from miragen.judge.metrics import Thresholds, evaluate
+    from miragen.judge.sets import load_waves
+
+    saved = model.save(workdir / "saved")
+    save_reference(saved, {c: train.classes[c] for c in train.class_names})  # as `train` does
+    loaded = load_model(saved)
+    loaded.folder = saved
+    per_class = {}
+    for cls in train.class_names:
+        if len(held.classes.get(cls, [])) < 4:
+            continue
+        out = workdir / "generated" / cls
+        # fewer than n may pass the gate (`generate` then exits 1): what was written is judged
+        res = generate_to_folder(loaded, n, out, cls=cls, seed=0)
+        gen, _ = load_waves(out, mode)
+        rep = evaluate(
+            gen,
+            train.classes[cls],
+            held.classes[cls],
+            mode,
+            seed=0,
+            thresholds=Thresholds(z=1.645),
+            half_sets=30,
+        )
+        per_class[cls] = {
+            "verdict": rep.verdict,
+            "failed": rep.failed,
+            "written": len(res.pcm),
+            "gate": res.summary,
+            "metrics": rep.metrics,
+        }
+    verdicts = [c["verdict"] for c in per_class.values()]
+    verdict = (
+        "unjudged"
+        if not verdicts
+        else "fail"
+        if "fail" in verdicts
+        else "inconclusive"
+        if "inconclusive" in verdicts
+        else "pass"
+    )
+    return {"verdict": verdict, "classes": per_class}
+
+
 def internal_held(train, options: dict) -> int:
     """Sounds the wavegan trainer held out of the smallest class to judge its snapshots (its
     own split, from the saved options); 0 when a class was too small to hold out from and its
@@ -168,6 +222,8 @@ def run_row(name: str, args, train, held, workdir: Path) -> dict:
         row["internal_held"] = internal_held(train, model.meta.get("options") or {})
     if engine_name == "wavegan" and name == "wavegan" and args.options:
         row["options"] = args.options
+    if getattr(args, "user_path", False):
+        row["user_path"] = user_path(model, train, held, args.mode, workdir / "user")
     if getattr(args, "keep", None):  # the saved model, for judging again later (--rescore)
         row["kept"] = str(model.save(Path(args.keep) / name))
     return row
@@ -265,8 +321,10 @@ def run_bank(bank: Path, args) -> dict:
         str(args.seed),
         "--trace",
     ]
-    if args.keep:
+    if getattr(args, "keep", None):
         cmd += ["--keep", str(Path(args.keep) / bank.name)]
+    if getattr(args, "user_path", False):
+        cmd += ["--user-path"]
     for item in args.sets:
         cmd += ["--set", item]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
@@ -363,6 +421,30 @@ def summarise(rows: list[dict]) -> dict:
         "internal_agrees_with_held_out": f"{agree}/{len(both)}",
         "no_internal_hold_out": sorted(r["bank"] for r in judged if r.get("internal_held") == 0),
         "snapshot_choice_not_failing": selection_rates(rows),
+        **user_path_summary(judged),
+    }
+
+
+def user_path_summary(judged: list[dict]) -> dict:
+    """``--user-path`` rows: the verdicts of what ``generate`` then ``evaluate`` give, their
+    failures by rule, and on how many banks that verdict's pass-or-not agrees with the bench's."""
+    users = [r for r in judged if r.get("user_path", {}).get("verdict") not in (None, "unjudged")]
+    if not users:
+        return {}
+    by_rule: dict[str, int] = {}
+    for r in users:
+        for rule in sorted({f for c in r["user_path"]["classes"].values() for f in c["failed"]}):
+            by_rule[rule] = by_rule.get(rule, 0) + 1
+    verdicts = [r["user_path"]["verdict"] for r in users]
+    same = sum((r["user_path"]["verdict"] == "fail") == (r["verdict"] == "fail") for r in users)
+    return {
+        "user_path": {
+            "verdicts": {v: verdicts.count(v) for v in ("pass", "inconclusive", "fail")},
+            "pass_rate": round(verdicts.count("pass") / len(users), 3),
+            "failed_banks": sorted(r["bank"] for r in users if r["user_path"]["verdict"] == "fail"),
+            "failures_by_rule": dict(sorted(by_rule.items(), key=lambda kv: -kv[1])),
+            "fails_where_the_bench_fails": f"{same}/{len(users)}",
+        }
     }
 
 
@@ -409,6 +491,9 @@ def rescore_bank(bank: Path, args) -> dict:
     train, held = judged_split(load_dataset(bank, args.mode), args.seed)
     row = {"bank": bank.name, "rescored_from": str(folder), "steps": model.meta.get("steps")}
     row.update(judge(model, train, held, args.mode, train.rate, args.samples, 0))
+    if args.user_path:
+        with tempfile.TemporaryDirectory() as tmp:
+            row["user_path"] = user_path(model, train, held, args.mode, Path(tmp))
     if args.draws > 1:
         row["draws"] = [draw_figures(row, 0)] + [
             draw_figures(judge(model, train, held, args.mode, train.rate, args.samples, s), s)
@@ -550,6 +635,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="K",
         help="with --rescore: judge each kept model on K draws (seeds 0..K-1) and say how "
         "often its verdict changes between them (the row's own verdict stays draw 0's)",
+    )
+    p.add_argument(
+        "--user-path",
+        action="store_true",
+        help="also judge the saved model as a musician does: `miragen generate -n 64 --seed 0` "
+        "(gate on, 8-bit files), then `miragen evaluate` on that folder (row's 'user_path')",
     )
     p.add_argument(
         "--trace",

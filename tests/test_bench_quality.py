@@ -132,3 +132,45 @@ def test_draws_need_rescore(capsys):
     with pytest.raises(SystemExit):
         q.main(["--folder", "x", "--draws", "3"])
     assert "--draws" in capsys.readouterr().err
+
+
+def test_user_path_judges_what_generate_then_evaluate_judge(shared_data, tmp_path, cli):
+    """``--user-path`` says what a musician's `miragen generate MODEL -n 64 --seed 0 -o OUT`
+    then `miragen evaluate --gen OUT` say of the same saved model: the same verdict, the same
+    failed rules, the same figures, the same number of sounds written."""
+    import json
+
+    from miragen.engines.base import Budget, engine_class
+    from miragen.engines.generate import save_reference
+
+    q = load_bench("quality")
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    for f in sorted((shared_data / "akwf" / "AKWF_ebass").iterdir())[:40]:
+        (bank / f.name).symlink_to(f)
+    train, held = q.judged_split(load_dataset(bank, "cycle"), seed=0)
+    model = engine_class("wavegan")(threads=1, width=8).fit(
+        train, Budget(steps=20), None, tmp_path / "ck"
+    )
+    got = q.user_path(model, train, held, "cycle", tmp_path / "user")
+    (cls,) = got["classes"]
+    mine = got["classes"][cls]
+    assert got["verdict"] == mine["verdict"] in ("pass", "inconclusive", "fail")
+    for name, part in (("train", train), ("held", held)):
+        (tmp_path / name).mkdir()
+        for w, stem in zip(part.classes[cls], part.names[cls]):
+            (tmp_path / name / Path(stem).name).symlink_to(bank / Path(stem).name)
+    saved = model.save(tmp_path / "model")
+    save_reference(saved, train.classes)  # as `miragen train` does
+    out = tmp_path / "gen"
+    r = cli("generate", str(saved), "-n", "64", "--seed", "0", "-o", str(out))
+    assert r.returncode == (0 if mine["written"] == 64 else 1), r.stderr.decode()
+    assert len(list(out.glob("*.pcm"))) == mine["written"] > 0
+    r = cli(
+        "evaluate", "--gen", str(out), "--train", str(tmp_path / "train"),
+        "--held", str(tmp_path / "held"), "--kind", "cycle", "--json",
+    )  # fmt: skip
+    theirs = json.loads(r.stdout)
+    assert theirs["verdict"] == mine["verdict"] and theirs["failed"] == mine["failed"]
+    for k in ("recall", "precision", "novelty", "repeats"):
+        assert theirs["metrics"][k] == pytest.approx(mine["metrics"][k], abs=1e-6), k
