@@ -422,6 +422,37 @@ def test_ingest_unpacks_a_mirage_disk_image(tmp_path):
     assert not short.accepted and "450,560" in short.reason
 
 
+def test_ingest_files_the_same_sound_in_another_format_once(tmp_path):
+    """`miragen generate` writes each sound as a .pcm and as a .wav preview of the same bytes: a
+    musician who drops such a folder into the inbox gets each sound filed once (the twin
+    rejected with the reason, and kept), not trained on twice. Other samples, or the same
+    samples at another rate, are sounds of their own; a disk image's wavesample and the WAV of
+    its bytes are the same sound."""
+    from miragen.audio.io import write_wav_u8
+    from miragen.mirage import disk
+
+    st = StateDir(tmp_path / "state")
+    st.create()
+    ctx = Context.open(_cfg(st.root), st)
+    q, rate = ctx.queue, ctx.cfg["audio"]["raw_rate"]
+    first = ingest(ctx, _claimed(st, q, "keeps", "k-001.pcm", _wave(1)))
+    write_wav_u8(tmp_path / "k-001.wav", _wave(1), rate)
+    twin = ingest(ctx, _claimed(st, q, "keeps", "k-001.wav", (tmp_path / "k-001.wav").read_bytes()))
+    assert first.accepted and not twin.accepted
+    assert "duplicate: the same sound" in twin.reason and first.dest in twin.reason
+    assert (st.root / twin.dest).read_bytes() == (tmp_path / "k-001.wav").read_bytes()  # kept
+    for name, data, r in (("other.wav", _wave(2), rate), ("slower.wav", _wave(1), rate // 2)):
+        write_wav_u8(tmp_path / name, data, r)
+        assert ingest(ctx, _claimed(st, q, "keeps", name, (tmp_path / name).read_bytes())).accepted
+    img, _ = disk.write_wavesample(disk.synthetic_template(), "lower1", 1, _wave(9) * 4)
+    waves = ingest(ctx, _claimed(st, q, "disks", "studio.img", img)).added - 1
+    (wave,) = [b for _, b in disk.training_samples(img, "studio") if b.startswith(_wave(9))]
+    write_wav_u8(tmp_path / "ws.wav", wave, rate)
+    again = ingest(ctx, _claimed(st, q, "disks", "ws.wav", (tmp_path / "ws.wav").read_bytes()))
+    assert not again.accepted and "the same sound" in again.reason
+    assert ctx.corpus.class_counts() == {"keeps": 3, "disks": 1 + waves}  # the image, its waves
+
+
 # ---------------------------------------------------------------------------- watcher
 def test_watcher_claims_settled_files_once_and_adopts_orphans(tmp_path):
     st = StateDir(tmp_path / "state")

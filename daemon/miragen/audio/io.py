@@ -180,8 +180,7 @@ def _read_raw(
         raise InputError(src.path, f"cannot read the file: {exc.strerror or exc}") from None
     if not data:
         raise InputError(src.path, "empty file (0 bytes)")
-    u8 = np.frombuffer(data, dtype=np.uint8)
-    samples = (u8.astype(np.float32) - 128.0) / 128.0
+    samples = u8_samples(data)
     a = Audio(samples, int(raw_rate), str(src.path), 1, "raw", total_frames=src.size)
     if lo is not None:
         a.lo, a.hi = lo, hi
@@ -195,6 +194,11 @@ def _raw_range(src: _Source) -> tuple[float, float]:
         if len(b):
             lo, hi = min(lo, int(b.min())), max(hi, int(b.max()))
     return (lo - 128.0) / 128.0, (hi - 128.0) / 128.0
+
+
+def u8_samples(data: bytes) -> np.ndarray:
+    """Headerless unsigned 8-bit bytes as float32 samples in [-1, 1) (0x80 is silence)."""
+    return (np.frombuffer(data, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
 
 
 def scan_audio(

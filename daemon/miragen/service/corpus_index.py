@@ -3,7 +3,10 @@
 One row per accepted sound, by content hash (SHA-256): its class, its path in ``corpus/``
 (relative to the state folder), where it came from and when. The hash is the deduplication (the
 same content is never filed twice); the class is what a train job trains and what the unsorted
-pool's sorting changes.
+pool's sorting changes. A second table, ``sounds``, keys each file by the hash of its decoded
+samples and rate (:func:`..ingest.sound_key`), so that the same sound in another file format
+(``kick.pcm`` beside the ``kick.wav`` preview ``miragen generate`` writes of the same bytes) is
+not filed twice either. Files filed before that table existed have no key there.
 """
 
 from __future__ import annotations
@@ -25,12 +28,31 @@ class CorpusIndex:
         row = self.db.row("SELECT * FROM files WHERE sha256=?", (sha256,))
         return dict(row) if row else None
 
-    def add(self, sha256: str, cls: str, path: str, source: str, conn: sqlite3.Connection) -> bool:
-        """Index a file (inside the caller's transaction); False when the content was known."""
+    def find_sound(self, key: str) -> dict[str, Any] | None:
+        """The row of the file whose decoded samples have this key (:func:`..ingest.sound_key`),
+        or None."""
+        row = self.db.row(
+            "SELECT files.* FROM sounds JOIN files USING (sha256) WHERE sounds.key=?", (key,)
+        )
+        return dict(row) if row else None
+
+    def add(
+        self,
+        sha256: str,
+        cls: str,
+        path: str,
+        source: str,
+        conn: sqlite3.Connection,
+        sound: str | None = None,
+    ) -> bool:
+        """Index a file (inside the caller's transaction), with the key of its decoded samples
+        when given; False when the content was known."""
         cur = conn.execute(
             "INSERT OR IGNORE INTO files(sha256, class, path, source, added) VALUES (?,?,?,?,?)",
             (sha256, cls, path, storable(source), time.time()),
         )
+        if sound:
+            conn.execute("INSERT OR IGNORE INTO sounds(key, sha256) VALUES (?,?)", (sound, sha256))
         return bool(cur.rowcount)
 
     def move(self, sha256: str, source: str, dest: str, conn: sqlite3.Connection) -> None:

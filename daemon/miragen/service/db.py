@@ -3,7 +3,8 @@
 Four records share the file, each with its own module and class that owns its table:
 
 - ``jobs``: the job queue (:class:`.jobs.JobQueue`);
-- ``files``: the corpus index, by content hash (:class:`.corpus_index.CorpusIndex`);
+- ``files``: the corpus index, by content hash (:class:`.corpus_index.CorpusIndex`), and
+  ``sounds``: the same files by the hash of their decoded samples;
 - ``deliveries``: the delivery ledger (:class:`.deliveries.DeliveryLedger`);
 - ``models``: the model registry (:class:`.models.ModelRegistry`).
 
@@ -47,6 +48,10 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT NOT NULL,
     source TEXT NOT NULL,
     added REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sounds (
+    key TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     id TEXT PRIMARY KEY,

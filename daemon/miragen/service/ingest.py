@@ -6,7 +6,8 @@ The claimed file (``processing/<class>/<token>__<name>``) ends in exactly one pl
 - for a Mirage disk image (450,560 bytes): the image as ``corpus/<class>/<sha>.img`` (the
   dataset loader ignores it) and each of its wavesamples as ``corpus/<class>/<sha>.pcm``;
 - ``rejected/<name>`` with ``<name>.reason.txt`` otherwise (unreadable, empty, too big, silent,
-  a symbolic link, not a regular file, or a duplicate of material already in the corpus).
+  a symbolic link, not a regular file, or a duplicate of material already in the corpus: the
+  same bytes, or the same samples at the same rate in another file format).
 
 Each step is recorded in the job's payload before it happens, so re-running the job after a
 kill finishes the same way without filing anything twice.
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio.io import scan_audio
+from ..audio.io import Audio, read_audio, scan_audio, u8_samples
 from ..errors import FormatError, InputError, MiragenError
 from ..fsutil import atomic_write_bytes, fsync_dir
 from ..mirage import disk
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 DISK_SUFFIXES = {".img", ".edm"}
 FORMAT_SUFFIX = {"wav": ".wav", "aiff": ".aif", "flac": ".flac", "raw": ".pcm"}
 SILENCE_PEAK = 1e-3
+SOUND_KEY_MAX_FRAMES = 1 << 21  # longer files are compared by their bytes only
 
 
 @dataclass
@@ -89,9 +91,31 @@ def _read_claimed(src: Path, max_bytes: int) -> bytes:
     return data
 
 
-def _check_audio(src: Path, cfg: dict[str, Any], max_bytes: int) -> str:
+def sound_key(samples: np.ndarray, rate: int) -> str:
+    """The hash of a sound's decoded mono samples and its rate: the same for the same sound in
+    any file format (an 8-bit WAV and the headerless ``.pcm`` of its bytes at the same rate)."""
+    h = hashlib.sha256(f"{int(rate)}:".encode())
+    h.update(np.ascontiguousarray(samples, dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
+def _file_sound_key(src: Path, cfg: dict[str, Any], max_bytes: int, scanned: Audio) -> str | None:
+    """:func:`sound_key` of a checked audio file; None for one too long to decode whole here."""
+    if scanned.total_frames > SOUND_KEY_MAX_FRAMES:
+        return None
+    try:
+        audio = read_audio(src, raw_rate=cfg["audio"]["raw_rate"], max_file_bytes=max_bytes)
+    except InputError as exc:
+        raise Rejected(exc.reason) from None
+    except MemoryError:
+        raise Rejected("needs more memory to decode than this machine has") from None
+    return sound_key(audio.samples, audio.rate)
+
+
+def _check_audio(src: Path, cfg: dict[str, Any], max_bytes: int) -> tuple[str, Audio]:
     """Check and measure the whole file with the project's one reader, without keeping it
-    (memory does not grow with the file); returns the corpus suffix for its format."""
+    (memory does not grow with the file); returns the corpus suffix for its format and the
+    measurement."""
     try:
         audio = scan_audio(src, raw_rate=cfg["audio"]["raw_rate"], max_file_bytes=max_bytes)
     except InputError as exc:
@@ -104,7 +128,7 @@ def _check_audio(src: Path, cfg: dict[str, Any], max_bytes: int) -> str:
         raise Rejected("holds samples that are not finite numbers")
     if (audio.hi - audio.lo) / 2.0 < SILENCE_PEAK:
         raise Rejected("silent or constant (no signal above -60 dBFS)")
-    return FORMAT_SUFFIX.get(getattr(audio, "format", ""), src.suffix.lower() or ".wav")
+    return FORMAT_SUFFIX.get(getattr(audio, "format", ""), src.suffix.lower() or ".wav"), audio
 
 
 def _disk_waves(data: bytes, name: str) -> list[tuple[str, bytes]]:
@@ -160,9 +184,22 @@ def _examine(d: Context, src: Path, cls: str, original: str) -> dict[str, Any]:
         for wname, wdata in _disk_waves(data, Path(original).stem):
             wsha = hashlib.sha256(wdata).hexdigest()
             extra.append([wsha, f"corpus/{cls}/{wsha[:24]}.pcm", wname])
+        sound = None
     else:
-        suffix = _check_audio(src, cfg, max_bytes)
-    return {"sha256": sha, "dest": f"corpus/{cls}/{sha[:24]}{suffix}", "extra": extra}
+        suffix, scanned = _check_audio(src, cfg, max_bytes)
+        sound = _file_sound_key(src, cfg, max_bytes, scanned)
+        twin = d.corpus.find_sound(sound) if sound else None
+        if twin is not None:
+            raise Rejected(
+                "duplicate: the same sound (the same samples at the same rate, in another file "
+                f"format) is already in the corpus as {twin['path']}"
+            )
+    return {
+        "sha256": sha,
+        "dest": f"corpus/{cls}/{sha[:24]}{suffix}",
+        "extra": extra,
+        "sound": sound,
+    }
 
 
 def _reject(d: Context, job: Job, src: Path, cls: str, original: str, reason: str) -> IngestOutcome:
@@ -184,6 +221,7 @@ def _file(d: Context, job: Job, src: Path, cls: str, original: str) -> IngestOut
     p, root = job.payload, d.state.root
     dest = root / p["dest"]
     dest.parent.mkdir(parents=True, exist_ok=True)
+    waves: dict[str, bytes] = {}
     if p.get("extra"):
         image = src.read_bytes() if src.exists() else dest.read_bytes()
         waves = {
@@ -197,10 +235,13 @@ def _file(d: Context, job: Job, src: Path, cls: str, original: str) -> IngestOut
         os.replace(src, dest)
         fsync_dir(dest.parent)
     added = 0
+    raw_rate = int(d.cfg["audio"]["raw_rate"])  # a disk's wavesamples are read as .pcm files
     with d.db.transaction() as c:
-        added += d.corpus.add(p["sha256"], cls, p["dest"], original, c)
+        added += d.corpus.add(p["sha256"], cls, p["dest"], original, c, sound=p.get("sound"))
         for wsha, wpath, wname in p.get("extra", []):
-            added += d.corpus.add(wsha, cls, wpath, f"{original}:{wname}", c)
+            wave = waves.get(wsha)
+            sound = sound_key(u8_samples(wave), raw_rate) if wave else None
+            added += d.corpus.add(wsha, cls, wpath, f"{original}:{wname}", c, sound=sound)
         d.queue.schedule_train(
             train_subject(d.cfg, cls), float(d.cfg["train"]["debounce_s"]), conn=c
         )
