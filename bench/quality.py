@@ -122,6 +122,7 @@ def user_path(model, train, held, mode: str, workdir: Path, n: int = 64) -> dict
             "written": len(res.pcm),
             "gate": res.summary,
             "metrics": rep.metrics,
+            "power": rep.power,  # why a pass is inconclusive
         }
     verdicts = [c["verdict"] for c in per_class.values()]
     verdict = (
