@@ -50,6 +50,15 @@ ROWS = {
 }
 
 
+def overall_verdict(per_class: dict) -> str:
+    """A bank's verdict from its classes': fail if one fails, else inconclusive if one is,
+    else pass; unjudged when no class has the held-out sounds the judge needs."""
+    verdicts = [c["verdict"] for c in per_class.values()]
+    if not verdicts:
+        return "unjudged"
+    return next((v for v in ("fail", "inconclusive") if v in verdicts), "pass")
+
+
 def judge(model, train, held, mode: str, rate: int, n: int, seed: int, probes: int = 10) -> dict:
     from miragen.judge.metrics import evaluate
 
@@ -69,16 +78,7 @@ def judge(model, train, held, mode: str, rate: int, n: int, seed: int, probes: i
             "baseline": rep.baseline,
             "power": rep.power,  # why a pass is inconclusive: probes that slipped, size needed
         }
-    verdicts = [c["verdict"] for c in per_class.values()]
-    verdict = (
-        "unjudged"  # no class has the held-out sounds the judge needs
-        if not verdicts
-        else "fail"
-        if "fail" in verdicts
-        else "inconclusive"
-        if "inconclusive" in verdicts
-        else "pass"
-    )
+    verdict = overall_verdict(per_class)
     return {"passed": verdict == "pass", "verdict": verdict, "classes": per_class}
 
 
@@ -124,17 +124,7 @@ def user_path(model, train, held, mode: str, workdir: Path, n: int = 64) -> dict
             "metrics": rep.metrics,
             "power": rep.power,  # why a pass is inconclusive
         }
-    verdicts = [c["verdict"] for c in per_class.values()]
-    verdict = (
-        "unjudged"
-        if not verdicts
-        else "fail"
-        if "fail" in verdicts
-        else "inconclusive"
-        if "inconclusive" in verdicts
-        else "pass"
-    )
-    return {"verdict": verdict, "classes": per_class}
+    return {"verdict": overall_verdict(per_class), "classes": per_class}
 
 
 def internal_held(train, options: dict) -> int:
