@@ -103,25 +103,25 @@ def _file_sound_key(src: Path, cfg: dict[str, Any], max_bytes: int, scanned: Aud
     """:func:`sound_key` of a checked audio file; None for one too long to decode whole here."""
     if scanned.total_frames > SOUND_KEY_MAX_FRAMES:
         return None
+    audio = _decoded(read_audio, src, cfg, max_bytes)
+    return sound_key(audio.samples, audio.rate)
+
+
+def _decoded(reader, src: Path, cfg: dict[str, Any], max_bytes: int) -> Audio:
+    """``reader`` (:func:`read_audio` or :func:`scan_audio`) on ``src``; bad input rejected."""
     try:
-        audio = read_audio(src, raw_rate=cfg["audio"]["raw_rate"], max_file_bytes=max_bytes)
+        return reader(src, raw_rate=cfg["audio"]["raw_rate"], max_file_bytes=max_bytes)
     except InputError as exc:
         raise Rejected(exc.reason) from None
     except MemoryError:
         raise Rejected("needs more memory to decode than this machine has") from None
-    return sound_key(audio.samples, audio.rate)
 
 
 def _check_audio(src: Path, cfg: dict[str, Any], max_bytes: int) -> tuple[str, Audio]:
     """Check and measure the whole file with the project's one reader, without keeping it
     (memory does not grow with the file); returns the corpus suffix for its format and the
     measurement."""
-    try:
-        audio = scan_audio(src, raw_rate=cfg["audio"]["raw_rate"], max_file_bytes=max_bytes)
-    except InputError as exc:
-        raise Rejected(exc.reason) from None
-    except MemoryError:
-        raise Rejected("needs more memory to decode than this machine has") from None
+    audio = _decoded(scan_audio, src, cfg, max_bytes)
     if audio.total_frames < 2:
         raise Rejected("too short: fewer than 2 samples")
     if not (np.isfinite(audio.lo) and np.isfinite(audio.hi)):
