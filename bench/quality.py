@@ -96,7 +96,7 @@ def user_path(model, train, held, mode: str, workdir: Path, n: int = 64) -> dict
     from miragen.judge.sets import load_waves
 
     saved = model.save(workdir / "saved")
-    save_reference(saved, {c: train.classes[c] for c in train.class_names})  # as `train` does
+    save_reference(saved, train.classes)  # as `miragen train` does
     loaded = load_model(saved)
     loaded.folder = saved
     per_class = {}

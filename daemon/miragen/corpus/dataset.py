@@ -187,13 +187,14 @@ def drop_companions(
     ``miragen generate`` and ``miragen convert`` write every sound), is the same sound, and only
     the file with the header (which knows its rate) is kept. Same-named files that differ are
     both kept."""
-    headered = {(f.parent, f.stem): f for f, _, _ in items if f.suffix.lower() not in RAW_SUFFIXES}
-    samples = {f: x for f, x, _ in items}
+    headered = {
+        (f.parent, f.stem): (f, x) for f, x, _ in items if f.suffix.lower() not in RAW_SUFFIXES
+    }
     kept, dropped = [], []
     for f, x, r in items:
         twin = headered.get((f.parent, f.stem)) if f.suffix.lower() in RAW_SUFFIXES else None
-        if twin is not None and np.array_equal(samples[twin], x):
-            dropped.append((f, twin))
+        if twin is not None and np.array_equal(twin[1], x):
+            dropped.append((f, twin[0]))
         else:
             kept.append((f, x, r))
     if dropped:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio.io import Audio, read_audio, scan_audio, u8_samples
+from ..audio.io import read_audio, u8_samples
 from ..errors import FormatError, InputError, MiragenError
 from ..fsutil import atomic_write_bytes, fsync_dir
 from ..mirage import disk
@@ -99,36 +99,31 @@ def sound_key(samples: np.ndarray, rate: int) -> str:
     return h.hexdigest()
 
 
-def _file_sound_key(src: Path, cfg: dict[str, Any], max_bytes: int, scanned: Audio) -> str | None:
-    """:func:`sound_key` of a checked audio file; None for one too long to decode whole here."""
-    if scanned.total_frames > SOUND_KEY_MAX_FRAMES:
-        return None
-    audio = _decoded(read_audio, src, cfg, max_bytes)
-    return sound_key(audio.samples, audio.rate)
-
-
-def _decoded(reader, src: Path, cfg: dict[str, Any], max_bytes: int) -> Audio:
-    """``reader`` (:func:`read_audio` or :func:`scan_audio`) on ``src``; bad input rejected."""
+def _check_audio(src: Path, cfg: dict[str, Any], max_bytes: int) -> tuple[str, str | None]:
+    """Check and measure the whole file with the project's one reader, in one pass that keeps
+    at most :data:`SOUND_KEY_MAX_FRAMES` frames (memory does not grow with the file); returns
+    the corpus suffix for its format and its :func:`sound_key` (None for a longer file)."""
     try:
-        return reader(src, raw_rate=cfg["audio"]["raw_rate"], max_file_bytes=max_bytes)
+        audio = read_audio(
+            src,
+            raw_rate=cfg["audio"]["raw_rate"],
+            max_file_bytes=max_bytes,
+            keep_frames=SOUND_KEY_MAX_FRAMES,
+            measure_all=True,
+        )
     except InputError as exc:
         raise Rejected(exc.reason) from None
     except MemoryError:
         raise Rejected("needs more memory to decode than this machine has") from None
-
-
-def _check_audio(src: Path, cfg: dict[str, Any], max_bytes: int) -> tuple[str, Audio]:
-    """Check and measure the whole file with the project's one reader, without keeping it
-    (memory does not grow with the file); returns the corpus suffix for its format and the
-    measurement."""
-    audio = _decoded(scan_audio, src, cfg, max_bytes)
     if audio.total_frames < 2:
         raise Rejected("too short: fewer than 2 samples")
     if not (np.isfinite(audio.lo) and np.isfinite(audio.hi)):
         raise Rejected("holds samples that are not finite numbers")
     if (audio.hi - audio.lo) / 2.0 < SILENCE_PEAK:
         raise Rejected("silent or constant (no signal above -60 dBFS)")
-    return FORMAT_SUFFIX.get(getattr(audio, "format", ""), src.suffix.lower() or ".wav"), audio
+    whole = audio.total_frames <= SOUND_KEY_MAX_FRAMES
+    suffix = FORMAT_SUFFIX.get(getattr(audio, "format", ""), src.suffix.lower() or ".wav")
+    return suffix, sound_key(audio.samples, audio.rate) if whole else None
 
 
 def _disk_waves(data: bytes, name: str) -> list[tuple[str, bytes]]:
@@ -186,8 +181,7 @@ def _examine(d: Context, src: Path, cls: str, original: str) -> dict[str, Any]:
             extra.append([wsha, f"corpus/{cls}/{wsha[:24]}.pcm", wname])
         sound = None
     else:
-        suffix, scanned = _check_audio(src, cfg, max_bytes)
-        sound = _file_sound_key(src, cfg, max_bytes, scanned)
+        suffix, sound = _check_audio(src, cfg, max_bytes)
         twin = d.corpus.find_sound(sound) if sound else None
         if twin is not None:
             raise Rejected(
