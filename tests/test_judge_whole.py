@@ -67,6 +67,19 @@ def test_a_real_set_of_generator_size_passes_conclusively_with_few_held_out_soun
     small = evaluate(R[:10], T, H, "cycle")
     assert small.verdict == "inconclusive", small.table()
     assert "at the generator's size (10 sounds)" in small.inconclusive_reason()
+    assert rep.power["whole"]["gen_needed"] is None  # conclusive: nothing to suggest
+
+
+def test_an_inconclusive_report_says_how_many_generated_sounds_would_do(stereo):
+    """The regional probes' distance to T stays as G grows while the null's room shrinks: the
+    report estimates the size that catches them all, and a set of about that size does."""
+    T, H, R = stereo
+    small = evaluate(R[:10], T, H, "cycle")
+    need = small.power["whole"]["gen_needed"]
+    assert small.verdict == "inconclusive" and 10 < need <= 60, small.power
+    assert f"about {need} generated sounds would make them conclusive" in small.table()
+    grown = evaluate(R[: int(need * 1.25)], T, H, "cycle")
+    assert grown.verdict == "pass", grown.table()
 
 
 def test_a_regional_collapse_fails_clusters(stereo):

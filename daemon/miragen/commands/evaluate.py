@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(exit 0), fail (exit 1), or inconclusive (exit 3: every check passed, but neither the "
         "held-out sounds nor the generated ones are enough to tell the set from a half-collapsed "
         "one; the report says what slipped). The checks at the generator's size want about as "
-        "many generated sounds as training sounds, and at least 64. docs/judge.md.",
+        "many generated sounds as training sounds, and at least 64; an inconclusive report says "
+        "about how many would do. docs/judge.md.",
     )
     p.add_argument("--gen", required=True, metavar="DIR", help="generated sounds")
     p.add_argument("--train", required=True, metavar="DIR", help="the training sounds")

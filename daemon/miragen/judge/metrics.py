@@ -162,6 +162,11 @@ class Report:
                 f"checks caught {c['regional']} of {n} regionally half-collapsed probes and "
                 f"{c['repeated']} of {n} repeating ones (all are needed)"
             )
+            if w.get("gen_needed"):
+                why += (
+                    f"; about {w['gen_needed']} generated sounds would make them conclusive "
+                    f"(generate that many and evaluate again)"
+                )
         return why
 
 

@@ -147,25 +147,50 @@ def power(
 ) -> dict[str, Any]:
     """Would the two checks catch a half-collapsed generator of G's size? ``probes`` of each
     kind, made from G (indices ``gi``): G's sounds in bins that hold half of T (regional), and a
-    random half of G each twice (repeats). ``conclusive`` when every probe is caught."""
+    random half of G each twice (repeats). ``conclusive`` when every probe is caught; else
+    ``gen_needed``, when every repeating probe is caught, estimates how many generated sounds
+    would catch the regional ones too (:func:`_regional_factor`; None: more would not)."""
     caught = {"regional": 0, "repeated": 0}
     sizes: list[int] = []
+    factor = 1.0  # how many times G's size would catch every regional probe so far
     for _ in range(probes):
         region = half_of_t(whole.p_t, rng)
         reg = gi[np.isin(whole.p_labels[gi], region)]
         sizes.append(len(reg))
-        if len(reg) >= MIN_PROBE and whole.clusters(reg) > (
-            whole.clusters_null(len(reg)) + cluster_margin
-        ):
-            caught["regional"] += 1
+        f = _regional_factor(whole, reg, cluster_margin)
+        caught["regional"] += f == 1.0
+        factor = max(factor, f)
         half = rng.choice(gi, max(2, (len(gi) + 1) // 2), replace=False)
         rep = np.resize(half, len(gi))
         if whole.repeats(rep) > whole.t_repeats(whole.n_repeat(len(rep))) + repeat_margin:
             caught["repeated"] += 1
+    conclusive = all(v == probes for v in caught.values())
+    needed = None  # the G size that would catch every probe, when more sounds would do it
+    if not conclusive and caught["repeated"] == probes and math.isfinite(factor):
+        needed = int(math.ceil(len(gi) * factor))
     return {
         "probes": probes,
         "caught": caught,
-        "conclusive": all(v == probes for v in caught.values()),
+        "conclusive": conclusive,
         "regional_sizes": [min(sizes), max(sizes)] if sizes else [],
         "gen": int(len(gi)),
+        "gen_needed": needed,
     }
+
+
+GROWTH = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0)
+
+
+def _regional_factor(whole: Whole, reg: np.ndarray, margin: float) -> float:
+    """The least factor of :data:`GROWTH` by which a regional probe (G's sounds ``reg`` in half
+    of T's bins) would have to grow to be caught: its distance to T's proportions stays what it
+    is, the null's room shrinks with the probe's size (1.0: caught as it is; inf: not within
+    16 times, or no sound of G in the region to grow from)."""
+    if len(reg) == 0:
+        return math.inf
+    tv = whole.clusters(reg)
+    for f in GROWTH:
+        n = int(math.ceil(len(reg) * f))
+        if n >= MIN_PROBE and tv > whole.clusters_null(n) + margin:
+            return f
+    return math.inf
