@@ -163,9 +163,10 @@ class Report:
                 f"{c['repeated']} of {n} repeating ones (all are needed)"
             )
             if w.get("gen_needed"):
+                n = w["gen_needed"]
                 why += (
-                    f"; about {w['gen_needed']} generated sounds would make them conclusive "
-                    f"(generate that many and evaluate again)"
+                    f"; more generated sounds would give them the power: about {n} by an "
+                    f"estimate that is often short, so generate {2 * n} and evaluate again"
                 )
         return why
 
