@@ -22,8 +22,9 @@ collapses need no held-out set to be seen, and the generator can draw as many so
   size").
 
 Power at G's size: the verdict can be *pass* when every check passes and both checks catch
-every half-collapsed probe made from G at its size: G restricted to bins that hold half of T
-(regional), and a random half of G, each twice (repeats). See :func:`power`.
+every half-collapsed probe of G's size made from G: a model that draws G's size only from bins
+that hold half of T, distributed there like G's own sounds in them (regional), and a random half
+of G, each twice (repeats). See :func:`power`.
 """
 
 from __future__ import annotations
@@ -146,8 +147,9 @@ def power(
     probes: int,
 ) -> dict[str, Any]:
     """Would the two checks catch a half-collapsed generator of G's size? ``probes`` of each
-    kind, made from G (indices ``gi``): G's sounds in bins that hold half of T (regional), and a
-    random half of G each twice (repeats). ``conclusive`` when every probe is caught; else
+    kind, made from G (indices ``gi``): a model of G's size drawing only from bins that hold
+    half of T, like G's sounds there (regional, :func:`_regional_factor`), and a random half of
+    G each twice (repeats). ``conclusive`` when every probe is caught; else
     ``gen_needed``, when every repeating probe is caught, estimates how many generated sounds
     would catch the regional ones too (:func:`_regional_factor`; None: more would not)."""
     caught = {"regional": 0, "repeated": 0}
@@ -157,7 +159,7 @@ def power(
         region = half_of_t(whole.p_t, rng)
         reg = gi[np.isin(whole.p_labels[gi], region)]
         sizes.append(len(reg))
-        f = _regional_factor(whole, reg, cluster_margin)
+        f = _regional_factor(whole, reg, len(gi), cluster_margin)
         caught["regional"] += f == 1.0
         factor = max(factor, f)
         half = rng.choice(gi, max(2, (len(gi) + 1) // 2), replace=False)
@@ -181,16 +183,18 @@ def power(
 GROWTH = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0)
 
 
-def _regional_factor(whole: Whole, reg: np.ndarray, margin: float) -> float:
-    """The least factor of :data:`GROWTH` by which a regional probe (G's sounds ``reg`` in half
-    of T's bins) would have to grow to be caught: its distance to T's proportions stays what it
-    is, the null's room shrinks with the probe's size (1.0: caught as it is; inf: not within
-    16 times, or no sound of G in the region to grow from)."""
-    if len(reg) == 0:
+def _regional_factor(whole: Whole, reg: np.ndarray, size: int, margin: float) -> float:
+    """The least factor of :data:`GROWTH` by which G's size would have to grow for a regional
+    collapse to be caught: a model of ``size`` sounds that draws only from half of T's bins,
+    distributed there like G's sounds ``reg`` in those bins. ``clusters`` judges such a model at
+    its full size, so its distance to T's proportions (``reg``'s, which does not depend on the
+    size) meets the null's room at ``size`` sounds, and that room shrinks as the size grows
+    (1.0: caught as it is; inf: not within 16 times, or fewer than :data:`MIN_PROBE` sounds of
+    G in the region to take the distribution from)."""
+    if len(reg) < MIN_PROBE:
         return math.inf
     tv = whole.clusters(reg)
     for f in GROWTH:
-        n = int(math.ceil(len(reg) * f))
-        if n >= MIN_PROBE and tv > whole.clusters_null(n) + margin:
+        if tv > whole.clusters_null(int(math.ceil(size * f))) + margin:
             return f
     return math.inf
