@@ -8,7 +8,7 @@ import pytest
 from miragen.judge.features import features
 from miragen.judge.metrics import MIN_CONCLUSIVE_HELD, evaluate, ndb_bins
 from miragen.judge.sets import load_waves
-from miragen.judge.whole import bin_tv, half_of_t, repeat_share, tv_null
+from miragen.judge.whole import MIN_WHOLE_GEN, bin_tv, half_of_t, repeat_share, tv_null
 
 
 def test_tv_null_is_the_95th_percentile_of_two_samples_of_t():
@@ -77,7 +77,11 @@ def test_an_inconclusive_report_says_how_many_generated_sounds_would_do(stereo):
     T, H, R = stereo
     small = evaluate(R[:16], T, H, "cycle")
     need = small.power["whole"]["gen_needed"]
-    assert small.verdict == "inconclusive" and 16 < need <= 45, small.power
+    assert small.verdict == "inconclusive" and need == MIN_WHOLE_GEN, small.power
+    # every probe caught at 24 sounds, but too few sounds for the checks at G's size to count
+    few = evaluate(R[:24], T, H, "cycle")
+    assert few.power["whole"]["caught"] == {"regional": 10, "repeated": 10}, few.power
+    assert few.verdict == "inconclusive" and few.power["whole"]["gen_needed"] == MIN_WHOLE_GEN
     assert f"about {need} by an estimate that is often short, so generate {2 * need}" in (
         small.table()
     )

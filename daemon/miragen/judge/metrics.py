@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import MiragenError
 from .features import ONESHOT_RATE, check_kind, features
-from .whole import Whole
+from .whole import MIN_WHOLE_GEN, Whole
 from .whole import power as whole_power
 
 __all__ = [
@@ -160,7 +160,8 @@ class Report:
             why += (
                 f"; and at the generator's size ({w['gen']} sounds) the clusters and repeats "
                 f"checks caught {c['regional']} of {n} regionally half-collapsed probes and "
-                f"{c['repeated']} of {n} repeating ones (all are needed)"
+                f"{c['repeated']} of {n} repeating ones (all are needed, and at least "
+                f"{MIN_WHOLE_GEN} generated sounds)"
             )
             if w.get("gen_needed"):
                 n = w["gen_needed"]

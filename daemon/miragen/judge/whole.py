@@ -38,6 +38,11 @@ TV_NULL_DRAWS = 2000
 TV_NULL_QUANTILE = 0.95
 REPEAT_DRAWS = 10
 MIN_PROBE = 4  # a regional probe needs this many of G's sounds in the region
+# the checks at G's size give a conclusive verdict from this many generated sounds on: below
+# it, sets of each sound twice + 8-bit noise (whose twins the features see apart) passed when
+# the regional probe met the null at G's size (bench/judge_calibration.py --sizes: 2 of 140 at
+# 14 sounds, 3 of 80 at 20, none of 60 at 30; docs/judge.md, stop 40)
+MIN_WHOLE_GEN = 30
 
 
 def bin_tv(t_labels: np.ndarray, s_labels: np.ndarray, k: int) -> float:
@@ -149,7 +154,8 @@ def power(
     """Would the two checks catch a half-collapsed generator of G's size? ``probes`` of each
     kind, made from G (indices ``gi``): a model of G's size drawing only from bins that hold
     half of T, like G's sounds there (regional, :func:`_regional_factor`), and a random half of
-    G each twice (repeats). ``conclusive`` when every probe is caught; else
+    G each twice (repeats). ``conclusive`` when every probe is caught and G holds at least
+    :data:`MIN_WHOLE_GEN` sounds; else
     ``gen_needed``, when every repeating probe is caught, estimates how many generated sounds
     would catch the regional ones too (:func:`_regional_factor`; None: more would not)."""
     caught = {"regional": 0, "repeated": 0}
@@ -166,10 +172,10 @@ def power(
         rep = np.resize(half, len(gi))
         if whole.repeats(rep) > whole.t_repeats(whole.n_repeat(len(rep))) + repeat_margin:
             caught["repeated"] += 1
-    conclusive = all(v == probes for v in caught.values())
+    conclusive = len(gi) >= MIN_WHOLE_GEN and all(v == probes for v in caught.values())
     needed = None  # the G size that would catch every probe, when more sounds would do it
     if not conclusive and caught["repeated"] == probes and math.isfinite(factor):
-        needed = int(math.ceil(len(gi) * factor))
+        needed = max(int(math.ceil(len(gi) * factor)), MIN_WHOLE_GEN)
     return {
         "probes": probes,
         "caught": caught,
