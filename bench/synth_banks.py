@@ -30,7 +30,8 @@ find its spacing zero.
 
 ``--seed`` changes every bank (another draw of the same families); ``--scale`` multiplies the
 sizes. Prints one JSON line: the banks and their sizes. Running it again with the same
-arguments writes the same bytes.
+arguments writes the same bytes; a folder holding other files of a bank (another ``--scale``)
+is refused rather than mixed.
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ def voice(rng: np.random.Generator) -> np.ndarray:
     tilt = rng.uniform(9, 15)  # dB per octave
     src = 10 ** (-tilt * np.log2(_K) / 20)
     resp = np.ones(len(_K), complex)
+    s = 1j * freqs
     for fi, bi in zip(f, bw, strict=True):
-        s = 1j * freqs
         p = -np.pi * bi + 2j * np.pi * fi
         resp *= (p * np.conj(p)) / ((2 * np.pi * s - p) * (2 * np.pi * s - np.conj(p)))
     spec = src * resp * (freqs < 5000)
@@ -202,8 +203,15 @@ def write(out: Path, seed: int, scale: float) -> dict:
         n = max(8, round(n * scale))
         d = out / f"synth_{name}"
         d.mkdir(parents=True, exist_ok=True)
-        for i, u8 in enumerate(bank(name, n, seed)):
-            (d / f"{name}_{i:04d}.pcm").write_bytes(u8.tobytes())
+        files = [d / f"{name}_{i:04d}.pcm" for i in range(n)]
+        stale = sorted(set(d.glob("*.pcm")) - set(files))
+        if stale:  # another size's files would mix into this bank unseen
+            raise SystemExit(
+                f"{d}: holds {len(stale)} files this run would not write, e.g. "
+                f"{stale[0].name}: use an empty --out"
+            )
+        for f, u8 in zip(files, bank(name, n, seed), strict=True):
+            f.write_bytes(u8.tobytes())
         sizes[d.name] = n
     return {"out": str(out), "seed": seed, "banks": sizes}
 

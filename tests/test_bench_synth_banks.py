@@ -4,6 +4,7 @@ shared banks; valid 8-bit cycles, the same bytes for the same seed, other bytes 
 import json
 
 import numpy as np
+import pytest
 from conftest import load_bench
 from miragen.corpus.dataset import load_dataset
 
@@ -42,3 +43,10 @@ def test_the_families_are_the_instruments_they_model():
     assert pulses and all((np.mean(x > 0) * 32) % 1 == 0 for x in pulses)  # duty in 32nds
     u8 = sb.to_u8(sb.game(rng))
     assert sb.rotation_key(np.roll(u8, 77)) == sb.rotation_key(u8)
+
+
+def test_a_folder_of_another_size_is_refused_not_mixed(tmp_path):
+    sb = load_bench("synth_banks")
+    sb.main(["--out", str(tmp_path), "--scale", "0.2"])
+    with pytest.raises(SystemExit, match="files this run would not write"):
+        sb.main(["--out", str(tmp_path), "--scale", "0.1"])

@@ -163,11 +163,11 @@ class Report:
                 f"{c['repeated']} of {n} repeating ones (all are needed, and at least "
                 f"{MIN_WHOLE_GEN} generated sounds)"
             )
-            if w.get("gen_needed"):
-                n = w["gen_needed"]
+            need_gen = w.get("gen_needed")
+            if need_gen:
                 why += (
-                    f"; more generated sounds would give them the power: about {n} by an "
-                    f"estimate that is often short, so generate {2 * n} and evaluate again"
+                    f"; more generated sounds would give them the power: about {need_gen} by an "
+                    f"estimate that is often short, so generate {2 * need_gen} and evaluate again"
                 )
         return why
 
