@@ -12,16 +12,28 @@ first 256 bytes of a generated page): the median over its cycles of
 
 A console wave (4-bit wave tables, pulses, stepped triangles) has most of its steps flat and a
 dozen levels; a model that blurs it into a smooth, slightly noisy curve has few flat steps,
-a hundred levels and more travel, whatever its spectrum. One JSON line per folder.
+a hundred levels and more travel, whatever its spectrum. One JSON line per folder, with
+``stepped``: the share of cycles the judge counts as stepped (judge/steps.py).
+
+    .venv/bin/python bench/steps.py --calibrate BANK [BANK ...]
+
+The judge's ``stepped`` check on real sounds: for each bank whose cycles are mostly stepped,
+``--splits`` random 80/20 splits (the bench's), and how often the held-out 20 % fails the check
+against the 80 %, at its own size, and how often 64 sounds drawn from the whole bank fail it
+(what ``evaluate`` sees from a generator that draws stepped cycles as often as the bank has
+them). Files are ``.pcm`` (8-bit cycles) or ``.wav``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+from miragen.judge import steps
 
 N = 256
 
@@ -41,17 +53,68 @@ def folder(path: Path) -> dict:
     files = sorted(path.rglob("*.pcm"))
     if not files:
         raise SystemExit(f"{path}: no .pcm files")
-    rows = [describe(np.fromfile(f, np.uint8)) for f in files]
+    cycles = [np.fromfile(f, np.uint8)[:N] for f in files]
+    rows = [describe(u8) for u8 in cycles]
     med = {k: round(float(np.median([r[k] for r in rows])), 3) for k in rows[0]}
-    return {"folder": str(path), "cycles": len(rows), **med}
+    share = steps.stepped_share([u8.astype(float) for u8 in cycles])
+    return {"folder": str(path), "cycles": len(rows), **med, "stepped": round(share, 3)}
+
+
+def _waves(path: Path) -> list[np.ndarray]:
+    out = []
+    for f in sorted(path.rglob("*")):
+        if f.suffix == ".pcm":
+            out.append(np.fromfile(f, np.uint8).astype(float) / 128 - 1)
+        elif f.suffix.lower() == ".wav":
+            x, _ = sf.read(f)
+            out.append(x.mean(axis=1) if x.ndim > 1 else x)
+    return out
+
+
+def calibrate(path: Path, splits: int, z: float = 1.645, gen: int = 64) -> dict:
+    """How often a real held-out part fails the ``stepped`` check (see the module's help)."""
+    waves = _waves(path)
+    st = np.array([steps.is_stepped(w) for w in waves])
+    row: dict = {
+        "bank": path.name,
+        "folder": str(path),
+        "sounds": len(waves),
+        "stepped": round(float(st.mean()), 3),
+    }
+    if not steps.is_stepped_class(waves):
+        return {**row, "stepped_class": False}
+    rng = np.random.default_rng(0)
+    fails, fails_gen, judged = 0, 0, 0
+    for _ in range(splits):
+        p = rng.permutation(len(waves))
+        t, h = p[: int(0.8 * len(p))], p[int(0.8 * len(p)) :]
+        if st[t].mean() < steps.STEPPED_CLASS:
+            continue  # on this split the training part is not a stepped class: no check
+        judged += 1
+        lim_h, _ = steps.steps_limit(st[t].mean(), len(h), z)
+        lim_g, _ = steps.steps_limit(st[t].mean(), gen, z)
+        fails += bool(st[h].mean() < lim_h - 1e-12)
+        fails_gen += bool(st[rng.choice(len(st), gen)].mean() < lim_g - 1e-12)
+    return {
+        **row,
+        "stepped_class": True,
+        "splits_judged": judged,
+        "held_out_fails": fails,
+        f"as_{gen}_fails": fails_gen,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args:
-        raise SystemExit(__doc__.split("\n\n")[1])
-    for p in args:
-        print(json.dumps(folder(Path(p))))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folders", nargs="+", type=Path)
+    ap.add_argument(
+        "--calibrate", action="store_true", help="the judge's stepped check on real splits"
+    )
+    ap.add_argument("--splits", type=int, default=1000)
+    args = ap.parse_args(argv)
+    for p in args.folders:
+        row = calibrate(p, args.splits) if args.calibrate else folder(p)
+        print(json.dumps(row))
     return 0
 
 

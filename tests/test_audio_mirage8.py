@@ -7,7 +7,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from miragen.audio.mirage8 import SILENCE_PEAK, check_mirage8, pad_to_pages, prepare, to_mirage8
+from miragen.audio.mirage8 import (
+    COARSE_LEVELS,
+    SILENCE_PEAK,
+    check_mirage8,
+    pad_to_pages,
+    prepare,
+    to_mirage8,
+)
 from miragen.audio.resample import ratio, resample
 from miragen.errors import FormatError, InputError
 
@@ -181,8 +188,9 @@ def test_silence_and_near_silence_stay_flat():
 
 
 def test_dither_is_tpdf_and_reproducible():
-    x = np.full(20000, 0.25)
-    x[0] = 1.0  # sets the peak; the rest is a constant 0.25 − mean
+    # sets the peak; the rest is 0.25 − mean, with sub-LSB detail (so it is not a coarse signal)
+    x = np.full(20000, 0.25) + 1e-7 * np.arange(20000)
+    x[0] = 1.0
     a = to_mirage8(x, dither="tpdf", rng=np.random.default_rng(5)).astype(int)
     b = to_mirage8(x, dither="tpdf", rng=np.random.default_rng(5)).astype(int)
     assert np.array_equal(a, b)
@@ -193,6 +201,20 @@ def test_dither_is_tpdf_and_reproducible():
     assert len(set(none.tolist())) == 1
     with pytest.raises(ValueError):
         to_mirage8(x, dither="rectangular")
+
+
+def test_a_coarse_signal_keeps_its_levels_undithered():
+    """A 4-bit stepped table (16 levels, 8 samples each) keeps one code per level under the
+    default TPDF dither: dithering it would only turn its flat steps into hiss."""
+    rng = np.random.default_rng(1)
+    table = np.repeat(rng.integers(0, 16, 32), 8) / 7.5 - 1.0
+    u8 = to_mirage8(table, rng=np.random.default_rng(2)).astype(int)
+    assert len(set(u8.tolist())) == len(set(table.tolist()))
+    assert np.array_equal(u8, to_mirage8(table, dither="none").astype(int))
+    assert np.all(np.diff(u8.reshape(32, 8), axis=1) == 0)  # every step flat
+    # one value more than COARSE_LEVELS: dithered again
+    fine = np.linspace(-1.0, 1.0, COARSE_LEVELS + 1).repeat(4)
+    assert not np.array_equal(to_mirage8(fine), to_mirage8(fine, dither="none"))
 
 
 def test_pad_to_pages():

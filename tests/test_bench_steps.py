@@ -34,3 +34,28 @@ def test_folders_give_one_line_each_and_an_empty_one_is_named(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="empty: no .pcm files"):
         st.main([str(tmp_path / "empty")])
+
+
+def test_calibrate_counts_real_held_out_parts_failing_the_steps_check(tmp_path, capsys):
+    st = load_bench("steps")
+    rng = np.random.default_rng(0)
+    chip, soft = tmp_path / "chip", tmp_path / "soft"
+    chip.mkdir(), soft.mkdir()
+    t = np.arange(256) / 256
+    for i in range(20):  # pulses of every width: all stepped
+        (chip / f"p{i}.pcm").write_bytes(
+            bytes(np.where(t < (i + 1) / 22, 200, 56).astype(np.uint8))
+        )
+        sine = 128 + 100 * np.sin(2 * np.pi * t + rng.uniform(0, 6)) + rng.normal(0, 1, 256)
+        (soft / f"s{i}.pcm").write_bytes(bytes(np.clip(np.round(sine), 1, 255).astype(np.uint8)))
+    assert st.main(["--calibrate", "--splits", "50", str(chip), str(soft)]) == 0
+    a, b = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert a["stepped"] == 1.0 and a["splits_judged"] == 50
+    assert a["held_out_fails"] == 0 and a["as_64_fails"] == 0
+    assert b == {
+        "bank": "soft",
+        "folder": str(soft),
+        "sounds": 20,
+        "stepped": 0.0,
+        "stepped_class": False,
+    }

@@ -7,7 +7,11 @@ Rules (``shared/mirage/FORMAT.md`` §1):
 - DC removed (the mean of the kept part is subtracted);
 - peak-normalised without clipping and without wraparound: the peak maps to ±127 LSB (±126
   with TPDF dither, whose ±1 LSB must not push a sample out of range);
-- optional TPDF dither (the sum of two uniform ±½ LSB noises, triangular on ±1 LSB);
+- optional TPDF dither (the sum of two uniform ±½ LSB noises, triangular on ±1 LSB), except on
+  a signal of at most :data:`COARSE_LEVELS` distinct values (a pulse, a 4-bit wave table, a
+  bit-crushed sound): it has no detail finer than the 8-bit grid for dither to keep, and each of
+  its levels must stay one code, or its flat steps turn to hiss (a 4-bit console bank dithered:
+  flat steps 0.90 → 0.50, levels 12 → 30; ``bench/steps.py``);
 - silence stays silence: a signal whose peak (after DC removal) is below
   :data:`SILENCE_PEAK` (−80 dBFS, under half an LSB of 12-bit audio) is written as a flat
   0x80 with a warning, instead of normalising its noise up to full scale. Quiet but real
@@ -33,6 +37,7 @@ PAGE = limits.PAGE  # the Mirage's memory page (miragen.limits)
 CENTRE = 0x80
 MAX_WAVESAMPLE_BYTES = 65536  # one 64 KB memory half
 SILENCE_PEAK = 1e-4  # −80 dBFS
+COARSE_LEVELS = 64  # a signal of at most this many distinct values is quantised without dither
 
 
 @dataclass
@@ -64,7 +69,8 @@ def to_mirage8(
 
     No padding. A (near) silent input (peak < :data:`SILENCE_PEAK` after DC removal) gives a
     flat 0x80. ``rng`` drives the dither; without one, a fixed seed makes the result
-    reproducible.
+    reproducible. A signal of at most :data:`COARSE_LEVELS` distinct values is not dithered: each
+    of its levels becomes one code.
     """
     if dither not in ("tpdf", "none"):
         raise ValueError(f"dither must be 'tpdf' or 'none' (got {dither!r})")
@@ -78,7 +84,7 @@ def to_mirage8(
     peak = float(np.max(np.abs(x)))
     if peak < SILENCE_PEAK:
         return np.full(n, CENTRE, dtype=np.uint8)
-    if dither == "tpdf":
+    if dither == "tpdf" and len(np.unique(x)) > COARSE_LEVELS:
         rng = rng if rng is not None else np.random.default_rng(0)
         y = x * (126.0 / peak) + _tpdf(n, rng)  # |y| < 127
     else:

@@ -22,7 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "held-out sounds nor the generated ones are enough to tell the set from a half-collapsed "
         "one; the report says what slipped). The checks at the generator's size want about as "
         "many generated sounds as training sounds, and at least 64; an inconclusive report says "
-        "about how many would do. docs/judge.md.",
+        "about how many would do. Cycles of a stepped class (most of its training cycles on a "
+        "grid of at most 32 levels: pulses, console wave tables) are also checked for being "
+        "stepped as often. docs/judge.md.",
     )
     p.add_argument("--gen", required=True, metavar="DIR", help="generated sounds")
     p.add_argument("--train", required=True, metavar="DIR", help="the training sounds")

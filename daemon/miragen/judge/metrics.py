@@ -14,6 +14,8 @@ compares the two (docs/judge.md explains each figure and threshold).
 - precision / recall with k-NN manifolds (Kynkäänniemi et al. 2019, k = 3).
 - NDB/K (Richardson & Weiss 2018): k-means bins on T, a two-proportion z-test per bin.
 - Fréchet distance between Gaussians fitted to the features, after PCA on T.
+- stepped (cycles of a stepped class only, judge/steps.py): the share of stepped cycles (at most
+  32 levels on their own 8-bit grid), against T's.
 
 Recall, NDB/K and the Fréchet distance depend on the size of the set, so G and H are compared
 at the same size: both are cut to ``m = min(|G|, |H|)`` by random draws (averaged over
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MiragenError
+from . import steps
 from .features import ONESHOT_RATE, check_kind, features
 from .whole import MIN_WHOLE_GEN, Whole
 from .whole import power as whole_power
@@ -462,11 +465,11 @@ def evaluate(
     baseline = _gate_figures(mh, pool.t_nn)
     tol = _allowances(pool, gi, hi, m, metrics, half_sets, rng, th)
     metrics["silent"], baseline["silent"] = silent.value, silent.baseline
-    # the checks at G's own size (judge/whole.py)
-    wg, wh = pool.whole.figures(gi), pool.whole.figures(hi)
+    wg, wh = pool.whole.figures(gi), pool.whole.figures(hi)  # at G's own size (whole.py)
     for name in WHOLE_CHECKS:
         metrics[name], baseline[name] = wg[name], wh[name]
     checks = [silent, *_checks(metrics, _references(baseline, pool), th, tol), *_whole(wg, th)]
+    checks += _steps(kind, g_w, t_w, h_w, th, metrics, baseline)
     reasons = [_reason(c) for c in checks if not c.passed]
     power: dict[str, Any] = {}
     if not reasons and power_probes > 0:
@@ -708,6 +711,27 @@ def _whole(f: dict[str, float], th: Thresholds) -> list[Check]:
     return out
 
 
+def _steps(
+    kind: str,
+    g_w: list[np.ndarray],
+    t_w: list[np.ndarray],
+    h_w: list[np.ndarray],
+    th: Thresholds,
+    metrics: dict[str, float],
+    baseline: dict[str, float],
+) -> list[Check]:
+    """The ``stepped`` check (judge/steps.py), for cycles of a stepped class only: G's cycles
+    must be stepped about as often as T's (H's share is reported beside it)."""
+    if kind != "cycle" or not steps.is_stepped_class(t_w):
+        return []
+    t_share = steps.stepped_share(t_w)
+    metrics["stepped"], baseline["stepped"] = steps.stepped_share(g_w), steps.stepped_share(h_w)
+    limit, allowance = steps.steps_limit(t_share, len(g_w), th.z)
+    ok = metrics["stepped"] >= limit - 1e-12
+    rule = f"≥ T − {steps.STEPS_MARGIN:g}"
+    return [Check("stepped", metrics["stepped"], t_share, limit, rule, bool(ok), allowance)]
+
+
 def _references(baseline: dict[str, float], pool: _Pool) -> dict[str, float]:
     """What each rule compares with: H's figures, but T's own copy fraction for the copy rule
     (the novelty ratio already has T's spacing as its reference). Both copy figures measure T
@@ -803,6 +827,8 @@ _WHY = {
     "beyond what sampling explains at this size (whole kinds of sounds missing or overdrawn)",
     "repeats": "too many generated sounds are near-copies of each other (the model repeats "
     "itself: mode collapse)",
+    "stepped": "fewer generated cycles are stepped (hard levels, as in console waves and pulses) "
+    "than training cycles: the steps are blurred",
 }
 
 

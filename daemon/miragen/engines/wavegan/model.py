@@ -13,6 +13,7 @@ import numpy as np
 from ...audio.resample import resample
 from ...fsutil import atomic_write_bytes, atomic_write_text
 from ..base import EngineError, Model
+from .depth import DepthTable
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,14 @@ class WaveGANModel(Model):
         internal_rate: int,
         class_fracs: dict[str, list[float]],
         modes: dict[str, list[list[float]]] | None = None,
+        depth: dict[str, DepthTable] | None = None,
     ):
         self.spec = dict(spec)
         # self-conditioning (modes.py): per class, [network label, weight] of each cluster
         self.modes = {c: [[int(a), float(b)] for a, b in v] for c, v in (modes or {}).items()}
         self.internal_rate = int(internal_rate)
+        # a stepped class (cycle mode): its draws quantised to their nearest training depth
+        self.depth = dict(depth or {})
         self.class_fracs = {c: list(v) for c, v in class_fracs.items()}
         super().__init__(mode, classes, lengths, rate, meta)
         if not self.lengths:
@@ -76,6 +80,8 @@ class WaveGANModel(Model):
         else:
             raw = generate_internal(self._g, n, label, fracs, seed)
         if self.mode == "cycle":
+            if cls in self.depth:
+                return self.depth[cls].apply(list(raw))
             return [w.astype(np.float32) for w in raw]
         out = []
         for w, f in zip(raw, fracs):
@@ -115,6 +121,11 @@ class WaveGANModel(Model):
                     "internal_rate": self.internal_rate,
                     "class_fracs": self.class_fracs,
                     **({"modes": self.modes} if self.modes else {}),
+                    **(
+                        {"depth": {c: t.to_dict() for c, t in self.depth.items()}}
+                        if self.depth
+                        else {}
+                    ),
                 },
                 indent=1,
                 sort_keys=True,
@@ -130,6 +141,7 @@ class WaveGANModel(Model):
         try:
             extra = json.loads((folder / SPEC).read_text(encoding="utf-8"))
             spec = extra["spec"]
+            depth = {c: DepthTable.from_dict(d) for c, d in extra.get("depth", {}).items()}
             state = torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True)
         except FileNotFoundError as exc:
             raise EngineError(
@@ -147,6 +159,7 @@ class WaveGANModel(Model):
             internal_rate=extra["internal_rate"],
             class_fracs=extra.get("class_fracs", {}),
             modes=extra.get("modes"),
+            depth=depth,
         )
         g = generator_from_spec(spec)
         try:

@@ -26,6 +26,7 @@ from ...judge.metrics import K_NN
 from ..base import Budget, EngineError, Progress, ProgressFn
 from .augment import circular_shift, diff_augment
 from .data import SYNTH_LENGTHS, internal_split, prepare_waves
+from .depth import DepthTable
 from .generators import FRAME_RATE_DESIGNS, generator_from_spec
 from .loss import (
     OneshotFeatures,
@@ -411,6 +412,11 @@ class Trainer:
             else np.zeros((len(self.prep.labels), 1))
         )
         self.modes = find_modes(self.prep.labels, feats, k_max, o.seed)
+        self.depth = {}  # a stepped class's depth table (depth.py), by class index
+        for ci in range(0 if self.oneshot else len(self.classes)):
+            table = DepthTable.of_class(list(self.prep.waves[self.prep.labels == ci]))
+            if table is not None:
+                self.depth[ci] = table
 
     def _build(self) -> None:
         o = self.opts
@@ -618,6 +624,7 @@ class Trainer:
             internal_rate=self.prep.internal_rate,
             class_fracs=self.class_fracs,
             modes=self._model_modes(),
+            depth={self.classes[ci]: t for ci, t in self.depth.items()},
         )
         model._g = self.g_ema
         return model
@@ -651,6 +658,8 @@ class Trainer:
             out[ci] = generate_internal(
                 self.g_ema, per_class_n, labels[0], fr, seed=1234 + ci, device=self.device
             )
+        for ci, table in self.depth.items():  # the saved model's draws are quantised alike
+            out[ci] = np.stack(table.apply(list(out[ci])))
         return out
 
     def _class_sets(self, ci: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
