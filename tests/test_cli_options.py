@@ -67,6 +67,7 @@ BAD_OPTIONS = [
     (EVALUATE, "--raw-rate", "5", "1,000"),
     (EVALUATE, "--seed", "-3", "0.."),
     (EVALUATE, "--allowance", "-1", "≥ 0"),
+    (["evaluate", "--model", "M", "--train", "T", "--held", "H"], "-n", "0", "≥ 1"),
     (["daemon"], "--max-seconds", "0", "> 0"),
     (["daemon"], "--max-seconds", "-5", "> 0"),
     (["sweep", "--engine", "toy", "--data", "D", "-o", "O"], "--seconds", "0", "> 0"),

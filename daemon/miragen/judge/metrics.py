@@ -170,7 +170,8 @@ class Report:
             if need_gen:
                 why += (
                     f"; more generated sounds would give them the power: about {need_gen} by an "
-                    f"estimate that is often short, so generate {2 * need_gen} and evaluate again"
+                    f"estimate that is often short, so generate {2 * need_gen} and evaluate again "
+                    f"(`miragen evaluate --model MODEL -n {2 * need_gen}` does both)"
                 )
         return why
 
