@@ -50,3 +50,24 @@ def test_a_folder_of_another_size_is_refused_not_mixed(tmp_path):
     sb.main(["--out", str(tmp_path), "--scale", "0.2"])
     with pytest.raises(SystemExit, match="files this run would not write"):
         sb.main(["--out", str(tmp_path), "--scale", "0.1"])
+
+
+def test_the_filers_banks_keep_their_bytes_and_three_more_kinds_stand_beside_them(tmp_path, capsys):
+    """The six banks the results name are pinned (seed 0, a fifth of the sizes: the same bytes
+    as when they were run); ``--kinds more`` writes strings, brass and pluck, valid and distinct,
+    and leaves the six alone."""
+    import hashlib
+
+    sb = load_bench("synth_banks")
+    sb.main(["--out", str(tmp_path / "f"), "--scale", "0.2"])
+    files = sorted((tmp_path / "f").glob("*/*.pcm"))
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    assert digest == "672a600b32a4d28925c6533186645450c4784fde7d3f1cc383e2396f7d660e42"
+    capsys.readouterr()
+    assert sb.main(["--out", str(tmp_path / "m"), "--kinds", "more", "--scale", "0.2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["banks"] == {f"synth_{k}": max(8, round(v * 0.2)) for k, v in sb.MORE.items()}
+    for bank, n in report["banks"].items():
+        data = [f.read_bytes() for f in sorted((tmp_path / "m" / bank).glob("*.pcm"))]
+        assert len(data) == n and all(len(d) == 256 and 0 not in d for d in data)
+        assert len({sb.rotation_key(np.frombuffer(d, np.uint8)) for d in data}) == n
