@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from miragen.judge import steps
+from miragen.judge.features import to_cycle
 
 N = 256
 
@@ -68,7 +69,7 @@ def _waves(path: Path) -> list[np.ndarray]:
         elif f.suffix.lower() == ".wav":
             x, _ = sf.read(f)
             out.append(x.mean(axis=1) if x.ndim > 1 else x)
-    return out
+    return [to_cycle(w) for w in out]  # at 256 points, as the judge reads them
 
 
 def calibrate(path: Path, splits: int, z: float = 1.645, gen: int = 64) -> dict:

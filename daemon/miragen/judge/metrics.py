@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import MiragenError
 from . import steps
-from .features import ONESHOT_RATE, check_kind, features
+from .features import ONESHOT_RATE, check_kind, features, to_cycle
 from .whole import MIN_WHOLE_GEN, Whole
 from .whole import power as whole_power
 
@@ -723,7 +723,11 @@ def _steps(
 ) -> list[Check]:
     """The ``stepped`` check (judge/steps.py), for cycles of a stepped class only: G's cycles
     must be stepped about as often as T's (H's share is reported beside it)."""
-    if kind != "cycle" or not steps.is_stepped_class(t_w):
+    if kind != "cycle":
+        return []
+    # read at 256 points, as the features read a cycle (and the engine trains on it)
+    g_w, t_w, h_w = ([to_cycle(w) for w in ws] for ws in (g_w, t_w, h_w))
+    if not steps.is_stepped_class(t_w):
         return []
     t_share = steps.stepped_share(t_w)
     metrics["stepped"], baseline["stepped"] = steps.stepped_share(g_w), steps.stepped_share(h_w)

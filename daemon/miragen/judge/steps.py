@@ -1,6 +1,8 @@
 """Stepped cycles: console waves, pulses, bit-crushed tables, and the judge's ``stepped`` check.
 
-A cycle's **grid** is its values on its own 8-bit scale (DC removed, peak at ±127, rounded): an
+The judge reads a cycle at 256 points (``features.to_cycle``: a 600-point file is resampled, a
+256-point one read as it is), as its features do and as the engine trains on it. A cycle's
+**grid** is its values on its own 8-bit scale (DC removed, peak at ±127, rounded): an
 8-bit file's own bytes, whatever its loudness. Its **depth** is the number of points of the
 uniform grid its levels sit on: each gap between neighbouring levels counted in units of the
 narrowest one, plus one. A pulse has depth 2; a 32-step 4-bit wave table of the 8-bit consoles
