@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 
 from .. import config as configmod
+from ..engines.base import load_model
+from ..engines.generate import generate_to_folder, load_reference
 from ..errors import MiragenError
 from ..judge.metrics import Thresholds, evaluate
 from ..judge.sets import load_waves
@@ -100,8 +102,6 @@ def _drawn(args: argparse.Namespace, model, train: list) -> list:
     the postprocess), written to a temporary folder and read back as ``--gen`` reads a folder.
     The gate compares with the model's own reference waves, or with ``--train`` where the model
     folder has none."""
-    from ..engines.generate import generate_to_folder, load_reference
-
     n = args.n or MODEL_DRAWS
     cfg = configmod.load(args.config)
     own = load_reference(args.model)
@@ -134,8 +134,6 @@ def _model_and_kind(args: argparse.Namespace):
         if args.kind is None:
             raise MiragenError("--kind is needed with --gen (cycle or oneshot)")
         return None, args.kind
-    from ..engines.base import load_model
-
     model = load_model(args.model)
     model.folder = Path(args.model)
     if args.kind and args.kind != model.mode:
