@@ -1,11 +1,13 @@
-"""Stepped cycles (judge/steps.py): the judge's ``stepped`` check, and the wavegan engine's depth
-stage (engines/wavegan/depth.py) that quantises a stepped class's draws to their nearest
-training cycle's depth."""
+"""Stepped cycles: their depth and the holding of a short one (audio/levels.py), the judge's
+``stepped`` check (judge/steps.py), and the wavegan engine's depth stage
+(engines/wavegan/depth.py) that quantises a stepped class's draws to their nearest training
+cycle's depth."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from miragen.audio.levels import grid, hold
 from miragen.judge import steps
 from miragen.judge.metrics import evaluate
 
@@ -14,7 +16,7 @@ N = 256
 
 def levels(x: np.ndarray) -> int:
     """Distinct values on the cycle's own 8-bit grid."""
-    return len(np.unique(steps.grid(x)))
+    return len(np.unique(grid(x)))
 
 
 def table(rng: np.random.Generator, bits: int = 4) -> np.ndarray:
@@ -150,3 +152,26 @@ def test_a_model_of_a_stepped_class_draws_steps_and_keeps_its_table(tmp_path):
     again = load_model(tmp_path / "m")
     assert set(again.depth) == {"chip"}
     assert all(np.array_equal(a, b) for a, b in zip(again.sample(16, "chip", seed=1), chip))
+
+
+def test_a_short_stepped_cycle_is_held_wherever_a_cycle_is_stretched(tmp_path):
+    """A 32-point 4-bit table becomes 256 points by holding each value (as a console's DAC
+    does) in the judge, in the training set and on the way to the Mirage; a smooth short cycle,
+    or a length that is not a whole multiple, stays band-limited."""
+    from miragen.audio.loops import cycle_to_pages
+    from miragen.corpus.dataset import cycle_from_wave
+    from miragen.judge.features import to_cycle
+
+    rng = np.random.default_rng(5)
+    t32 = np.round(rng.integers(0, 16, 32)) / 7.5 - 1
+    held = np.repeat(t32, 8)
+    assert np.array_equal(hold(t32, 256), held)
+    assert np.array_equal(to_cycle(t32), held)
+    c = cycle_from_wave(t32, 256)
+    assert np.all(np.diff(c.reshape(32, 8), axis=1) == 0) and steps.depth(c) <= 16
+    page = np.frombuffer(cycle_to_pages(t32, 29411, 29411 * 8), np.uint8)
+    assert len(page) == 256 and np.all(np.diff(page.reshape(32, 8).astype(int), axis=1) == 0)
+    sine = np.sin(2 * np.pi * np.arange(32) / 32)
+    assert hold(sine, 256) is None and not np.allclose(np.diff(to_cycle(sine))[:7], 0)
+    assert hold(t32[:30], 256) is None  # 256 is not a multiple of 30
+    assert hold(t32, 32) is None and hold(np.repeat(t32, 16), 256) is None  # not longer

@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import FormatError
+from .levels import hold
 from .mirage8 import to_mirage8
 
 PAGE = limits.PAGE  # the Mirage's memory page (miragen.limits)
@@ -554,7 +555,8 @@ def cycle_to_pages(
     """One single cycle (float audio at ``rate`` Hz) → Mirage 8-bit, whole pages, ready to tile.
 
     The cycle lasts n = len·target_rate/rate samples at the target rate; it is resampled
-    periodically (:func:`periodic_resample`) to 256·k points, k = max(1, round(n/256)), then
+    periodically (:func:`periodic_resample`) to 256·k points, k = max(1, round(n/256)) (a stepped
+    cycle whose length divides 256·k is held instead: :func:`miragen.audio.levels.hold`), then
     quantised (:func:`miragen.audio.mirage8.to_mirage8`: DC removed, peak-normalised, no
     0x00, no fade). Tiled, every k pages repeat exactly and the last point leads into the first.
     Raises :class:`FormatError` when 256·k bytes exceed ``max_bytes``.
@@ -575,5 +577,7 @@ def cycle_to_pages(
             f"({PAGE * k:,} bytes); only {max_bytes:,} bytes are available "
             "(is it really a single cycle?)"
         )
-    y = periodic_resample(x, PAGE * k)
+    y = hold(x, PAGE * k)  # a short stepped cycle keeps its steps (audio/levels.py)
+    if y is None:
+        y = periodic_resample(x, PAGE * k)
     return to_mirage8(y, dither=dither, rng=rng).tobytes()

@@ -264,8 +264,10 @@ def load_cycle(
     A raw file taken byte for byte (see :func:`load_wave`) that is whole pages and fits is
     the cycle as it is. Anything else, a byte-for-byte file that is not whole pages included
     (at the target rate), is resampled periodically to 256·k points (k = max(1, round(n/256)),
-    n its length at the target rate) and quantised, never page-padded: tiling repeats the
-    cycle, not the padding (:func:`miragen.audio.loops.cycle_to_pages`).
+    n its length at the target rate; a short stepped cycle, such as a 32-point console wave table,
+    is held instead where 256·k is a whole multiple of its length: audio/levels.py) and
+    quantised, never page-padded: tiling repeats the cycle, not the padding
+    (:func:`miragen.audio.loops.cycle_to_pages`).
     """
     p = Path(path)
     x = None

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.io import RAW_SUFFIXES, read_audio
+from ..audio.levels import hold
 from ..audio.resample import SUPPORT_MARGIN_S, resample_head
 from ..errors import InputError, MiragenError
 from ..limits import HALF_BYTES, TARGET_RATE_MIN
@@ -133,7 +134,8 @@ KEEP_SECONDS = HALF_BYTES / TARGET_RATE_MIN + SUPPORT_MARGIN_S
 
 
 def cycle_from_wave(x: np.ndarray, cycle_len: int) -> np.ndarray:
-    """One single cycle → exactly ``cycle_len`` points, DC removed, peak 1 (periodic resampling)."""
+    """One single cycle → exactly ``cycle_len`` points, DC removed, peak 1 (periodic resampling;
+    a short stepped cycle whose length divides ``cycle_len`` is held: audio/levels.py)."""
     from scipy.signal import resample
 
     x = np.asarray(x, dtype=np.float64)
@@ -141,7 +143,10 @@ def cycle_from_wave(x: np.ndarray, cycle_len: int) -> np.ndarray:
         raise ValueError(
             f"{len(x)} samples is too long for a single cycle (at most {MAX_CYCLE_SOURCE})"
         )
-    if len(x) != cycle_len:
+    held = hold(x, cycle_len)
+    if held is not None:
+        x = held
+    elif len(x) != cycle_len:
         x = resample(x, cycle_len)
     x = x - x.mean()
     peak = np.max(np.abs(x)) if len(x) else 0.0

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..audio.levels import hold
 from ..errors import MiragenError
 
 CYCLE_LEN = 256
@@ -71,10 +72,14 @@ def check_kind(kind: str) -> str:
 
 
 def to_cycle(x: np.ndarray, length: int = CYCLE_LEN) -> np.ndarray:
-    """A single cycle of any length → ``length`` points (periodic, band-limited resampling)."""
+    """A single cycle of any length → ``length`` points (periodic, band-limited resampling; a
+    short stepped cycle whose length divides ``length`` is held instead: audio/levels.py)."""
     x = np.asarray(x, dtype=np.float64).ravel()
     if len(x) == length or len(x) == 0:
         return x.copy()
+    held = hold(x, length)
+    if held is not None:
+        return held
     spec = np.fft.rfft(x)
     half = length // 2 + 1
     out = np.zeros(half, dtype=complex)
