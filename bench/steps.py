@@ -21,7 +21,7 @@ The judge's ``stepped`` check on real sounds: for each bank whose cycles are mos
 ``--splits`` random 80/20 splits (the bench's), and how often the held-out 20 % fails the check
 against the 80 %, at its own size, and how often 64 sounds drawn from the whole bank fail it
 (what ``evaluate`` sees from a generator that draws stepped cycles as often as the bank has
-them). Files are ``.pcm`` (8-bit cycles) or ``.wav``.
+them). Any sound files ``miragen evaluate`` reads (``judge.sets.load_waves``).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
+from miragen.audio.levels import is_stepped
 from miragen.judge import steps
-from miragen.judge.features import to_cycle
+from miragen.judge.sets import load_waves
 
 N = 256
 
@@ -61,21 +61,10 @@ def folder(path: Path) -> dict:
     return {"folder": str(path), "cycles": len(rows), **med, "stepped": round(share, 3)}
 
 
-def _waves(path: Path) -> list[np.ndarray]:
-    out = []
-    for f in sorted(path.rglob("*")):
-        if f.suffix == ".pcm":
-            out.append(np.fromfile(f, np.uint8).astype(float) / 128 - 1)
-        elif f.suffix.lower() == ".wav":
-            x, _ = sf.read(f)
-            out.append(x.mean(axis=1) if x.ndim > 1 else x)
-    return [to_cycle(w) for w in out]  # at 256 points, as the judge reads them
-
-
 def calibrate(path: Path, splits: int, z: float = 1.645, gen: int = 64) -> dict:
     """How often a real held-out part fails the ``stepped`` check (see the module's help)."""
-    waves = _waves(path)
-    st = np.array([steps.is_stepped(w) for w in waves])
+    waves, _ = load_waves(path, "cycle", recursive=True)  # at 256 points, as the judge reads
+    st = np.array([is_stepped(w) for w in waves])
     row: dict = {
         "bank": path.name,
         "folder": str(path),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from miragen.audio.levels import grid, hold
+from miragen.audio.levels import depth, grid, hold, is_stepped
 from miragen.judge import steps
 from miragen.judge.metrics import evaluate
 
@@ -47,22 +47,22 @@ def smooth(rng: np.random.Generator) -> np.ndarray:
 def test_levels_depth_and_stepped_on_the_cycles_own_grid():
     rng = np.random.default_rng(0)
     pulse = np.where(np.arange(N) < 64, 0.8, -0.8)
-    assert levels(pulse) == 2 and steps.depth(pulse) == 2 and steps.is_stepped(pulse)
+    assert levels(pulse) == 2 and depth(pulse) == 2 and is_stepped(pulse)
     # loudness does not count: the same table at a tenth of the level has the same levels
     t = table(rng)
-    assert levels(t) == levels(t * 0.1) <= 16 and steps.is_stepped(t)
+    assert levels(t) == levels(t * 0.1) <= 16 and is_stepped(t)
     # a 4-bit table's grid has 16 points even where the table uses fewer of them
     full = np.repeat(np.r_[np.arange(16), np.arange(16)[::-1]], 8) / 7.5 - 1
     gappy = np.where(np.isclose(full, full[8 * 3]), full[8 * 4], full)  # one level left out
-    assert levels(gappy) == 15 and steps.depth(gappy) == 16
-    assert levels(smooth(rng)) > 100 and steps.depth(smooth(rng)) > 200
+    assert levels(gappy) == 15 and depth(gappy) == 16
+    assert levels(smooth(rng)) > 100 and depth(smooth(rng)) > 200
     # a band-limited pulse has few levels, but on the fine grid (its ripple): not stepped
     spec = np.fft.rfft(pulse)
     spec[40:] = 0
     soft_pulse = np.fft.irfft(spec, N)
-    assert levels(soft_pulse) <= 64 and steps.depth(soft_pulse) > 32
-    assert not steps.is_stepped(soft_pulse)
-    assert not steps.is_stepped(np.zeros(N))  # silence has one level: not a step
+    assert levels(soft_pulse) <= 64 and depth(soft_pulse) > 32
+    assert not is_stepped(soft_pulse)
+    assert not is_stepped(np.zeros(N))  # silence has one level: not a step
     assert steps.is_stepped_class([t, pulse, smooth(rng)])
     assert not steps.is_stepped_class([t, smooth(rng), smooth(rng)])
 
@@ -94,7 +94,7 @@ def test_the_steps_check_does_not_apply_to_a_smooth_bank():
     # pulses of 600 points are read at 256, as the features read them and the engine trains on
     # them: resampled, their edges ripple, so they are not a stepped class
     long = [np.where(np.arange(600) < d, 0.8, -0.8) for d in range(60, 540, 12)]
-    assert all(steps.is_stepped(p) for p in long)  # at their own length they are
+    assert all(is_stepped(p) for p in long)  # at their own length they are
     r = evaluate(gen, long[:30], long[30:], "cycle", power_probes=0)
     assert "stepped" not in r.metrics
 
@@ -168,7 +168,7 @@ def test_a_short_stepped_cycle_is_held_wherever_a_cycle_is_stretched(tmp_path):
     assert np.array_equal(hold(t32, 256), held)
     assert np.array_equal(to_cycle(t32), held)
     c = cycle_from_wave(t32, 256)
-    assert np.all(np.diff(c.reshape(32, 8), axis=1) == 0) and steps.depth(c) <= 16
+    assert np.all(np.diff(c.reshape(32, 8), axis=1) == 0) and depth(c) <= 16
     page = np.frombuffer(cycle_to_pages(t32, 29411, 29411 * 8), np.uint8)
     assert len(page) == 256 and np.all(np.diff(page.reshape(32, 8).astype(int), axis=1) == 0)
     sine = np.sin(2 * np.pi * np.arange(32) / 32)

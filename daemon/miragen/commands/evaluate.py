@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import config as configmod
 from ..engines.base import load_model
-from ..engines.generate import generate_to_folder, load_reference
+from ..engines.generate import REFERENCE, generate_to_folder
 from ..errors import MiragenError
 from ..judge.metrics import Thresholds, evaluate
 from ..judge.sets import load_waves
@@ -104,7 +104,7 @@ def _drawn(args: argparse.Namespace, model, train: list) -> list:
     folder has none."""
     n = args.n or MODEL_DRAWS
     cfg = configmod.load(args.config)
-    own = load_reference(args.model)
+    own = (Path(args.model) / REFERENCE).is_file()
     with tempfile.TemporaryDirectory(prefix="miragen-evaluate-") as tmp:
         res = generate_to_folder(
             model,

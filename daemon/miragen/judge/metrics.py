@@ -14,8 +14,8 @@ compares the two (docs/judge.md explains each figure and threshold).
 - precision / recall with k-NN manifolds (Kynkäänniemi et al. 2019, k = 3).
 - NDB/K (Richardson & Weiss 2018): k-means bins on T, a two-proportion z-test per bin.
 - Fréchet distance between Gaussians fitted to the features, after PCA on T.
-- stepped (cycles of a stepped class only, judge/steps.py): the share of stepped cycles (at most
-  32 levels on their own 8-bit grid), against T's.
+- stepped (cycles of a stepped class only, judge/steps.py): the share of stepped cycles (levels
+  on a grid of at most 32 points), against T's.
 
 Recall, NDB/K and the Fréchet distance depend on the size of the set, so G and H are compared
 at the same size: both are cut to ``m = min(|G|, |H|)`` by random draws (averaged over
@@ -725,12 +725,14 @@ def _steps(
     must be stepped about as often as T's (H's share is reported beside it)."""
     if kind != "cycle":
         return []
-    # read at 256 points, as the features read a cycle (and the engine trains on it)
-    g_w, t_w, h_w = ([to_cycle(w) for w in ws] for ws in (g_w, t_w, h_w))
-    if not steps.is_stepped_class(t_w):
+
+    def share(ws: list[np.ndarray]) -> float:  # read at 256 points, as the features read them
+        return steps.stepped_share([to_cycle(w) for w in ws])
+
+    t_share = share(t_w)
+    if t_share < steps.STEPPED_CLASS:
         return []
-    t_share = steps.stepped_share(t_w)
-    metrics["stepped"], baseline["stepped"] = steps.stepped_share(g_w), steps.stepped_share(h_w)
+    metrics["stepped"], baseline["stepped"] = share(g_w), share(h_w)
     limit, allowance = steps.steps_limit(t_share, len(g_w), th.z)
     ok = metrics["stepped"] >= limit - 1e-12
     rule = f"≥ T − {steps.STEPS_MARGIN:g}"

@@ -4,7 +4,7 @@ The judge reads a cycle at 256 points (``features.to_cycle``: a 600-point file i
 256-point one read as it is, a short stepped one held), as its features do and as the engine
 trains on it, and asks of it what audio/levels.py measures: its **depth**, the points of the
 uniform grid its levels sit on (a pulse 2, a 4-bit wave table 16, a smooth cycle about 255). A
-cycle of depth 2 to :data:`STEPPED_DEPTH` (5 bits or less) is **stepped**.
+cycle of depth 2 to ``audio.levels.STEPPED_DEPTH`` (5 bits or less) is **stepped**.
 
 The judge's features read a cycle through its first 48 harmonics and the quantiles of its values
 and band-limited slopes; none of them tells 12 hard levels from the same curve smoothed with a
@@ -25,16 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..audio.levels import STEPPED_DEPTH, depth, is_stepped
-
-__all__ = [
-    "STEPPED_DEPTH",
-    "depth",
-    "is_stepped",
-    "is_stepped_class",
-    "stepped_share",
-    "steps_limit",
-]
+from ..audio.levels import is_stepped
 
 STEPPED_CLASS = 0.5  # a class is stepped when at least this share of its cycles is
 STEPS_MARGIN = 0.1  # G's stepped share ≥ T's − this − the sampling allowance

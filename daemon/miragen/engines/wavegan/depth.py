@@ -32,8 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...judge import steps
+from ...audio.levels import STEPPED_DEPTH, depth
 from ...judge.features import cycle_features
+from ...judge.steps import STEPPED_CLASS
 
 MEDIAN_WIDTH = 7  # points of the circular median before quantising (module help)
 
@@ -58,10 +59,11 @@ class DepthTable:
     @classmethod
     def of_class(cls, waves: Sequence[np.ndarray]) -> "DepthTable | None":
         """The table of a class's training cycles, or None when the class is not stepped."""
-        if not steps.is_stepped_class(waves):
+        d = np.array([depth(w) for w in waves], dtype=np.int64)
+        d[(d < 2) | (d > STEPPED_DEPTH)] = 0  # not stepped
+        if not len(d) or np.mean(d > 0) < STEPPED_CLASS:
             return None
-        depths = [steps.depth(w) if steps.is_stepped(w) else 0 for w in waves]
-        return cls(cycle_features(list(waves)), np.array(depths, dtype=np.int64))
+        return cls(cycle_features(list(waves)), d)
 
     def apply(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         from scipy.ndimage import median_filter
