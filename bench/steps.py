@@ -17,11 +17,13 @@ a hundred levels and more travel, whatever its spectrum. One JSON line per folde
 
     .venv/bin/python bench/steps.py --calibrate BANK [BANK ...]
 
-The judge's ``stepped`` check on real sounds: for each bank whose cycles are mostly stepped,
-``--splits`` random 80/20 splits (the bench's), and how often the held-out 20 % fails the check
-against the 80 %, at its own size, and how often 64 sounds drawn from the whole bank fail it
-(what ``evaluate`` sees from a generator that draws stepped cycles as often as the bank has
-them). Any sound files ``miragen evaluate`` reads (``judge.sets.load_waves``).
+The judge's ``stepped`` check on real sounds: for each bank with stepped cycles, ``--splits``
+random 80/20 splits (the bench's), and how often the held-out 20 % fails the check against the
+80 %, at its own size, and how often 64 sounds drawn from the whole bank fail it (what
+``evaluate`` sees from a generator that draws stepped cycles as often as the bank has them),
+each counted on the splits where the check applies at that size (``steps.applies``). A bank
+with no stepped cycle gets ``"checked": false``. Any sound files ``miragen evaluate`` reads
+(``judge.sets.load_waves``).
 """
 
 from __future__ import annotations
@@ -71,26 +73,25 @@ def calibrate(path: Path, splits: int, z: float = 1.645, gen: int = 64) -> dict:
         "sounds": len(waves),
         "stepped": round(float(st.mean()), 3),
     }
-    if not steps.is_stepped_class(waves):
-        return {**row, "stepped_class": False}
+    if not st.any():
+        return {**row, "checked": False}
     rng = np.random.default_rng(0)
-    fails, fails_gen, judged = 0, 0, 0
+    judged = {"held_out": 0, f"as_{gen}": 0}
+    fails = dict.fromkeys(judged, 0)
     for _ in range(splits):
         p = rng.permutation(len(waves))
         t, h = p[: int(0.8 * len(p))], p[int(0.8 * len(p)) :]
-        if st[t].mean() < steps.STEPPED_CLASS:
-            continue  # on this split the training part is not a stepped class: no check
-        judged += 1
-        lim_h, _ = steps.steps_limit(st[t].mean(), len(h), z)
-        lim_g, _ = steps.steps_limit(st[t].mean(), gen, z)
-        fails += bool(st[h].mean() < lim_h - 1e-12)
-        fails_gen += bool(st[rng.choice(len(st), gen)].mean() < lim_g - 1e-12)
+        share = st[t].mean()
+        drawn = st[rng.choice(len(st), gen)]
+        for key, part in (("held_out", st[h]), (f"as_{gen}", drawn)):
+            if steps.applies(share, len(part), z):  # else no check on this split at that size
+                judged[key] += 1
+                fails[key] += bool(part.mean() < steps.steps_limit(share, len(part), z)[0] - 1e-12)
     return {
         **row,
-        "stepped_class": True,
-        "splits_judged": judged,
-        "held_out_fails": fails,
-        f"as_{gen}_fails": fails_gen,
+        "checked": True,
+        **{f"{k}_judged": v for k, v in judged.items()},
+        **{f"{k}_fails": v for k, v in fails.items()},
     }
 
 

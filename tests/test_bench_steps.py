@@ -50,12 +50,14 @@ def test_calibrate_counts_real_held_out_parts_failing_the_steps_check(tmp_path, 
         (soft / f"s{i}.pcm").write_bytes(bytes(np.clip(np.round(sine), 1, 255).astype(np.uint8)))
     assert st.main(["--calibrate", "--splits", "50", str(chip), str(soft)]) == 0
     a, b = (json.loads(line) for line in capsys.readouterr().out.splitlines())
-    assert a["stepped"] == 1.0 and a["splits_judged"] == 50
+    assert a["stepped"] == 1.0 and a["held_out_judged"] == a["as_64_judged"] == 50
     assert a["held_out_fails"] == 0 and a["as_64_fails"] == 0
-    assert b == {
-        "bank": "soft",
-        "folder": str(soft),
-        "sounds": 20,
-        "stepped": 0.0,
-        "stepped_class": False,
+    assert b == {"bank": "soft", "folder": str(soft), "sounds": 20, "stepped": 0.0} | {
+        "checked": False
     }
+    # a fifth stepped: at 64 draws the check applies, at the 4 held-out sounds it cannot fail
+    for i in range(5):
+        (soft / f"p{i}.pcm").write_bytes(bytes(np.where(t < (i + 1) / 7, 200, 56).astype(np.uint8)))
+    assert st.main(["--calibrate", "--splits", "50", str(soft)]) == 0
+    c = json.loads(capsys.readouterr().out)
+    assert c["stepped"] == 0.2 and c["held_out_judged"] == 0 and c["as_64_judged"] > 0

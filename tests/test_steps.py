@@ -1,7 +1,7 @@
 """Stepped cycles: their depth and the holding of a short one (audio/levels.py), the judge's
 ``stepped`` check (judge/steps.py), and the wavegan engine's depth stage
-(engines/wavegan/depth.py) that quantises a stepped class's draws to their nearest training
-cycle's depth."""
+(engines/wavegan/depth.py) that quantises a draw to its nearest training cycle's depth where
+that cycle is stepped."""
 
 from __future__ import annotations
 
@@ -63,8 +63,6 @@ def test_levels_depth_and_stepped_on_the_cycles_own_grid():
     assert levels(soft_pulse) <= 64 and depth(soft_pulse) > 32
     assert not is_stepped(soft_pulse)
     assert not is_stepped(np.zeros(N))  # silence has one level: not a step
-    assert steps.is_stepped_class([t, pulse, smooth(rng)])
-    assert not steps.is_stepped_class([t, smooth(rng), smooth(rng)])
 
 
 def test_a_stepped_bank_fails_blurred_draws_and_passes_real_ones():
@@ -99,6 +97,32 @@ def test_the_steps_check_does_not_apply_to_a_smooth_bank():
     assert "stepped" not in r.metrics
 
 
+def test_a_partly_stepped_class_is_checked_where_the_check_can_fail():
+    """A mixed folder with console waves in it: G must keep about T's share of stepped cycles
+    where a G with none would fall below the limit, and gets no check where it could not."""
+    rng = np.random.default_rng(6)
+
+    def bank(n: int, share: float, draw=table) -> list[np.ndarray]:
+        k = round(n * share)
+        return [draw(rng) for _ in range(k)] + [smooth(rng) for _ in range(n - k)]
+
+    train, held = bank(100, 0.3), bank(25, 0.3)
+    real = bank(64, 0.3)
+    blur = bank(64, 0.3, lambda r: blurred(table(r), r))
+    ok = evaluate(real, train, held, "cycle", power_probes=0)
+    bad = evaluate(blur, train, held, "cycle", power_probes=0)
+    assert ok.metrics["stepped"] == pytest.approx(0.3, abs=0.01) and "stepped" not in ok.failed
+    assert bad.metrics["stepped"] == 0.0 and "stepped" in bad.failed
+    check = next(c for c in bad.checks if c.name == "stepped")
+    assert check.limit == pytest.approx(steps.steps_limit(0.3, 64, 1.645)[0])
+    # a tenth stepped is too few for 64 draws to tell: no check, whatever G does
+    few = evaluate(blur, bank(100, 0.1), bank(25, 0.1), "cycle", power_probes=0)
+    assert "stepped" not in few.metrics
+    assert steps.applies(0.3, 64, 1.645) and not steps.applies(0.1, 64, 1.645)
+    assert steps.applies(0.16, 256, 1.645) and not steps.applies(0.16, 64, 1.645)
+    assert not steps.applies(0.0, 10_000, 1.645)
+
+
 def test_the_allowance_follows_the_binomial_spread_at_the_generators_size():
     lo64, a64 = steps.steps_limit(0.7, 64, 1.645)
     lo256, a256 = steps.steps_limit(0.7, 256, 1.645)
@@ -116,6 +140,10 @@ def test_the_depth_stage_quantises_a_draw_to_its_nearest_training_cycles_depth()
     t = DepthTable.of_class(pulse + tables + [smooth(rng) for _ in range(3)])
     assert t is not None and sorted(set(t.depths.tolist())) == [0, 2, 16]
     assert DepthTable.of_class([smooth(rng) for _ in range(5)]) is None
+    # a mostly smooth class with one console wave in it: a draw near that wave is stepped
+    few = DepthTable.of_class([smooth(rng) for _ in range(8)] + [pulse[1]])
+    assert few is not None and np.count_nonzero(few.depths) == 1
+    assert levels(few.apply([blurred(pulse[1], rng)])[0]) == 2
     draws = [blurred(pulse[1], rng), blurred(tables[0], rng), smooth(rng)]
     out = t.apply(draws)
     assert levels(out[0]) == 2 and levels(out[1]) <= 16
@@ -152,6 +180,24 @@ def test_a_model_of_a_stepped_class_draws_steps_and_keeps_its_table(tmp_path):
     again = load_model(tmp_path / "m")
     assert set(again.depth) == {"chip"}
     assert all(np.array_equal(a, b) for a, b in zip(again.sample(16, "chip", seed=1), chip))
+
+
+def test_the_saved_models_table_holds_every_training_cycle_the_internal_hold_out_too(tmp_path):
+    """The snapshot judge quantises with a table of the training part only; the saved model's
+    table also holds the internal hold-out (a draw near a held-out smooth cycle must not take a
+    stepped neighbour's depth)."""
+    pytest.importorskip("torch")
+    from miragen.corpus.dataset import Dataset
+    from miragen.engines.base import Budget
+    from miragen.engines.wavegan import WaveGANEngine
+
+    rng = np.random.default_rng(7)
+    mixed = [table(rng) for _ in range(8)] + [smooth(rng) for _ in range(32)]
+    ds = Dataset("cycle", 29411, {"mix": mixed}, {"mix": [f"m{i}" for i in range(40)]})
+    eng = WaveGANEngine(threads=1, eval_every=10, eval_samples=16, holdout=0.25)
+    model = eng.fit(ds, Budget(steps=2), None, tmp_path / "ck")
+    assert len(model.depth["mix"].depths) == 40
+    assert np.count_nonzero(model.depth["mix"].depths) == 8
 
 
 def test_a_short_stepped_cycle_is_held_wherever_a_cycle_is_stretched(tmp_path):

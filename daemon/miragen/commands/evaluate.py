@@ -33,9 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "one; the report says what slipped). The checks at the generator's size want about as "
         "many generated sounds as training sounds, and at least 64; an inconclusive report says "
         "about how many would do: --model MODEL -n N draws them as `miragen generate` does (the "
-        "configured gate, the postprocess) into a temporary folder and judges them. Cycles of a "
-        "stepped class (most of its training cycles on a grid of at most 32 levels: pulses, "
-        "console wave tables) are also checked for being stepped as often. docs/judge.md.",
+        "configured gate, the postprocess) into a temporary folder and judges them. Where enough "
+        "training cycles are stepped (on a grid of at most 32 levels: pulses, console wave "
+        "tables) for it to tell, generated cycles are also checked for being stepped as often. "
+        "docs/judge.md.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--gen", metavar="DIR", help="a folder of generated sounds")

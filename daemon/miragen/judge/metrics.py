@@ -14,8 +14,9 @@ compares the two (docs/judge.md explains each figure and threshold).
 - precision / recall with k-NN manifolds (Kynkäänniemi et al. 2019, k = 3).
 - NDB/K (Richardson & Weiss 2018): k-means bins on T, a two-proportion z-test per bin.
 - Fréchet distance between Gaussians fitted to the features, after PCA on T.
-- stepped (cycles of a stepped class only, judge/steps.py): the share of stepped cycles (levels
-  on a grid of at most 32 points), against T's.
+- stepped (cycles only, where T has enough stepped cycles for the check to fail at G's size;
+  judge/steps.py): the share of stepped cycles (levels on a grid of at most 32 points), against
+  T's.
 
 Recall, NDB/K and the Fréchet distance depend on the size of the set, so G and H are compared
 at the same size: both are cut to ``m = min(|G|, |H|)`` by random draws (averaged over
@@ -721,8 +722,9 @@ def _steps(
     metrics: dict[str, float],
     baseline: dict[str, float],
 ) -> list[Check]:
-    """The ``stepped`` check (judge/steps.py), for cycles of a stepped class only: G's cycles
-    must be stepped about as often as T's (H's share is reported beside it)."""
+    """The ``stepped`` check (judge/steps.py), for cycles of a class with enough stepped ones
+    that it can fail: G's cycles must be stepped about as often as T's (H's share is reported
+    beside it)."""
     if kind != "cycle":
         return []
 
@@ -730,7 +732,7 @@ def _steps(
         return steps.stepped_share([to_cycle(w) for w in ws])
 
     t_share = share(t_w)
-    if t_share < steps.STEPPED_CLASS:
+    if not steps.applies(t_share, len(g_w), th.z):
         return []
     metrics["stepped"], baseline["stepped"] = share(g_w), share(h_w)
     limit, allowance = steps.steps_limit(t_share, len(g_w), th.z)

@@ -1,13 +1,14 @@
-"""Hard steps for a stepped class: each generated cycle quantised to its nearest training
+"""Hard steps where a class has them: each generated cycle quantised to its nearest training
 cycle's depth.
 
-A class is stepped when most of its training cycles sit on a coarse grid of at most 32 levels
-(pulses, the 32-step 4-bit tables of 8-bit consoles, bit-crushed waves: judge/steps.py). The
-networks' upsampling convolutions make smooth curves; trained on such a class they draw its
-shapes but blur the steps into slopes with a little hiss (measured: bench/steps.py, 0.90 flat
-steps and 12 levels in the bank against 0.13 and 130 in the draws).
+A stepped cycle sits on a coarse grid of at most 32 levels (pulses, the 32-step 4-bit tables of
+8-bit consoles, bit-crushed waves: audio/levels.py). The networks' upsampling convolutions make
+smooth curves; trained on such cycles they draw their shapes but blur the steps into slopes
+with a little hiss (measured: bench/steps.py, 0.90 flat steps and 12 levels in the bank against
+0.13 and 130 in the draws).
 
-A stepped class's model therefore keeps, for each training cycle, its judge features and its
+The model of a class with any stepped training cycle (a console bank, or a mixed folder with a
+few console waves in it) therefore keeps, for each training cycle, its judge features and its
 depth (the points of the uniform grid its levels sit on; 0 when it is not stepped). A generated
 cycle takes the depth of its nearest training cycle in the judge's feature space, is cleared of
 its hiss by a circular median of :data:`MEDIAN_WIDTH` points (which keeps edges and any step or
@@ -34,7 +35,6 @@ import numpy as np
 
 from ...audio.levels import STEPPED_DEPTH, depth
 from ...judge.features import cycle_features
-from ...judge.steps import STEPPED_CLASS
 
 MEDIAN_WIDTH = 7  # points of the circular median before quantising (module help)
 
@@ -51,17 +51,18 @@ def quantise(x: np.ndarray, points: int) -> np.ndarray:
 
 @dataclass
 class DepthTable:
-    """One stepped class: the training cycles' judge features and depths (0: smooth)."""
+    """One class with stepped cycles: the training cycles' judge features and depths (0:
+    smooth)."""
 
     feats: np.ndarray  # (n, CYCLE_DIMS)
     depths: np.ndarray  # (n,) int
 
     @classmethod
     def of_class(cls, waves: Sequence[np.ndarray]) -> "DepthTable | None":
-        """The table of a class's training cycles, or None when the class is not stepped."""
+        """The table of a class's training cycles, or None when none of them is stepped."""
         d = np.array([depth(w) for w in waves], dtype=np.int64)
         d[(d < 2) | (d > STEPPED_DEPTH)] = 0  # not stepped
-        if not len(d) or np.mean(d > 0) < STEPPED_CLASS:
+        if not np.any(d > 0):
             return None
         return cls(cycle_features(list(waves)), d)
 

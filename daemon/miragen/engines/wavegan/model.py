@@ -42,7 +42,7 @@ class WaveGANModel(Model):
         # self-conditioning (modes.py): per class, [network label, weight] of each cluster
         self.modes = {c: [[int(a), float(b)] for a, b in v] for c, v in (modes or {}).items()}
         self.internal_rate = int(internal_rate)
-        # a stepped class (cycle mode): its draws quantised to their nearest training depth
+        # classes with stepped cycles (cycle mode): draws quantised to their nearest training depth
         self.depth = dict(depth or {})
         self.class_fracs = {c: list(v) for c, v in class_fracs.items()}
         super().__init__(mode, classes, lengths, rate, meta)

@@ -412,11 +412,23 @@ class Trainer:
             else np.zeros((len(self.prep.labels), 1))
         )
         self.modes = find_modes(self.prep.labels, feats, k_max, o.seed)
-        self.depth = {}  # a stepped class's depth table (depth.py), by class index
+        self._depth_tables(held)
+
+    def _depth_tables(self, held) -> None:
+        """Depth tables (depth.py) of the classes with stepped cycles, by class index: of the
+        training part for the snapshot judge's draws (``depth``), and of every training sound,
+        the internal hold-out too, for the model (``model_depth``: a draw takes its nearest
+        cycle's depth, and a table missing some of a class's smooth cycles sends draws near
+        them to a stepped one: on the synthesised mixed bank of seed 0, 0.35 of 512 draws came
+        out stepped with the hold-out left out of the table, 0.30 with it; T 0.22)."""
+        self.depth, self.model_depth = {}, {}
         for ci in range(0 if self.oneshot else len(self.classes)):
-            table = DepthTable.of_class(list(self.prep.waves[self.prep.labels == ci]))
-            if table is not None:
-                self.depth[ci] = table
+            part = list(self.prep.waves[self.prep.labels == ci])
+            rest = list(held.waves[held.labels == ci]) if held is not None else []
+            for out, waves in ((self.depth, part), (self.model_depth, part + rest)):
+                table = DepthTable.of_class(waves)
+                if table is not None:
+                    out[ci] = table
 
     def _build(self) -> None:
         o = self.opts
@@ -624,7 +636,7 @@ class Trainer:
             internal_rate=self.prep.internal_rate,
             class_fracs=self.class_fracs,
             modes=self._model_modes(),
-            depth={self.classes[ci]: t for ci, t in self.depth.items()},
+            depth={self.classes[ci]: t for ci, t in self.model_depth.items()},
         )
         model._g = self.g_ema
         return model
@@ -658,7 +670,7 @@ class Trainer:
             out[ci] = generate_internal(
                 self.g_ema, per_class_n, labels[0], fr, seed=1234 + ci, device=self.device
             )
-        for ci, table in self.depth.items():  # the saved model's draws are quantised alike
+        for ci, table in self.depth.items():  # quantised as the model's (of the part only)
             out[ci] = np.stack(table.apply(list(out[ci])))
         return out
 
