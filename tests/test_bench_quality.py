@@ -172,5 +172,10 @@ def test_user_path_judges_what_generate_then_evaluate_judge(shared_data, tmp_pat
     )  # fmt: skip
     theirs = json.loads(r.stdout)
     assert theirs["verdict"] == mine["verdict"] and theirs["failed"] == mine["failed"]
+    # the two read the training WAVs by different paths (the dataset's loader, the judge's
+    # load_waves), which agree but for rounding in the last bits, and that rounding varies with
+    # the CPU: on an AMD EPYC novelty differed by 1.2e-6 relative (within 1e-6 absolute on the
+    # machines before). A real difference (a sound read twice, another gate) moves these
+    # figures by far more than 1e-5.
     for k in ("recall", "precision", "novelty", "repeats"):
-        assert theirs["metrics"][k] == pytest.approx(mine["metrics"][k], abs=1e-6), k
+        assert theirs["metrics"][k] == pytest.approx(mine["metrics"][k], rel=1e-5, abs=1e-9), k
