@@ -52,8 +52,12 @@ def test_calibrate_counts_real_held_out_parts_failing_the_steps_check(tmp_path, 
     a, b = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert a["stepped"] == 1.0 and a["held_out_judged"] == a["as_64_judged"] == 50
     assert a["held_out_fails"] == 0 and a["as_64_fails"] == 0
-    assert b == {"bank": "soft", "folder": str(soft), "sounds": 20, "stepped": 0.0} | {
-        "checked": False
+    assert b == {
+        "bank": "soft",
+        "folder": str(soft),
+        "sounds": 20,
+        "stepped": 0.0,
+        "checked": False,
     }
     # a fifth stepped: at 64 draws the check applies, at the 4 held-out sounds it cannot fail
     for i in range(5):

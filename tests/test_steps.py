@@ -144,6 +144,7 @@ def test_the_depth_stage_quantises_a_draw_to_its_nearest_training_cycles_depth()
     few = DepthTable.of_class([smooth(rng) for _ in range(8)] + [pulse[1]])
     assert few is not None and np.count_nonzero(few.depths) == 1
     assert levels(few.apply([blurred(pulse[1], rng)])[0]) == 2
+    assert few.head(8) is None and few.head(9) is not None  # the first 8 are all smooth
     draws = [blurred(pulse[1], rng), blurred(tables[0], rng), smooth(rng)]
     out = t.apply(draws)
     assert levels(out[0]) == 2 and levels(out[1]) <= 16

@@ -49,4 +49,4 @@ def applies(train_share: float, n_gen: int, z: float) -> bool:
     """Whether the check can fail: a G of ``n_gen`` cycles with none stepped would fall below
     its limit (so a class with no stepped cycle, or a stepped share too small for G's size to
     tell, gets no check)."""
-    return train_share > 0 and steps_limit(train_share, n_gen, z)[0] > 1e-12
+    return steps_limit(train_share, n_gen, z)[0] > 1e-12

@@ -66,6 +66,12 @@ class DepthTable:
             return None
         return cls(cycle_features(list(waves)), d)
 
+    def head(self, n: int) -> "DepthTable | None":
+        """The table of the first ``n`` cycles only, or None when none of them is stepped."""
+        if not np.any(self.depths[:n] > 0):
+            return None
+        return DepthTable(self.feats[:n], self.depths[:n])
+
     def apply(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         from scipy.ndimage import median_filter
 

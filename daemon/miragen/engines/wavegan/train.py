@@ -425,10 +425,12 @@ class Trainer:
         for ci in range(0 if self.oneshot else len(self.classes)):
             part = list(self.prep.waves[self.prep.labels == ci])
             rest = list(held.waves[held.labels == ci]) if held is not None else []
-            for out, waves in ((self.depth, part), (self.model_depth, part + rest)):
-                table = DepthTable.of_class(waves)
-                if table is not None:
-                    out[ci] = table
+            table = DepthTable.of_class(part + rest)  # each cycle measured once
+            if table is None:
+                continue
+            self.model_depth[ci] = table
+            if (of_part := table.head(len(part))) is not None:
+                self.depth[ci] = of_part
 
     def _build(self) -> None:
         o = self.opts
