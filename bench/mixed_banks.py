@@ -135,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", help="work folder (default: OUT without its suffix, + '.work')")
     p.add_argument("--jobs", type=int, default=2, help="classes trained at a time")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--user-path",
+        action="store_true",
+        help="judge each class the musician's way too (bench/quality.py --user-path)",
+    )
     args = p.parse_args(argv)
     out = Path(args.out)
     work = Path(args.work) if args.work else out.with_suffix(".work")
@@ -151,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     ]  # fmt: skip
     for s in args.sets:
         cmd += ["--set", s]
+    if args.user_path:
+        cmd.append("--user-path")
     subprocess.run(cmd, check=True)
     quality = json.loads(out.with_suffix(".summary.json").read_text())
     summary = {"banks": banks, "seconds": args.seconds, "sorting": sorting, "quality": quality}

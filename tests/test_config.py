@@ -73,3 +73,10 @@ def test_cli_show_and_check(cli, tmp_path):
     r = cli("config", "show", "--config", str(good))
     assert b"rate = 22050" in r.stdout
     assert cli("config", "show", "--config", str(tmp_path / "missing.toml")).returncode == 2
+
+
+def test_sort_max_class_is_zero_or_a_class_that_can_be_split():
+    assert config.validate({"daemon": {"sort_max_class": 0}})["daemon"]["sort_max_class"] == 0
+    assert config.validate({"daemon": {"sort_max_class": 16}})["daemon"]["sort_max_class"] == 16
+    with pytest.raises(ConfigError, match=r"sort_max_class: must be ≥ 16 or 0: off \(got 5\)"):
+        config.validate({"daemon": {"sort_max_class": 5}})

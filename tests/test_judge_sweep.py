@@ -254,6 +254,69 @@ def test_cli_cluster_copies_never_moves(shared_data, tmp_path, cli):
     assert labels.returncode == 0 and labels.stdout.count(b"\tAKWF_") == 12
 
 
+def _blobs(spec: list[tuple[float, int]], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs in 2-D (spread 1) at (x, 0) with n points each; features and truth."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal((cx, 0.0), 1.0, (n, 2)) for cx, n in spec])
+    truth = np.concatenate([np.full(n, i) for i, (_, n) in enumerate(spec)])
+    return x, truth
+
+
+def test_auto_sorting_splits_a_class_larger_than_max_class():
+    """The silhouette over everything picks the broadest division (two near blobs against a far
+    one); a class over ``max_class`` is split again on its own members, and only then."""
+    from miragen.judge.cluster import cluster_features
+    from sklearn.metrics import adjusted_rand_score
+
+    x, truth = _blobs([(0.0, 100), (6.0, 100), (60.0, 50)])
+    whole = cluster_features(x, "auto")
+    assert whole.k == 2 and np.bincount(whole.labels).tolist() == [200, 50]
+    assert cluster_features(x, "auto", max_class=200).k == 2  # not larger: kept
+    split = cluster_features(x, "auto", max_class=160)
+    assert split.k == 3 and np.bincount(split.labels).tolist() == [100, 100, 50]
+    assert adjusted_rand_score(truth, split.labels) == 1.0
+    assert split.silhouette is not None and split.silhouette < whole.silhouette
+    assert split.scores == whole.scores  # the top level's choice, as before
+    assert cluster_features(x, 3, max_class=160).k == 3  # a number of classes is kept
+
+
+def test_the_parts_of_a_split_are_joined_again_while_they_fit():
+    """A split into three, of which two fit under ``max_class`` together: the nearest two are
+    joined again (a family sliced by k-means comes back whole where it fits)."""
+    from miragen.judge.cluster import cluster_features
+    from sklearn.metrics import adjusted_rand_score
+
+    x, truth = _blobs([(0.0, 60), (6.0, 60), (12.0, 80), (60.0, 50)])
+    res = cluster_features(x, "auto", max_class=160)
+    assert res.k == 3 and np.bincount(res.labels).tolist() == [120, 80, 50]
+    assert adjusted_rand_score(truth, res.labels) < 1.0  # not the four blobs
+    joined = np.where(truth == 1, 0, truth)  # the two nearest blobs as one
+    assert adjusted_rand_score(joined, res.labels) == 1.0
+
+
+def test_a_class_is_not_split_into_parts_under_the_smallest_class():
+    """A class over ``max_class`` whose every split leaves a part under MIN_SPLIT_CLASS stays
+    whole: no class of a handful of sounds, which no generator learns from."""
+    from miragen.judge.cluster import MIN_SPLIT_CLASS, cluster_features
+
+    n = 2 * MIN_SPLIT_CLASS - 2
+    x, _ = _blobs([(0.0, n), (60.0, n)])
+    res = cluster_features(x, "auto", max_class=MIN_SPLIT_CLASS)
+    assert res.k == 2 and np.bincount(res.labels).tolist() == [n, n]
+
+
+def test_cli_cluster_max_class_is_refused_where_it_means_nothing(shared_data, tmp_path, cli):
+    src = tmp_path / "few"
+    src.mkdir()
+    for f in sorted((shared_data / "pcm8" / "sin").glob("*.pcm"))[:4]:
+        shutil.copy(f, src / f.name)
+    r = cli("cluster", str(src), "--k", "2", "--max-class", "40")
+    assert r.returncode == 2 and b"--max-class applies to --k auto" in r.stderr
+    r = cli("cluster", str(src), "--max-class", "-1")
+    assert r.returncode == 2 and b"--max-class must be 0" in r.stderr
+    assert cli("cluster", str(src), "--max-class", "0").returncode == 0
+
+
 def test_parse_k():
     from miragen.errors import MiragenError
     from miragen.judge.cluster import parse_k

@@ -781,6 +781,31 @@ def test_a_mixed_pool_sorts_hits_into_one_shot_classes_of_their_own(tmp_path):
     assert all(not c.startswith("auto-hits-") for c in res["assign"].values())
 
 
+def test_the_sorting_splits_large_classes_as_configured(tmp_path, monkeypatch):
+    """daemon.sort_max_class reaches the clustering of every kind (0: never split)."""
+    from miragen.corpus.synth import default_corpus
+    from miragen.service import classing
+
+    seen = []
+    real = classing.cluster
+
+    def spy(waves, k, kind, **kw):
+        seen.append((kind, kw.get("max_class")))
+        return real(waves, k, kind, **kw)
+
+    monkeypatch.setattr(classing, "cluster", spy)
+    cfg = _cfg(tmp_path)
+    pool = [
+        _pool_file(tmp_path, f"{cls}{i}.wav", w, 29411)
+        for cls, waves in default_corpus(0, per_class=6).items()
+        for i, w in enumerate(waves)
+    ]
+    for value in (160, 0, 48):
+        cfg["daemon"]["sort_max_class"] = value
+        classing.cluster_pool(tmp_path, cfg, pool, [])
+        assert seen[-1] == ("cycle", value)
+
+
 def _pool_file(root: Path, name: str, wave: np.ndarray, rate: int) -> list[str]:
     import soundfile as sf
 

@@ -43,6 +43,18 @@ class Key:
     choices: tuple[Any, ...] | None = None
 
 
+def _zero_or(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    """``check``, with 0 allowed besides (0: off)."""
+
+    def zero_or(v: Any) -> str | None:
+        if v == 0:
+            return None
+        reason = check(v)
+        return None if reason is None else reason.replace(" (got", " or 0: off (got", 1)
+
+    return zero_or
+
+
 def _range(lo: float | None = None, hi: float | None = None) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         if isinstance(v, float) and not math.isfinite(v):
@@ -353,6 +365,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
             "auto-2, … (their one-shots into auto-hits-1, … when train.mode is cycle) by k-means "
             "once this many are waiting",
             _range(3, 100000),
+        ),
+        "sort_max_class": Key(
+            int,
+            160,
+            "a class the sorting finds with more sounds than this is split again on its own "
+            "sounds (k-means, best silhouette, no part under 16 sounds; parts joined again "
+            "while two fit); 0: never",
+            _zero_or(_range(16, 100000)),
         ),
     },
     "logging": {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import MiragenError
 from ..fsutil import atomic_copy
-from ..judge.cluster import cluster, parse_k
+from ..judge.cluster import SORT_MAX_CLASS, cluster, parse_k
 from ..judge.sets import guess_kind, read_folder, to_kind
 from ._args import seed, source_rate
 
@@ -26,7 +26,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--k",
         default="auto",
         metavar="auto|N",
-        help="number of classes, or 'auto' (best silhouette, 2..12)",
+        help="number of classes, or 'auto' (best silhouette, 2..12, large classes split again)",
+    )
+    p.add_argument(
+        "--max-class",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"with --k auto: split a class of more than N sounds again on its own sounds "
+        f"(default {SORT_MAX_CLASS}, as the daemon's sorting; 0: never)",
     )
     p.add_argument(
         "-o",
@@ -59,6 +67,11 @@ def class_name(label: int) -> str:
 
 def _cluster(args: argparse.Namespace) -> int:
     k = parse_k(args.k)
+    if args.max_class is not None and k != "auto":
+        raise MiragenError("--max-class applies to --k auto only (a number of classes is kept)")
+    if args.max_class is not None and args.max_class < 0:
+        raise MiragenError(f"--max-class must be 0 (never split) or more (got {args.max_class})")
+    max_class = SORT_MAX_CLASS if args.max_class is None else args.max_class
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise MiragenError(
@@ -68,7 +81,7 @@ def _cluster(args: argparse.Namespace) -> int:
     items = read_folder(args.dir, raw_rate=args.raw_rate, recursive=args.recursive)
     kind = guess_kind([len(x) for _, x, _ in items]) if args.kind == "auto" else args.kind
     waves = [to_kind(x, r, kind) for _, x, r in items]
-    res = cluster(waves, k, kind, seed=args.seed)
+    res = cluster(waves, k, kind, seed=args.seed, max_class=max_class)
     src = Path(args.dir)
     written: list[str] = []
     if out is not None:

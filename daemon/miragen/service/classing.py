@@ -120,7 +120,7 @@ def cluster_pool(
     for kind, g in sorted(groups.items()):
         if not any(sha is not None for sha in g.shas):
             continue  # only members of this kind: nothing new to sort
-        res = cluster(g.waves, "auto", kind)
+        res = cluster(g.waves, "auto", kind, max_class=int(cfg["daemon"]["sort_max_class"]))
         hits = kind == "oneshot" and cfg["train"]["mode"] != "oneshot"
         names = name_clusters(
             res.labels.tolist(), g.known, existing, AUTO_HITS_PREFIX if hits else AUTO_PREFIX
