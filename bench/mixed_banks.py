@@ -25,6 +25,9 @@ mixed cycles, one folder"). Banks with more files are drawn from more often, as 
         --draws mix160a:160:1,mix160b:160:2,mix300:300:3,mix60:60:4 --seconds 300 \
         --out bench-results/mixone.jsonl
 
+``--sort-max-class N`` sorts as the daemon does with ``daemon.sort_max_class = N`` (0: the
+silhouette's classes, never split again; the figures before stop 43).
+
 The last line printed (and ``OUT.summary.json``) is the summary: the sorting's figures and the
 quality bench's summary of the classes. Rerunning with the same ``--out`` resumes the classes not
 yet judged (the sorting is deterministic: seed 0).
@@ -66,9 +69,12 @@ def pour(folder: Path, banks: list[str], work: Path) -> dict[str, str]:
     return truth
 
 
-def sort_pool(work: Path, truth: dict[str, str]) -> dict:
-    """The daemon's sorting of the pool; the classes written as folders of links."""
+def sort_pool(work: Path, truth: dict[str, str], max_class: int | None = None) -> dict:
+    """The daemon's sorting of the pool (``max_class``: daemon.sort_max_class, None: the
+    default); the classes written as folders of links."""
     cfg = configmod.load(None)
+    if max_class is not None:
+        cfg["daemon"]["sort_max_class"] = max_class
     pool = [[hashlib.sha256(p.encode()).hexdigest(), p] for p in sorted(truth)]
     res = cluster_pool(work, cfg, pool, [])
     by_sha = {sha: path for sha, path in pool}
@@ -136,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="classes trained at a time")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument(
+        "--sort-max-class",
+        type=int,
+        metavar="N",
+        help="the sorting's daemon.sort_max_class (default: the configuration's; 0: never split)",
+    )
+    p.add_argument(
         "--user-path",
         action="store_true",
         help="judge each class the musician's way too (bench/quality.py --user-path)",
@@ -148,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         sorting = {"unsorted": draw_classes(Path(args.folder), banks, work)}
     else:
         banks = [b.strip() for b in args.banks.split(",") if b.strip()]
-        sorting = sort_pool(work, pour(Path(args.folder), banks, work))
+        sorting = sort_pool(work, pour(Path(args.folder), banks, work), args.sort_max_class)
     print(json.dumps({"sorting": sorting}), flush=True)
     cmd = [
         sys.executable, str(HERE / "quality.py"), "--folder", str(work / "classes"),
