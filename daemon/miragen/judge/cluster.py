@@ -8,9 +8,9 @@ on its own sounds (k by the best silhouette among the splits whose every part ke
 are then joined again, nearest first, while two together are not too large. The silhouette
 over a whole folder favours its broadest division: five synthesised families of single cycles
 (537 sounds) give k = 2, one class of 385 sounds holding four of them, which no generator
-trained in the issue's 300 s matches; split, they give 7 classes of 37–152 sounds, three of
-them slices of one family, and joined again 4 classes of 115–152 (docs/wavegan.md, "Sorting a
-big folder").
+trained in the issue's 300 s matches; split, they give 7 classes of 37–152 sounds, two or
+three of them slices of one family, and joined again 4 classes of 115–152 (docs/wavegan.md,
+"Stop 43: sorting a big folder").
 Labels are numbered by class size, largest first (ties: by first member), so the same
 material always gives the same names.
 """
@@ -120,7 +120,7 @@ def _join_parts(x: np.ndarray, labels: np.ndarray, max_class: int) -> np.ndarray
     until no two fit; labels renumbered 0, 1, … in first appearance order. The split that
     makes classes small enough can cut one family into pieces (k-means slices a broad family
     as readily as it separates two), and a slice's sounds are drawn with hard edges that a
-    generator spills over (docs/wavegan.md, "Sorting a big folder")."""
+    generator spills over (docs/wavegan.md, "Stop 43: sorting a big folder")."""
     labels = labels.copy()
     while True:
         ids = list(dict.fromkeys(labels.tolist()))
