@@ -366,6 +366,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
             "once this many are waiting",
             _range(3, 100000),
         ),
+        # 160: the largest mixed class measured to pass the judge in 300 s (docs/wavegan.md,
+        # "Stop 43: sorting a big folder"); `miragen cluster --max-class` takes this key's
+        # default and values
         "sort_max_class": Key(
             int,
             160,

@@ -6,11 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
+from .. import config as configmod
 from ..errors import MiragenError
 from ..fsutil import atomic_copy
-from ..judge.cluster import SORT_MAX_CLASS, cluster, parse_k
+from ..judge.cluster import cluster, parse_k
 from ..judge.sets import guess_kind, read_folder, to_kind
 from ._args import seed, source_rate
+
+_MAX_CLASS = configmod.SCHEMA["daemon"]["sort_max_class"]  # one default and range for both
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="N",
         help=f"with --k auto: split a class of more than N sounds again on its own sounds "
-        f"(default {SORT_MAX_CLASS}, as the daemon's sorting; 0: never)",
+        f"(default {_MAX_CLASS.default}, as the daemon's sorting, daemon.sort_max_class; "
+        "0: never)",
     )
     p.add_argument(
         "-o",
@@ -69,9 +73,11 @@ def _cluster(args: argparse.Namespace) -> int:
     k = parse_k(args.k)
     if args.max_class is not None and k != "auto":
         raise MiragenError("--max-class applies to --k auto only (a number of classes is kept)")
-    if args.max_class is not None and args.max_class < 0:
-        raise MiragenError(f"--max-class must be 0 (never split) or more (got {args.max_class})")
-    max_class = SORT_MAX_CLASS if args.max_class is None else args.max_class
+    max_class = _MAX_CLASS.default if args.max_class is None else args.max_class
+    if (reason := _MAX_CLASS.check(max_class)) is not None:
+        raise MiragenError(
+            f"--max-class must be 0 (never split) or a size daemon.sort_max_class takes: {reason}"
+        )
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise MiragenError(

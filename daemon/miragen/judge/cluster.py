@@ -29,9 +29,6 @@ from .features import ONESHOT_RATE, features
 log = logging.getLogger(__name__)
 
 AUTO_MAX_K = 12
-# a sorted class larger than this is split again (the daemon's default, daemon.sort_max_class):
-# the largest mixed class measured to pass the judge in 300 s is 160 cycles (docs/wavegan.md)
-SORT_MAX_CLASS = 160
 MIN_SPLIT_CLASS = 16  # no part of a class split again is smaller (daemon.unsorted_min's default)
 
 
@@ -117,7 +114,7 @@ def _split_large(x: np.ndarray, labels: np.ndarray, max_class: int, seed: int) -
 def _join_parts(x: np.ndarray, labels: np.ndarray, max_class: int) -> np.ndarray:
     """Join the two classes of ``labels`` nearest by Ward's distance (the rise in the sum of
     squares that joining them costs) whose members together are at most ``max_class``, again
-    until no two fit; labels renumbered 0, 1, … in first appearance order. The split that
+    until no two fit; labels renumbered 0, 1, …. The split that
     makes classes small enough can cut one family into pieces (k-means slices a broad family
     as readily as it separates two), and a slice's sounds are drawn with hard edges that a
     generator spills over (docs/wavegan.md, "Stop 43: sorting a big folder")."""
@@ -133,8 +130,7 @@ def _join_parts(x: np.ndarray, labels: np.ndarray, max_class: int) -> np.ndarray
             if n[a] + n[b] <= max_class
         ]
         if not pairs:
-            order = {v: i for i, v in enumerate(ids)}
-            return np.array([order[v] for v in labels.tolist()], dtype=int)
+            return np.unique(labels, return_inverse=True)[1]
         _, a, b = min(pairs)
         labels[labels == b] = a
 
